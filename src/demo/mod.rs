@@ -1,0 +1,82 @@
+//! `mlmon demo`: an example model server, the sidecar in front of it, and a synthetic
+//! client whose inputs drift after a while — everything in this one binary.
+
+pub mod model;
+pub mod traffic;
+
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::cli::DemoArgs;
+use crate::config::{Config, Overrides};
+use crate::error::StartError;
+use crate::shutdown;
+
+/// The configuration the demo sidecar runs with: short windows so drift shows quickly.
+pub fn demo_config(args: &DemoArgs, upstream: &str) -> Result<Config, StartError> {
+    let overrides = Overrides {
+        listen: Some(args.listen.clone()),
+        upstream: Some(upstream.to_string()),
+        admin_listen: Some(args.admin_listen.clone()),
+        baseline_files: Vec::new(),
+        model: Some(model::MODEL.to_string()),
+    };
+    let mut cfg = Config::load_from(None, &overrides, std::iter::empty())?;
+    cfg.drift.window = Duration::from_secs(60);
+    cfg.drift.interval = Duration::from_secs(2);
+    cfg.sla.latency = Duration::from_millis(50);
+    Ok(cfg)
+}
+
+/// Runs the demo until Ctrl-C or `--duration`.
+pub async fn run(args: DemoArgs) -> Result<(), StartError> {
+    let model_listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| StartError::Other(format!("demo model server: cannot listen: {e}")))?;
+    let model_addr = model_listener
+        .local_addr()
+        .map_err(|e| StartError::Other(format!("demo model server: {e}")))?;
+    // Stopped last, after the traffic and the sidecar, so no request meets a dead model.
+    let (model_trigger, model_stop) = shutdown::channel();
+    let model_task = tokio::spawn(model::serve(model_listener, model_stop));
+    let (trigger, stop) = shutdown::channel();
+
+    let cfg = demo_config(&args, &format!("http://{model_addr}"))?;
+    let running = crate::server::start(cfg).await?;
+    let proxy = format!("http://{}", running.proxy_addr);
+    let admin = format!("http://{}", running.admin_addr);
+    println!("mlmon demo is running");
+    println!("  model server (direct):  http://{model_addr}/v2/models/{}/infer", model::MODEL);
+    println!("  proxy (send traffic):   {proxy}/v2/models/{}/infer", model::MODEL);
+    println!("  metrics:                {admin}/metrics");
+    println!("  models API:             {admin}/api/v1/models");
+    println!(
+        "  drift starts after {}s of traffic at {} requests/s; Ctrl-C to stop",
+        args.drift_after, args.rps
+    );
+    let traffic = tokio::spawn(traffic::run(
+        proxy,
+        args.rps,
+        Duration::from_secs(args.drift_after),
+        stop.clone(),
+    ));
+
+    match args.duration {
+        Some(secs) => {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(secs)) => {}
+                _ = shutdown::os_signal() => {}
+            }
+        }
+        None => shutdown::os_signal().await,
+    }
+    trigger.fire();
+    let _ = traffic.await;
+    running.shutdown();
+    running.wait().await;
+    model_trigger.fire();
+    let _ = model_task.await;
+    println!("mlmon demo stopped");
+    Ok(())
+}

@@ -1,0 +1,127 @@
+//! The demo's synthetic client: credit applications from a fixed distribution that shifts
+//! after `drift_after` (lower incomes, higher debt, more applicants from the south).
+
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, LogNormal, Normal};
+use serde_json::{json, Value};
+
+use super::model::MODEL;
+
+/// One synthetic applicant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applicant {
+    /// Yearly income.
+    pub income: f64,
+    /// Age in years.
+    pub age: f64,
+    /// Debt-to-income ratio.
+    pub debt_ratio: f64,
+    /// Open credit accounts.
+    pub num_accounts: f64,
+    /// Region.
+    pub region: &'static str,
+}
+
+/// Draws applicants; `drifted` selects the shifted distribution.
+#[derive(Debug)]
+pub struct Generator {
+    rng: StdRng,
+}
+
+impl Generator {
+    /// A seeded generator.
+    pub fn new(seed: u64) -> Self {
+        Generator {
+            rng: StdRng::seed_from_u64(seed),
+        }
+    }
+
+    /// One applicant.
+    pub fn applicant(&mut self, drifted: bool) -> Applicant {
+        let (income_mu, debt_mean, south) = if drifted {
+            (10.55_f64, 0.5_f64, 0.55_f64)
+        } else {
+            (10.9_f64, 0.35, 0.25)
+        };
+        let income = LogNormal::new(income_mu, 0.35)
+            .map(|d| d.sample(&mut self.rng))
+            .unwrap_or(55_000.0);
+        let age = Normal::new(40.0_f64, 11.0)
+            .map(|d| d.sample(&mut self.rng))
+            .unwrap_or(40.0)
+            .clamp(18.0, 90.0)
+            .round();
+        let debt_ratio = Normal::new(debt_mean as f64, 0.15)
+            .map(|d| d.sample(&mut self.rng))
+            .unwrap_or(debt_mean)
+            .clamp(0.0, 2.0);
+        let num_accounts = (self.rng.random::<f64>() * 8.0).floor() + 1.0;
+        let u: f64 = self.rng.random();
+        let rest = (1.0 - south) / 3.0;
+        let region = if u < south {
+            "south"
+        } else if u < south + rest {
+            "north"
+        } else if u < south + 2.0 * rest {
+            "east"
+        } else {
+            "west"
+        };
+        Applicant {
+            income: income.round(),
+            age,
+            debt_ratio,
+            num_accounts,
+            region,
+        }
+    }
+
+    /// An Open Inference Protocol request for a batch of applicants.
+    pub fn batch(&mut self, size: usize, drifted: bool) -> Value {
+        let rows: Vec<Applicant> = (0..size).map(|_| self.applicant(drifted)).collect();
+        let col = |f: fn(&Applicant) -> f64| -> Vec<f64> { rows.iter().map(f).collect() };
+        json!({
+            "inputs": [
+                { "name": "income", "shape": [size], "datatype": "FP64", "data": col(|a| a.income) },
+                { "name": "age", "shape": [size], "datatype": "FP64", "data": col(|a| a.age) },
+                { "name": "debt_ratio", "shape": [size], "datatype": "FP64", "data": col(|a| a.debt_ratio) },
+                { "name": "num_accounts", "shape": [size], "datatype": "FP64", "data": col(|a| a.num_accounts) },
+                { "name": "region", "shape": [size], "datatype": "BYTES", "data": rows.iter().map(|a| a.region).collect::<Vec<_>>() },
+            ]
+        })
+    }
+}
+
+/// Sends traffic to `proxy` at `rps` until `stop` resolves; drift starts after `drift_after`.
+pub async fn run(proxy: String, rps: f64, drift_after: Duration, mut stop: crate::shutdown::Shutdown) {
+    let client = reqwest::Client::new();
+    let url = format!("{proxy}/v2/models/{MODEL}/infer");
+    let mut gen = Generator::new(42);
+    let start = tokio::time::Instant::now();
+    let period = Duration::from_secs_f64(1.0 / rps.max(0.1));
+    let mut tick = tokio::time::interval(period);
+    let mut announced = false;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait() => return,
+        }
+        let drifted = start.elapsed() >= drift_after;
+        if drifted && !announced {
+            announced = true;
+            tracing::info!("demo traffic now drifts: lower incomes, higher debt ratios, more applicants from the south");
+        }
+        let size = 1 + (gen.rng.random::<u32>() % 4) as usize;
+        let body = gen.batch(size, drifted);
+        let client = client.clone();
+        let url = url.clone();
+        tokio::spawn(async move {
+            if let Err(e) = client.post(&url).json(&body).send().await {
+                tracing::debug!(error = %e, "demo request failed");
+            }
+        });
+    }
+}

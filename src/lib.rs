@@ -1,0 +1,43 @@
+//! mlmon — ML Model Monitor Pro.
+//!
+//! A sidecar that sits beside an ML model server, transparently proxies its inference
+//! traffic and turns what it sees into Prometheus metrics: latency and SLA, data drift,
+//! data quality, anomalies and model performance.
+//!
+//! Data flows one way:
+//!
+//! ```text
+//! client ─▶ proxy (tee bodies) ─▶ model server
+//!              │ CapturedExchange, try_send (never blocks; drops are counted)
+//!              ▼
+//!          bounded queue ─▶ pipeline (parse payloads, per-model analyses) ─▶ metrics / API
+//! ```
+//!
+//! Layout:
+//! - [`cli`]: the command line (`serve`, `baseline`, `drift`, `check-config`, `demo`).
+//! - [`config`]: configuration (file, `MLMON_` environment, flags) and its validation.
+//! - [`record`]: the neutral records passed from the proxy to the analyses.
+//! - [`proxy`]: the reverse proxy, the body tee and the upstream client.
+//! - [`payload`]: one adapter per wire protocol, turning bodies into rows and predictions.
+//! - [`pipeline`]: the consumer of the capture queue, feeding the analyses.
+//! - [`latency`]: sliding latency windows for the quantile gauges and the SLA.
+//! - [`metrics`]: Prometheus registration and exposition.
+//! - [`api`]: the admin HTTP server (`/metrics`, `/healthz`, `/readyz`, `/api/v1/...`).
+//! - [`server`]: wiring of all of the above for `mlmon serve`.
+//! - [`demo`]: the built-in example model server and traffic generator.
+//! - [`shutdown`]: signal handling and graceful drain.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod latency;
+pub mod metrics;
+pub mod payload;
+pub mod pipeline;
+pub mod proxy;
+pub mod record;
+pub mod server;
+pub mod shutdown;

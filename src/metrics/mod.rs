@@ -1,0 +1,171 @@
+//! Prometheus metrics: one group struct per area, each built by `register(registry)`.
+//!
+//! Exposition: prometheus-client encodes OpenMetrics; [`encode`] serves that to scrapers
+//! that ask for `application/openmetrics-text` and converts it to the Prometheus text
+//! format 0.0.4 for everyone else (curl, older Prometheus, most tools).
+
+pub mod labels;
+pub mod process;
+pub mod proxy;
+
+use std::sync::Arc;
+
+use prometheus_client::registry::Registry;
+
+pub use proxy::ProxyMetrics;
+
+/// Content type of the OpenMetrics text exposition.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// Content type of the Prometheus text exposition.
+pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Every metric group, and the registry they are registered in.
+#[derive(Debug)]
+pub struct Metrics {
+    /// The registry encoded at `/metrics`.
+    pub registry: Registry,
+    /// Proxy traffic, latency and capture.
+    pub proxy: Arc<ProxyMetrics>,
+}
+
+impl Metrics {
+    /// Registers every group. `build_version` goes into `mlmon_build_info{version}`.
+    pub fn new(build_version: &str) -> Metrics {
+        let mut registry = Registry::default();
+        let mlmon = registry.sub_registry_with_prefix("mlmon");
+        let proxy = Arc::new(ProxyMetrics::register(mlmon, build_version));
+        // Unprefixed: process_* names are the same in every Prometheus client.
+        registry.register_collector(Box::new(process::ProcessCollector::new()));
+        Metrics { registry, proxy }
+    }
+
+    /// Encodes the registry for a scraper sending `accept`.
+    /// Returns the body and its content type.
+    pub fn encode(&self, accept: Option<&str>) -> (String, &'static str) {
+        let mut out = String::with_capacity(16 * 1024);
+        // Writing into a String cannot fail; an error here would be a bug in an encoder,
+        // and an empty exposition is the honest answer to it.
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        if wants_openmetrics(accept) {
+            (out, OPENMETRICS_CONTENT_TYPE)
+        } else {
+            (openmetrics_to_prometheus(&out), PROMETHEUS_CONTENT_TYPE)
+        }
+    }
+}
+
+/// Whether an `Accept` header prefers OpenMetrics (as Prometheus sends it when
+/// OpenMetrics scraping is on) over the classic text format.
+pub fn wants_openmetrics(accept: Option<&str>) -> bool {
+    let Some(accept) = accept else { return false };
+    let mut best_om = -1.0_f64;
+    let mut best_text = -1.0_f64;
+    for part in accept.split(',') {
+        let mut fields = part.split(';');
+        let media = fields.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = fields
+            .filter_map(|f| f.trim().strip_prefix("q="))
+            .find_map(|q| q.trim().parse::<f64>().ok())
+            .unwrap_or(1.0);
+        if media == "application/openmetrics-text" {
+            best_om = best_om.max(q);
+        } else if media == "text/plain" || media == "*/*" {
+            best_text = best_text.max(q);
+        }
+    }
+    best_om > 0.0 && best_om >= best_text
+}
+
+/// Converts an OpenMetrics text exposition into the Prometheus 0.0.4 text format:
+/// counters are declared under their `_total` sample name, `info` becomes `gauge`,
+/// `unknown` becomes `untyped`, and `# UNIT` / `# EOF` lines are dropped.
+pub fn openmetrics_to_prometheus(om: &str) -> String {
+    let mut out = String::with_capacity(om.len());
+    let mut counters = std::collections::HashSet::new();
+    for line in om.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            if let Some((name, ty)) = rest.split_once(' ') {
+                if ty == "counter" {
+                    counters.insert(name.to_string());
+                }
+            }
+        }
+    }
+    for line in om.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            match rest.split_once(' ') {
+                Some((name, "counter")) => {
+                    out.push_str(&format!("# TYPE {name}_total counter\n"));
+                }
+                Some((name, "info")) => out.push_str(&format!("# TYPE {name}_info gauge\n")),
+                Some((name, "unknown")) => out.push_str(&format!("# TYPE {name} untyped\n")),
+                _ => {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            if let Some((name, help)) = rest.split_once(' ') {
+                if counters.contains(name) {
+                    out.push_str(&format!("# HELP {name}_total {help}\n"));
+                    continue;
+                }
+            }
+        }
+        if line.starts_with('#') {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        }
+        // Samples: drop `_created` series and exemplars, which 0.0.4 cannot carry.
+        let sample = match line.find(" # {") {
+            Some(i) => &line[..i],
+            None => line,
+        };
+        let name_end = sample.find(['{', ' ']).unwrap_or(sample.len());
+        if sample[..name_end].ends_with("_created") && counters.contains(sample[..name_end].trim_end_matches("_created")) {
+            continue;
+        }
+        out.push_str(sample);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_negotiation() {
+        assert!(!wants_openmetrics(None));
+        assert!(!wants_openmetrics(Some("*/*")));
+        assert!(!wants_openmetrics(Some("text/plain;version=0.0.4")));
+        assert!(wants_openmetrics(Some(
+            "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+        )));
+        assert!(!wants_openmetrics(Some(
+            "application/openmetrics-text;q=0.2,text/plain;q=0.9"
+        )));
+    }
+
+    #[test]
+    fn conversion_declares_counters_by_sample_name() {
+        let om = "# HELP mlmon_requests Proxied requests.\n# TYPE mlmon_requests counter\nmlmon_requests_total{model=\"m\",code=\"2xx\"} 3\n# HELP mlmon_request_duration_seconds Latency.\n# TYPE mlmon_request_duration_seconds histogram\n# UNIT mlmon_request_duration_seconds seconds\nmlmon_request_duration_seconds_sum 0.1\n# EOF\n";
+        let text = openmetrics_to_prometheus(om);
+        assert!(text.contains("# TYPE mlmon_requests_total counter\n"));
+        assert!(text.contains("# HELP mlmon_requests_total Proxied requests.\n"));
+        assert!(text.contains("mlmon_requests_total{model=\"m\",code=\"2xx\"} 3\n"));
+        assert!(!text.contains("# EOF"));
+        assert!(!text.contains("# UNIT"));
+        assert!(text.contains("# TYPE mlmon_request_duration_seconds histogram\n"));
+    }
+}

@@ -1,0 +1,146 @@
+//! The consumer side of the capture queue: parses payloads off the request path and feeds
+//! the per-model analyses. One task drains the queue; nothing here can slow the proxy.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::mpsc;
+
+use crate::metrics::labels::{ModelLabels, ModelReasonLabels};
+use crate::metrics::ProxyMetrics;
+use crate::payload::{self, PayloadConfig};
+use crate::record::{CapturedExchange, ParsedExchange};
+
+/// Something that consumes parsed exchanges (the analyses).
+pub trait Sink: Send + Sync + 'static {
+    /// Feature order known for `model` (from its baseline), to name unnamed columns.
+    fn feature_order(&self, model: &str) -> Vec<String>;
+    /// One parsed exchange of `model`.
+    fn observe(&self, model: &str, exchange: &Observation<'_>);
+}
+
+/// A parsed exchange with its context, as given to a [`Sink`].
+#[derive(Debug)]
+pub struct Observation<'a> {
+    /// Model version when known.
+    pub version: Option<&'a str>,
+    /// Request id (to join ground truth later).
+    pub request_id: &'a str,
+    /// When the request arrived.
+    pub received_at: SystemTime,
+    /// Rows and predictions.
+    pub parsed: &'a ParsedExchange,
+}
+
+/// A sink that does nothing (no analyses configured).
+#[derive(Debug, Default)]
+pub struct NoSink;
+
+impl Sink for NoSink {
+    fn feature_order(&self, _model: &str) -> Vec<String> {
+        Vec::new()
+    }
+    fn observe(&self, _model: &str, _exchange: &Observation<'_>) {}
+}
+
+/// Parses captured exchanges and feeds a sink.
+pub struct Pipeline {
+    payload: PayloadConfig,
+    metrics: Arc<ProxyMetrics>,
+    sink: Arc<dyn Sink>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("payload", &self.payload)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pipeline {
+    /// A pipeline parsing with `payload` settings into `sink`.
+    pub fn new(payload: PayloadConfig, metrics: Arc<ProxyMetrics>, sink: Arc<dyn Sink>) -> Self {
+        Pipeline {
+            payload,
+            metrics,
+            sink,
+        }
+    }
+
+    /// Drains the queue until every sender is gone.
+    pub async fn run(self: Arc<Self>, mut rx: mpsc::Receiver<CapturedExchange>) {
+        while let Some(ex) = rx.recv().await {
+            self.process(&ex);
+        }
+    }
+
+    /// Handles one captured exchange.
+    pub fn process(&self, ex: &CapturedExchange) {
+        // Failed requests say nothing about the model's inputs or outputs.
+        if !ex.status.is_some_and(|s| (200..300).contains(&s)) {
+            return;
+        }
+        let Some(request) = ex.request_body.as_deref() else {
+            return;
+        };
+        let response = ex
+            .response_body
+            .as_deref()
+            .filter(|_| is_json_or_unknown(ex.response_content_type.as_deref()));
+        let order = self.sink.feature_order(&ex.model);
+        match payload::parse(&self.payload, &ex.path, request, response, &order) {
+            Ok(parsed) => self.ingest(&ex.model, &Observation {
+                version: ex.version.as_deref(),
+                request_id: &ex.request_id,
+                received_at: ex.received_at,
+                parsed: &parsed,
+            }),
+            Err(e) => {
+                tracing::debug!(model = %ex.model, reason = e.reason(), error = %e, "payload not understood");
+                self.metrics
+                    .payload_errors
+                    .get_or_create(&ModelReasonLabels {
+                        model: ex.model.clone(),
+                        reason: e.reason(),
+                    })
+                    .inc();
+            }
+        }
+    }
+
+    /// Counts predictions and hands an already parsed exchange to the analyses; the
+    /// ingestion API uses this for predictions the proxy did not see.
+    pub fn ingest(&self, model: &str, obs: &Observation<'_>) {
+        let rows = obs.parsed.predictions.len().max(obs.parsed.rows.len());
+        if rows > 0 {
+            let labels = ModelLabels {
+                model: model.to_string(),
+            };
+            self.metrics
+                .predictions
+                .get_or_create(&labels)
+                .inc_by(rows as u64);
+            let ts = obs
+                .received_at
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0);
+            let g = self.metrics.last_prediction.get_or_create(&labels);
+            if ts > g.get() {
+                g.set(ts);
+            }
+        }
+        self.sink.observe(model, obs);
+    }
+}
+
+fn is_json_or_unknown(content_type: Option<&str>) -> bool {
+    match content_type {
+        None => true,
+        Some(ct) => {
+            let ct = ct.to_ascii_lowercase();
+            ct.contains("json") || ct.starts_with("text/plain")
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! Wiring for `mlmon serve`: binds the proxy and admin listeners, starts the capture
+//! pipeline and the periodic refresh, and drains everything on shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::config::Config;
+use crate::error::StartError;
+use crate::latency::LatencyWindows;
+use crate::metrics::labels::ModelQuantileLabels;
+use crate::metrics::Metrics;
+use crate::pipeline::{NoSink, Pipeline, Sink};
+use crate::proxy::model_id::ModelNames;
+use crate::proxy::Proxy;
+use crate::record::CapturedExchange;
+use crate::shutdown::{self, Shutdown, Trigger};
+
+/// State shared by the admin API, the pipeline and the refresh task.
+#[derive(Debug)]
+pub struct AppState {
+    /// The configuration in force.
+    pub config: Arc<Config>,
+    /// Metric groups and their registry.
+    pub metrics: Metrics,
+    /// Latency windows per model.
+    pub latency: Arc<LatencyWindows>,
+    /// Model names seen so far (bounded).
+    pub names: Arc<ModelNames>,
+    /// The capture pipeline (the ingestion API feeds it too).
+    pub pipeline: Arc<Pipeline>,
+    /// Weak handle on the capture queue, to export its length.
+    queue: mpsc::WeakSender<CapturedExchange>,
+}
+
+impl AppState {
+    /// Recomputes the window gauges (also run every `drift.interval`).
+    pub fn refresh(&self) {
+        let m = &self.metrics.proxy;
+        for model in self.latency.models() {
+            let Some(s) = self.latency.summary(&model, self.config.sla.quantile) else {
+                continue;
+            };
+            for (quantile, v) in [("0.5", s.p50), ("0.95", s.p95), ("0.99", s.p99)] {
+                m.latency_quantiles
+                    .get_or_create(&ModelQuantileLabels {
+                        model: model.clone(),
+                        quantile,
+                    })
+                    .set(v);
+            }
+        }
+        if let Some(tx) = self.queue.upgrade() {
+            m.queue_length
+                .set((tx.max_capacity() - tx.capacity()) as i64);
+        }
+    }
+
+    /// Whether a TCP connection to the upstream succeeds within `timeout`.
+    pub async fn upstream_reachable(&self, timeout: Duration) -> bool {
+        let Ok(uri) = self.config.upstream_uri() else {
+            return false;
+        };
+        let Some(auth) = uri.authority() else {
+            return false;
+        };
+        let port = auth.port_u16().unwrap_or(80);
+        let addr = format!("{}:{port}", auth.host().trim_start_matches('[').trim_end_matches(']'));
+        matches!(
+            tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// Whether every configured baseline is loaded.
+    pub fn baselines_loaded(&self) -> bool {
+        true
+    }
+
+    /// Models seen so far, sorted.
+    pub fn model_names(&self) -> Vec<String> {
+        let mut names = self.names.names();
+        names.sort();
+        names
+    }
+
+    /// A JSON summary of one model for the API.
+    pub fn model_summary(&self, model: &str) -> serde_json::Value {
+        let latency = self.latency.summary(model, self.config.sla.quantile);
+        json!({
+            "model": model,
+            "latency": latency,
+            "sla": {
+                "latency_seconds": self.config.sla.latency.as_secs_f64(),
+                "quantile": self.config.sla.quantile,
+            },
+        })
+    }
+}
+
+/// A started sidecar.
+#[derive(Debug)]
+pub struct Running {
+    /// Where the proxy listens.
+    pub proxy_addr: SocketAddr,
+    /// Where the admin server listens.
+    pub admin_addr: SocketAddr,
+    /// Shared state (for tests and the demo).
+    pub state: Arc<AppState>,
+    trigger: Trigger,
+    tasks: JoinSet<()>,
+}
+
+impl Running {
+    /// Starts a graceful shutdown.
+    pub fn shutdown(&self) {
+        self.trigger.fire();
+    }
+
+    /// Waits until every task has stopped.
+    pub async fn wait(mut self) {
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+async fn bind(key: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { key, addr, source })
+}
+
+/// Starts the sidecar with `sink` as the analyses; returns once both ports are bound.
+pub async fn start_with(cfg: Config, sink: Arc<dyn Sink>) -> Result<Running, StartError> {
+    let cfg = Arc::new(cfg);
+    let listen = cfg
+        .listen_addr()
+        .map_err(|m| StartError::Other(format!("listen: {m}")))?;
+    let admin = cfg
+        .admin_addr()
+        .map_err(|m| StartError::Other(format!("admin_listen: {m}")))?;
+    let proxy_listener = bind("listen", listen).await?;
+    let admin_listener = bind("admin_listen", admin).await?;
+    let proxy_addr = proxy_listener
+        .local_addr()
+        .map_err(|e| StartError::Other(format!("listen: {e}")))?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(|e| StartError::Other(format!("admin_listen: {e}")))?;
+
+    let metrics = Metrics::new(env!("CARGO_PKG_VERSION"));
+    let latency = Arc::new(LatencyWindows::new(cfg.drift.window));
+    let names = Arc::new(ModelNames::new(cfg.model.max_models));
+    let (tx, rx) = mpsc::channel(cfg.capture.queue);
+    let pipeline = Arc::new(Pipeline::new(
+        cfg.payload.clone(),
+        metrics.proxy.clone(),
+        sink,
+    ));
+    let proxy = Arc::new(
+        Proxy::new(&cfg, names.clone(), metrics.proxy.clone(), latency.clone(), tx.clone())
+            .map_err(|m| StartError::Other(format!("upstream: {m}")))?,
+    );
+    let state = Arc::new(AppState {
+        config: cfg.clone(),
+        metrics,
+        latency,
+        names,
+        pipeline: pipeline.clone(),
+        queue: tx.downgrade(),
+    });
+    drop(tx);
+
+    let (trigger, shutdown) = shutdown::channel();
+    let mut tasks = JoinSet::new();
+    tasks.spawn(serve_proxy(
+        proxy_listener,
+        proxy,
+        shutdown.clone(),
+        cfg.proxy.shutdown_grace,
+    ));
+    let router = crate::api::router(state.clone());
+    let mut admin_shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        let serve = axum::serve(admin_listener, router)
+            .with_graceful_shutdown(async move { admin_shutdown.wait().await });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "admin server failed");
+        }
+    });
+    // The pipeline ends by itself when the proxy (the last sender) is gone.
+    tasks.spawn(pipeline.run(rx));
+    let refresh_state = state.clone();
+    let mut refresh_shutdown = shutdown.clone();
+    let interval = cfg.drift.interval;
+    tasks.spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => refresh_state.refresh(),
+                _ = refresh_shutdown.wait() => break,
+            }
+        }
+    });
+    tracing::info!(proxy = %proxy_addr, admin = %admin_addr, upstream = %cfg.upstream, "mlmon started");
+    Ok(Running {
+        proxy_addr,
+        admin_addr,
+        state,
+        trigger,
+        tasks,
+    })
+}
+
+/// Starts the sidecar without analyses.
+pub async fn start(cfg: Config) -> Result<Running, StartError> {
+    start_with(cfg, Arc::new(NoSink)).await
+}
+
+/// Runs the sidecar until SIGTERM/SIGINT, then drains.
+pub async fn serve(cfg: Config) -> Result<(), StartError> {
+    let running = start(cfg).await?;
+    shutdown::os_signal().await;
+    running.shutdown();
+    running.wait().await;
+    tracing::info!("mlmon stopped");
+    Ok(())
+}
+
+async fn serve_proxy(
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    mut shutdown: Shutdown,
+    grace: Duration,
+) {
+    let graceful = GracefulShutdown::new();
+    // HTTP/1.1 (keep-alive) and HTTP/2 with prior knowledge (h2c) on the same port.
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(s) => s,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off, keep serving.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let proxy = proxy.clone();
+                let svc = tower::service_fn(move |req| proxy.clone().handle(req));
+                let conn = builder
+                    .serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc))
+                    .into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "client connection ended with an error");
+                    }
+                });
+            }
+            _ = shutdown.wait() => break,
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::debug!("proxy connections drained"),
+        _ = tokio::time::sleep(grace) => tracing::warn!(?grace, "proxy shutdown grace expired with requests in flight"),
+    }
+}
