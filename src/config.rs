@@ -585,12 +585,20 @@ impl Config {
             ));
         }
         if self.proxy.upstream_timeout.is_zero() {
-            return Err(bad("proxy.upstream_timeout", "must be longer than 0s".into()));
+            return Err(bad(
+                "proxy.upstream_timeout",
+                "must be longer than 0s".into(),
+            ));
         }
         if self.admin.token.as_deref().is_some_and(str::is_empty) {
             return Err(bad("admin.token", "is set but empty".into()));
         }
-        if self.log.level.parse::<tracing_subscriber::EnvFilter>().is_err() {
+        if self
+            .log
+            .level
+            .parse::<tracing_subscriber::EnvFilter>()
+            .is_err()
+        {
             return Err(bad(
                 "log.level",
                 format!("{:?} is not a valid log filter", self.log.level),
@@ -598,7 +606,12 @@ impl Config {
         }
         for (name, o) in &self.models {
             if let Some(t) = &o.thresholds {
-                check_levels(t).map_err(|m| bad(&format!("models.{name}.thresholds.{m}"), "warning must not be worse than critical".into()))?;
+                check_levels(t).map_err(|m| {
+                    bad(
+                        &format!("models.{name}.thresholds.{m}"),
+                        "warning must not be worse than critical".into(),
+                    )
+                })?;
             }
         }
         check_levels(&self.thresholds).map_err(|m| {
@@ -745,7 +758,11 @@ mod tests {
         let c = Config::load_from(Some(f.path()), &o, e.into_iter()).unwrap();
         assert_eq!(c.upstream, "http://127.0.0.1:9000", "file beats env");
         assert_eq!(c.drift.window, Duration::from_secs(300), "file beats env");
-        assert_eq!(c.drift.interval, Duration::from_secs(3), "env beats default");
+        assert_eq!(
+            c.drift.interval,
+            Duration::from_secs(3),
+            "env beats default"
+        );
         assert_eq!(c.admin.token.as_deref(), Some("s3cret"));
         assert_eq!(c.model.name, "flagmodel", "flag beats file");
     }
@@ -782,7 +799,10 @@ mod tests {
             ("upstream: \"::\"\n", "upstream"),
             ("sla:\n  quantile: 2\n", "sla.quantile"),
             ("drift:\n  window: forever\n", "window"),
-            ("thresholds:\n  psi: {warning: 0.3, critical: 0.2}\n", "thresholds.psi"),
+            (
+                "thresholds:\n  psi: {warning: 0.3, critical: 0.2}\n",
+                "thresholds.psi",
+            ),
             ("capture:\n  queue: 0\n", "capture.queue"),
         ] {
             let f = write(".yaml", yaml);
@@ -808,8 +828,8 @@ mod tests {
             ".yaml",
             "models:\n  fraud:\n    thresholds:\n      psi: {warning: 0.05, critical: 0.1}\n",
         );
-        let c = Config::load_from(Some(f.path()), &Overrides::default(), std::iter::empty())
-            .unwrap();
+        let c =
+            Config::load_from(Some(f.path()), &Overrides::default(), std::iter::empty()).unwrap();
         assert_eq!(c.thresholds_for("fraud").psi.warning, 0.05);
         assert_eq!(c.thresholds_for("other").psi.warning, 0.1);
     }

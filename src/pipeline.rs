@@ -90,12 +90,15 @@ impl Pipeline {
             .filter(|_| is_json_or_unknown(ex.response_content_type.as_deref()));
         let order = self.sink.feature_order(&ex.model);
         match payload::parse(&self.payload, &ex.path, request, response, &order) {
-            Ok(parsed) => self.ingest(&ex.model, &Observation {
-                version: ex.version.as_deref(),
-                request_id: &ex.request_id,
-                received_at: ex.received_at,
-                parsed: &parsed,
-            }),
+            Ok(parsed) => self.ingest(
+                &ex.model,
+                &Observation {
+                    version: ex.version.as_deref(),
+                    request_id: &ex.request_id,
+                    received_at: ex.received_at,
+                    parsed: &parsed,
+                },
+            ),
             Err(e) => {
                 tracing::debug!(model = %ex.model, reason = e.reason(), error = %e, "payload not understood");
                 self.metrics

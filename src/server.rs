@@ -74,7 +74,10 @@ impl AppState {
             return false;
         };
         let port = auth.port_u16().unwrap_or(80);
-        let addr = format!("{}:{port}", auth.host().trim_start_matches('[').trim_end_matches(']'));
+        let addr = format!(
+            "{}:{port}",
+            auth.host().trim_start_matches('[').trim_end_matches(']')
+        );
         matches!(
             tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await,
             Ok(Ok(_))
@@ -166,8 +169,14 @@ pub async fn start_with(cfg: Config, sink: Arc<dyn Sink>) -> Result<Running, Sta
         sink,
     ));
     let proxy = Arc::new(
-        Proxy::new(&cfg, names.clone(), metrics.proxy.clone(), latency.clone(), tx.clone())
-            .map_err(|m| StartError::Other(format!("upstream: {m}")))?,
+        Proxy::new(
+            &cfg,
+            names.clone(),
+            metrics.proxy.clone(),
+            latency.clone(),
+            tx.clone(),
+        )
+        .map_err(|m| StartError::Other(format!("upstream: {m}")))?,
     );
     let state = Arc::new(AppState {
         config: cfg.clone(),

@@ -69,7 +69,9 @@ async fn model(
     Path(model): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     if !state.model_names().contains(&model) {
-        return Err(ApiError::NotFound(format!("model {model:?} has not been seen")));
+        return Err(ApiError::NotFound(format!(
+            "model {model:?} has not been seen"
+        )));
     }
     Ok(Json(state.model_summary(&model)))
 }

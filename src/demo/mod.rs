@@ -47,8 +47,14 @@ pub async fn run(args: DemoArgs) -> Result<(), StartError> {
     let proxy = format!("http://{}", running.proxy_addr);
     let admin = format!("http://{}", running.admin_addr);
     println!("mlmon demo is running");
-    println!("  model server (direct):  http://{model_addr}/v2/models/{}/infer", model::MODEL);
-    println!("  proxy (send traffic):   {proxy}/v2/models/{}/infer", model::MODEL);
+    println!(
+        "  model server (direct):  http://{model_addr}/v2/models/{}/infer",
+        model::MODEL
+    );
+    println!(
+        "  proxy (send traffic):   {proxy}/v2/models/{}/infer",
+        model::MODEL
+    );
     println!("  metrics:                {admin}/metrics");
     println!("  models API:             {admin}/api/v1/models");
     println!(

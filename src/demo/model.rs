@@ -26,7 +26,13 @@ pub const NUMERIC_FEATURES: [&str; 4] = ["income", "age", "debt_ratio", "num_acc
 pub const CATEGORICAL_FEATURE: &str = "region";
 
 /// Probability of class 1 (default) for one applicant.
-pub fn predict_proba(income: f64, age: f64, debt_ratio: f64, num_accounts: f64, region: &str) -> f64 {
+pub fn predict_proba(
+    income: f64,
+    age: f64,
+    debt_ratio: f64,
+    num_accounts: f64,
+    region: &str,
+) -> f64 {
     let region_effect = match region {
         "south" => 0.3,
         "east" => -0.2,
@@ -106,8 +112,14 @@ async fn infer(
 /// The model server's router.
 pub fn router() -> Router {
     Router::new()
-        .route("/v2/health/live", get(|| async { Json(json!({ "live": true })) }))
-        .route("/v2/health/ready", get(|| async { Json(json!({ "ready": true })) }))
+        .route(
+            "/v2/health/live",
+            get(|| async { Json(json!({ "live": true })) }),
+        )
+        .route(
+            "/v2/health/ready",
+            get(|| async { Json(json!({ "ready": true })) }),
+        )
         .route(
             "/v2/models/{model}",
             get(|Path(m): Path<String>| async move {

@@ -54,7 +54,7 @@ impl Generator {
             .unwrap_or(40.0)
             .clamp(18.0, 90.0)
             .round();
-        let debt_ratio = Normal::new(debt_mean as f64, 0.15)
+        let debt_ratio = Normal::new(debt_mean, 0.15)
             .map(|d| d.sample(&mut self.rng))
             .unwrap_or(debt_mean)
             .clamp(0.0, 2.0);
@@ -96,7 +96,12 @@ impl Generator {
 }
 
 /// Sends traffic to `proxy` at `rps` until `stop` resolves; drift starts after `drift_after`.
-pub async fn run(proxy: String, rps: f64, drift_after: Duration, mut stop: crate::shutdown::Shutdown) {
+pub async fn run(
+    proxy: String,
+    rps: f64,
+    drift_after: Duration,
+    mut stop: crate::shutdown::Shutdown,
+) {
     let client = reqwest::Client::new();
     let url = format!("{proxy}/v2/models/{MODEL}/infer");
     let mut gen = Generator::new(42);

@@ -131,7 +131,9 @@ pub fn openmetrics_to_prometheus(om: &str) -> String {
             None => line,
         };
         let name_end = sample.find(['{', ' ']).unwrap_or(sample.len());
-        if sample[..name_end].ends_with("_created") && counters.contains(sample[..name_end].trim_end_matches("_created")) {
+        if sample[..name_end].ends_with("_created")
+            && counters.contains(sample[..name_end].trim_end_matches("_created"))
+        {
             continue;
         }
         out.push_str(sample);

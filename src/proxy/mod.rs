@@ -117,9 +117,7 @@ impl Proxy {
 
         let path = parts.uri.path().to_string();
         let (path_model, path_version) = model_id::from_path(&path);
-        let model = self
-            .names
-            .fold(path_model.unwrap_or(&self.default_model));
+        let model = self.names.fold(path_model.unwrap_or(&self.default_model));
         let version = path_version
             .map(str::to_string)
             .or_else(|| self.default_version.clone());
@@ -144,16 +142,39 @@ impl Proxy {
                 return Ok(self.local_error(
                     StatusCode::BAD_REQUEST,
                     "bad request URI",
-                    Context::new(&self, model, version, request_id, &parts.method, path, received_at, started, inference, None),
+                    Context::new(
+                        &self,
+                        model,
+                        version,
+                        request_id,
+                        &parts.method,
+                        path,
+                        received_at,
+                        started,
+                        inference,
+                        None,
+                    ),
                 ));
             }
         };
         parts.version = self.upstream_version;
 
-        let req_tap: Option<SharedTap> = inference.then(|| Arc::new(Mutex::new(Tap::new(self.max_body))));
+        let req_tap: Option<SharedTap> =
+            inference.then(|| Arc::new(Mutex::new(Tap::new(self.max_body))));
         let method = parts.method.clone();
         let upstream_req = Request::from_parts(parts, RequestTee::new(body, req_tap.clone()));
-        let ctx = Context::new(&self, model, version, request_id.clone(), &method, path, received_at, started, inference, req_tap);
+        let ctx = Context::new(
+            &self,
+            model,
+            version,
+            request_id.clone(),
+            &method,
+            path,
+            received_at,
+            started,
+            inference,
+            req_tap,
+        );
 
         let sent = Instant::now();
         let result = tokio::time::timeout(self.timeout, self.client.request(upstream_req)).await;
@@ -339,13 +360,17 @@ impl Finish for Finisher {
         });
         if too_large {
             m.capture_dropped
-                .get_or_create(&ReasonLabels { reason: "too_large" })
+                .get_or_create(&ReasonLabels {
+                    reason: "too_large",
+                })
                 .inc();
             return;
         }
         let Some(request_body) = request_body else {
             m.capture_dropped
-                .get_or_create(&ReasonLabels { reason: "body_error" })
+                .get_or_create(&ReasonLabels {
+                    reason: "body_error",
+                })
                 .inc();
             return;
         };
@@ -408,7 +433,10 @@ mod tests {
     #[test]
     fn hop_by_hop_headers_are_removed() {
         let mut h = HeaderMap::new();
-        h.insert("connection", HeaderValue::from_static("keep-alive, x-secret-hop"));
+        h.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, x-secret-hop"),
+        );
         h.insert("x-secret-hop", HeaderValue::from_static("1"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert("transfer-encoding", HeaderValue::from_static("chunked"));

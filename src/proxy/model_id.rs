@@ -103,7 +103,10 @@ mod tests {
             (Some("iris"), Some("v2"))
         );
         assert_eq!(from_path("/predictions/resnet"), (Some("resnet"), None));
-        assert_eq!(from_path("/predictions/resnet/1.0"), (Some("resnet"), Some("1.0")));
+        assert_eq!(
+            from_path("/predictions/resnet/1.0"),
+            (Some("resnet"), Some("1.0"))
+        );
         assert_eq!(from_path("/invocations"), (None, None));
         assert_eq!(from_path("/v2/models/iris"), (None, None));
         assert_eq!(from_path("/v2/models//infer"), (None, None));

@@ -95,14 +95,19 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let this = self.project();
-        let polled = this.inner.poll_frame(cx);
+        let mut this = self.project();
+        let polled = this.inner.as_mut().poll_frame(cx);
         if let Some(tap) = this.tap.as_ref() {
             if let Ok(mut tap) = tap.lock() {
                 match &polled {
                     Poll::Ready(Some(Ok(frame))) => {
                         if let Some(data) = frame.data_ref() {
                             tap.copy(data);
+                        }
+                        // Bodies of known length are not polled again after their last
+                        // frame: the end is seen here, not as `None`.
+                        if this.inner.is_end_stream() {
+                            tap.complete = true;
                         }
                     }
                     Poll::Ready(Some(Err(_))) => tap.failed = true,
@@ -115,7 +120,16 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        let end = self.inner.is_end_stream();
+        if end {
+            // An empty body is never polled at all.
+            if let Some(Ok(mut tap)) = self.tap.as_ref().map(|t| t.lock()) {
+                if !tap.failed {
+                    tap.complete = true;
+                }
+            }
+        }
+        end
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -173,13 +187,21 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let this = self.project();
-        let polled = this.inner.poll_frame(cx);
+        let mut this = self.project();
+        let polled = this.inner.as_mut().poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if *this.copy {
                     if let Some(data) = frame.data_ref() {
                         this.tap.copy(data);
+                    }
+                }
+                // A body of known length ends with its last frame; hyper will not poll
+                // for the `None`.
+                if this.inner.is_end_stream() {
+                    this.tap.complete = true;
+                    if let Some(f) = this.finish.take() {
+                        f.finish(std::mem::take(this.tap), true);
                     }
                 }
             }
@@ -214,7 +236,9 @@ mod tests {
     use super::*;
     use http_body_util::{BodyExt, StreamBody};
 
-    fn chunks(parts: &[&'static [u8]]) -> impl Body<Data = Bytes, Error = std::convert::Infallible> {
+    fn chunks(
+        parts: &[&'static [u8]],
+    ) -> impl Body<Data = Bytes, Error = std::convert::Infallible> {
         let frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> = parts
             .iter()
             .map(|p| Ok(Frame::data(Bytes::from_static(p))))
@@ -222,7 +246,10 @@ mod tests {
         StreamBody::new(futures_util::stream::iter(frames))
     }
 
-    struct Collect(Arc<Mutex<Option<(Option<Bytes>, bool)>>>);
+    /// What the finaliser saw: captured bytes and whether the body ended.
+    type Seen = Arc<Mutex<Option<(Option<Bytes>, bool)>>>;
+
+    struct Collect(Seen);
     impl Finish for Collect {
         fn finish(self: Box<Self>, mut response: Tap, ended: bool) {
             *self.0.lock().unwrap() = Some((response.take_complete(), ended));
@@ -263,6 +290,45 @@ mod tests {
         let got = seen.lock().unwrap().take().unwrap();
         assert_eq!(got.0.unwrap(), &b"{\"a\":1}"[..]);
         assert!(got.1);
+    }
+
+    #[tokio::test]
+    async fn known_length_bodies_complete_with_their_last_frame() {
+        // hyper stops polling a body once `is_end_stream()` is true.
+        let tap = Arc::new(Mutex::new(Tap::new(100)));
+        let mut req = RequestTee::new(
+            http_body_util::Full::new(Bytes::from_static(b"{}")),
+            Some(tap.clone()),
+        );
+        let frame = req.frame().await.unwrap().unwrap();
+        assert_eq!(frame.into_data().unwrap(), &b"{}"[..]);
+        assert!(req.is_end_stream());
+        assert_eq!(tap.lock().unwrap().take_complete().unwrap(), &b"{}"[..]);
+
+        let seen = Arc::new(Mutex::new(None));
+        let mut resp = ResponseTee::new(
+            http_body_util::Full::new(Bytes::from_static(b"[1]")),
+            100,
+            true,
+            Box::new(Collect(seen.clone())),
+        );
+        let _ = resp.frame().await.unwrap().unwrap();
+        let got = seen
+            .lock()
+            .unwrap()
+            .take()
+            .expect("finished without a final poll");
+        assert_eq!(got.0.unwrap(), &b"[1]"[..]);
+        drop(resp);
+        assert!(seen.lock().unwrap().is_none(), "finish runs once");
+    }
+
+    #[tokio::test]
+    async fn empty_request_body_counts_as_complete() {
+        let tap = Arc::new(Mutex::new(Tap::new(100)));
+        let req = RequestTee::new(http_body_util::Empty::<Bytes>::new(), Some(tap.clone()));
+        assert!(req.is_end_stream());
+        assert_eq!(tap.lock().unwrap().take_complete().unwrap(), &b""[..]);
     }
 
     #[tokio::test]
