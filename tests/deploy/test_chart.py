@@ -558,3 +558,20 @@ def test_generator_refuses_broken_sources(tmp_path):
                   "--dashboards-dir", dashboards, "--chart-dir", tmp_path / "c", "--k8s-dir", tmp_path / "k"])
     assert result.returncode == 2
     assert "broken.yml: not valid YAML" in result.stderr
+
+
+def test_packaged_chart_renders_like_the_source_tree(tmp_path):
+    """.helmignore must not drop anything the templates read (rules, dashboards)."""
+    result = run([HELM, "package", CHART, "--destination", tmp_path])
+    assert result.returncode == 0, result.stderr
+    (package,) = tmp_path.glob("mlmon-*.tgz")
+    args = ["-f", str(CI_VALUES / "monitoring-crds.yaml")]
+    assert helm_template(*args, chart=package, kube_version="1.35.0") == \
+        helm_template(*args, kube_version="1.35.0")
+
+
+@pytest.mark.parametrize("values", ["monitoring-crds.yaml", "sidecar-only.yaml"])
+def test_configmaps_fit_the_api_server_limit(values):
+    for cm in by_kind(render(values), "ConfigMap"):
+        size = sum(len(k) + len(v.encode()) for k, v in cm.get("data", {}).items())
+        assert size < 1024 * 1024, f"ConfigMap {cm['metadata']['name']} holds {size} bytes (limit 1 MiB)"
