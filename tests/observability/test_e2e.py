@@ -5,7 +5,7 @@ drift alert arrive at the webhook with its labels and annotations, and every Pro
 expression of every dashboard must return data from that Prometheus.
 
 Targets (E2E_TARGETS):
-  "mlmon" - the real binary: `mlmon demo`, whose synthetic traffic drifts after a while.
+  "mlmon" - the real binary: `mlmon demo --drift-after $MLMON_E2E_DRIFT_AFTER` (default 10 s).
             Binary from $MLMON_BIN, else target/release/mlmon, else target/debug/mlmon;
             missing binary = failure, not a skip.
   "fake"  - tests/observability/fake_mlmon.py, a Python stand-in serving the SPEC metric
@@ -61,7 +61,8 @@ def target(request, tmp_path_factory):
     elif kind == "mlmon":
         logs = tmp_path_factory.mktemp("mlmon")
         admin = f"127.0.0.1:{free_port()}"
-        proc = Proc.start("mlmon-demo", [str(mlmon_binary()), "demo", "--duration", "900",
+        drift_after = os.environ.get("MLMON_E2E_DRIFT_AFTER", "10")
+        proc = Proc.start("mlmon-demo", [str(mlmon_binary()), "demo", "--duration", "900", "--drift-after", drift_after,
                                          "--listen", f"127.0.0.1:{free_port()}", "--admin-listen", admin], logs)
         try:
             wait_http_ok(f"http://{admin}/healthz", timeout=60, proc=proc)
