@@ -6,7 +6,7 @@ expression of every dashboard must return data from that Prometheus.
 
 Targets (E2E_TARGETS):
   "mlmon" - the real binary: `mlmon demo --drift-after $MLMON_E2E_DRIFT_AFTER` (default 10 s).
-            Binary from $MLMON_BIN, else target/release/mlmon, else target/debug/mlmon;
+            Binary from $MLMON_BIN or $MLMON_BINARY, else target/release/mlmon, else target/debug/mlmon;
             missing binary = failure, not a skip.
   "fake"  - tests/observability/fake_mlmon.py, a Python stand-in serving the SPEC metric
             names; it exists to develop the plumbing and is not evidence about mlmon.
@@ -41,8 +41,9 @@ EXTERNAL_METRICS = re.compile(r"\bcontainer_\w+")
 
 
 def mlmon_binary() -> Path:
-    if os.environ.get("MLMON_BIN"):
-        return Path(os.environ["MLMON_BIN"])
+    for env in ("MLMON_BIN", "MLMON_BINARY"):  # the Makefile's py-test sets MLMON_BINARY
+        if os.environ.get(env):
+            return Path(os.environ[env])
     for profile in ("release", "debug"):
         p = REPO / "target" / profile / "mlmon"
         if p.exists():
