@@ -11,9 +11,10 @@ tests/stats_fixtures.rs load these files and compare.
 Fixed seeds: re-running produces the same files (up to the numpy/scipy versions, which
 are recorded in each file's "generator" field).
 
-Encoding of non-finite *inputs*: JSON has no NaN/inf, so sample values are written as
-numbers, or null for NaN, or the strings "inf" / "-inf". Expected outputs that do not
-exist (empty window, ...) are null.
+Encoding of sample *inputs*: each value is a decimal string (Python's shortest repr, so
+it round-trips exactly; JSON number parsers are not all correctly rounded, and one ulp
+matters for samples like 1e12 + noise), or "nan" / "inf" / "-inf" (JSON has no NaN/inf).
+Expected outputs that do not exist (empty window, ...) are null.
 
 mlmon's documented conventions that the expected values follow:
 - NaN and +-inf in samples are dropped before KS / Wasserstein / quantiles / summary
@@ -44,15 +45,15 @@ GENERATOR = f"scripts/gen_stats_fixtures.py (numpy {np.__version__}, scipy {scip
 
 
 def enc(values) -> list:
-    """Encode a sample, mapping NaN -> null and +-inf -> "inf"/"-inf"."""
+    """Encode a sample as exact decimal strings ("nan", "inf", "-inf" for non-finite)."""
     out = []
     for v in np.asarray(values, dtype=float).tolist():
         if math.isnan(v):
-            out.append(None)
+            out.append("nan")
         elif math.isinf(v):
             out.append("inf" if v > 0 else "-inf")
         else:
-            out.append(v)
+            out.append(repr(v))
     return out
 
 
@@ -84,12 +85,12 @@ def gen_bins(rng: np.random.Generator) -> None:
     edges = [-1.0, 0.0, 0.5, 2.0]
     values = [-5.0, -1.0, -0.999, 0.0, 1e-12, 0.5, 0.75, 2.0, 2.0000001, 9.0,
               float("inf"), float("-inf")]
-    cases.append({"name": "hand_edges_boundaries", "edges": edges, "values": enc(values),
+    cases.append({"name": "hand_edges_boundaries", "edges": enc(edges), "values": enc(values),
                   "indices": np.searchsorted(edges, values, side="left").tolist()})
     for i, k in enumerate([1, 3, 9, 19]):
         e = np.sort(rng.normal(size=k))
         v = np.concatenate([rng.normal(size=200), e])  # include exact edge hits
-        cases.append({"name": f"random_edges_k{k}_{i}", "edges": e.tolist(), "values": enc(v),
+        cases.append({"name": f"random_edges_k{k}_{i}", "edges": enc(e), "values": enc(v),
                       "indices": np.searchsorted(e, v, side="left").tolist()})
     cases.append({"name": "no_edges_single_bin", "edges": [], "values": enc([1.0, -3.0]),
                   "indices": [0, 0]})
