@@ -1,8 +1,17 @@
-"""pytest wiring for tests/deploy: tools are fetched once, figures reported at the end."""
+"""pytest wiring for tests/deploy: tools are fetched once, figures reported at the end.
+
+The suite runs under `--import-mode=importlib` (several test directories share one pytest
+run), which does not put test directories on sys.path: add this one for deploy_helpers.
+"""
+
+import sys
+from pathlib import Path
 
 import pytest
 
-from helpers import VALIDATED, ensure_tools
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from deploy_helpers import VALIDATED, ensure_tools  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import (CHART, CI_VALUES, HELM, KUBE_VERSIONS, KUBECTL, OLDEST_KUBE, REPO, by_kind,
+from deploy_helpers import (CHART, CI_VALUES, HELM, KUBE_VERSIONS, KUBECTL, OLDEST_KUBE, REPO, by_kind,
                      container, helm_template, helm_template_raw, one, parse_docs, pod_spec, port_of,
                      run, source_rule_groups, validate_all)
 

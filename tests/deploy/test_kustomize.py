@@ -8,7 +8,7 @@ import json
 import pytest
 import yaml
 
-from helpers import (K8S, KUBE_VERSIONS, REPO, by_kind, container, helm_template, kustomize, one,
+from deploy_helpers import (K8S, KUBE_VERSIONS, REPO, by_kind, container, helm_template, kustomize, one,
                      pod_spec, port_of, source_rule_groups, validate_all)
 
 OVERLAYS = sorted(p.parent.name for p in (K8S / "overlays").glob("*/kustomization.yaml"))
