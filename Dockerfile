@@ -10,7 +10,8 @@
 # glibc statically (-C target-feature=+crt-static) for the build host's target and refuses
 # a dynamically linked result.
 
-ARG RUST_VERSION=1.85
+# The toolchain the project is developed and tested with (Cargo.toml rust-version is the floor).
+ARG RUST_VERSION=1.95
 
 FROM docker.io/library/rust:${RUST_VERSION}-bookworm AS build
 WORKDIR /src
