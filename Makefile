@@ -43,6 +43,30 @@ demo:
 bench:
 	scripts/bench.sh
 
+## rules-check: validate alert/recording rules, their unit tests, Alertmanager routing, dashboards
+rules-check:
+	promtool check rules prometheus/rules/*.yml
+	cd prometheus/tests && promtool test rules *.test.yml
+	amtool check-config alertmanager/alertmanager.yml
+	$(PY) grafana/generate_dashboards.py --check
+
+## observe: mlmon demo + a local Prometheus and Alertmanager on 127.0.0.1 with the rules loaded
+observe: build
+	scripts/observe.sh
+
+## static: the statically linked release binary the container image ships (the Dockerfile runs this)
+STATIC_TARGET ?= $(shell rustc -vV | sed -n 's/^host: //p')
+STATIC_BIN := $(or $(CARGO_TARGET_DIR),target)/$(STATIC_TARGET)/release/mlmon
+static:
+	RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target $(STATIC_TARGET)
+	@if readelf -l $(STATIC_BIN) | grep -q 'Requesting program interpreter'; then \
+	  echo "static: $(STATIC_BIN) is dynamically linked" >&2; exit 1; fi
+	@echo "static: $(STATIC_BIN)"
+
+## helm-assets: regenerate the chart's and k8s/ copies of prometheus/rules and grafana/dashboards
+helm-assets:
+	$(PY) scripts/gen-helm-assets.py
+
 clean:
 	cargo clean
 	rm -rf $(VENV) .tools

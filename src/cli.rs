@@ -29,6 +29,12 @@ pub enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Build or inspect baseline snapshots.
+    #[command(subcommand)]
+    Baseline(BaselineCommand),
+    /// Drift of a data batch against a baseline snapshot (same statistics as the sidecar).
+    /// Exit code: 0 ok, 1 warning, 2 critical, 3 error.
+    Drift(DriftArgs),
     /// Run a built-in example model server, the sidecar in front of it, and synthetic
     /// traffic that drifts after a while. Needs nothing but this binary.
     Demo(DemoArgs),
@@ -55,6 +61,82 @@ pub struct ServeArgs {
     /// Model name when the path carries none (config `model.name`).
     #[arg(long)]
     pub model: Option<String>,
+}
+
+/// `mlmon baseline …`.
+#[derive(Debug, Subcommand)]
+pub enum BaselineCommand {
+    /// Build a snapshot from training or validation data (CSV, JSON Lines, Parquet).
+    Build(BuildArgs),
+    /// Print a human summary of a snapshot.
+    Show {
+        /// The snapshot file.
+        file: PathBuf,
+    },
+}
+
+/// `mlmon baseline build` flags.
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    /// Input data file.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Input format (default: from the file extension).
+    #[arg(long)]
+    pub format: Option<crate::baseline::InputFormat>,
+    /// Where to write the snapshot (JSON).
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Model name recorded in the snapshot.
+    #[arg(long, default_value = "default")]
+    pub model: String,
+    /// Column holding the model's prediction (stored as the `prediction` entry).
+    #[arg(long)]
+    pub prediction: Option<String>,
+    /// Column holding the ground truth.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Treat this column as categorical (repeatable).
+    #[arg(long)]
+    pub categorical: Vec<String>,
+    /// Leave this column out (repeatable).
+    #[arg(long)]
+    pub exclude: Vec<String>,
+    /// Bins per numeric feature, at baseline quantiles.
+    #[arg(long, default_value_t = 10)]
+    pub bins: usize,
+    /// Reference sample kept per numeric feature for KS and Wasserstein.
+    #[arg(long, default_value_t = 5000)]
+    pub sample_size: usize,
+}
+
+/// Output of `mlmon drift`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DriftOutput {
+    /// An aligned table.
+    Table,
+    /// The same JSON as `GET /api/v1/models/{model}/drift`.
+    Json,
+}
+
+/// `mlmon drift` flags.
+#[derive(Debug, clap::Args)]
+pub struct DriftArgs {
+    /// Baseline snapshot.
+    #[arg(long)]
+    pub baseline: PathBuf,
+    /// Data batch to compare.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Input format (default: from the file extension).
+    #[arg(long)]
+    pub format: Option<crate::baseline::InputFormat>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = DriftOutput::Table)]
+    pub output: DriftOutput,
+    /// Config file for thresholds (`thresholds.*`, `models.<name>.thresholds`, `drift.*`).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 /// `mlmon demo` flags.
@@ -101,8 +183,29 @@ pub fn run(cli: Cli) -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
+        Command::Baseline(BaselineCommand::Build(args)) => baseline_build(args),
+        Command::Baseline(BaselineCommand::Show { file }) => {
+            match crate::baseline::Snapshot::load(&file) {
+                Ok(s) => {
+                    print!(
+                        "{}",
+                        crate::baseline::render_summary(&s, &file.display().to_string())
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            }
+        }
+        Command::Drift(args) => drift(args),
         Command::CheckConfig { config } => {
-            match Config::load(config.as_deref(), &Overrides::default()) {
+            match Config::load(config.as_deref(), &Overrides::default()).and_then(|cfg| {
+                crate::server::load_baselines(&cfg)
+                    .map(|_| cfg)
+                    .map_err(|e| crate::error::ConfigError::Parse {
+                        origin: "baseline".into(),
+                        message: e.to_string(),
+                    })
+            }) {
                 Ok(cfg) => {
                     println!(
                         "configuration ok: proxy {} → {}, admin {}, {} baseline file(s)",
@@ -127,6 +230,77 @@ pub fn run(cli: Cli) -> ExitCode {
             }
         }
     }
+}
+
+fn baseline_build(args: BuildArgs) -> ExitCode {
+    let mut options = crate::baseline::BuildOptions::new(args.model);
+    options.prediction = args.prediction;
+    options.target = args.target;
+    options.categorical = args.categorical;
+    options.exclude = args.exclude;
+    options.bins = args.bins;
+    options.sample_size = args.sample_size;
+    let mut progress = crate::baseline::TerminalProgress::new();
+    let started = std::time::Instant::now();
+    let snapshot =
+        match crate::baseline::build_from_file(&args.input, args.format, &options, &mut progress) {
+            Ok(s) => s,
+            Err(e) => return fail(&e),
+        };
+    if let Err(e) = snapshot.save(&args.output) {
+        return fail(&e);
+    }
+    eprintln!(
+        "wrote {} ({} rows, {} features{}, id {}) in {:.1}s",
+        args.output.display(),
+        snapshot.row_count,
+        snapshot.features.len(),
+        if snapshot.prediction.is_some() {
+            " + prediction"
+        } else {
+            ""
+        },
+        snapshot.id,
+        started.elapsed().as_secs_f64()
+    );
+    ExitCode::SUCCESS
+}
+
+fn drift(args: DriftArgs) -> ExitCode {
+    let fail3 = |e: &dyn std::fmt::Display| {
+        eprintln!("mlmon: error: {e}");
+        ExitCode::from(3)
+    };
+    let cfg = match Config::load(args.config.as_deref(), &Overrides::default()) {
+        Ok(c) => c,
+        Err(e) => return fail3(&e),
+    };
+    let snapshot = match crate::baseline::Snapshot::load(&args.baseline) {
+        Ok(s) => s,
+        Err(e) => return fail3(&e),
+    };
+    // The engine's windows use tokio's clock.
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail3(&e),
+    };
+    let _guard = rt.enter();
+    let report =
+        match crate::drift::offline::drift_of_file(snapshot, &args.input, args.format, &cfg) {
+            Ok(r) => r,
+            Err(e) => return fail3(&e),
+        };
+    match args.output {
+        DriftOutput::Table => print!("{}", crate::drift::offline::render_table(&report)),
+        DriftOutput::Json => match serde_json::to_string_pretty(&report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => return fail3(&e),
+        },
+    }
+    ExitCode::from(crate::drift::offline::exit_code(&report))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {

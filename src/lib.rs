@@ -19,6 +19,9 @@
 //! - [`record`]: the neutral records passed from the proxy to the analyses.
 //! - [`proxy`]: the reverse proxy, the body tee and the upstream client.
 //! - [`payload`]: one adapter per wire protocol, turning bodies into rows and predictions.
+//! - [`stats`]: pure statistics (PSI, JS, KS, Wasserstein, chi-square, quantiles).
+//! - [`baseline`]: the baseline snapshot format, its builder and file readers.
+//! - [`drift`]: sliding windows per feature and the drift engine.
 //! - [`pipeline`]: the consumer of the capture queue, feeding the analyses.
 //! - [`latency`]: sliding latency windows for the quantile gauges and the SLA.
 //! - [`metrics`]: Prometheus registration and exposition.
@@ -29,9 +32,11 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod baseline;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod drift;
 pub mod error;
 pub mod latency;
 pub mod metrics;
@@ -41,3 +46,4 @@ pub mod proxy;
 pub mod record;
 pub mod server;
 pub mod shutdown;
+pub mod stats;

@@ -14,7 +14,7 @@ use crate::record::{CapturedExchange, ParsedExchange};
 /// Something that consumes parsed exchanges (the analyses).
 pub trait Sink: Send + Sync + 'static {
     /// Feature order known for `model` (from its baseline), to name unnamed columns.
-    fn feature_order(&self, model: &str) -> Vec<String>;
+    fn feature_order(&self, model: &str) -> Arc<Vec<String>>;
     /// One parsed exchange of `model`.
     fn observe(&self, model: &str, exchange: &Observation<'_>);
 }
@@ -37,8 +37,8 @@ pub struct Observation<'a> {
 pub struct NoSink;
 
 impl Sink for NoSink {
-    fn feature_order(&self, _model: &str) -> Vec<String> {
-        Vec::new()
+    fn feature_order(&self, _model: &str) -> Arc<Vec<String>> {
+        Arc::default()
     }
     fn observe(&self, _model: &str, _exchange: &Observation<'_>) {}
 }
@@ -89,27 +89,34 @@ impl Pipeline {
             .as_deref()
             .filter(|_| is_json_or_unknown(ex.response_content_type.as_deref()));
         let order = self.sink.feature_order(&ex.model);
-        match payload::parse(&self.payload, &ex.path, request, response, &order) {
-            Ok(parsed) => self.ingest(
-                &ex.model,
-                &Observation {
-                    version: ex.version.as_deref(),
-                    request_id: &ex.request_id,
-                    received_at: ex.received_at,
-                    parsed: &parsed,
-                },
-            ),
-            Err(e) => {
-                tracing::debug!(model = %ex.model, reason = e.reason(), error = %e, "payload not understood");
-                self.metrics
-                    .payload_errors
-                    .get_or_create(&ModelReasonLabels {
-                        model: ex.model.clone(),
-                        reason: e.reason(),
-                    })
-                    .inc();
+        match payload::parse_lenient(&self.payload, &ex.path, request, response, &order) {
+            Ok(lenient) => {
+                if let Some(e) = &lenient.response_error {
+                    self.count_error(&ex.model, e);
+                }
+                self.ingest(
+                    &ex.model,
+                    &Observation {
+                        version: ex.version.as_deref(),
+                        request_id: &ex.request_id,
+                        received_at: ex.received_at,
+                        parsed: &lenient.exchange,
+                    },
+                )
             }
+            Err(e) => self.count_error(&ex.model, &e),
         }
+    }
+
+    fn count_error(&self, model: &str, e: &payload::PayloadError) {
+        tracing::debug!(model, reason = e.reason(), error = %e, "payload not understood");
+        self.metrics
+            .payload_errors
+            .get_or_create(&ModelReasonLabels {
+                model: model.to_string(),
+                reason: e.reason(),
+            })
+            .inc();
     }
 
     /// Counts predictions and hands an already parsed exchange to the analyses; the

@@ -14,12 +14,14 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use crate::baseline::Snapshot;
 use crate::config::Config;
+use crate::drift::DriftEngine;
 use crate::error::StartError;
 use crate::latency::LatencyWindows;
 use crate::metrics::labels::ModelQuantileLabels;
 use crate::metrics::Metrics;
-use crate::pipeline::{NoSink, Pipeline, Sink};
+use crate::pipeline::Pipeline;
 use crate::proxy::model_id::ModelNames;
 use crate::proxy::Proxy;
 use crate::record::CapturedExchange;
@@ -38,6 +40,8 @@ pub struct AppState {
     pub names: Arc<ModelNames>,
     /// The capture pipeline (the ingestion API feeds it too).
     pub pipeline: Arc<Pipeline>,
+    /// The drift engine.
+    pub drift: Arc<DriftEngine>,
     /// Weak handle on the capture queue, to export its length.
     queue: mpsc::WeakSender<CapturedExchange>,
 }
@@ -89,18 +93,36 @@ impl AppState {
         true
     }
 
-    /// Models seen so far, sorted.
+    /// Models seen in traffic or given a baseline, sorted.
     pub fn model_names(&self) -> Vec<String> {
         let mut names = self.names.names();
+        names.extend(self.drift.models());
         names.sort();
+        names.dedup();
         names
+    }
+
+    /// Recomputes drift for every model and updates the drift gauges.
+    pub fn refresh_drift(&self) {
+        self.drift.refresh();
     }
 
     /// A JSON summary of one model for the API.
     pub fn model_summary(&self, model: &str) -> serde_json::Value {
         let latency = self.latency.summary(model, self.config.sla.quantile);
+        let drift = self.drift.report(model);
         json!({
             "model": model,
+            "baseline_id": drift.as_ref().map(|d| d.baseline_id.clone()),
+            "baseline_capture_pending": self.drift.capture_pending(model),
+            "drift": drift.as_ref().map(|d| json!({
+                "score": d.drift_score,
+                "status": d.status,
+                "drifted_features": d.features.iter()
+                    .filter(|f| f.status.is_some_and(|s| s >= crate::drift::Status::Warning))
+                    .map(|f| f.feature.clone())
+                    .collect::<Vec<_>>(),
+            })),
             "latency": latency,
             "sla": {
                 "latency_seconds": self.config.sla.latency.as_secs_f64(),
@@ -141,8 +163,40 @@ async fn bind(key: &'static str, addr: SocketAddr) -> Result<TcpListener, StartE
         .map_err(|source| StartError::Bind { key, addr, source })
 }
 
-/// Starts the sidecar with `sink` as the analyses; returns once both ports are bound.
-pub async fn start_with(cfg: Config, sink: Arc<dyn Sink>) -> Result<Running, StartError> {
+/// Loads the configured baseline snapshots, refusing two for one model.
+pub fn load_baselines(cfg: &Config) -> Result<Vec<Snapshot>, StartError> {
+    let mut out: Vec<Snapshot> = Vec::new();
+    for path in &cfg.baseline.files {
+        let snap = Snapshot::load(path).map_err(|e| StartError::Baseline {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        if let Some(other) = out.iter().find(|s| s.model.name == snap.model.name) {
+            return Err(StartError::Baseline {
+                path: path.clone(),
+                message: format!(
+                    "a second baseline for model {:?} (baseline id {} is already loaded)",
+                    snap.model.name, other.id
+                ),
+            });
+        }
+        out.push(snap);
+    }
+    Ok(out)
+}
+
+/// Starts the sidecar; returns once both ports are bound.
+pub async fn start(cfg: Config) -> Result<Running, StartError> {
+    start_with(cfg, None).await
+}
+
+/// Starts the sidecar, with `sink` instead of the analyses when given (tests);
+/// returns once both ports are bound.
+pub async fn start_with(
+    cfg: Config,
+    sink: Option<Arc<dyn crate::pipeline::Sink>>,
+) -> Result<Running, StartError> {
+    let baselines = load_baselines(&cfg)?;
     let cfg = Arc::new(cfg);
     let listen = cfg
         .listen_addr()
@@ -163,6 +217,19 @@ pub async fn start_with(cfg: Config, sink: Arc<dyn Sink>) -> Result<Running, Sta
     let latency = Arc::new(LatencyWindows::new(cfg.drift.window));
     let names = Arc::new(ModelNames::new(cfg.model.max_models));
     let (tx, rx) = mpsc::channel(cfg.capture.queue);
+    let drift = Arc::new(DriftEngine::new(cfg.clone(), metrics.drift.clone()));
+    for snap in baselines {
+        let model = snap.model.name.clone();
+        let path_hint = snap.id.clone();
+        names.fold(&model);
+        drift.set_baseline(&model, Arc::new(snap)).map_err(|e| {
+            StartError::Other(format!("baseline {path_hint} for model {model}: {e}"))
+        })?;
+    }
+    let sink: Arc<dyn crate::pipeline::Sink> = match sink {
+        Some(s) => s,
+        None => drift.clone(),
+    };
     let pipeline = Arc::new(Pipeline::new(
         cfg.payload.clone(),
         metrics.proxy.clone(),
@@ -184,6 +251,7 @@ pub async fn start_with(cfg: Config, sink: Arc<dyn Sink>) -> Result<Running, Sta
         latency,
         names,
         pipeline: pipeline.clone(),
+        drift,
         queue: tx.downgrade(),
     });
     drop(tx);
@@ -215,7 +283,10 @@ pub async fn start_with(cfg: Config, sink: Arc<dyn Sink>) -> Result<Running, Sta
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = tick.tick() => refresh_state.refresh(),
+                _ = tick.tick() => {
+                    refresh_state.refresh();
+                    refresh_state.refresh_drift();
+                }
                 _ = refresh_shutdown.wait() => break,
             }
         }
@@ -228,11 +299,6 @@ pub async fn start_with(cfg: Config, sink: Arc<dyn Sink>) -> Result<Running, Sta
         trigger,
         tasks,
     })
-}
-
-/// Starts the sidecar without analyses.
-pub async fn start(cfg: Config) -> Result<Running, StartError> {
-    start_with(cfg, Arc::new(NoSink)).await
 }
 
 /// Runs the sidecar until SIGTERM/SIGINT, then drains.

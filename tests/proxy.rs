@@ -323,11 +323,11 @@ async fn request_id_is_kept_or_generated_and_forwarded() {
 struct BlockedSink(Arc<AtomicBool>);
 
 impl Sink for BlockedSink {
-    fn feature_order(&self, _model: &str) -> Vec<String> {
+    fn feature_order(&self, _model: &str) -> Arc<Vec<String>> {
         while !self.0.load(Ordering::Acquire) {
             std::thread::sleep(Duration::from_millis(5));
         }
-        Vec::new()
+        Arc::default()
     }
     fn observe(&self, _model: &str, _exchange: &Observation<'_>) {}
 }
@@ -338,7 +338,7 @@ async fn full_capture_queue_drops_and_counts_without_delaying_requests() {
     let released = Arc::new(AtomicBool::new(false));
     let mut cfg = config(up);
     cfg.capture.queue = 2;
-    let running = mlmon::server::start_with(cfg, Arc::new(BlockedSink(released.clone())))
+    let running = mlmon::server::start_with(cfg, Some(Arc::new(BlockedSink(released.clone()))))
         .await
         .unwrap();
     let c = reqwest::Client::new();

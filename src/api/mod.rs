@@ -1,20 +1,26 @@
 //! The admin HTTP server: `/metrics`, `/healthz`, `/readyz` and the JSON API under
 //! `/api/v1`. Every error is a JSON `{"error": "..."}` with a 4xx/5xx status.
 
+pub mod auth;
 pub mod error;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde_json::json;
 
 use crate::server::AppState;
 pub use error::ApiError;
+
+/// Largest baseline snapshot accepted by `PUT /api/v1/models/{model}/baseline`.
+pub const MAX_BASELINE_BYTES: usize = 64 * 1024 * 1024;
 
 /// The admin router over the shared state.
 pub fn router(state: Arc<AppState>) -> Router {
@@ -24,6 +30,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/api/v1/models", get(models))
         .route("/api/v1/models/{model}", get(model))
+        .route("/api/v1/models/{model}/drift", get(drift))
+        .route(
+            "/api/v1/models/{model}/baseline",
+            put(put_baseline).layer(DefaultBodyLimit::max(MAX_BASELINE_BYTES)),
+        )
         .fallback(not_found)
         .with_state(state)
 }
@@ -74,6 +85,46 @@ async fn model(
         )));
     }
     Ok(Json(state.model_summary(&model)))
+}
+
+async fn drift(
+    State(state): State<Arc<AppState>>,
+    Path(model): Path<String>,
+) -> Result<Json<crate::drift::ModelDriftReport>, ApiError> {
+    state.drift.report(&model).map(Json).ok_or_else(|| {
+        if state.drift.capture_pending(&model).is_some() {
+            ApiError::NotFound(format!(
+                "model {model:?} has no baseline yet: it is being captured from live traffic"
+            ))
+        } else {
+            ApiError::NotFound(format!("model {model:?} has no baseline"))
+        }
+    })
+}
+
+async fn put_baseline(
+    State(state): State<Arc<AppState>>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    auth::require(&state.config, &headers)?;
+    let snapshot = crate::baseline::Snapshot::from_json_bytes(&body, "request body")
+        .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    if snapshot.model.name != model {
+        tracing::info!(path_model = %model, snapshot_model = %snapshot.model.name, "baseline installed under the model name of the path");
+    }
+    let id = snapshot.id.clone();
+    let features = snapshot.features.len();
+    let model = state.names.fold(&model).to_string();
+    state
+        .drift
+        .set_baseline(&model, Arc::new(snapshot))
+        .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    tracing::info!(model = %model, id = %id, features, "baseline replaced through the API");
+    Ok(Json(
+        json!({ "model": model, "baseline_id": id, "features": features }),
+    ))
 }
 
 async fn not_found() -> ApiError {

@@ -4,6 +4,7 @@
 //! that ask for `application/openmetrics-text` and converts it to the Prometheus text
 //! format 0.0.4 for everyone else (curl, older Prometheus, most tools).
 
+pub mod drift;
 pub mod labels;
 pub mod process;
 pub mod proxy;
@@ -27,6 +28,8 @@ pub struct Metrics {
     pub registry: Registry,
     /// Proxy traffic, latency and capture.
     pub proxy: Arc<ProxyMetrics>,
+    /// Drift statistics, bins and baselines.
+    pub drift: Arc<drift::DriftMetrics>,
 }
 
 impl Metrics {
@@ -35,9 +38,14 @@ impl Metrics {
         let mut registry = Registry::default();
         let mlmon = registry.sub_registry_with_prefix("mlmon");
         let proxy = Arc::new(ProxyMetrics::register(mlmon, build_version));
+        let drift = Arc::new(drift::DriftMetrics::register(mlmon));
         // Unprefixed: process_* names are the same in every Prometheus client.
         registry.register_collector(Box::new(process::ProcessCollector::new()));
-        Metrics { registry, proxy }
+        Metrics {
+            registry,
+            proxy,
+            drift,
+        }
     }
 
     /// Encodes the registry for a scraper sending `accept`.

@@ -1,0 +1,36 @@
+//! Baseline snapshots: what a model's inputs and outputs looked like when it
+//! was trained or validated, the reference every drift statistic compares
+//! live traffic against.
+//!
+//! Layout:
+//! - [`snapshot`]: the JSON format (`format_version: 1`, documented in
+//!   `docs/baseline.md` and `docs/baseline.schema.json`), loading with
+//!   validation, writing, the content id.
+//! - [`builder`]: building a snapshot from a file in two bounded-memory
+//!   passes ([`build_from_file`]) or from the first N live rows
+//!   ([`BaselineBuilder`]).
+//! - [`reader`]: CSV, JSON Lines and Parquet read one row at a time (also
+//!   used by the offline `mlmon drift`).
+//! - [`show`]: the human summary printed by `mlmon baseline show`.
+//! - [`progress`]: the progress-bar hook.
+//! - `sampling`: the seeded generator and reservoir behind reproducible samples.
+
+pub mod builder;
+pub mod progress;
+pub mod reader;
+mod sampling;
+pub mod show;
+pub mod snapshot;
+
+#[cfg(test)]
+mod tests;
+
+pub use builder::{build_from_file, BaselineBuilder, BuildError, BuildOptions};
+pub use progress::{NoProgress, Progress, TerminalProgress};
+pub use reader::{open_source, Cell, InputFormat, ReadError, RowSource};
+pub use show::render as render_summary;
+pub use snapshot::{
+    category_key, Bins, BuildInfo, EntryRole, FeatureBaseline, FeatureStats, FeatureType,
+    ModelInfo, NamedMap, Quantiles, Snapshot, SnapshotError, ThresholdPair, Thresholds,
+    FORMAT_VERSION, OTHER_CATEGORY,
+};

@@ -1,0 +1,781 @@
+//! The streaming drift engine (SPEC section 5).
+//!
+//! Per model it holds the baseline snapshot and one [`window::FeatureWindow`] per baseline
+//! feature (inputs in baseline order, at most `limits.max_features`, then the output
+//! `prediction`). The pipeline pushes every parsed row into the windows
+//! ([`crate::pipeline::Sink::observe`]); every `drift.interval` (and on demand for the API)
+//! [`DriftEngine::report`] computes PSI, JS, KS, Wasserstein and chi-square against the
+//! baseline, derives each feature's status from the thresholds, and the gauges are
+//! updated. An empty window reports no value (the series are removed), never zero drift.
+
+pub mod offline;
+pub mod window;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use dashmap::DashMap;
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::baseline::{
+    BaselineBuilder, BuildOptions, FeatureBaseline, FeatureType, Snapshot, ThresholdPair,
+    OTHER_CATEGORY,
+};
+use crate::config::{Config, Level};
+use crate::metrics::drift::{BaselineLabels, BinLabels, DriftMetrics, FeatureLabels};
+use crate::metrics::labels::ModelLabels;
+use crate::pipeline::{Observation, Sink};
+use crate::record::FeatureValue;
+use crate::stats;
+use window::{FeatureWindow, Layout, WindowView};
+
+/// The output feature's name.
+pub const PREDICTION: &str = "prediction";
+
+/// Drift status of a feature or model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Within the warning threshold.
+    Ok,
+    /// At or past the warning threshold.
+    Warning,
+    /// At or past the critical threshold.
+    Critical,
+}
+
+impl Status {
+    /// 0, 1 or 2 as exported.
+    pub fn code(self) -> i64 {
+        match self {
+            Status::Ok => 0,
+            Status::Warning => 1,
+            Status::Critical => 2,
+        }
+    }
+
+    fn from_code(c: u8) -> Status {
+        match c {
+            0 => Status::Ok,
+            1 => Status::Warning,
+            _ => Status::Critical,
+        }
+    }
+}
+
+/// Warning/critical pair in a report.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LevelReport {
+    /// Warning level.
+    pub warning: f64,
+    /// Critical level.
+    pub critical: f64,
+}
+
+impl From<Level> for LevelReport {
+    fn from(l: Level) -> Self {
+        LevelReport {
+            warning: l.warning,
+            critical: l.critical,
+        }
+    }
+}
+
+impl From<ThresholdPair> for LevelReport {
+    fn from(l: ThresholdPair) -> Self {
+        LevelReport {
+            warning: l.warning,
+            critical: l.critical,
+        }
+    }
+}
+
+/// The thresholds applied to a feature.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ThresholdsReport {
+    /// PSI levels (always applied).
+    pub psi: Option<LevelReport>,
+    /// JS levels, when configured.
+    pub js_divergence: Option<LevelReport>,
+    /// KS statistic levels, when configured.
+    pub ks_statistic: Option<LevelReport>,
+    /// KS p-value levels (lower is worse), when the baseline sets them.
+    pub ks_pvalue: Option<LevelReport>,
+    /// Wasserstein levels, when the baseline sets them.
+    pub wasserstein: Option<LevelReport>,
+    /// Whether the PSI levels were widened by `drift.adaptive`.
+    pub adaptive: bool,
+}
+
+/// Window counts of a feature.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct WindowCounts {
+    /// Values counted (not missing, right type).
+    pub count: u64,
+    /// Missing values.
+    pub missing: u64,
+    /// Values of the wrong type.
+    pub invalid: u64,
+    /// Values in the KS/Wasserstein sample.
+    pub sample: usize,
+}
+
+/// Drift of one feature over the current window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FeatureDrift {
+    /// Feature name.
+    pub feature: String,
+    /// `input` or `output`.
+    pub kind: &'static str,
+    /// `numeric` or `categorical`.
+    #[serde(rename = "type")]
+    pub feature_type: &'static str,
+    /// Window counts.
+    pub window: WindowCounts,
+    /// PSI over the baseline bins/categories.
+    pub psi: Option<f64>,
+    /// JS divergence, base 2.
+    pub js_divergence: Option<f64>,
+    /// KS statistic (numeric).
+    pub ks_statistic: Option<f64>,
+    /// KS asymptotic p-value (numeric).
+    pub ks_pvalue: Option<f64>,
+    /// Wasserstein-1 (numeric).
+    pub wasserstein: Option<f64>,
+    /// Chi-square p-value (categorical).
+    pub chi2_pvalue: Option<f64>,
+    /// Status; `None` when the window is empty.
+    pub status: Option<Status>,
+    /// Thresholds applied.
+    pub thresholds: ThresholdsReport,
+    /// Window mean (numeric).
+    pub mean: Option<f64>,
+    /// Window standard deviation, ddof = 0 (numeric).
+    pub std: Option<f64>,
+    /// Window minimum (numeric).
+    pub min: Option<f64>,
+    /// Window maximum (numeric).
+    pub max: Option<f64>,
+}
+
+/// Drift of one model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelDriftReport {
+    /// Model name.
+    pub model: String,
+    /// Baseline id.
+    pub baseline_id: String,
+    /// Window length in seconds.
+    pub window_seconds: f64,
+    /// Share of input features drifted; `None` before any data.
+    pub drift_score: Option<f64>,
+    /// Worst input feature status; `None` before any data.
+    pub status: Option<Status>,
+    /// Input features then the output.
+    pub features: Vec<FeatureDrift>,
+}
+
+struct FeatureState {
+    name: String,
+    kind: &'static str,
+    baseline: FeatureBaseline,
+    /// Expected proportions per window cell.
+    expected: Vec<f64>,
+    /// Bin labels per cell.
+    cells: Vec<String>,
+    /// Sorted finite reference sample.
+    reference: Vec<f64>,
+    window: FeatureWindow,
+    exported: Vec<u64>,
+}
+
+struct ModelDrift {
+    baseline: Option<Arc<Snapshot>>,
+    /// Baseline feature names in order (names unnamed columns).
+    order: Arc<Vec<String>>,
+    features: Vec<FeatureState>,
+    index: HashMap<String, usize>,
+    output: Option<usize>,
+    capture: Option<BaselineBuilder>,
+    rng: SmallRng,
+    seen: Vec<bool>,
+}
+
+/// Why a baseline cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum BaselineError {
+    /// The snapshot is inconsistent for drift (e.g. a numeric feature without bins).
+    #[error("{0}")]
+    Unusable(String),
+}
+
+/// Drift state of every model.
+pub struct DriftEngine {
+    cfg: Arc<Config>,
+    metrics: Arc<DriftMetrics>,
+    models: DashMap<String, Mutex<ModelDrift>>,
+}
+
+impl std::fmt::Debug for DriftEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DriftEngine")
+            .field("models", &self.models.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn cells_of(b: &FeatureBaseline) -> Result<(Layout, Vec<f64>, Vec<String>), String> {
+    match b.kind {
+        FeatureType::Numeric => {
+            let bins = b
+                .bins
+                .as_ref()
+                .ok_or_else(|| "numeric feature has no bins".to_string())?;
+            let labels = (0..bins.proportions.len()).map(|i| i.to_string()).collect();
+            Ok((
+                Layout::Numeric {
+                    edges: bins.edges.clone(),
+                },
+                bins.proportions.clone(),
+                labels,
+            ))
+        }
+        FeatureType::Categorical => {
+            let cats = b
+                .categories
+                .as_ref()
+                .ok_or_else(|| "categorical feature has no categories".to_string())?;
+            let mut index = HashMap::new();
+            let mut expected = Vec::new();
+            let mut labels = Vec::new();
+            let mut other = 0.0;
+            for (name, p) in cats.iter() {
+                if name == OTHER_CATEGORY {
+                    other += p;
+                    continue;
+                }
+                index.insert(name.to_string(), labels.len());
+                labels.push(name.to_string());
+                expected.push(*p);
+            }
+            let len = labels.len();
+            labels.push(OTHER_CATEGORY.to_string());
+            expected.push(other);
+            Ok((Layout::Categorical { index, len }, expected, labels))
+        }
+    }
+}
+
+impl DriftEngine {
+    /// An engine with no baselines yet.
+    pub fn new(cfg: Arc<Config>, metrics: Arc<DriftMetrics>) -> Self {
+        DriftEngine {
+            cfg,
+            metrics,
+            models: DashMap::new(),
+        }
+    }
+
+    /// Installs (or replaces) the baseline of `model`; its windows start empty.
+    pub fn set_baseline(&self, model: &str, snapshot: Arc<Snapshot>) -> Result<(), BaselineError> {
+        let max = self.cfg.limits.max_features;
+        let mut features = Vec::new();
+        let inputs = snapshot
+            .features
+            .iter()
+            .take(max)
+            .map(|(n, b)| (n, "input", b));
+        let output = snapshot
+            .prediction
+            .as_ref()
+            .map(|b| (PREDICTION, "output", b));
+        for (name, kind, b) in inputs.chain(output) {
+            let (layout, expected, cells) =
+                cells_of(b).map_err(|m| BaselineError::Unusable(format!("{name}: {m}")))?;
+            let exported = vec![0; cells.len()];
+            features.push(FeatureState {
+                name: name.to_string(),
+                kind,
+                baseline: b.clone(),
+                expected,
+                cells,
+                reference: stats::sorted_finite(&b.sample),
+                window: FeatureWindow::new(
+                    layout,
+                    self.cfg.drift.window,
+                    self.cfg.drift.sample_size,
+                ),
+                exported,
+            });
+        }
+        let mut index = HashMap::new();
+        let mut output = None;
+        for (i, f) in features.iter().enumerate() {
+            if f.kind == "output" {
+                output = Some(i);
+            } else {
+                index.insert(f.name.clone(), i);
+            }
+        }
+        let old = self.models.get(model).and_then(|m| {
+            m.lock().ok().map(|m| {
+                (
+                    m.baseline.as_ref().map(|b| b.id.clone()),
+                    m.features
+                        .iter()
+                        .map(|f| (f.name.clone(), f.kind, f.cells.clone()))
+                        .collect::<Vec<_>>(),
+                )
+            })
+        });
+        if let Some((old_id, old_features)) = old {
+            if let Some(id) = old_id {
+                self.metrics.baseline_info.remove(&BaselineLabels {
+                    model: model.to_string(),
+                    id,
+                });
+            }
+            for (feature, kind, cells) in old_features {
+                let labels = FeatureLabels {
+                    model: model.to_string(),
+                    feature: feature.clone(),
+                    kind,
+                };
+                self.metrics.remove_feature_values(&labels);
+                for bin in cells {
+                    self.metrics.baseline_bin_ratio.remove(&BinLabels {
+                        model: model.to_string(),
+                        feature: feature.clone(),
+                        kind,
+                        bin,
+                    });
+                }
+            }
+        }
+        for f in &features {
+            for (bin, p) in f.cells.iter().zip(&f.expected) {
+                let labels = BinLabels {
+                    model: model.to_string(),
+                    feature: f.name.clone(),
+                    kind: f.kind,
+                    bin: bin.clone(),
+                };
+                self.metrics
+                    .baseline_bin_ratio
+                    .get_or_create(&labels)
+                    .set(*p);
+                // Zero-initialised, so rate() and increase() see every bin from the start.
+                let _ = self.metrics.bin_observations.get_or_create(&labels);
+            }
+        }
+        self.metrics
+            .baseline_info
+            .get_or_create(&BaselineLabels {
+                model: model.to_string(),
+                id: snapshot.id.clone(),
+            })
+            .set(1);
+        let seen = vec![false; features.len()];
+        let order = Arc::new(snapshot.features.names().map(str::to_string).collect());
+        let state = ModelDrift {
+            order,
+            baseline: Some(snapshot),
+            features,
+            index,
+            output,
+            capture: None,
+            rng: SmallRng::seed_from_u64(0x6d6c6d6f6e),
+            seen,
+        };
+        self.models.insert(model.to_string(), Mutex::new(state));
+        Ok(())
+    }
+
+    /// The baseline of `model`, if any.
+    pub fn baseline(&self, model: &str) -> Option<Arc<Snapshot>> {
+        self.models
+            .get(model)
+            .and_then(|m| m.lock().ok().and_then(|m| m.baseline.clone()))
+    }
+
+    /// Models with drift state (a baseline, or a baseline being captured).
+    pub fn models(&self) -> Vec<String> {
+        self.models.iter().map(|e| e.key().clone()).collect()
+    }
+
+    /// Rows still to capture before `model` has a baseline (`baseline.capture_rows`).
+    pub fn capture_pending(&self, model: &str) -> Option<usize> {
+        let m = self.models.get(model)?;
+        let m = m.lock().ok()?;
+        m.capture
+            .as_ref()
+            .map(|c| self.cfg.baseline.capture_rows.saturating_sub(c.row_count()))
+    }
+
+    fn observe_rows(&self, model: &str, obs: &Observation<'_>) {
+        let now = Instant::now();
+        if !self.models.contains_key(model) {
+            if self.cfg.baseline.capture_rows == 0 {
+                return;
+            }
+            let mut options = BuildOptions::new(model);
+            options.model_version = obs.version.map(str::to_string);
+            options.source = Some(format!(
+                "captured from the first {} live rows",
+                self.cfg.baseline.capture_rows
+            ));
+            options.sample_size = self.cfg.drift.sample_size;
+            let capture = BaselineBuilder::new(options, self.cfg.baseline.capture_rows);
+            self.models.entry(model.to_string()).or_insert_with(|| {
+                Mutex::new(ModelDrift {
+                    order: Arc::default(),
+                    baseline: None,
+                    features: Vec::new(),
+                    index: HashMap::new(),
+                    output: None,
+                    capture: Some(capture),
+                    rng: SmallRng::seed_from_u64(0x6d6c6d6f6e),
+                    seen: Vec::new(),
+                })
+            });
+        }
+        let Some(entry) = self.models.get(model) else {
+            return;
+        };
+        let Ok(mut m) = entry.lock() else { return };
+        if m.baseline.is_none() {
+            let Some(capture) = m.capture.as_mut() else {
+                return;
+            };
+            for row in &obs.parsed.rows {
+                capture.push_row(row);
+            }
+            for p in &obs.parsed.predictions {
+                capture.push_prediction(p);
+            }
+            if !capture.is_full() {
+                return;
+            }
+            let Some(capture) = m.capture.take() else {
+                return;
+            };
+            drop(m);
+            drop(entry);
+            match capture.finish() {
+                Ok(snapshot) => {
+                    tracing::info!(model, id = %snapshot.id, rows = snapshot.row_count, "baseline captured from live traffic");
+                    if let Err(e) = self.set_baseline(model, Arc::new(snapshot)) {
+                        tracing::warn!(model, error = %e, "captured baseline is unusable");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(model, error = %e, "could not build a baseline from captured rows")
+                }
+            }
+            return;
+        }
+        let m = &mut *m;
+        for row in &obs.parsed.rows {
+            m.seen.iter_mut().for_each(|s| *s = false);
+            for (name, value) in &row.values {
+                if let Some(&i) = m.index.get(name.as_str()) {
+                    if !m.seen[i] {
+                        m.seen[i] = true;
+                        m.features[i].window.push(value, now, &mut m.rng);
+                    }
+                }
+            }
+            for (i, f) in m.features.iter_mut().enumerate() {
+                if f.kind == "input" && !m.seen[i] {
+                    f.window.push(&FeatureValue::Missing, now, &mut m.rng);
+                }
+            }
+        }
+        if let Some(o) = m.output {
+            for p in &obs.parsed.predictions {
+                m.features[o].window.push(&p.value, now, &mut m.rng);
+            }
+        }
+    }
+
+    /// Computes the drift of `model` now; `None` when it has no baseline.
+    pub fn report(&self, model: &str) -> Option<ModelDriftReport> {
+        let now = Instant::now();
+        let entry = self.models.get(model)?;
+        let mut m = entry.lock().ok()?;
+        let baseline = m.baseline.clone()?;
+        let thresholds = self.cfg.thresholds_for(model).clone();
+        let adaptive = self.cfg.drift.adaptive;
+        let mut features = Vec::with_capacity(m.features.len());
+        for f in m.features.iter_mut() {
+            let view = f.window.view(now);
+            features.push(feature_drift(
+                f,
+                &view,
+                &thresholds,
+                adaptive,
+                baseline.row_count,
+            ));
+        }
+        let mut weight = 0.0;
+        let mut drifted = 0.0;
+        let mut worst: Option<Status> = None;
+        let has_importance = m
+            .features
+            .iter()
+            .any(|f| f.kind == "input" && f.baseline.importance.is_some());
+        for (fd, f) in features.iter().zip(&m.features) {
+            if fd.kind != "input" {
+                continue;
+            }
+            let Some(status) = fd.status else { continue };
+            let w = if has_importance {
+                f.baseline.importance.unwrap_or(0.0).max(0.0)
+            } else {
+                1.0
+            };
+            weight += w;
+            if status >= Status::Warning {
+                drifted += w;
+            }
+            worst = worst.max(Some(status));
+        }
+        let drift_score = (weight > 0.0).then(|| drifted / weight);
+        Some(ModelDriftReport {
+            model: model.to_string(),
+            baseline_id: baseline.id.clone(),
+            window_seconds: self.cfg.drift.window.as_secs_f64(),
+            drift_score,
+            status: worst,
+            features,
+        })
+    }
+
+    /// Recomputes every model's drift and updates the gauges and bin counters.
+    pub fn refresh(&self) -> Vec<ModelDriftReport> {
+        let mut reports = Vec::new();
+        for model in self.models() {
+            self.export_bin_counts(&model);
+            let Some(report) = self.report(&model) else {
+                continue;
+            };
+            self.export(&report);
+            reports.push(report);
+        }
+        reports
+    }
+
+    fn export_bin_counts(&self, model: &str) {
+        let Some(entry) = self.models.get(model) else {
+            return;
+        };
+        let Ok(mut m) = entry.lock() else { return };
+        for f in m.features.iter_mut() {
+            for (i, bin) in f.cells.iter().enumerate() {
+                let now = f.window.cumulative[i];
+                let delta = now.saturating_sub(f.exported[i]);
+                if delta > 0 {
+                    self.metrics
+                        .bin_observations
+                        .get_or_create(&BinLabels {
+                            model: model.to_string(),
+                            feature: f.name.clone(),
+                            kind: f.kind,
+                            bin: bin.clone(),
+                        })
+                        .inc_by(delta);
+                    f.exported[i] = now;
+                }
+            }
+        }
+    }
+
+    fn export(&self, r: &ModelDriftReport) {
+        let m = &self.metrics;
+        for f in &r.features {
+            let labels = FeatureLabels {
+                model: r.model.clone(),
+                feature: f.feature.clone(),
+                kind: f.kind,
+            };
+            let set = |family: &prometheus_client::metrics::family::Family<
+                FeatureLabels,
+                prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>,
+            >,
+                       v: Option<f64>| match v {
+                Some(v) => {
+                    family.get_or_create(&labels).set(v);
+                }
+                None => {
+                    family.remove(&labels);
+                }
+            };
+            set(&m.psi, f.psi);
+            set(&m.js, f.js_divergence);
+            set(&m.ks_statistic, f.ks_statistic);
+            set(&m.ks_pvalue, f.ks_pvalue);
+            set(&m.wasserstein, f.wasserstein);
+            set(&m.chi2_pvalue, f.chi2_pvalue);
+            match f.status {
+                Some(s) => {
+                    m.status.get_or_create(&labels).set(s.code());
+                }
+                None => {
+                    m.status.remove(&labels);
+                }
+            }
+        }
+        let labels = ModelLabels {
+            model: r.model.clone(),
+        };
+        match r.drift_score {
+            Some(s) => {
+                m.drift_score.get_or_create(&labels).set(s);
+            }
+            None => {
+                m.drift_score.remove(&labels);
+            }
+        }
+    }
+}
+
+fn level(p: ThresholdPair) -> Level {
+    Level {
+        warning: p.warning,
+        critical: p.critical,
+    }
+}
+
+fn feature_drift(
+    f: &FeatureState,
+    view: &WindowView,
+    cfg: &crate::config::Thresholds,
+    adaptive: bool,
+    baseline_rows: u64,
+) -> FeatureDrift {
+    let n = view.count();
+    let numeric = matches!(f.window.layout(), Layout::Numeric { .. });
+    let (mut psi, mut js, mut ks_statistic, mut ks_pvalue, mut wasserstein, mut chi2_pvalue) =
+        (None, None, None, None, None, None);
+    if n > 0 {
+        psi = stats::psi_counts(&f.expected, &view.counts);
+        js = stats::js_divergence_counts(&f.expected, &view.counts);
+        if numeric {
+            if let Some(ks) = stats::ks_2samp_sorted(&view.sample, &f.reference) {
+                ks_statistic = Some(ks.statistic);
+                ks_pvalue = Some(ks.pvalue);
+            }
+            wasserstein = stats::wasserstein_sorted(&view.sample, &f.reference);
+        } else {
+            let aligned = stats::align_categories(
+                f.cells
+                    .iter()
+                    .zip(&f.expected)
+                    .map(|(c, p)| (c.as_str(), *p)),
+                f.cells
+                    .iter()
+                    .zip(&view.counts)
+                    .map(|(c, k)| (c.as_str(), *k)),
+            );
+            chi2_pvalue = stats::chi2_gof(&aligned.observed, &aligned.expected).map(|c| c.pvalue);
+        }
+    }
+    let own = f.baseline.thresholds.as_ref();
+    let mut psi_level = own.and_then(|t| t.psi).map(level).unwrap_or(cfg.psi);
+    let mut widened = false;
+    if adaptive && n > 0 {
+        if let Some(t) = stats::adaptive_psi_thresholds(
+            &f.expected,
+            n,
+            Some(baseline_rows),
+            stats::adaptive::Thresholds {
+                warning: psi_level.warning,
+                critical: psi_level.critical,
+            },
+        ) {
+            psi_level = Level {
+                warning: t.warning,
+                critical: t.critical,
+            };
+            widened = true;
+        }
+    }
+    let js_level = own.and_then(|t| t.js_divergence).map(level).or(cfg.js);
+    let ks_level = own
+        .and_then(|t| t.ks_statistic)
+        .map(level)
+        .or(cfg.ks_statistic);
+    let ks_p_level = own.and_then(|t| t.ks_pvalue).map(level);
+    let w_level = own.and_then(|t| t.wasserstein).map(level);
+
+    let status = (n > 0).then(|| {
+        let mut code = psi.map(|v| psi_level.status(v)).unwrap_or(0);
+        let mut worse = |l: Option<Level>, v: Option<f64>| {
+            if let (Some(l), Some(v)) = (l, v) {
+                code = code.max(l.status(v));
+            }
+        };
+        worse(js_level, js);
+        worse(ks_level, ks_statistic);
+        worse(w_level, wasserstein);
+        if let (Some(l), Some(p)) = (ks_p_level, ks_pvalue) {
+            // Lower p-values are worse.
+            let c = if p <= l.critical {
+                2
+            } else if p <= l.warning {
+                1
+            } else {
+                0
+            };
+            code = code.max(c);
+        }
+        Status::from_code(code)
+    });
+    let numeric_stat = |v: f64| (numeric && view.moments.n > 0).then_some(v);
+    FeatureDrift {
+        feature: f.name.clone(),
+        kind: f.kind,
+        feature_type: if numeric { "numeric" } else { "categorical" },
+        window: WindowCounts {
+            count: n,
+            missing: view.missing,
+            invalid: view.invalid,
+            sample: view.sample.len(),
+        },
+        psi,
+        js_divergence: js,
+        ks_statistic,
+        ks_pvalue,
+        wasserstein,
+        chi2_pvalue,
+        status,
+        thresholds: ThresholdsReport {
+            psi: Some(psi_level.into()),
+            js_divergence: js_level.map(Into::into),
+            ks_statistic: ks_level.map(Into::into),
+            ks_pvalue: ks_p_level.map(Into::into),
+            wasserstein: w_level.map(Into::into),
+            adaptive: widened,
+        },
+        mean: numeric_stat(view.moments.mean),
+        std: if numeric { view.moments.std() } else { None },
+        min: numeric_stat(view.moments.min),
+        max: numeric_stat(view.moments.max),
+    }
+}
+
+impl Sink for DriftEngine {
+    fn feature_order(&self, model: &str) -> Arc<Vec<String>> {
+        self.models
+            .get(model)
+            .and_then(|m| m.lock().ok().map(|m| m.order.clone()))
+            .unwrap_or_default()
+    }
+
+    fn observe(&self, model: &str, exchange: &Observation<'_>) {
+        self.observe_rows(model, exchange);
+    }
+}

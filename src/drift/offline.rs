@@ -1,0 +1,167 @@
+//! `mlmon drift`: the sidecar's drift statistics on a batch file, for pipelines and CI.
+//!
+//! The rows are pushed through the same [`DriftEngine`] the sidecar runs (one window
+//! holding the whole batch, the same `drift.sample_size` reservoir), so the numbers are
+//! the ones the sidecar would export for that traffic. A column named `prediction` is
+//! compared with the baseline's output entry.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::baseline::{open_source, InputFormat, Snapshot};
+use crate::config::Config;
+use crate::metrics::drift::DriftMetrics;
+use crate::pipeline::{Observation, Sink};
+use crate::record::{ParsedExchange, Prediction};
+
+use super::{DriftEngine, ModelDriftReport, Status, PREDICTION};
+
+/// Rows pushed per batch into the engine.
+const CHUNK: usize = 4096;
+
+/// Why an offline drift run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OfflineError {
+    /// The input file could not be read.
+    #[error("{0}")]
+    Read(String),
+    /// The baseline cannot be used.
+    #[error("{0}")]
+    Baseline(String),
+}
+
+/// Computes the drift of the rows in `input` against `snapshot`.
+pub fn drift_of_file(
+    snapshot: Snapshot,
+    input: &Path,
+    format: Option<InputFormat>,
+    cfg: &Config,
+) -> Result<ModelDriftReport, OfflineError> {
+    let mut cfg = cfg.clone();
+    // One window that holds the whole batch.
+    cfg.drift.window = Duration::from_secs(100 * 365 * 24 * 3600);
+    let model = snapshot.model.name.clone();
+    let has_output = snapshot.prediction.is_some();
+    let engine = DriftEngine::new(Arc::new(cfg), Arc::new(DriftMetrics::default()));
+    engine
+        .set_baseline(&model, Arc::new(snapshot))
+        .map_err(|e| OfflineError::Baseline(e.to_string()))?;
+    let mut source =
+        open_source(input, format, &[]).map_err(|e| OfflineError::Read(e.to_string()))?;
+    let mut batch = ParsedExchange::default();
+    loop {
+        let row = source
+            .next_record_row()
+            .map_err(|e| OfflineError::Read(e.to_string()))?;
+        let done = row.is_none();
+        if let Some(mut row) = row {
+            if has_output {
+                if let Some(i) = row.values.iter().position(|(n, _)| n == PREDICTION) {
+                    let (_, value) = row.values.remove(i);
+                    batch.predictions.push(Prediction {
+                        value,
+                        probabilities: None,
+                    });
+                }
+            }
+            batch.rows.push(row);
+        }
+        if batch.rows.len() >= CHUNK || (done && !batch.rows.is_empty()) {
+            engine.observe(
+                &model,
+                &Observation {
+                    version: None,
+                    request_id: "",
+                    received_at: SystemTime::now(),
+                    parsed: &batch,
+                },
+            );
+            batch = ParsedExchange::default();
+        }
+        if done {
+            break;
+        }
+    }
+    engine
+        .report(&model)
+        .ok_or_else(|| OfflineError::Baseline("the baseline was not installed".into()))
+}
+
+/// Exit code for a report: 0 ok (or no data), 1 warning, 2 critical — over inputs and output.
+pub fn exit_code(report: &ModelDriftReport) -> u8 {
+    let worst = report.features.iter().filter_map(|f| f.status).max();
+    match worst {
+        Some(Status::Critical) => 2,
+        Some(Status::Warning) => 1,
+        _ => 0,
+    }
+}
+
+fn num(v: Option<f64>) -> String {
+    match v {
+        Some(v) if v != 0.0 && (v.abs() < 1e-3 || v.abs() >= 1e6) => format!("{v:.3e}"),
+        Some(v) => format!("{v:.4}"),
+        None => "-".into(),
+    }
+}
+
+/// A human table of a report.
+pub fn render_table(r: &ModelDriftReport) -> String {
+    let mut rows: Vec<[String; 11]> = vec![[
+        "feature".into(),
+        "kind".into(),
+        "type".into(),
+        "n".into(),
+        "missing".into(),
+        "psi".into(),
+        "js".into(),
+        "ks_d".into(),
+        "ks_p".into(),
+        "wasserstein".into(),
+        "status".into(),
+    ]];
+    for f in &r.features {
+        rows.push([
+            f.feature.clone(),
+            f.kind.into(),
+            f.feature_type.into(),
+            f.window.count.to_string(),
+            f.window.missing.to_string(),
+            num(f.psi),
+            num(f.js_divergence),
+            num(f.ks_statistic),
+            num(f.ks_pvalue.or(f.chi2_pvalue)),
+            num(f.wasserstein),
+            match f.status {
+                Some(Status::Ok) => "ok".into(),
+                Some(Status::Warning) => "WARNING".into(),
+                Some(Status::Critical) => "CRITICAL".into(),
+                None => "no data".into(),
+            },
+        ]);
+    }
+    let mut widths = [0usize; 11];
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = format!(
+        "model {}  baseline {}  drift score {}\n",
+        r.model,
+        r.baseline_id,
+        num(r.drift_score)
+    );
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out.push_str("(ks_p is the chi-square p-value for categorical features)\n");
+    out
+}
