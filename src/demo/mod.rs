@@ -29,6 +29,37 @@ pub fn demo_config(args: &DemoArgs, upstream: &str) -> Result<Config, StartError
     Ok(cfg)
 }
 
+/// The demo model's baseline: `rows` applicants from the training distribution with
+/// the model's predictions, built like `mlmon baseline build` would.
+pub fn training_baseline(rows: usize) -> Result<crate::baseline::Snapshot, StartError> {
+    use crate::record::{FeatureValue, Prediction, Row};
+    let mut options = crate::baseline::BuildOptions::new(model::MODEL);
+    options.model_version = Some("1".into());
+    options.source = Some("mlmon demo: synthetic training data".into());
+    let mut builder = crate::baseline::BaselineBuilder::new(options, rows);
+    let mut gen = traffic::Generator::new(7);
+    for _ in 0..rows {
+        let a = gen.applicant(false);
+        let p = model::predict_proba(a.income, a.age, a.debt_ratio, a.num_accounts, a.region);
+        builder.push_row(&Row {
+            values: vec![
+                ("income".into(), FeatureValue::Number(a.income)),
+                ("age".into(), FeatureValue::Number(a.age)),
+                ("debt_ratio".into(), FeatureValue::Number(a.debt_ratio)),
+                ("num_accounts".into(), FeatureValue::Number(a.num_accounts)),
+                ("region".into(), FeatureValue::Text(a.region.into())),
+            ],
+        });
+        builder.push_prediction(&Prediction {
+            value: FeatureValue::Number(if p >= 0.5 { 1.0 } else { 0.0 }),
+            probabilities: Some(vec![1.0 - p, p]),
+        });
+    }
+    builder
+        .finish()
+        .map_err(|e| StartError::Other(format!("demo baseline: {e}")))
+}
+
 /// Runs the demo until Ctrl-C or `--duration`.
 pub async fn run(args: DemoArgs) -> Result<(), StartError> {
     let model_listener = TcpListener::bind("127.0.0.1:0")
@@ -44,6 +75,13 @@ pub async fn run(args: DemoArgs) -> Result<(), StartError> {
 
     let cfg = demo_config(&args, &format!("http://{model_addr}"))?;
     let running = crate::server::start(cfg).await?;
+    let baseline = training_baseline(5000)?;
+    let baseline_id = baseline.id.clone();
+    running
+        .state
+        .drift
+        .set_baseline(model::MODEL, std::sync::Arc::new(baseline))
+        .map_err(|e| StartError::Other(format!("demo baseline: {e}")))?;
     let proxy = format!("http://{}", running.proxy_addr);
     let admin = format!("http://{}", running.admin_addr);
     println!("mlmon demo is running");
@@ -57,6 +95,11 @@ pub async fn run(args: DemoArgs) -> Result<(), StartError> {
     );
     println!("  metrics:                {admin}/metrics");
     println!("  models API:             {admin}/api/v1/models");
+    println!(
+        "  drift API:              {admin}/api/v1/models/{}/drift",
+        model::MODEL
+    );
+    println!("  baseline:               {baseline_id} (5000 synthetic training rows)");
     println!(
         "  drift starts after {}s of traffic at {} requests/s; Ctrl-C to stop",
         args.drift_after, args.rps
