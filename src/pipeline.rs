@@ -46,6 +46,8 @@ impl Sink for NoSink {
 /// Parses captured exchanges and feeds a sink.
 pub struct Pipeline {
     payload: PayloadConfig,
+    /// Largest inflated size of a compressed body.
+    max_decoded: usize,
     metrics: Arc<ProxyMetrics>,
     sink: Arc<dyn Sink>,
 }
@@ -63,6 +65,7 @@ impl Pipeline {
     pub fn new(payload: PayloadConfig, metrics: Arc<ProxyMetrics>, sink: Arc<dyn Sink>) -> Self {
         Pipeline {
             payload,
+            max_decoded: MAX_DECODED_BYTES,
             metrics,
             sink,
         }
@@ -84,10 +87,30 @@ impl Pipeline {
         let Some(request) = ex.request_body.as_deref() else {
             return;
         };
-        let response = ex
-            .response_body
-            .as_deref()
-            .filter(|_| is_json_or_unknown(ex.response_content_type.as_deref()));
+        // Bodies are captured as they travel; compressed ones are inflated here, off the
+        // request path, within a bound.
+        let request = match decode(
+            request,
+            ex.request_content_encoding.as_deref(),
+            self.max_decoded,
+        ) {
+            Ok(b) => b,
+            Err(reason) => return self.count_reason(&ex.model, reason),
+        };
+        let response_body = match ex.response_body.as_deref() {
+            Some(b) if is_json_or_unknown(ex.response_content_type.as_deref()) => {
+                match decode(b, ex.response_content_encoding.as_deref(), self.max_decoded) {
+                    Ok(b) => Some(b),
+                    Err(reason) => {
+                        self.count_reason(&ex.model, reason);
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let request = &request[..];
+        let response = response_body.as_deref();
         let order = self.sink.feature_order(&ex.model);
         match payload::parse_lenient(&self.payload, &ex.path, request, response, &order) {
             Ok(lenient) => {
@@ -110,11 +133,15 @@ impl Pipeline {
 
     fn count_error(&self, model: &str, e: &payload::PayloadError) {
         tracing::debug!(model, reason = e.reason(), error = %e, "payload not understood");
+        self.count_reason(model, e.reason());
+    }
+
+    fn count_reason(&self, model: &str, reason: &'static str) {
         self.metrics
             .payload_errors
             .get_or_create(&ModelReasonLabels {
                 model: model.to_string(),
-                reason: e.reason(),
+                reason,
             })
             .inc();
     }
@@ -145,6 +172,47 @@ impl Pipeline {
     }
 }
 
+/// Largest size a compressed body may inflate to (a bound against compression bombs).
+pub const MAX_DECODED_BYTES: usize = 16 * 1024 * 1024;
+
+/// Inflates a `gzip`/`deflate` body (`identity` and no encoding pass as they are).
+/// Errors are `mlmon_payload_errors_total` reasons.
+pub fn decode<'a>(
+    body: &'a [u8],
+    encoding: Option<&str>,
+    max: usize,
+) -> Result<std::borrow::Cow<'a, [u8]>, &'static str> {
+    use std::io::Read;
+    let encoding = encoding.map(|e| e.trim().to_ascii_lowercase());
+    let mut out = Vec::new();
+    let read = match encoding.as_deref() {
+        None | Some("") | Some("identity") => return Ok(std::borrow::Cow::Borrowed(body)),
+        Some("gzip") | Some("x-gzip") => flate2::read::MultiGzDecoder::new(body)
+            .take(max as u64 + 1)
+            .read_to_end(&mut out),
+        Some("deflate") => {
+            // RFC 9110 "deflate" is zlib; some servers send raw deflate.
+            let zlib = flate2::read::ZlibDecoder::new(body)
+                .take(max as u64 + 1)
+                .read_to_end(&mut out);
+            if zlib.is_err() {
+                out.clear();
+                flate2::read::DeflateDecoder::new(body)
+                    .take(max as u64 + 1)
+                    .read_to_end(&mut out)
+            } else {
+                zlib
+            }
+        }
+        Some(_) => return Err("unsupported_encoding"),
+    };
+    match read {
+        Ok(_) if out.len() > max => Err("too_large_decoded"),
+        Ok(_) => Ok(std::borrow::Cow::Owned(out)),
+        Err(_) => Err("invalid_encoding"),
+    }
+}
+
 fn is_json_or_unknown(content_type: Option<&str>) -> bool {
     match content_type {
         None => true,
@@ -152,5 +220,49 @@ fn is_json_or_unknown(content_type: Option<&str>) -> bool {
             let ct = ct.to_ascii_lowercase();
             ct.contains("json") || ct.starts_with("text/plain")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn gzip_and_deflate_bodies_are_inflated() {
+        let json = br#"{"predictions":[1,0,1]}"#;
+        assert_eq!(&decode(&gzip(json), Some("gzip"), 1024).unwrap()[..], json);
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(json).unwrap();
+        assert_eq!(
+            &decode(&z.finish().unwrap(), Some("deflate"), 1024).unwrap()[..],
+            json
+        );
+        assert_eq!(&decode(json, None, 1024).unwrap()[..], json);
+        assert_eq!(&decode(json, Some("identity"), 1024).unwrap()[..], json);
+    }
+
+    #[test]
+    fn bad_or_huge_encodings_are_reasons_not_panics() {
+        assert_eq!(
+            decode(b"not gzip", Some("gzip"), 1024).unwrap_err(),
+            "invalid_encoding"
+        );
+        assert_eq!(
+            decode(b"x", Some("br"), 1024).unwrap_err(),
+            "unsupported_encoding"
+        );
+        let bomb = gzip(&vec![b' '; 100_000]);
+        assert!(bomb.len() < 1000);
+        assert_eq!(
+            decode(&bomb, Some("gzip"), 10_000).unwrap_err(),
+            "too_large_decoded"
+        );
     }
 }

@@ -102,4 +102,8 @@ pub struct CapturedExchange {
     pub response_body: Option<Bytes>,
     /// Response `content-type`, when present (used to skip streaming bodies).
     pub response_content_type: Option<String>,
+    /// Request `content-encoding` (e.g. `gzip`), when present.
+    pub request_content_encoding: Option<String>,
+    /// Response `content-encoding` (e.g. `gzip`), when present.
+    pub response_content_encoding: Option<String>,
 }

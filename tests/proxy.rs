@@ -558,3 +558,46 @@ async fn shutdown_drains_in_flight_requests() {
         "listener closed"
     );
 }
+
+#[tokio::test]
+async fn gzip_responses_pass_unchanged_and_are_analysed() {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(br#"{"predictions":[0.5,0.25]}"#).unwrap();
+    let gz = Bytes::from(enc.finish().unwrap());
+    let served = gz.clone();
+    let up = upstream(move |_req| {
+        let served = served.clone();
+        async move {
+            Response::builder()
+                .header("content-type", "application/json")
+                .header("content-encoding", "gzip")
+                .body(full(served))
+                .unwrap()
+        }
+    })
+    .await;
+    let running = mlmon::server::start(config(up)).await.unwrap();
+    let resp = client()
+        .request(post(
+            format!("http://{}/v1/models/m:predict", running.proxy_addr),
+            r#"{"instances":[[1.0],[2.0]]}"#,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-encoding"], "gzip");
+    let got = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(got, gz, "compressed bytes reach the client untouched");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let m = scrape(running.admin_addr).await;
+    assert_eq!(
+        value(&m, "mlmon_predictions_total", &[("model", "m")]),
+        Some(2.0)
+    );
+    assert!(
+        !m.iter().any(|s| s.name == "mlmon_payload_errors_total"),
+        "no payload errors"
+    );
+    running.shutdown();
+    running.wait().await;
+}

@@ -19,7 +19,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_TYPE};
+use http::header::{
+    HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_ENCODING, CONTENT_TYPE,
+};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
@@ -122,6 +124,7 @@ impl Proxy {
             .map(str::to_string)
             .or_else(|| self.default_version.clone());
         let inference = parts.method == Method::POST || parts.method == Method::PUT;
+        let request_encoding = header_string(&parts.headers, &CONTENT_ENCODING);
 
         let request_id = match parts.headers.get(&REQUEST_ID) {
             Some(v) if !v.is_empty() => v.clone(),
@@ -163,7 +166,7 @@ impl Proxy {
             inference.then(|| Arc::new(Mutex::new(Tap::new(self.max_body))));
         let method = parts.method.clone();
         let upstream_req = Request::from_parts(parts, RequestTee::new(body, req_tap.clone()));
-        let ctx = Context::new(
+        let mut ctx = Context::new(
             &self,
             model,
             version,
@@ -175,6 +178,7 @@ impl Proxy {
             inference,
             req_tap,
         );
+        ctx.request_encoding = request_encoding;
 
         let sent = Instant::now();
         let result = tokio::time::timeout(self.timeout, self.client.request(upstream_req)).await;
@@ -184,11 +188,8 @@ impl Proxy {
                 let (mut parts, body) = resp.into_parts();
                 remove_hop_by_hop(&mut parts.headers);
                 parts.headers.insert(REQUEST_ID, request_id);
-                let content_type = parts
-                    .headers
-                    .get(CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
+                let content_type = header_string(&parts.headers, &CONTENT_TYPE);
+                ctx.response_encoding = header_string(&parts.headers, &CONTENT_ENCODING);
                 let streaming = content_type
                     .as_deref()
                     .is_some_and(|c| c.starts_with("text/event-stream"));
@@ -259,6 +260,15 @@ struct Context {
     started: Instant,
     inference: bool,
     req_tap: Option<SharedTap>,
+    request_encoding: Option<String>,
+    response_encoding: Option<String>,
+}
+
+fn header_string(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 impl Context {
@@ -289,6 +299,8 @@ impl Context {
             started,
             inference,
             req_tap,
+            request_encoding: None,
+            response_encoding: None,
         }
     }
 
@@ -387,6 +399,8 @@ impl Finish for Finisher {
             request_body: Some(request_body),
             response_body: response.take_complete(),
             response_content_type: content_type,
+            request_content_encoding: ctx.request_encoding,
+            response_content_encoding: ctx.response_encoding,
         };
         if let Err(mpsc::error::TrySendError::Full(_)) = ctx.queue.try_send(record) {
             m.capture_dropped
