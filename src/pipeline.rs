@@ -32,6 +32,32 @@ pub struct Observation<'a> {
     pub parsed: &'a ParsedExchange,
 }
 
+/// Several sinks fed in order: the analyses of one sidecar (drift first, whose baselines
+/// name the columns).
+pub struct FanOut(pub Vec<Arc<dyn Sink>>);
+
+impl std::fmt::Debug for FanOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("FanOut").field(&self.0.len()).finish()
+    }
+}
+
+impl Sink for FanOut {
+    fn feature_order(&self, model: &str) -> Arc<Vec<String>> {
+        self.0
+            .iter()
+            .map(|s| s.feature_order(model))
+            .find(|o| !o.is_empty())
+            .unwrap_or_default()
+    }
+
+    fn observe(&self, model: &str, exchange: &Observation<'_>) {
+        for s in &self.0 {
+            s.observe(model, exchange);
+        }
+    }
+}
+
 /// A sink that does nothing (no analyses configured).
 #[derive(Debug, Default)]
 pub struct NoSink;

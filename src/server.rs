@@ -226,9 +226,11 @@ pub async fn start_with(
             StartError::Other(format!("baseline {path_hint} for model {model}: {e}"))
         })?;
     }
+    // The analyses, fed in this order for every parsed exchange.
+    let analyses: Vec<Arc<dyn crate::pipeline::Sink>> = vec![drift.clone()];
     let sink: Arc<dyn crate::pipeline::Sink> = match sink {
         Some(s) => s,
-        None => drift.clone(),
+        None => Arc::new(crate::pipeline::FanOut(analyses)),
     };
     let pipeline = Arc::new(Pipeline::new(
         cfg.payload.clone(),
