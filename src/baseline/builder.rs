@@ -167,6 +167,16 @@ pub enum BuildError {
         /// The columns the input has.
         available: String,
     },
+    /// A feature has the name reserved for the prediction or target entry.
+    #[error("{file}: a feature column is named {name:?} while --{name} is {column:?}; rename it or add --exclude {name}")]
+    NameClash {
+        /// The input.
+        file: String,
+        /// `prediction` or `target`.
+        name: &'static str,
+        /// The column given with --prediction / --target.
+        column: String,
+    },
     /// The input has no data rows.
     #[error("{file}: no data rows")]
     NoRows {
@@ -722,6 +732,22 @@ impl<'o> Engine<'o> {
         named.extend(o.target.iter().map(|c| ("--target", c)));
         named.extend(o.categorical.iter().map(|c| ("--categorical", c)));
         named.extend(o.exclude.iter().map(|c| ("--exclude", c)));
+        // A feature called "prediction" (or "target") next to a prediction
+        // (target) entry would export two series with the same labels.
+        for (role, option) in [("prediction", &o.prediction), ("target", &o.target)] {
+            if let Some(col) = option {
+                if col != role
+                    && present.iter().any(|c| c == role)
+                    && !o.exclude.iter().any(|e| e == role)
+                {
+                    return Err(BuildError::NameClash {
+                        file: file.to_string(),
+                        name: role,
+                        column: col.clone(),
+                    });
+                }
+            }
+        }
         for (flag, column) in named {
             if !present.contains(column) {
                 return Err(BuildError::UnknownColumn {
@@ -951,26 +977,6 @@ fn push_pass2(col: &mut Column, cell: Cell<'_>) {
     }
 }
 
-/// numpy's default ('linear') quantile of sorted values, with numpy's
-/// interpolation formula (`b - (b - a)(1 - t)` when `t >= 0.5`).
-fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
-    let n = sorted.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    let h = (n - 1) as f64 * q;
-    let lo = (h.floor() as usize).min(n - 1);
-    let hi = (lo + 1).min(n - 1);
-    let t = h - lo as f64;
-    let (a, b) = (sorted[lo], sorted[hi]);
-    let d = b - a;
-    if t >= 0.5 {
-        b - d * (1.0 - t)
-    } else {
-        a + d * t
-    }
-}
-
 fn missing_ratio(count: u64, rows: u64) -> f64 {
     if rows == 0 {
         0.0
@@ -1008,7 +1014,9 @@ fn numeric_baseline(acc: NumericAcc, rows: u64, o: &BuildOptions) -> FeatureBase
         bin_counts,
         ..
     } = summary;
-    let q = Quantiles::LEVELS.map(|l| quantile_sorted(&sorted, l));
+    // `sorted` is not empty here (count > 0), so every quantile exists.
+    let q =
+        Quantiles::LEVELS.map(|l| crate::stats::quantile_sorted(&sorted, l).unwrap_or(f64::NAN));
     if !exact {
         notes.push(format!(
             "quantiles and bin edges estimated from a uniform sample of {} of {} values; bin proportions are exact",

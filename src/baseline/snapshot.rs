@@ -27,10 +27,11 @@ pub const FORMAT_VERSION: u32 = 1;
 
 /// The category that pools values beyond the category cap (and, in the drift
 /// engine, values never seen in the baseline).
-pub const OTHER_CATEGORY: &str = "__other__";
+pub use crate::stats::OTHER_CATEGORY;
 
-/// Proportions (bins, categories) must add up to 1 within this tolerance.
-pub const PROPORTION_SUM_TOLERANCE: f64 = 1e-4;
+/// Proportions (bins, categories) must add up to 1 within this tolerance
+/// (the same as `stats::validate_proportions`).
+pub const PROPORTION_SUM_TOLERANCE: f64 = 1e-6;
 
 /// Largest reference sample accepted per feature (bounds memory of a
 /// snapshot received through the API).
@@ -577,6 +578,16 @@ impl Snapshot {
         }
         if self.features.names().any(|n| n.is_empty()) {
             return Err(("features".into(), "feature names must not be empty".into()));
+        }
+        for (name, entry) in [("prediction", &self.prediction), ("target", &self.target)] {
+            if entry.is_some() && self.features.get(name).is_some() {
+                return Err((
+                    format!("features.{name}"),
+                    format!(
+                        "a feature cannot be named \"{name}\" when the snapshot has a {name} entry"
+                    ),
+                ));
+            }
         }
         let prefix = |name: &str, role: EntryRole| match role {
             EntryRole::Input => format!("features.{name}"),

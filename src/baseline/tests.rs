@@ -536,6 +536,9 @@ fn a_snapshot_without_id_gets_its_content_hash() {
     assert_eq!(snap.id.len(), 16);
 }
 
+/// An edit of a snapshot document.
+type Mutation = Box<dyn Fn(&mut Value)>;
+
 #[test]
 fn malformed_snapshots_are_refused_naming_the_field() {
     let base = built_json();
@@ -543,7 +546,6 @@ fn malformed_snapshots_are_refused_naming_the_field() {
         .as_array()
         .unwrap()
         .len();
-    type Mutation = Box<dyn Fn(&mut Value)>;
     let cases: Vec<(Mutation, String)> = vec![
         (
             Box::new(|d| {
@@ -637,6 +639,10 @@ fn malformed_snapshots_are_refused_naming_the_field() {
                 d.as_object_mut().unwrap().remove("model");
             }),
             "baseline.json: missing field `model`".into(),
+        ),
+        (
+            Box::new(|d| d["features"]["prediction"] = d["features"]["age"].clone()),
+            "baseline.json: features.prediction: a feature cannot be named \"prediction\" when the snapshot has a prediction entry".into(),
         ),
         (
             Box::new(|d| d["model"]["name"] = json!(" ")),
@@ -755,9 +761,6 @@ fn built_and_python_snapshots_match_the_json_schema() {
         assert!(errors.is_empty(), "{name}: {errors:?}");
     }
 }
-
-/// An edit that breaks a snapshot document.
-type Mutation = Box<dyn Fn(&mut Value)>;
 
 #[test]
 fn the_json_schema_refuses_what_the_loader_refuses() {
@@ -890,6 +893,18 @@ fn build_errors_name_the_file_and_the_line_or_column() {
     assert!(
         err.contains("no column named \"y\" (given with --prediction)"),
         "{err}"
+    );
+    let p2 = write(d, "clash.csv", "prediction,score\n1,0.5\n");
+    let err = build_err(
+        &p2,
+        &BuildOptions {
+            prediction: Some("score".into()),
+            ..opts.clone()
+        },
+    );
+    assert_eq!(
+        err,
+        format!("{}: a feature column is named \"prediction\" while --prediction is \"score\"; rename it or add --exclude prediction", p2.display())
     );
     let err = build_err(
         &p,
