@@ -265,6 +265,9 @@ pub struct Thresholds {
     /// Data quality score (lower is worse; `warning`/`critical` are the levels at or below
     /// which the status applies).
     pub data_quality: Level,
+    /// Relative drop of the primary performance metric (accuracy, or R²) from the
+    /// baseline's reference, for model health.
+    pub performance_drop: Level,
 }
 
 impl Default for Thresholds {
@@ -295,6 +298,10 @@ impl Default for Thresholds {
             data_quality: Level {
                 warning: 0.9,
                 critical: 0.75,
+            },
+            performance_drop: Level {
+                warning: 0.05,
+                critical: 0.1,
             },
         }
     }
@@ -672,6 +679,7 @@ fn check_levels(t: &Thresholds) -> Result<(), &'static str> {
         ("anomaly_rate", Some(t.anomaly_rate)),
         ("error_rate", Some(t.error_rate)),
         ("drift_score", Some(t.drift_score)),
+        ("performance_drop", Some(t.performance_drop)),
     ];
     for (name, level) in larger_worse {
         if let Some(l) = level {

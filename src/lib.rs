@@ -22,6 +22,9 @@
 //! - [`stats`]: pure statistics (PSI, JS, KS, Wasserstein, chi-square, quantiles).
 //! - [`baseline`]: the baseline snapshot format, its builder and file readers.
 //! - [`drift`]: sliding windows per feature and the drift engine.
+//! - [`feedback`]: ground truth joined to predictions by request id (bounded, with a TTL).
+//! - [`performance`]: performance against ground truth and label-free estimates.
+//! - [`health`]: one status per model with reasons and recommendations.
 //! - [`pipeline`]: the consumer of the capture queue, feeding the analyses.
 //! - [`latency`]: sliding latency windows for the quantile gauges and the SLA.
 //! - [`metrics`]: Prometheus registration and exposition.
@@ -38,9 +41,12 @@ pub mod config;
 pub mod demo;
 pub mod drift;
 pub mod error;
+pub mod feedback;
+pub mod health;
 pub mod latency;
 pub mod metrics;
 pub mod payload;
+pub mod performance;
 pub mod pipeline;
 pub mod proxy;
 pub mod record;

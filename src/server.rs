@@ -42,6 +42,12 @@ pub struct AppState {
     pub pipeline: Arc<Pipeline>,
     /// The drift engine.
     pub drift: Arc<DriftEngine>,
+    /// Ground truth, performance and label-free estimates.
+    pub performance: Arc<crate::performance::PerformanceEngine>,
+    /// Model health.
+    pub health: Arc<crate::health::HealthEngine>,
+    /// KServe inference-logger events waiting for their other half.
+    pub events: Arc<crate::api::events::EventPairing>,
     /// Weak handle on the capture queue, to export its length.
     queue: mpsc::WeakSender<CapturedExchange>,
 }
@@ -104,7 +110,8 @@ impl AppState {
 
     /// Recomputes drift for every model and updates the drift gauges.
     pub fn refresh_drift(&self) {
-        self.drift.refresh();
+        let drift = self.drift.refresh();
+        self.refresh_health(drift);
     }
 
     /// A JSON summary of one model for the API.
@@ -227,7 +234,21 @@ pub async fn start_with(
         })?;
     }
     // The analyses, fed in this order for every parsed exchange.
-    let analyses: Vec<Arc<dyn crate::pipeline::Sink>> = vec![drift.clone()];
+    let performance = Arc::new(crate::performance::PerformanceEngine::new(
+        cfg.clone(),
+        metrics.performance.clone(),
+        Some(drift.clone()),
+    ));
+    let health = Arc::new(crate::health::HealthEngine::new(
+        cfg.clone(),
+        metrics.health.clone(),
+        metrics.proxy.clone(),
+        crate::health::HealthSources {
+            performance_reference: Some(crate::performance::reference_source(drift.clone())),
+            ..Default::default()
+        },
+    ));
+    let analyses: Vec<Arc<dyn crate::pipeline::Sink>> = vec![drift.clone(), performance.clone()];
     let sink: Arc<dyn crate::pipeline::Sink> = match sink {
         Some(s) => s,
         None => Arc::new(crate::pipeline::FanOut(analyses)),
@@ -254,6 +275,9 @@ pub async fn start_with(
         names,
         pipeline: pipeline.clone(),
         drift,
+        performance,
+        health,
+        events: Arc::new(crate::api::events::EventPairing::new()),
         queue: tx.downgrade(),
     });
     drop(tx);

@@ -3,6 +3,10 @@
 
 pub mod auth;
 pub mod error;
+pub mod events;
+pub mod feedback;
+pub mod health;
+pub mod predictions;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +16,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::json;
 
@@ -22,14 +26,30 @@ pub use error::ApiError;
 /// Largest baseline snapshot accepted by `PUT /api/v1/models/{model}/baseline`.
 pub const MAX_BASELINE_BYTES: usize = 64 * 1024 * 1024;
 
+/// Largest body accepted by the ingestion endpoints (`/api/v1/predictions`, `/api/v1/events`).
+pub const MAX_INGEST_BYTES: usize = 16 * 1024 * 1024;
+
 /// The admin router over the shared state.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/api/v1/models", get(models))
-        .route("/api/v1/models/{model}", get(model))
+        .route("/api/v1/models", get(health::models))
+        .route("/api/v1/models/{model}", get(health::model))
+        .route(
+            "/api/v1/models/{model}/performance",
+            get(health::performance),
+        )
+        .route("/api/v1/feedback/{model}", post(feedback::post_feedback))
+        .route(
+            "/api/v1/predictions/{model}",
+            post(predictions::post_predictions).layer(DefaultBodyLimit::max(MAX_INGEST_BYTES)),
+        )
+        .route(
+            "/api/v1/events",
+            post(events::post_event).layer(DefaultBodyLimit::max(MAX_INGEST_BYTES)),
+        )
         .route("/api/v1/models/{model}/drift", get(drift))
         .route(
             "/api/v1/models/{model}/baseline",
@@ -64,27 +84,6 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(body)).into_response()
-}
-
-async fn models(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
-    let models: Vec<serde_json::Value> = state
-        .model_names()
-        .into_iter()
-        .map(|m| state.model_summary(&m))
-        .collect();
-    Json(json!({ "models": models }))
-}
-
-async fn model(
-    State(state): State<Arc<AppState>>,
-    Path(model): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    if !state.model_names().contains(&model) {
-        return Err(ApiError::NotFound(format!(
-            "model {model:?} has not been seen"
-        )));
-    }
-    Ok(Json(state.model_summary(&model)))
 }
 
 async fn drift(

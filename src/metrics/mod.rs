@@ -5,7 +5,9 @@
 //! format 0.0.4 for everyone else (curl, older Prometheus, most tools).
 
 pub mod drift;
+pub mod health;
 pub mod labels;
+pub mod performance;
 pub mod process;
 pub mod proxy;
 
@@ -30,6 +32,10 @@ pub struct Metrics {
     pub proxy: Arc<ProxyMetrics>,
     /// Drift statistics, bins and baselines.
     pub drift: Arc<drift::DriftMetrics>,
+    /// Performance against ground truth, estimates and feedback.
+    pub performance: Arc<performance::PerformanceMetrics>,
+    /// Model health.
+    pub health: Arc<health::HealthMetrics>,
 }
 
 impl Metrics {
@@ -39,12 +45,16 @@ impl Metrics {
         let mlmon = registry.sub_registry_with_prefix("mlmon");
         let proxy = Arc::new(ProxyMetrics::register(mlmon, build_version));
         let drift = Arc::new(drift::DriftMetrics::register(mlmon));
+        let performance = Arc::new(performance::PerformanceMetrics::register(mlmon));
+        let health = Arc::new(health::HealthMetrics::register(mlmon));
         // Unprefixed: process_* names are the same in every Prometheus client.
         registry.register_collector(Box::new(process::ProcessCollector::new()));
         Metrics {
             registry,
             proxy,
             drift,
+            performance,
+            health,
         }
     }
 

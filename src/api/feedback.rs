@@ -1,0 +1,121 @@
+//! `POST /api/v1/feedback/{model}`: ground truth for earlier predictions.
+//!
+//! Body: `{"request_id": "...", "actual": x}` (optionally `"row": i` for row `i` of a
+//! batch; 0 otherwise), or an array of them. `actual` is a number, string or boolean.
+//! The answer counts what became of each record and lists it:
+//! `matched`, `duplicate` (the row had ground truth already; the first stands), `unknown`,
+//! `late` (the prediction's `feedback.ttl` ran out) or `pending` (the prediction has not
+//! been analysed yet; it is joined when it is, or counted unmatched after a grace).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{auth, ApiError};
+use crate::performance::FeedbackItem;
+use crate::record::FeatureValue;
+use crate::server::AppState;
+
+/// Records accepted per call at most.
+pub const MAX_FEEDBACK_RECORDS: usize = 10_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Record {
+    request_id: String,
+    actual: Value,
+    #[serde(default)]
+    row: Option<usize>,
+}
+
+/// Parses a feedback body into items; errors name the record and field.
+pub fn parse_feedback(body: &[u8]) -> Result<Vec<FeedbackItem>, ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("body is not JSON: {e}")))?;
+    let (records, single) = match value {
+        Value::Array(a) => (a, false),
+        v @ Value::Object(_) => (vec![v], true),
+        _ => {
+            return Err(ApiError::Unprocessable(
+                "body must be a feedback object or an array of them".into(),
+            ))
+        }
+    };
+    if records.len() > MAX_FEEDBACK_RECORDS {
+        return Err(ApiError::TooLarge(format!(
+            "{} feedback records in one call; at most {MAX_FEEDBACK_RECORDS}",
+            records.len()
+        )));
+    }
+    let at = |i: usize| {
+        if single {
+            "feedback".to_string()
+        } else {
+            format!("feedback record {i}")
+        }
+    };
+    let mut out = Vec::with_capacity(records.len());
+    for (i, r) in records.into_iter().enumerate() {
+        let r: Record = serde_json::from_value(r)
+            .map_err(|e| ApiError::Unprocessable(format!("{}: {e}", at(i))))?;
+        if r.request_id.is_empty() {
+            return Err(ApiError::Unprocessable(format!(
+                "{}: request_id is empty",
+                at(i)
+            )));
+        }
+        let actual = match FeatureValue::from_json(&r.actual) {
+            Some(FeatureValue::Missing) | None => {
+                return Err(ApiError::Unprocessable(format!(
+                    "{}: actual must be a number, string or boolean, not {}",
+                    at(i),
+                    r.actual
+                )))
+            }
+            Some(v) => v,
+        };
+        out.push(FeedbackItem {
+            request_id: r.request_id,
+            row: r.row.unwrap_or(0),
+            actual,
+        });
+    }
+    Ok(out)
+}
+
+/// The handler.
+pub async fn post_feedback(
+    State(state): State<Arc<AppState>>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    auth::require(&state.config, &headers)?;
+    if !state.model_names().contains(&model) {
+        return Err(ApiError::NotFound(format!(
+            "model {model:?} has not been seen: send its predictions first"
+        )));
+    }
+    let items = parse_feedback(&body)?;
+    let outcomes = state.performance.feedback(&model, &items);
+    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+    let results: Vec<Value> = items
+        .iter()
+        .zip(&outcomes)
+        .map(|(item, o)| {
+            *counts.entry(o.name()).or_default() += 1;
+            json!({ "request_id": item.request_id, "row": item.row, "result": o.name() })
+        })
+        .collect();
+    Ok(Json(json!({
+        "model": model,
+        "received": items.len(),
+        "counts": counts,
+        "results": results,
+    })))
+}

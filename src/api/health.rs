@@ -1,0 +1,59 @@
+//! `GET /api/v1/models` (every model with its health and reasons),
+//! `GET /api/v1/models/{model}` and `GET /api/v1/models/{model}/performance`.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::ApiError;
+use crate::server::AppState;
+
+fn summary(state: &AppState, model: &str) -> Value {
+    let mut v = state.model_summary(model);
+    let health = state.model_health(model);
+    let performance = state.performance.report(model);
+    if let Value::Object(o) = &mut v {
+        o.insert("status".into(), json!(health.status));
+        o.insert("reasons".into(), json!(health.reasons));
+        o.insert("checks".into(), json!(health.checks));
+        o.insert("performance".into(), json!(performance));
+    }
+    v
+}
+
+/// `GET /api/v1/models`.
+pub async fn models(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let models: Vec<Value> = state
+        .model_names()
+        .into_iter()
+        .map(|m| summary(&state, &m))
+        .collect();
+    Json(json!({ "models": models }))
+}
+
+/// `GET /api/v1/models/{model}`.
+pub async fn model(
+    State(state): State<Arc<AppState>>,
+    Path(model): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    if !state.model_names().contains(&model) {
+        return Err(ApiError::NotFound(format!(
+            "model {model:?} has not been seen"
+        )));
+    }
+    Ok(Json(summary(&state, &model)))
+}
+
+/// `GET /api/v1/models/{model}/performance`.
+pub async fn performance(
+    State(state): State<Arc<AppState>>,
+    Path(model): Path<String>,
+) -> Result<Json<crate::performance::PerformanceReport>, ApiError> {
+    state.performance.report(&model).map(Json).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "model {model:?} has no predictions or feedback yet"
+        ))
+    })
+}

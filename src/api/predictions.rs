@@ -1,0 +1,215 @@
+//! `POST /api/v1/predictions/{model}`: predictions the proxy did not see (batch scoring,
+//! another serving path), fed to the same analyses as proxied traffic.
+//!
+//! Body: one object or an array of
+//! `{"features": {...}, "prediction": x, "probabilities": [..]?, "timestamp": RFC3339?, "request_id": s?}`.
+//! Each record is one request of one row (ground truth refers to it with `row` 0); a record
+//! without `request_id` gets a generated one, returned in the answer. `timestamp` sets
+//! `mlmon_last_prediction_timestamp_seconds`; windows use the arrival time.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::{auth, ApiError};
+use crate::pipeline::Observation;
+use crate::record::{FeatureValue, ParsedExchange, Prediction, Row};
+use crate::server::AppState;
+
+/// Records accepted per call at most.
+pub const MAX_PREDICTION_RECORDS: usize = 10_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Record {
+    features: Map<String, Value>,
+    prediction: Value,
+    #[serde(default)]
+    probabilities: Option<Vec<f64>>,
+    #[serde(default)]
+    timestamp: Option<String>,
+    #[serde(default)]
+    request_id: Option<String>,
+}
+
+/// Parses an RFC 3339 timestamp (`Z` or a `±hh:mm` offset, optional fraction).
+pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+    let s = s.trim();
+    if let Some(rest) = s.strip_suffix('Z').or_else(|| s.strip_suffix('z')) {
+        return humantime::parse_rfc3339_weak(rest).ok();
+    }
+    let split = s.len().checked_sub(6)?;
+    let (local, offset) = (s.get(..split)?, s.get(split..)?);
+    let sign = match offset.as_bytes().first()? {
+        b'+' => 1i64,
+        b'-' => -1i64,
+        _ => return None,
+    };
+    if offset.as_bytes().get(3) != Some(&b':') {
+        return None;
+    }
+    let h: i64 = offset.get(1..3)?.parse().ok()?;
+    let m: i64 = offset.get(4..6)?.parse().ok()?;
+    if h > 23 || m > 59 {
+        return None;
+    }
+    let t = humantime::parse_rfc3339_weak(local).ok()?;
+    let shift = Duration::from_secs(((h * 60 + m) * 60) as u64);
+    // Local time minus a positive offset is UTC.
+    if sign > 0 {
+        t.checked_sub(shift)
+    } else {
+        t.checked_add(shift)
+    }
+}
+
+fn record_name(single: bool, i: usize) -> String {
+    if single {
+        "prediction record".into()
+    } else {
+        format!("prediction record {i}")
+    }
+}
+
+/// Parses a body into (request id, arrival time, exchange) per record.
+pub fn parse_predictions(
+    body: &[u8],
+    now: SystemTime,
+) -> Result<Vec<(String, SystemTime, ParsedExchange)>, ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("body is not JSON: {e}")))?;
+    let (records, single) = match value {
+        Value::Array(a) => (a, false),
+        v @ Value::Object(_) => (vec![v], true),
+        _ => {
+            return Err(ApiError::Unprocessable(
+                "body must be a prediction object or an array of them".into(),
+            ))
+        }
+    };
+    if records.len() > MAX_PREDICTION_RECORDS {
+        return Err(ApiError::TooLarge(format!(
+            "{} prediction records in one call; at most {MAX_PREDICTION_RECORDS}",
+            records.len()
+        )));
+    }
+    let mut out = Vec::with_capacity(records.len());
+    for (i, r) in records.into_iter().enumerate() {
+        let at = record_name(single, i);
+        let r: Record =
+            serde_json::from_value(r).map_err(|e| ApiError::Unprocessable(format!("{at}: {e}")))?;
+        let mut row = Row::default();
+        for (name, v) in r.features {
+            let v = FeatureValue::from_json(&v).ok_or_else(|| {
+                ApiError::Unprocessable(format!(
+                    "{at}: feature {name:?} must be a number, string, boolean or null"
+                ))
+            })?;
+            row.values.push((name, v));
+        }
+        let value = FeatureValue::from_json(&r.prediction).ok_or_else(|| {
+            ApiError::Unprocessable(format!(
+                "{at}: prediction must be a number, string, boolean or null"
+            ))
+        })?;
+        if let Some(p) = &r.probabilities {
+            if p.iter().any(|x| !x.is_finite() || *x < 0.0 || *x > 1.0) {
+                return Err(ApiError::Unprocessable(format!(
+                    "{at}: probabilities must be numbers between 0 and 1"
+                )));
+            }
+        }
+        let received_at = match &r.timestamp {
+            None => now,
+            Some(ts) => parse_rfc3339(ts).ok_or_else(|| {
+                ApiError::Unprocessable(format!(
+                    "{at}: timestamp {ts:?} is not RFC 3339 (e.g. 2026-01-02T03:04:05Z)"
+                ))
+            })?,
+        };
+        let id = match r.request_id {
+            Some(id) if !id.is_empty() => id,
+            Some(_) => {
+                return Err(ApiError::Unprocessable(format!(
+                    "{at}: request_id is empty"
+                )))
+            }
+            None => uuid::Uuid::new_v4().to_string(),
+        };
+        out.push((
+            id,
+            received_at,
+            ParsedExchange {
+                rows: vec![row],
+                predictions: vec![Prediction {
+                    value,
+                    probabilities: r.probabilities,
+                }],
+            },
+        ));
+    }
+    Ok(out)
+}
+
+/// The handler.
+pub async fn post_predictions(
+    State(state): State<Arc<AppState>>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    auth::require(&state.config, &headers)?;
+    let records = parse_predictions(&body, SystemTime::now())?;
+    let model = state.names.fold(&model).to_string();
+    let version = state.config.model.version.clone();
+    let mut ids = Vec::with_capacity(records.len());
+    for (id, received_at, parsed) in &records {
+        state.pipeline.ingest(
+            &model,
+            &Observation {
+                version: version.as_deref(),
+                request_id: id,
+                received_at: *received_at,
+                parsed,
+            },
+        );
+        ids.push(id.clone());
+    }
+    let latest = records
+        .iter()
+        .filter_map(|(_, t, _)| t.duration_since(UNIX_EPOCH).ok())
+        .max()
+        .map(|d| d.as_secs_f64());
+    Ok(Json(json!({
+        "model": model,
+        "accepted": ids.len(),
+        "request_ids": ids,
+        "latest_timestamp": latest,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_with_offsets() {
+        let z = parse_rfc3339("2026-01-02T03:04:05Z").unwrap();
+        assert_eq!(parse_rfc3339("2026-01-02T05:04:05+02:00").unwrap(), z);
+        assert_eq!(parse_rfc3339("2026-01-02T01:04:05-02:00").unwrap(), z);
+        let frac = parse_rfc3339("2026-01-02T03:04:05.250Z").unwrap();
+        assert_eq!(frac.duration_since(z).unwrap(), Duration::from_millis(250));
+        assert_eq!(
+            z.duration_since(UNIX_EPOCH).unwrap().as_secs(),
+            1_767_323_045
+        );
+        assert!(parse_rfc3339("yesterday").is_none());
+        assert!(parse_rfc3339("2026-01-02T03:04:05+2:00").is_none());
+    }
+}

@@ -1,0 +1,668 @@
+//! Model performance: ground truth joined to predictions ([`crate::feedback`]), scored over
+//! the sliding window (`drift.window`) with scikit-learn's definitions ([`scores`]), and
+//! label-free estimates from predicted probabilities ([`cbpe`]).
+//!
+//! The engine is a [`Sink`]: every analysed prediction waits for its ground truth in the
+//! model's [`FeedbackStore`], and predictions carrying class probabilities feed the estimate
+//! window. Every `drift.interval` (and on demand for the API) [`PerformanceEngine::refresh`]
+//! scores the windows and sets `mlmon_performance` and `mlmon_estimated_performance`; an
+//! empty window exports no series rather than a zero.
+//!
+//! The task (classification or regression) is `model.task`; with `auto` it comes from the
+//! baseline's prediction (categorical, or numeric with at most [`MAX_AUTO_CLASSES`] distinct
+//! integral values in its sample → classification), else from what was seen (text labels,
+//! probabilities, or only integral values with few distinct ones → classification).
+
+pub mod cbpe;
+pub mod scores;
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use dashmap::DashMap;
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::baseline::{FeatureType, Snapshot};
+use crate::config::{Config, Task};
+use crate::drift::DriftEngine;
+use crate::feedback::{FeedbackStore, MatchedPair, Outcome};
+use crate::metrics::performance::{FeedbackLabels, ModelMetricLabels, PerformanceMetrics};
+use crate::pipeline::{Observation, Sink};
+use crate::record::FeatureValue;
+use cbpe::{Calibrator, Estimate};
+use scores::{label_of, label_of_str, number_of, ClassificationScores, RegressionScores};
+
+/// Matched pairs kept per model at most (the newest win).
+pub const MAX_PAIRS: usize = 100_000;
+/// Rows with probabilities kept per model for the estimate at most (the newest win).
+pub const MAX_PROBABILITY_ROWS: usize = 100_000;
+/// Classes tracked per model at most (probability vectors longer than this are ignored).
+pub const MAX_CLASSES: usize = 1_000;
+/// `auto` task: at most this many distinct integral values make a classifier.
+pub const MAX_AUTO_CLASSES: usize = 20;
+
+/// The metric names of `mlmon_performance{metric}` per task.
+pub const REGRESSION_METRICS: [&str; 3] = ["mae", "rmse", "r2"];
+/// The classification metric names.
+pub const CLASSIFICATION_METRICS: [&str; 4] = ["accuracy", "precision", "recall", "f1"];
+
+/// One ground-truth record of `POST /api/v1/feedback/{model}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedbackItem {
+    /// The request id of the prediction.
+    pub request_id: String,
+    /// Row within the request's batch (0 for single predictions).
+    pub row: usize,
+    /// The ground truth.
+    pub actual: FeatureValue,
+}
+
+/// Where the task came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskSource {
+    /// `model.task`.
+    Config,
+    /// The baseline's prediction entry.
+    Baseline,
+    /// The predictions and ground truth seen.
+    Observed,
+}
+
+/// The label-free estimate with how it was calibrated.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EstimatedPerformance {
+    /// The estimate.
+    #[serde(flatten)]
+    pub estimate: Estimate,
+    /// `baseline` (probabilities recalibrated on the baseline's joint sample) or `assumed`
+    /// (the model's probabilities taken as calibrated).
+    pub calibration: &'static str,
+    /// The positive class of binary estimates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub positive_class: Option<String>,
+}
+
+/// Feedback bookkeeping of a model.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct FeedbackState {
+    /// Prediction rows waiting for ground truth (matched rows wait until their TTL too).
+    pub pending_predictions: usize,
+    /// Ground-truth rows waiting for their prediction to be analysed.
+    pub early_feedback: usize,
+    /// Pairs in the window.
+    pub matched_in_window: usize,
+    /// Pairs in the window that could not be scored (no label or number).
+    pub unusable_in_window: usize,
+    /// `feedback.ttl` in seconds.
+    pub ttl_seconds: f64,
+}
+
+/// Performance of one model now.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PerformanceReport {
+    /// Model name.
+    pub model: String,
+    /// `classification` or `regression`; `None` until known.
+    #[serde(serialize_with = "serialize_task")]
+    pub task: Option<Task>,
+    /// Where the task came from.
+    pub task_source: Option<TaskSource>,
+    /// Window length in seconds.
+    pub window_seconds: f64,
+    /// `performance.positive_class`, normalised.
+    pub positive_class: String,
+    /// Scores against ground truth (classification).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classification: Option<ClassificationScores>,
+    /// Scores against ground truth (regression).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regression: Option<RegressionScores>,
+    /// Label-free estimate (classifiers returning probabilities).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated: Option<EstimatedPerformance>,
+    /// Feedback bookkeeping.
+    pub feedback: FeedbackState,
+}
+
+fn serialize_task<S: serde::Serializer>(t: &Option<Task>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(Task::Classification) => s.serialize_some("classification"),
+        Some(Task::Regression) => s.serialize_some("regression"),
+        _ => s.serialize_none(),
+    }
+}
+
+impl PerformanceReport {
+    /// The exported `(metric, value)` pairs against ground truth.
+    pub fn metrics(&self) -> Vec<(&'static str, f64)> {
+        let mut out = Vec::new();
+        if let Some(r) = &self.regression {
+            out.push(("mae", r.mae));
+            out.push(("rmse", r.rmse));
+            if let Some(r2) = r.r2 {
+                out.push(("r2", r2));
+            }
+        }
+        if let Some(c) = &self.classification {
+            out.push(("accuracy", c.accuracy));
+            out.push(("precision", c.precision));
+            out.push(("recall", c.recall));
+            out.push(("f1", c.f1));
+        }
+        out
+    }
+
+    /// The exported estimated `(metric, value)` pairs.
+    pub fn estimated_metrics(&self) -> Vec<(&'static str, f64)> {
+        let Some(e) = &self.estimated else {
+            return Vec::new();
+        };
+        let mut out = vec![("accuracy", e.estimate.accuracy)];
+        for (name, v) in [
+            ("precision", e.estimate.precision),
+            ("recall", e.estimate.recall),
+            ("f1", e.estimate.f1),
+        ] {
+            if let Some(v) = v {
+                out.push((name, v));
+            }
+        }
+        out
+    }
+}
+
+#[derive(Default)]
+struct Evidence {
+    probabilities: bool,
+    text: bool,
+    non_integral: bool,
+    distinct: BTreeSet<String>,
+}
+
+impl Evidence {
+    fn add(&mut self, v: &FeatureValue) {
+        match v {
+            FeatureValue::Text(s) if s.trim().parse::<f64>().is_err() => self.text = true,
+            FeatureValue::Missing => return,
+            _ => {}
+        }
+        if let Some(x) = number_of(v) {
+            if x.fract() != 0.0 {
+                self.non_integral = true;
+            }
+        }
+        if self.distinct.len() <= MAX_AUTO_CLASSES {
+            if let Some(l) = label_of(v) {
+                self.distinct.insert(l);
+            }
+        }
+    }
+
+    fn task(&self) -> Option<Task> {
+        if self.probabilities || self.text {
+            return Some(Task::Classification);
+        }
+        if self.distinct.is_empty() {
+            return None;
+        }
+        if self.non_integral || self.distinct.len() > MAX_AUTO_CLASSES {
+            Some(Task::Regression)
+        } else {
+            Some(Task::Classification)
+        }
+    }
+}
+
+struct ProbabilityRow {
+    at: Instant,
+    probabilities: Vec<f64>,
+    predicted: Option<String>,
+}
+
+struct CalibrationState {
+    baseline_id: String,
+    calibrator: Option<Calibrator>,
+}
+
+struct ModelPerformance {
+    store: FeedbackStore,
+    pairs: VecDeque<(Instant, MatchedPair)>,
+    probabilities: VecDeque<ProbabilityRow>,
+    evidence: Evidence,
+    /// Class label of each probability index, learned from (argmax, predicted label).
+    class_names: Vec<Option<String>>,
+    calibration: Option<CalibrationState>,
+}
+
+/// Ground-truth performance and estimates of every model.
+pub struct PerformanceEngine {
+    cfg: Arc<Config>,
+    metrics: Arc<PerformanceMetrics>,
+    baselines: Option<Arc<DriftEngine>>,
+    models: DashMap<String, Mutex<ModelPerformance>>,
+}
+
+impl std::fmt::Debug for PerformanceEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PerformanceEngine")
+            .field("models", &self.models.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn argmax(p: &[f64]) -> Option<usize> {
+    p.iter()
+        .enumerate()
+        .filter(|(_, v)| v.is_finite())
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(i, _)| i)
+}
+
+/// The task a baseline's prediction entry implies.
+pub fn task_from_baseline(snapshot: &Snapshot) -> Option<Task> {
+    let p = snapshot.prediction.as_ref()?;
+    match p.kind {
+        FeatureType::Categorical => Some(Task::Classification),
+        FeatureType::Numeric => {
+            if p.sample.is_empty() {
+                return Some(Task::Regression);
+            }
+            let integral = p.sample.iter().all(|v| v.fract() == 0.0);
+            let mut distinct: Vec<f64> = p.sample.clone();
+            distinct.sort_by(f64::total_cmp);
+            distinct.dedup();
+            if integral && distinct.len() <= MAX_AUTO_CLASSES {
+                Some(Task::Classification)
+            } else {
+                Some(Task::Regression)
+            }
+        }
+    }
+}
+
+impl PerformanceEngine {
+    /// An engine reading baselines (task, calibration) from `baselines` when given.
+    pub fn new(
+        cfg: Arc<Config>,
+        metrics: Arc<PerformanceMetrics>,
+        baselines: Option<Arc<DriftEngine>>,
+    ) -> Self {
+        PerformanceEngine {
+            cfg,
+            metrics,
+            baselines,
+            models: DashMap::new(),
+        }
+    }
+
+    fn new_model(&self) -> Mutex<ModelPerformance> {
+        Mutex::new(ModelPerformance {
+            store: FeedbackStore::new(self.cfg.feedback.ttl, self.cfg.feedback.max_pending),
+            pairs: VecDeque::new(),
+            probabilities: VecDeque::new(),
+            evidence: Evidence::default(),
+            class_names: Vec::new(),
+            calibration: None,
+        })
+    }
+
+    /// Models with performance state.
+    pub fn models(&self) -> Vec<String> {
+        self.models.iter().map(|e| e.key().clone()).collect()
+    }
+
+    fn count(&self, model: &str, result: &'static str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.metrics
+            .feedback
+            .get_or_create(&FeedbackLabels {
+                model: model.to_string(),
+                result,
+            })
+            .inc_by(n);
+    }
+
+    fn expire(&self, model: &str, m: &mut ModelPerformance, now: Instant) {
+        let e = m.store.expire(now);
+        self.count(model, "unmatched", e.early_feedback as u64);
+        let cutoff = now.checked_sub(self.cfg.drift.window);
+        if let Some(cutoff) = cutoff {
+            while m.pairs.front().is_some_and(|(t, _)| *t < cutoff) {
+                m.pairs.pop_front();
+            }
+            while m.probabilities.front().is_some_and(|r| r.at < cutoff) {
+                m.probabilities.pop_front();
+            }
+        }
+    }
+
+    fn push_pair(m: &mut ModelPerformance, now: Instant, pair: MatchedPair) {
+        m.evidence.add(&pair.actual);
+        if m.pairs.len() >= MAX_PAIRS {
+            m.pairs.pop_front();
+        }
+        m.pairs.push_back((now, pair));
+    }
+
+    /// Joins ground truth of `model`; one outcome per item, in order.
+    pub fn feedback(&self, model: &str, items: &[FeedbackItem]) -> Vec<Outcome> {
+        let now = Instant::now();
+        let entry = self
+            .models
+            .entry(model.to_string())
+            .or_insert_with(|| self.new_model());
+        let Ok(mut m) = entry.lock() else {
+            return Vec::new();
+        };
+        self.expire(model, &mut m, now);
+        let mut out = Vec::with_capacity(items.len());
+        let (mut matched, mut unmatched, mut late) = (0u64, 0u64, 0u64);
+        for item in items {
+            let outcome = m
+                .store
+                .feedback(&item.request_id, item.row, item.actual.clone(), now);
+            match outcome.result() {
+                Some("matched") => matched += 1,
+                Some("late") => late += 1,
+                Some(_) => unmatched += 1,
+                None => {}
+            }
+            if let Outcome::Matched(pair) = &outcome {
+                Self::push_pair(&mut m, now, pair.clone());
+            }
+            out.push(outcome);
+        }
+        drop(m);
+        self.count(model, "matched", matched);
+        self.count(model, "unmatched", unmatched);
+        self.count(model, "late", late);
+        out
+    }
+
+    fn task(&self, model: &str, m: &ModelPerformance) -> (Option<Task>, Option<TaskSource>) {
+        match self.cfg.model.task {
+            Task::Auto => {}
+            t => return (Some(t), Some(TaskSource::Config)),
+        }
+        if let Some(t) = self
+            .baselines
+            .as_ref()
+            .and_then(|d| d.baseline(model))
+            .and_then(|s| task_from_baseline(&s))
+        {
+            return (Some(t), Some(TaskSource::Baseline));
+        }
+        match m.evidence.task() {
+            Some(t) => (Some(t), Some(TaskSource::Observed)),
+            None => (None, None),
+        }
+    }
+
+    fn class_name(m: &ModelPerformance, i: usize) -> String {
+        m.class_names
+            .get(i)
+            .and_then(|c| c.clone())
+            .unwrap_or_else(|| i.to_string())
+    }
+
+    /// The calibrator for `model`'s current baseline (refitted when the baseline changes).
+    fn calibrator(
+        &self,
+        model: &str,
+        m: &mut ModelPerformance,
+        positive: &str,
+    ) -> Option<Calibrator> {
+        let snapshot = self.baselines.as_ref().and_then(|d| d.baseline(model))?;
+        let fresh = m
+            .calibration
+            .as_ref()
+            .is_some_and(|c| c.baseline_id == snapshot.id);
+        if !fresh {
+            m.calibration = Some(CalibrationState {
+                baseline_id: snapshot.id.clone(),
+                calibrator: baseline_calibrator(&snapshot, positive),
+            });
+        }
+        m.calibration.as_ref().and_then(|c| c.calibrator.clone())
+    }
+
+    fn estimate(
+        &self,
+        model: &str,
+        m: &mut ModelPerformance,
+        positive: &str,
+    ) -> Option<EstimatedPerformance> {
+        let k = m.probabilities.back()?.probabilities.len();
+        if k == 2 {
+            let pos = (0..2)
+                .find(|&i| Self::class_name(m, i) == positive)
+                .unwrap_or(1);
+            let pos_name = Self::class_name(m, pos);
+            let calibrator = self.calibrator(model, m, positive);
+            let rows: Vec<(f64, bool)> = m
+                .probabilities
+                .iter()
+                .filter(|r| r.probabilities.len() == 2)
+                .filter_map(|r| {
+                    let p = r.probabilities[pos];
+                    if !p.is_finite() {
+                        return None;
+                    }
+                    let predicted_positive = match &r.predicted {
+                        Some(l) => *l == pos_name,
+                        None => argmax(&r.probabilities) == Some(pos),
+                    };
+                    let p = calibrator.as_ref().map_or(p, |c| c.apply(p));
+                    Some((p, predicted_positive))
+                })
+                .collect();
+            let estimate = cbpe::estimate_binary(&rows)?;
+            Some(EstimatedPerformance {
+                estimate,
+                calibration: if calibrator.is_some() {
+                    "baseline"
+                } else {
+                    "assumed"
+                },
+                positive_class: Some(pos_name),
+            })
+        } else {
+            let probs: Vec<f64> = m
+                .probabilities
+                .iter()
+                .filter(|r| r.probabilities.len() == k)
+                .filter_map(|r| argmax(&r.probabilities).map(|i| r.probabilities[i]))
+                .collect();
+            Some(EstimatedPerformance {
+                estimate: cbpe::estimate_multiclass(&probs)?,
+                calibration: "assumed",
+                positive_class: None,
+            })
+        }
+    }
+
+    /// Scores `model`'s window now; `None` when the model has no performance state.
+    pub fn report(&self, model: &str) -> Option<PerformanceReport> {
+        let now = Instant::now();
+        let entry = self.models.get(model)?;
+        let mut m = entry.lock().ok()?;
+        self.expire(model, &mut m, now);
+        let positive = label_of_str(&self.cfg.performance.positive_class);
+        let (task, task_source) = self.task(model, &m);
+        let mut unusable = 0;
+        let mut classification = None;
+        let mut regression = None;
+        match task {
+            Some(Task::Regression) => {
+                let (mut a, mut p) = (Vec::new(), Vec::new());
+                for (_, pair) in &m.pairs {
+                    match (number_of(&pair.actual), number_of(&pair.predicted)) {
+                        (Some(x), Some(y)) => {
+                            a.push(x);
+                            p.push(y);
+                        }
+                        _ => unusable += 1,
+                    }
+                }
+                regression = scores::regression(&a, &p);
+            }
+            Some(_) => {
+                let (mut a, mut p) = (Vec::new(), Vec::new());
+                for (_, pair) in &m.pairs {
+                    match (label_of(&pair.actual), label_of(&pair.predicted)) {
+                        (Some(x), Some(y)) => {
+                            a.push(x);
+                            p.push(y);
+                        }
+                        _ => unusable += 1,
+                    }
+                }
+                classification = scores::classification(&a, &p, &positive);
+            }
+            None => unusable = m.pairs.len(),
+        }
+        let estimated = if task == Some(Task::Regression) {
+            None
+        } else {
+            self.estimate(model, &mut m, &positive)
+        };
+        Some(PerformanceReport {
+            model: model.to_string(),
+            task,
+            task_source,
+            window_seconds: self.cfg.drift.window.as_secs_f64(),
+            positive_class: positive,
+            classification,
+            regression,
+            estimated,
+            feedback: FeedbackState {
+                pending_predictions: m.store.pending_rows(),
+                early_feedback: m.store.early_rows(),
+                matched_in_window: m.pairs.len(),
+                unusable_in_window: unusable,
+                ttl_seconds: self.cfg.feedback.ttl.as_secs_f64(),
+            },
+        })
+    }
+
+    /// Scores every model and updates the gauges.
+    pub fn refresh(&self) -> Vec<PerformanceReport> {
+        let mut out = Vec::new();
+        for model in self.models() {
+            let Some(r) = self.report(&model) else {
+                continue;
+            };
+            self.export(&r);
+            out.push(r);
+        }
+        out
+    }
+
+    fn export(&self, r: &PerformanceReport) {
+        let set = |family: &prometheus_client::metrics::family::Family<
+            ModelMetricLabels,
+            prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>,
+        >,
+                   values: Vec<(&'static str, f64)>| {
+            for metric in REGRESSION_METRICS
+                .iter()
+                .chain(CLASSIFICATION_METRICS.iter())
+            {
+                let labels = ModelMetricLabels {
+                    model: r.model.clone(),
+                    metric,
+                };
+                match values.iter().find(|(n, _)| n == metric) {
+                    Some((_, v)) if v.is_finite() => {
+                        family.get_or_create(&labels).set(*v);
+                    }
+                    _ => {
+                        family.remove(&labels);
+                    }
+                }
+            }
+        };
+        set(&self.metrics.performance, r.metrics());
+        set(&self.metrics.estimated, r.estimated_metrics());
+    }
+}
+
+/// Fits the calibration of the positive-class probability on a baseline that holds
+/// predicted probabilities and targets jointly; `None` otherwise.
+pub fn baseline_calibrator(snapshot: &Snapshot, positive: &str) -> Option<Calibrator> {
+    let _ = (snapshot, positive);
+    None
+}
+
+/// The primary metric (accuracy, or R² for regression) of the model on its baseline, when
+/// the baseline holds predictions and targets jointly.
+pub fn baseline_reference(snapshot: &Snapshot) -> Option<f64> {
+    let _ = snapshot;
+    None
+}
+
+/// A health source giving each model's [`baseline_reference`].
+pub fn reference_source(baselines: Arc<DriftEngine>) -> crate::health::Source {
+    Arc::new(move |model: &str| {
+        baselines
+            .baseline(model)
+            .and_then(|s| baseline_reference(&s))
+    })
+}
+
+impl Sink for PerformanceEngine {
+    fn feature_order(&self, _model: &str) -> Arc<Vec<String>> {
+        Arc::default()
+    }
+
+    fn observe(&self, model: &str, obs: &Observation<'_>) {
+        let predictions = &obs.parsed.predictions;
+        if predictions.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let entry = self
+            .models
+            .entry(model.to_string())
+            .or_insert_with(|| self.new_model());
+        let Ok(mut m) = entry.lock() else { return };
+        self.expire(model, &mut m, now);
+        for p in predictions {
+            m.evidence.add(&p.value);
+            let Some(probs) = p.probabilities.as_ref() else {
+                continue;
+            };
+            if probs.is_empty() || probs.len() > MAX_CLASSES {
+                continue;
+            }
+            m.evidence.probabilities = true;
+            let predicted = label_of(&p.value);
+            if let (Some(i), Some(l)) = (argmax(probs), predicted.as_ref()) {
+                if m.class_names.len() < probs.len() {
+                    m.class_names.resize(probs.len(), None);
+                }
+                m.class_names[i] = Some(l.clone());
+            }
+            if m.probabilities.len() >= MAX_PROBABILITY_ROWS {
+                m.probabilities.pop_front();
+            }
+            m.probabilities.push_back(ProbabilityRow {
+                at: now,
+                probabilities: probs.clone(),
+                predicted,
+            });
+        }
+        let values = predictions.iter().map(|p| p.value.clone()).collect();
+        let matched = m.store.insert(obs.request_id, values, now);
+        let n = matched.len() as u64;
+        for (_, pair) in matched {
+            Self::push_pair(&mut m, now, pair);
+        }
+        drop(m);
+        self.count(model, "matched", n);
+    }
+}

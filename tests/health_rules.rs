@@ -1,0 +1,271 @@
+//! Model health: the rules on given inputs (SPEC section 5 default thresholds, per-model
+//! overrides), and end to end — 5xx answers through the proxy make the model critical in
+//! `mlmon_model_health` and `GET /api/v1/models`, with the reason and what to check first.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{config, scrape, upstream, value, UpBody};
+use http::Response;
+use http_body_util::{BodyExt, Full};
+use mlmon::config::{Config, Level, ModelOverrides, Thresholds};
+use mlmon::drift::{ModelDriftReport, Status};
+use mlmon::health::{evaluate, ErrorRate, HealthInputs, HealthStatus};
+use mlmon::latency::LatencySummary;
+use serde_json::Value;
+
+fn latency(p95_ms: f64, sla_q_ms: f64) -> LatencySummary {
+    LatencySummary {
+        count: 100,
+        p50: 0.005,
+        p95: p95_ms / 1e3,
+        p99: p95_ms / 1e3,
+        sla_quantile: sla_q_ms / 1e3,
+    }
+}
+
+fn check<'a>(h: &'a mlmon::health::ModelHealth, name: &str) -> &'a mlmon::health::Check {
+    h.checks.iter().find(|c| c.check == name).unwrap()
+}
+
+#[test]
+fn no_data_is_healthy_with_unknown_checks() {
+    let h = evaluate(&Config::default(), "m", &HealthInputs::default());
+    assert_eq!(h.status, HealthStatus::Healthy);
+    assert!(h.reasons.is_empty());
+    assert_eq!(h.checks.len(), 7);
+    assert!(
+        h.checks.iter().all(|c| c.status.is_none()),
+        "{:?}",
+        h.checks
+    );
+}
+
+#[test]
+fn default_thresholds_of_the_spec() {
+    let cfg = Config::default();
+    let cases: Vec<(HealthInputs, &str, HealthStatus)> = vec![
+        // Error rate 0.1 % / 1 %.
+        (
+            HealthInputs {
+                errors: Some(ErrorRate {
+                    requests: 1000,
+                    errors: 1,
+                }),
+                ..Default::default()
+            },
+            "error_rate",
+            HealthStatus::Warning,
+        ),
+        (
+            HealthInputs {
+                errors: Some(ErrorRate {
+                    requests: 1000,
+                    errors: 10,
+                }),
+                ..Default::default()
+            },
+            "error_rate",
+            HealthStatus::Critical,
+        ),
+        (
+            HealthInputs {
+                errors: Some(ErrorRate {
+                    requests: 1000,
+                    errors: 0,
+                }),
+                ..Default::default()
+            },
+            "error_rate",
+            HealthStatus::Healthy,
+        ),
+        // Latency p95 50 ms / 100 ms.
+        (
+            HealthInputs {
+                latency: Some(latency(60.0, 60.0)),
+                ..Default::default()
+            },
+            "latency",
+            HealthStatus::Warning,
+        ),
+        // SLA: p95 over sla.latency (100 ms) is critical.
+        (
+            HealthInputs {
+                latency: Some(latency(40.0, 100.5)),
+                ..Default::default()
+            },
+            "sla",
+            HealthStatus::Critical,
+        ),
+        // Anomaly rate 0.5 % / 1 %.
+        (
+            HealthInputs {
+                anomaly_rate: Some(0.006),
+                ..Default::default()
+            },
+            "anomaly_rate",
+            HealthStatus::Warning,
+        ),
+        // Data quality: lower is worse (0.9 / 0.75).
+        (
+            HealthInputs {
+                data_quality: Some(0.7),
+                ..Default::default()
+            },
+            "data_quality",
+            HealthStatus::Critical,
+        ),
+        (
+            HealthInputs {
+                data_quality: Some(0.95),
+                ..Default::default()
+            },
+            "data_quality",
+            HealthStatus::Healthy,
+        ),
+        // Drift score 0.2 / 0.5; one critical feature alone makes a warning.
+        (
+            HealthInputs {
+                drift: Some(drift(0.6, Status::Critical)),
+                ..Default::default()
+            },
+            "drift",
+            HealthStatus::Critical,
+        ),
+        (
+            HealthInputs {
+                drift: Some(drift(0.1, Status::Critical)),
+                ..Default::default()
+            },
+            "drift",
+            HealthStatus::Warning,
+        ),
+        (
+            HealthInputs {
+                drift: Some(drift(0.1, Status::Warning)),
+                ..Default::default()
+            },
+            "drift",
+            HealthStatus::Healthy,
+        ),
+    ];
+    for (inputs, name, want) in cases {
+        let h = evaluate(&cfg, "m", &inputs);
+        let c = check(&h, name);
+        assert_eq!(c.status, Some(want), "{name}: {c:?}");
+        assert_eq!(h.status, want, "{name}: overall");
+        if want > HealthStatus::Healthy {
+            assert_eq!(h.reasons[0].check, name);
+            assert!(
+                h.reasons[0].recommendation.is_some(),
+                "{name}: no recommendation"
+            );
+        } else {
+            assert!(h.reasons.is_empty());
+        }
+    }
+}
+
+fn drift(score: f64, status: Status) -> ModelDriftReport {
+    ModelDriftReport {
+        model: "m".into(),
+        baseline_id: "b".into(),
+        window_seconds: 900.0,
+        drift_score: Some(score),
+        status: Some(status),
+        features: Vec::new(),
+    }
+}
+
+#[test]
+fn per_model_overrides_and_worst_first() {
+    let mut cfg = Config::default();
+    cfg.models.insert(
+        "lenient".into(),
+        ModelOverrides {
+            thresholds: Some(Thresholds {
+                error_rate: Level {
+                    warning: 0.05,
+                    critical: 0.1,
+                },
+                ..Thresholds::default()
+            }),
+        },
+    );
+    let inputs = HealthInputs {
+        errors: Some(ErrorRate {
+            requests: 100,
+            errors: 2,
+        }),
+        latency: Some(latency(70.0, 70.0)),
+        ..Default::default()
+    };
+    let strict = evaluate(&cfg, "strict", &inputs);
+    assert_eq!(strict.status, HealthStatus::Critical);
+    assert_eq!(strict.reasons.len(), 2);
+    assert_eq!(strict.reasons[0].check, "error_rate", "worst first");
+    assert_eq!(strict.reasons[1].check, "latency");
+    let lenient = evaluate(&cfg, "lenient", &inputs);
+    assert_eq!(
+        check(&lenient, "error_rate").status,
+        Some(HealthStatus::Healthy)
+    );
+    assert_eq!(lenient.status, HealthStatus::Warning, "latency still warns");
+}
+
+async fn flaky(req: http::Request<hyper::body::Incoming>) -> Response<UpBody> {
+    let fail = req.headers().contains_key("x-fail");
+    Response::builder()
+        .status(if fail { 500 } else { 200 })
+        .header("content-type", "application/json")
+        .body(Full::new(bytes::Bytes::from_static(b"{\"predictions\":[1]}")).boxed())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_make_the_model_critical() {
+    let up = upstream(flaky).await;
+    let mut cfg = config(up);
+    cfg.model.name = "svc".into();
+    cfg.drift.interval = Duration::from_millis(50);
+    cfg.sla.latency = Duration::from_secs(5);
+    cfg.thresholds.latency_p95.warning = Duration::from_secs(4);
+    cfg.thresholds.latency_p95.critical = Duration::from_secs(5);
+    let running = mlmon::server::start(cfg).await.unwrap();
+    let client = reqwest::Client::new();
+    for i in 0..50 {
+        let mut r = client
+            .post(format!("http://{}/predict", running.proxy_addr))
+            .body("[{\"x\": 1}]");
+        if i % 10 == 0 {
+            r = r.header("x-fail", "1");
+        }
+        r.send().await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let m = scrape(running.admin_addr).await;
+    assert_eq!(
+        value(&m, "mlmon_model_health", &[("model", "svc")]),
+        Some(2.0)
+    );
+    let models: Value = reqwest::get(format!("http://{}/api/v1/models", running.admin_addr))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let svc = &models["models"][0];
+    assert_eq!(svc["model"], "svc");
+    assert_eq!(svc["status"], "critical");
+    let reason = &svc["reasons"][0];
+    assert_eq!(reason["check"], "error_rate");
+    assert_eq!(reason["value"], 0.1, "5 of 50");
+    assert!(reason["message"].as_str().unwrap().contains("5 of 50"));
+    assert!(reason["recommendation"]
+        .as_str()
+        .unwrap()
+        .contains("model server"));
+    running.shutdown();
+    running.wait().await;
+}
