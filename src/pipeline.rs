@@ -74,6 +74,8 @@ pub struct Pipeline {
     payload: PayloadConfig,
     /// Largest inflated size of a compressed body.
     max_decoded: usize,
+    /// Models whose error counters are initialised.
+    initialised: dashmap::DashSet<String>,
     metrics: Arc<ProxyMetrics>,
     sink: Arc<dyn Sink>,
 }
@@ -92,6 +94,7 @@ impl Pipeline {
         Pipeline {
             payload,
             max_decoded: MAX_DECODED_BYTES,
+            initialised: dashmap::DashSet::new(),
             metrics,
             sink,
         }
@@ -106,6 +109,7 @@ impl Pipeline {
 
     /// Handles one captured exchange.
     pub fn process(&self, ex: &CapturedExchange) {
+        self.init_counters(&ex.model);
         // Failed requests say nothing about the model's inputs or outputs.
         if !ex.status.is_some_and(|s| (200..300).contains(&s)) {
             return;
@@ -157,6 +161,26 @@ impl Pipeline {
         }
     }
 
+    /// Every payload error reason of a model starts at zero, so `rate()` reads 0, not
+    /// "no data", until something goes wrong.
+    fn init_counters(&self, model: &str) {
+        if self.initialised.contains(model) || !self.initialised.insert(model.to_string()) {
+            return;
+        }
+        let reasons = payload::PayloadError::REASONS
+            .iter()
+            .chain(DECODE_REASONS.iter());
+        for reason in reasons {
+            let _ = self
+                .metrics
+                .payload_errors
+                .get_or_create(&ModelReasonLabels {
+                    model: model.to_string(),
+                    reason,
+                });
+        }
+    }
+
     fn count_error(&self, model: &str, e: &payload::PayloadError) {
         tracing::debug!(model, reason = e.reason(), error = %e, "payload not understood");
         self.count_reason(model, e.reason());
@@ -197,6 +221,13 @@ impl Pipeline {
         self.sink.observe(model, obs);
     }
 }
+
+/// Payload error reasons of [`decode`].
+pub const DECODE_REASONS: [&str; 3] = [
+    "unsupported_encoding",
+    "invalid_encoding",
+    "too_large_decoded",
+];
 
 /// Largest size a compressed body may inflate to (a bound against compression bombs).
 pub const MAX_DECODED_BYTES: usize = 16 * 1024 * 1024;

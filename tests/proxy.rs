@@ -594,9 +594,20 @@ async fn gzip_responses_pass_unchanged_and_are_analysed() {
         value(&m, "mlmon_predictions_total", &[("model", "m")]),
         Some(2.0)
     );
-    assert!(
-        !m.iter().any(|s| s.name == "mlmon_payload_errors_total"),
-        "no payload errors"
+    let errors: f64 = m
+        .iter()
+        .filter(|s| s.name == "mlmon_payload_errors_total")
+        .map(|s| s.value)
+        .sum();
+    assert_eq!(errors, 0.0, "no payload errors");
+    assert_eq!(
+        value(
+            &m,
+            "mlmon_payload_errors_total",
+            &[("model", "m"), ("reason", "invalid_json")]
+        ),
+        Some(0.0),
+        "error counters start at zero"
     );
     running.shutdown();
     running.wait().await;

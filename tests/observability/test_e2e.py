@@ -181,9 +181,18 @@ def test_drift_alert_arrives_at_the_webhook_with_labels_and_annotations(stack, d
         assert not warnings
 
 
+def promql_regex(value: str) -> str:
+    """A literal label value as a regex inside a PromQL double-quoted string.
+
+    `re.escape` writes `\\-` for `-`; PromQL strings need their backslashes doubled, or
+    `"credit\\-risk"` is an invalid escape and Prometheus answers 400.
+    """
+    return re.escape(value).replace("\\", "\\\\")
+
+
 def test_every_dashboard_query_returns_data(stack, drift_alert):
     prom = stack["prometheus"]
-    values = {"job": JOB, "model": re.escape(drift_alert["labels"]["model"]), "feature": ".*", **BUILTINS}
+    values = {"job": JOB, "model": promql_regex(drift_alert["labels"]["model"]), "feature": ".*", **BUILTINS}
     empty, checked = [], 0
     for name, dash in dashboards().items():
         for where, expr in dashboard_queries(dash):
@@ -198,7 +207,7 @@ def test_every_dashboard_query_returns_data(stack, drift_alert):
 
 def test_every_dashboard_variable_query_returns_values(stack, drift_alert):
     prom = stack["prometheus"]
-    values = {"job": JOB, "model": re.escape(drift_alert["labels"]["model"]), "feature": ".*"}
+    values = {"job": JOB, "model": promql_regex(drift_alert["labels"]["model"]), "feature": ".*"}
     for name, dash in dashboards().items():
         for var in dash["templating"]["list"]:
             if var["type"] != "query":
