@@ -55,6 +55,8 @@ pub struct Config {
     pub privacy: PrivacyConfig,
     /// Cardinality limits.
     pub limits: LimitsConfig,
+    /// Anomaly scoring sensitivity (docs/anomaly.md).
+    pub anomaly: AnomalyConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -79,6 +81,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             privacy: PrivacyConfig::default(),
             limits: LimitsConfig::default(),
+            anomaly: AnomalyConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -401,6 +404,32 @@ impl Default for LimitsConfig {
     }
 }
 
+/// The `anomaly` section: how sensitive per-row anomaly scoring is (docs/anomaly.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnomalyConfig {
+    /// Score (in standard-normal sigmas, two-sided) at or above which a row is anomalous.
+    pub threshold: f64,
+    /// Recent anomalous rows kept for `GET /api/v1/models/{model}/anomalies`.
+    pub ring_size: usize,
+    /// Classifier outputs whose largest class probability is below this are anomalous
+    /// (`low_confidence`); 0 turns the check off.
+    pub min_confidence: f64,
+    /// Numeric features (in baseline order) entering the multivariate Mahalanobis score.
+    pub max_joint_features: usize,
+}
+
+impl Default for AnomalyConfig {
+    fn default() -> Self {
+        AnomalyConfig {
+            threshold: 4.0,
+            ring_size: 100,
+            min_confidence: 0.0,
+            max_joint_features: 64,
+        }
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -468,6 +497,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "privacy",
     "limits",
     "log",
+    "anomaly",
 ];
 
 /// The `MLMON_*` variables that configure mlmon, keyed as the `config` crate expects.
@@ -595,6 +625,18 @@ impl Config {
             return Err(bad(
                 "proxy.upstream_timeout",
                 "must be longer than 0s".into(),
+            ));
+        }
+        if !(self.anomaly.threshold.is_finite() && self.anomaly.threshold > 0.0) {
+            return Err(bad(
+                "anomaly.threshold",
+                format!("{} is not a positive number", self.anomaly.threshold),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.anomaly.min_confidence) {
+            return Err(bad(
+                "anomaly.min_confidence",
+                format!("{} is not between 0 and 1", self.anomaly.min_confidence),
             ));
         }
         if self.admin.token.as_deref().is_some_and(str::is_empty) {

@@ -25,6 +25,8 @@
 //! - [`feedback`]: ground truth joined to predictions by request id (bounded, with a TTL).
 //! - [`performance`]: performance against ground truth and label-free estimates.
 //! - [`health`]: one status per model with reasons and recommendations.
+//! - [`quality`]: per-feature data quality over the window and the data quality score.
+//! - [`anomaly`]: per-row anomaly scores against the baseline, rate, trend and recent anomalies.
 //! - [`pipeline`]: the consumer of the capture queue, feeding the analyses.
 //! - [`latency`]: sliding latency windows for the quantile gauges and the SLA.
 //! - [`metrics`]: Prometheus registration and exposition.
@@ -34,6 +36,7 @@
 //! - [`shutdown`]: signal handling and graceful drain.
 #![forbid(unsafe_code)]
 
+pub mod anomaly;
 pub mod api;
 pub mod baseline;
 pub mod cli;
@@ -49,6 +52,7 @@ pub mod payload;
 pub mod performance;
 pub mod pipeline;
 pub mod proxy;
+pub mod quality;
 pub mod record;
 pub mod server;
 pub mod shutdown;

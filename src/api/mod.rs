@@ -1,12 +1,14 @@
 //! The admin HTTP server: `/metrics`, `/healthz`, `/readyz` and the JSON API under
 //! `/api/v1`. Every error is a JSON `{"error": "..."}` with a 4xx/5xx status.
 
+pub mod anomalies;
 pub mod auth;
 pub mod error;
 pub mod events;
 pub mod feedback;
 pub mod health;
 pub mod predictions;
+pub mod quality;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,6 +53,11 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(events::post_event).layer(DefaultBodyLimit::max(MAX_INGEST_BYTES)),
         )
         .route("/api/v1/models/{model}/drift", get(drift))
+        .route("/api/v1/models/{model}/quality", get(quality::quality))
+        .route(
+            "/api/v1/models/{model}/anomalies",
+            get(anomalies::anomalies),
+        )
         .route(
             "/api/v1/models/{model}/baseline",
             put(put_baseline).layer(DefaultBodyLimit::max(MAX_BASELINE_BYTES)),

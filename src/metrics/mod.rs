@@ -4,12 +4,14 @@
 //! that ask for `application/openmetrics-text` and converts it to the Prometheus text
 //! format 0.0.4 for everyone else (curl, older Prometheus, most tools).
 
+pub mod anomaly;
 pub mod drift;
 pub mod health;
 pub mod labels;
 pub mod performance;
 pub mod process;
 pub mod proxy;
+pub mod quality;
 
 use std::sync::Arc;
 
@@ -32,6 +34,10 @@ pub struct Metrics {
     pub proxy: Arc<ProxyMetrics>,
     /// Drift statistics, bins and baselines.
     pub drift: Arc<drift::DriftMetrics>,
+    /// Data quality per feature and the data quality score.
+    pub quality: Arc<quality::QualityMetrics>,
+    /// Anomalies: counts, rate, trend and score histogram.
+    pub anomaly: Arc<anomaly::AnomalyMetrics>,
     /// Performance against ground truth, estimates and feedback.
     pub performance: Arc<performance::PerformanceMetrics>,
     /// Model health.
@@ -45,6 +51,8 @@ impl Metrics {
         let mlmon = registry.sub_registry_with_prefix("mlmon");
         let proxy = Arc::new(ProxyMetrics::register(mlmon, build_version));
         let drift = Arc::new(drift::DriftMetrics::register(mlmon));
+        let quality = Arc::new(quality::QualityMetrics::register(mlmon));
+        let anomaly = Arc::new(anomaly::AnomalyMetrics::register(mlmon));
         let performance = Arc::new(performance::PerformanceMetrics::register(mlmon));
         let health = Arc::new(health::HealthMetrics::register(mlmon));
         // Unprefixed: process_* names are the same in every Prometheus client.
@@ -53,6 +61,8 @@ impl Metrics {
             registry,
             proxy,
             drift,
+            quality,
+            anomaly,
             performance,
             health,
         }

@@ -1,0 +1,242 @@
+//! Mahalanobis distance with a Ledoit–Wolf shrunk covariance (the estimator of
+//! `sklearn.covariance.LedoitWolf`, `assume_centered=False`), in plain Rust.
+//!
+//! For `n` rows of `p` columns centred on their mean (`X`), the empirical covariance is
+//! `S = XᵀX / n`, `μ = tr(S) / p`, and the shrunk covariance `(1 − s)·S + s·μ·I` with
+//! `s = min(β, δ) / δ`, `δ = ‖S − μI‖²_F / p`, `β = (Σᵢ ‖xᵢ‖⁴ / n − ‖S‖²_F) / (p·n)`.
+//! Shrinkage keeps the matrix positive definite even with few rows or collinear columns,
+//! which the plain covariance would not be.
+
+/// A fitted Mahalanobis distance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mahalanobis {
+    /// Column means of the fitting rows.
+    pub mean: Vec<f64>,
+    /// The shrunk covariance, row-major `p × p`.
+    pub covariance: Vec<f64>,
+    /// Ledoit–Wolf shrinkage coefficient in [0, 1].
+    pub shrinkage: f64,
+    /// Lower Cholesky factor of the covariance, row-major.
+    chol: Vec<f64>,
+    p: usize,
+}
+
+/// Why a distance could not be fitted.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FitError {
+    /// Fewer than two rows, or no columns.
+    #[error("{rows} rows of {columns} columns: need at least 2 rows and 1 column")]
+    TooFew {
+        /// Rows given.
+        rows: usize,
+        /// Columns given.
+        columns: usize,
+    },
+    /// A row's length differs from the first row's.
+    #[error("row {row} has {len} values, expected {expected}")]
+    Ragged {
+        /// Row index.
+        row: usize,
+        /// Its length.
+        len: usize,
+        /// The first row's length.
+        expected: usize,
+    },
+    /// A value is NaN or infinite.
+    #[error("row {row} column {column} is not finite")]
+    NotFinite {
+        /// Row index.
+        row: usize,
+        /// Column index.
+        column: usize,
+    },
+    /// Every column is constant: there is no spread to measure distances with.
+    #[error("the covariance is singular (every column is constant)")]
+    Singular,
+}
+
+impl Mahalanobis {
+    /// Fits on `rows` (each of the same length `p`).
+    pub fn fit(rows: &[Vec<f64>]) -> Result<Mahalanobis, FitError> {
+        let n = rows.len();
+        let p = rows.first().map(Vec::len).unwrap_or(0);
+        if n < 2 || p == 0 {
+            return Err(FitError::TooFew {
+                rows: n,
+                columns: p,
+            });
+        }
+        let mut mean = vec![0.0; p];
+        for (i, r) in rows.iter().enumerate() {
+            if r.len() != p {
+                return Err(FitError::Ragged {
+                    row: i,
+                    len: r.len(),
+                    expected: p,
+                });
+            }
+            for (j, v) in r.iter().enumerate() {
+                if !v.is_finite() {
+                    return Err(FitError::NotFinite { row: i, column: j });
+                }
+                mean[j] += v;
+            }
+        }
+        let nf = n as f64;
+        mean.iter_mut().for_each(|m| *m /= nf);
+        let mut s = vec![0.0; p * p];
+        let mut beta_sum = 0.0;
+        let mut x = vec![0.0; p];
+        for r in rows {
+            let mut sq = 0.0;
+            for j in 0..p {
+                x[j] = r[j] - mean[j];
+                sq += x[j] * x[j];
+            }
+            beta_sum += sq * sq;
+            for a in 0..p {
+                let xa = x[a];
+                for b in 0..=a {
+                    s[a * p + b] += xa * x[b];
+                }
+            }
+        }
+        for a in 0..p {
+            for b in 0..=a {
+                let v = s[a * p + b] / nf;
+                s[a * p + b] = v;
+                s[b * p + a] = v;
+            }
+        }
+        let pf = p as f64;
+        let trace: f64 = (0..p).map(|j| s[j * p + j]).sum();
+        let mu = trace / pf;
+        let frob2: f64 = s.iter().map(|v| v * v).sum();
+        let delta = (frob2 - 2.0 * mu * trace + pf * mu * mu) / pf;
+        let beta = ((beta_sum / nf - frob2) / (pf * nf)).min(delta);
+        let shrinkage = if beta <= 0.0 || delta <= 0.0 {
+            0.0
+        } else {
+            beta / delta
+        };
+        let mut cov = s;
+        for a in 0..p {
+            for b in 0..p {
+                cov[a * p + b] *= 1.0 - shrinkage;
+            }
+            cov[a * p + a] += shrinkage * mu;
+        }
+        let chol = cholesky(&cov, p).ok_or(FitError::Singular)?;
+        Ok(Mahalanobis {
+            mean,
+            covariance: cov,
+            shrinkage,
+            chol,
+            p,
+        })
+    }
+
+    /// Number of columns.
+    pub fn dim(&self) -> usize {
+        self.p
+    }
+
+    /// Squared distance of `x` from the mean, and each column's share of it:
+    /// `cᵢ = (xᵢ − meanᵢ)·(Σ⁻¹(x − mean))ᵢ`, which add up to the squared distance
+    /// (a column can contribute negatively). `None` when `x` has the wrong length.
+    pub fn distance2(&self, x: &[f64]) -> Option<(f64, Vec<f64>)> {
+        if x.len() != self.p {
+            return None;
+        }
+        let d: Vec<f64> = x.iter().zip(&self.mean).map(|(v, m)| v - m).collect();
+        let w = solve(&self.chol, self.p, &d);
+        let contrib: Vec<f64> = d.iter().zip(&w).map(|(a, b)| a * b).collect();
+        let d2 = contrib.iter().sum::<f64>().max(0.0);
+        Some((d2, contrib))
+    }
+}
+
+/// Lower Cholesky factor of a symmetric positive definite `p × p` matrix.
+fn cholesky(a: &[f64], p: usize) -> Option<Vec<f64>> {
+    let mut l = vec![0.0; p * p];
+    for i in 0..p {
+        for j in 0..=i {
+            let mut sum = a[i * p + j];
+            for k in 0..j {
+                sum -= l[i * p + k] * l[j * p + k];
+            }
+            if i == j {
+                if sum.is_nan() || sum <= 0.0 || !sum.is_finite() {
+                    return None;
+                }
+                l[i * p + i] = sum.sqrt();
+            } else {
+                l[i * p + j] = sum / l[j * p + j];
+            }
+        }
+    }
+    Some(l)
+}
+
+/// Solves `L Lᵀ w = d`.
+fn solve(l: &[f64], p: usize, d: &[f64]) -> Vec<f64> {
+    let mut y = vec![0.0; p];
+    for i in 0..p {
+        let mut s = d[i];
+        for k in 0..i {
+            s -= l[i * p + k] * y[k];
+        }
+        y[i] = s / l[i * p + i];
+    }
+    let mut w = vec![0.0; p];
+    for i in (0..p).rev() {
+        let mut s = y[i];
+        for k in i + 1..p {
+            s -= l[k * p + i] * w[k];
+        }
+        w[i] = s / l[i * p + i];
+    }
+    w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_like_data_gives_euclidean_distance() {
+        // Four points at (±1, ±1): mean 0, S = I, no shrinkage needed (S = μI).
+        let rows = vec![
+            vec![1.0, 1.0],
+            vec![-1.0, 1.0],
+            vec![1.0, -1.0],
+            vec![-1.0, -1.0],
+        ];
+        let m = Mahalanobis::fit(&rows).unwrap();
+        let (d2, c) = m.distance2(&[3.0, 4.0]).unwrap();
+        assert!((d2 - 25.0).abs() < 1e-12);
+        assert!((c[0] - 9.0).abs() < 1e-12 && (c[1] - 16.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn bad_input_is_an_error_not_a_panic() {
+        assert!(matches!(
+            Mahalanobis::fit(&[vec![1.0]]),
+            Err(FitError::TooFew { .. })
+        ));
+        assert!(matches!(
+            Mahalanobis::fit(&[vec![1.0, 2.0], vec![1.0]]),
+            Err(FitError::Ragged { row: 1, .. })
+        ));
+        assert!(matches!(
+            Mahalanobis::fit(&[vec![1.0], vec![f64::NAN]]),
+            Err(FitError::NotFinite { row: 1, column: 0 })
+        ));
+        assert_eq!(
+            Mahalanobis::fit(&[vec![1.0, 2.0], vec![1.0, 2.0]]),
+            Err(FitError::Singular)
+        );
+        let m = Mahalanobis::fit(&[vec![1.0], vec![2.0]]).unwrap();
+        assert!(m.distance2(&[1.0, 2.0]).is_none());
+    }
+}

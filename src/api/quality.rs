@@ -1,0 +1,22 @@
+//! `GET /api/v1/models/{model}/quality`: per-feature data quality over the window.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::Json;
+
+use super::ApiError;
+use crate::quality::QualityReport;
+use crate::server::AppState;
+
+/// The model's data quality report, computed now.
+pub async fn quality(
+    State(state): State<Arc<AppState>>,
+    Path(model): Path<String>,
+) -> Result<Json<QualityReport>, ApiError> {
+    state.quality.report(&model).map(Json).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "model {model:?} has no data quality state: no rows seen and no baseline"
+        ))
+    })
+}
