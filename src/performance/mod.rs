@@ -14,6 +14,7 @@
 //! probabilities, or only integral values with few distinct ones → classification).
 
 pub mod cbpe;
+pub mod joint;
 pub mod scores;
 
 use std::collections::{BTreeSet, VecDeque};
@@ -591,26 +592,42 @@ impl PerformanceEngine {
     }
 }
 
-/// Fits the calibration of the positive-class probability on a baseline that holds
-/// predicted probabilities and targets jointly; `None` otherwise.
-pub fn baseline_calibrator(snapshot: &Snapshot, positive: &str) -> Option<Calibrator> {
-    let _ = (snapshot, positive);
-    None
-}
+/// Column names and rows (one numeric cell per column) of a joint sample.
+type JointSample<'a> = (&'a [String], &'a [Vec<Option<f64>>]);
 
-/// The primary metric (accuracy, or R² for regression) of the model on its baseline, when
-/// the baseline holds predictions and targets jointly.
-pub fn baseline_reference(snapshot: &Snapshot) -> Option<f64> {
+/// The baseline's row-aligned joint sample (column names, rows), when the snapshot
+/// carries one. Snapshot format v1 does not carry it yet, so every model is estimated with
+/// `calibration: "assumed"` and health has no performance reference until it does.
+fn joint_sample(snapshot: &Snapshot) -> Option<JointSample<'_>> {
     let _ = snapshot;
     None
 }
 
-/// A health source giving each model's [`baseline_reference`].
-pub fn reference_source(baselines: Arc<DriftEngine>) -> crate::health::Source {
+/// Fits the calibration of the positive-class probability on a baseline that holds
+/// predicted probabilities and targets jointly; `None` otherwise.
+pub fn baseline_calibrator(snapshot: &Snapshot, positive: &str) -> Option<Calibrator> {
+    let (columns, rows) = joint_sample(snapshot)?;
+    joint::calibrator(columns, rows, positive)
+}
+
+/// The primary metric (accuracy, or R² for regression) of the model on its baseline, when
+/// the baseline holds predictions and targets jointly.
+pub fn baseline_reference(snapshot: &Snapshot, positive: &str, task: Task) -> Option<f64> {
+    let (columns, rows) = joint_sample(snapshot)?;
+    joint::reference(columns, rows, positive, task)
+}
+
+/// A health source giving each model's [`baseline_reference`] (task from `model.task`,
+/// else from the baseline).
+pub fn reference_source(baselines: Arc<DriftEngine>, cfg: Arc<Config>) -> crate::health::Source {
     Arc::new(move |model: &str| {
-        baselines
-            .baseline(model)
-            .and_then(|s| baseline_reference(&s))
+        let snapshot = baselines.baseline(model)?;
+        let task = match cfg.model.task {
+            Task::Auto => task_from_baseline(&snapshot)?,
+            t => t,
+        };
+        let positive = label_of_str(&cfg.performance.positive_class);
+        baseline_reference(&snapshot, &positive, task)
     })
 }
 

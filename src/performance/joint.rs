@@ -1,0 +1,179 @@
+//! What a baseline's row-aligned joint sample (columns: input features, `prediction`,
+//! `target`; numeric cells) says about performance: the calibration of predicted
+//! probabilities, and the reference value of the primary metric that model health compares
+//! the live one with.
+
+use super::cbpe::Calibrator;
+use super::scores::{self, label_of_str};
+use crate::config::Task;
+
+/// `(prediction, target)` of the rows holding both.
+fn pairs(columns: &[String], rows: &[Vec<Option<f64>>]) -> Option<Vec<(f64, f64)>> {
+    let p = columns.iter().position(|c| c == "prediction")?;
+    let t = columns.iter().position(|c| c == "target")?;
+    let out: Vec<(f64, f64)> = rows
+        .iter()
+        .filter_map(
+            |r| match (r.get(p).copied().flatten(), r.get(t).copied().flatten()) {
+                (Some(a), Some(b)) if a.is_finite() && b.is_finite() => Some((a, b)),
+                _ => None,
+            },
+        )
+        .collect();
+    (!out.is_empty()).then_some(out)
+}
+
+/// Whether the prediction column holds probabilities (all in 0..1, some fractional)
+/// rather than labels.
+fn are_probabilities(pairs: &[(f64, f64)]) -> bool {
+    pairs.iter().all(|(p, _)| (0.0..=1.0).contains(p))
+        && pairs.iter().any(|(p, _)| p.fract() != 0.0)
+}
+
+fn label(x: f64) -> String {
+    label_of_str(&format!("{x}"))
+}
+
+/// Isotonic calibration of the positive-class probability on the joint sample, when its
+/// prediction column holds probabilities and its targets are labels.
+pub fn calibrator(
+    columns: &[String],
+    rows: &[Vec<Option<f64>>],
+    positive: &str,
+) -> Option<Calibrator> {
+    let pairs = pairs(columns, rows)?;
+    if !are_probabilities(&pairs) {
+        return None;
+    }
+    let (p, y): (Vec<f64>, Vec<bool>) = pairs
+        .iter()
+        .map(|(p, t)| (*p, label(*t) == positive))
+        .unzip();
+    Calibrator::fit(&p, &y)
+}
+
+/// The primary metric on the joint sample: accuracy for classifiers (a probability column
+/// predicts the positive class at 0.5 or more, with labels `1`/`0`), R² for regressors.
+pub fn reference(
+    columns: &[String],
+    rows: &[Vec<Option<f64>>],
+    positive: &str,
+    task: Task,
+) -> Option<f64> {
+    let pairs = pairs(columns, rows)?;
+    match task {
+        Task::Regression => {
+            let (p, t): (Vec<f64>, Vec<f64>) = pairs.into_iter().unzip();
+            scores::regression(&t, &p).and_then(|s| s.r2)
+        }
+        _ => {
+            let probabilities = are_probabilities(&pairs);
+            let (p, t): (Vec<String>, Vec<String>) = pairs
+                .iter()
+                .map(|(p, t)| {
+                    let predicted = if probabilities {
+                        if *p >= 0.5 {
+                            positive.to_string()
+                        } else {
+                            // The other class of a 0/1 target.
+                            if positive == "1" {
+                                "0".into()
+                            } else {
+                                "1".into()
+                            }
+                        }
+                    } else {
+                        label(*p)
+                    };
+                    (predicted, label(*t))
+                })
+                .unzip();
+            scores::classification(&t, &p, positive).map(|s| s.accuracy)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::performance::cbpe::estimate_binary;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    fn cols() -> Vec<String> {
+        vec!["x".into(), "prediction".into(), "target".into()]
+    }
+
+    /// An overconfident model: reports `q` for true probability `p`.
+    fn overconfident(p: f64) -> f64 {
+        if p >= 0.5 {
+            p.sqrt().sqrt()
+        } else {
+            1.0 - (1.0 - p).sqrt().sqrt()
+        }
+    }
+
+    #[test]
+    fn baseline_calibration_corrects_an_overconfident_model() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let sample = |rng: &mut StdRng, n: usize| -> Vec<(f64, bool)> {
+            (0..n)
+                .map(|_| {
+                    let p: f64 = rng.random();
+                    (overconfident(p), rng.random::<f64>() < p)
+                })
+                .collect()
+        };
+        let baseline: Vec<Vec<Option<f64>>> = sample(&mut rng, 5000)
+            .into_iter()
+            .map(|(q, y)| vec![Some(0.0), Some(q), Some(if y { 1.0 } else { 0.0 })])
+            .collect();
+        let c = calibrator(&cols(), &baseline, "1").expect("probabilities and labels");
+        let live = sample(&mut rng, 20_000);
+        let truth = live.iter().filter(|(q, y)| (*q >= 0.5) == *y).count() as f64 / 20_000.0;
+        let raw: Vec<(f64, bool)> = live.iter().map(|(q, _)| (*q, *q >= 0.5)).collect();
+        let calibrated: Vec<(f64, bool)> =
+            live.iter().map(|(q, _)| (c.apply(*q), *q >= 0.5)).collect();
+        let raw = estimate_binary(&raw).unwrap().accuracy;
+        let fixed = estimate_binary(&calibrated).unwrap().accuracy;
+        assert!(
+            raw - truth > 0.1,
+            "uncalibrated is optimistic: {raw} vs {truth}"
+        );
+        assert!(
+            (fixed - truth).abs() < 0.02,
+            "calibrated {fixed} vs {truth}"
+        );
+        // The reference accuracy of the same baseline: p >= 0.5 predicts 1.
+        let want = baseline
+            .iter()
+            .filter(|r| (r[1].unwrap() >= 0.5) == (r[2].unwrap() == 1.0))
+            .count() as f64
+            / 5000.0;
+        let got = reference(&cols(), &baseline, "1", Task::Classification).unwrap();
+        assert!((got - want).abs() < 1e-12);
+    }
+
+    #[test]
+    fn labels_are_not_probabilities() {
+        let rows = vec![
+            vec![None, Some(1.0), Some(1.0)],
+            vec![None, Some(0.0), Some(1.0)],
+            vec![None, Some(1.0), None],
+        ];
+        assert!(calibrator(&cols(), &rows, "1").is_none());
+        assert_eq!(
+            reference(&cols(), &rows, "1", Task::Classification),
+            Some(0.5)
+        );
+        assert!(reference(&["a".to_string()], &rows, "1", Task::Classification).is_none());
+        let reg = vec![
+            vec![None, Some(1.0), Some(1.5)],
+            vec![None, Some(2.0), Some(2.5)],
+            vec![None, Some(3.0), Some(2.0)],
+        ];
+        // sklearn.metrics.r2_score([1.5, 2.5, 2.0], [1, 2, 3]) = 1 - 1.5 / 0.5 = -2
+        let r2 = reference(&cols(), &reg, "1", Task::Regression).unwrap();
+        assert!((r2 + 2.0).abs() < 1e-12, "{r2}");
+    }
+}
