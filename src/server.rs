@@ -42,6 +42,10 @@ pub struct AppState {
     pub pipeline: Arc<Pipeline>,
     /// The drift engine.
     pub drift: Arc<DriftEngine>,
+    /// Data quality per feature (`score(model)` feeds the model health).
+    pub quality: Arc<crate::quality::QualityEngine>,
+    /// Anomaly scoring (`rate(model)` feeds the model health).
+    pub anomaly: Arc<crate::anomaly::AnomalyEngine>,
     /// Ground truth, performance and label-free estimates.
     pub performance: Arc<crate::performance::PerformanceEngine>,
     /// Model health.
@@ -111,6 +115,8 @@ impl AppState {
     /// Recomputes drift for every model and updates the drift gauges.
     pub fn refresh_drift(&self) {
         let drift = self.drift.refresh();
+        self.quality.refresh();
+        self.anomaly.refresh();
         self.refresh_health(drift);
     }
 
@@ -234,24 +240,47 @@ pub async fn start_with(
         })?;
     }
     // The analyses, fed in this order for every parsed exchange.
+    let quality = Arc::new(crate::quality::QualityEngine::new(
+        cfg.clone(),
+        metrics.quality.clone(),
+        Some(drift.clone()),
+    ));
+    let anomaly = Arc::new(crate::anomaly::AnomalyEngine::new(
+        cfg.clone(),
+        metrics.anomaly.clone(),
+        Some(drift.clone()),
+    ));
     let performance = Arc::new(crate::performance::PerformanceEngine::new(
         cfg.clone(),
         metrics.performance.clone(),
         Some(drift.clone()),
     ));
-    let health = Arc::new(crate::health::HealthEngine::new(
-        cfg.clone(),
-        metrics.health.clone(),
-        metrics.proxy.clone(),
-        crate::health::HealthSources {
+    let health = {
+        let (q, a) = (quality.clone(), anomaly.clone());
+        let sources = crate::health::HealthSources {
+            anomaly_rate: Some(Arc::new(move |m: &str| a.rate(m))),
+            data_quality: Some(Arc::new(move |m: &str| q.score(m))),
             performance_reference: Some(crate::performance::reference_source(
                 drift.clone(),
                 cfg.clone(),
             )),
-            ..Default::default()
-        },
-    ));
-    let analyses: Vec<Arc<dyn crate::pipeline::Sink>> = vec![drift.clone(), performance.clone()];
+        };
+        Arc::new(crate::health::HealthEngine::new(
+            cfg.clone(),
+            metrics.health.clone(),
+            metrics.proxy.clone(),
+            sources,
+        ))
+    };
+    // Series of the loaded baselines exist from the first scrape.
+    quality.refresh();
+    anomaly.refresh();
+    let analyses: Vec<Arc<dyn crate::pipeline::Sink>> = vec![
+        drift.clone(),
+        quality.clone(),
+        anomaly.clone(),
+        performance.clone(),
+    ];
     let sink: Arc<dyn crate::pipeline::Sink> = match sink {
         Some(s) => s,
         None => Arc::new(crate::pipeline::FanOut(analyses)),
@@ -278,6 +307,8 @@ pub async fn start_with(
         names,
         pipeline: pipeline.clone(),
         drift,
+        quality,
+        anomaly,
         performance,
         health,
         events: Arc::new(crate::api::events::EventPairing::new()),
