@@ -291,3 +291,60 @@ async fn mutating_endpoints_need_the_token_and_errors_are_json() {
     running.shutdown();
     running.wait().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feedback_after_the_ttl_is_late() {
+    let up = upstream(model).await;
+    let mut cfg = config(up);
+    cfg.model.name = "toy".into();
+    cfg.drift.interval = Duration::from_millis(50);
+    cfg.feedback.ttl = Duration::from_millis(300);
+    let running = mlmon::server::start(cfg).await.unwrap();
+    let (proxy, admin) = (running.proxy_addr, running.admin_addr);
+    predict(proxy, "old", &[1.0]).await;
+    predict(proxy, "fresh", &[1.0]).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    predict(proxy, "fresh", &[-1.0]).await;
+    // The reused id's newer prediction (0) waits; the first one's TTL ran out.
+    wait_for_pending(admin, "toy", 1).await;
+    let (status, body) = post(
+        admin,
+        "/api/v1/feedback/toy",
+        json!([{"request_id": "old", "actual": 1}, {"request_id": "fresh", "actual": 0}]),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["results"][0]["result"], "late");
+    assert_eq!(body["results"][1]["result"], "matched");
+    let report = wait_matched(admin, "toy", 1).await;
+    assert_eq!(
+        report["classification"]["accuracy"], 1.0,
+        "matched the newer prediction"
+    );
+    let m = scrape(admin).await;
+    let fb = |result: &str| {
+        value(
+            &m,
+            "mlmon_feedback_total",
+            &[("model", "toy"), ("result", result)],
+        )
+    };
+    assert_eq!(fb("late"), Some(1.0));
+    assert_eq!(fb("matched"), Some(1.0));
+    running.shutdown();
+    running.wait().await;
+}
+
+/// Polls until `n` prediction rows wait for ground truth (the pipeline runs off the
+/// request path).
+async fn wait_for_pending(admin: SocketAddr, model: &str, n: u64) {
+    for _ in 0..100 {
+        let (status, v) = get(admin, &format!("/api/v1/models/{model}/performance")).await;
+        if status == 200 && v["feedback"]["pending_predictions"] == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{model}: never {n} pending predictions");
+}
