@@ -125,7 +125,8 @@ async fn quality_and_anomalies_through_the_proxy() {
             .collect();
         send(running.proxy_addr, &format!("clean-{i}"), json!(batch)).await;
     }
-    // One batch with known problems: row 3 is 6 sigma out on x.
+    // One batch with known problems: row 3 is 6 sigma out on x; row 5 breaks the x–y
+    // correlation (x +2 sigma, y −2 sigma).
     let (_, y0, _) = draw(&mut rng);
     let odd = json!([
         { "x": 0.1, "y": y0, "colour": "red" },
@@ -133,6 +134,7 @@ async fn quality_and_anomalies_through_the_proxy() {
         { "x": 0.2, "colour": "green" },
         { "x": 6.0, "y": 5.0, "colour": "blue" },
         { "x": -0.3, "y": 4.5, "colour": "purple" },
+        { "x": 2.0, "y": 1.0, "colour": "red" },
     ]);
     send(running.proxy_addr, "odd-1", odd).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -140,10 +142,10 @@ async fn quality_and_anomalies_through_the_proxy() {
     // Quality API.
     let (status, q) = api(running.admin_addr, "/api/v1/models/toy/quality").await;
     assert_eq!(status, 200, "{q}");
-    assert_eq!(q["rows"], 505);
+    assert_eq!(q["rows"], 506);
     let x = feature(&q, "x");
     assert_eq!(x["window"]["type_mismatch"], 1);
-    assert_eq!(x["window"]["values"], 505);
+    assert_eq!(x["window"]["values"], 506);
     assert_eq!(feature(&q, "y")["window"]["missing"], 1);
     assert_eq!(feature(&q, "colour")["window"]["unseen_category"], 1);
     let score = q["score"].as_f64().unwrap();
@@ -152,7 +154,7 @@ async fn quality_and_anomalies_through_the_proxy() {
     // Anomalies API: the 6-sigma row is listed, explained by x, without values.
     let (status, a) = api(running.admin_addr, "/api/v1/models/toy/anomalies").await;
     assert_eq!(status, 200, "{a}");
-    assert_eq!(a["scored_total"], 505);
+    assert_eq!(a["scored_total"], 506);
     assert_eq!(a["values_included"], false);
     let list = a["anomalies"].as_array().unwrap();
     let hit = list
@@ -163,10 +165,21 @@ async fn quality_and_anomalies_through_the_proxy() {
     assert_eq!(hit["explanation"][0]["feature"], "x");
     assert!(hit["explanation"][0].get("value").is_none());
     assert!(hit["timestamp"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(a["method"], "multivariate", "{a}");
+    assert_eq!(a["joint_features"], json!(["x", "y"]));
+    let brk = list
+        .iter()
+        .find(|r| r["request_id"] == "odd-1" && r["row"] == 5)
+        .unwrap_or_else(|| panic!("correlation break not listed: {a}"));
+    assert!(brk["reasons"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("multivariate")));
+    assert!(brk["univariate"].as_f64().unwrap() < 4.0);
     let total = a["anomalies_total"].as_f64().unwrap();
     assert!(
-        (1.0..=6.0).contains(&total),
-        "{total} anomalies in 505 rows"
+        (2.0..=7.0).contains(&total),
+        "{total} anomalies in 506 rows"
     );
 
     // The same numbers in /metrics.
@@ -182,10 +195,10 @@ async fn quality_and_anomalies_through_the_proxy() {
     );
     assert_eq!(
         value(&m, "mlmon_anomaly_score_count", &[("model", "toy")]),
-        Some(505.0)
+        Some(506.0)
     );
     let rate = value(&m, "mlmon_anomaly_rate", &[("model", "toy")]).unwrap();
-    assert!((rate - total / 505.0).abs() < 1e-12);
+    assert!((rate - total / 506.0).abs() < 1e-12);
     assert_eq!(
         value(&m, "mlmon_anomaly_trend", &[("model", "toy")]),
         Some(0.0)

@@ -142,8 +142,10 @@ impl std::fmt::Debug for AnomalyEngine {
 
 /// The row-aligned sample of a snapshot, when it has one.
 pub fn joint_rows(snapshot: &Snapshot) -> Option<JointRows<'_>> {
-    let _ = snapshot;
-    None
+    snapshot.joint_sample.as_ref().map(|j| JointRows {
+        columns: &j.columns,
+        rows: &j.rows,
+    })
 }
 
 fn tally(t: Tally) -> WindowTally {

@@ -34,7 +34,7 @@ use super::reader::{
 use super::sampling::{subsample, Reservoir, SplitMix64};
 use super::snapshot::{
     format_number, parse_number, text_category_key, Bins, BuildInfo, FeatureBaseline, FeatureStats,
-    FeatureType, ModelInfo, NamedMap, ParsedText, Quantiles, Snapshot, SnapshotError,
+    FeatureType, JointSample, ModelInfo, NamedMap, ParsedText, Quantiles, Snapshot, SnapshotError,
     FORMAT_VERSION, MAX_BINS, OTHER_CATEGORY,
 };
 use crate::record::{FeatureValue, Prediction, Row};
@@ -255,7 +255,7 @@ pub fn build_from_file(
         .source
         .clone()
         .unwrap_or_else(|| format!("{file} ({})", format.as_str()));
-    engine.into_snapshot(&file, description, notes, None)
+    engine.into_snapshot(&file, description, notes, None, None)
 }
 
 /// Builds a baseline from live rows: push the first rows (and their
@@ -383,7 +383,21 @@ impl BaselineBuilder {
             .source
             .clone()
             .unwrap_or_else(|| origin.clone());
-        features.into_snapshot(&origin, description, Vec::new(), prediction)
+        // Predictions pair with rows by position when every row had one.
+        let cells: Option<Vec<Option<f64>>> =
+            (self.predictions.len() == self.rows.len()).then(|| {
+                self.predictions
+                    .iter()
+                    .map(|p| p.first().and_then(|(_, v)| cell_number(&value_cell(v))))
+                    .collect()
+            });
+        features.into_snapshot(
+            &origin,
+            description,
+            Vec::new(),
+            prediction,
+            cells.as_deref(),
+        )
     }
 }
 
@@ -619,6 +633,87 @@ struct Engine<'o> {
     rows: u64,
     /// Whether `prediction`/`target` options pick columns (file builds).
     roles_from_options: bool,
+    /// Row-aligned reservoir of whole rows (the snapshot's `joint_sample`).
+    joint: JointAcc,
+}
+
+/// Columns (by input position) whose cells enter the joint sample at most; later columns
+/// are described per feature only (bounds the reservoir at `sample_size × 512` cells).
+pub const JOINT_MAX_COLUMNS: usize = 512;
+
+/// A seeded reservoir (algorithm R) of whole rows: the numeric reading of each cell of
+/// the first [`JOINT_MAX_COLUMNS`] columns, with the row's position in the input.
+#[derive(Debug)]
+struct JointAcc {
+    capacity: usize,
+    seen: u64,
+    rows: Vec<(u64, Vec<Option<f64>>)>,
+    rng: SplitMix64,
+    /// Slot the row being read goes to, when it is kept.
+    slot: Option<usize>,
+    buf: Vec<Option<f64>>,
+}
+
+impl JointAcc {
+    fn new(capacity: usize, seed: u64) -> Self {
+        JointAcc {
+            capacity,
+            seen: 0,
+            rows: Vec::new(),
+            rng: SplitMix64::for_stream(seed, "joint_sample"),
+            slot: None,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Decides whether the next row is kept (before it is read).
+    fn begin(&mut self) {
+        let n = self.seen + 1;
+        self.slot = if self.rows.len() < self.capacity {
+            Some(self.rows.len())
+        } else if self.capacity > 0 {
+            let j = self.rng.below(n) as usize;
+            (j < self.capacity).then_some(j)
+        } else {
+            None
+        };
+    }
+
+    #[inline]
+    fn record(&mut self, i: usize, v: Option<f64>) {
+        if self.slot.is_none() || i >= JOINT_MAX_COLUMNS {
+            return;
+        }
+        if self.buf.len() <= i {
+            self.buf.resize(i + 1, None);
+        }
+        self.buf[i] = v;
+    }
+
+    /// The row was read: keeps it when chosen.
+    fn end(&mut self) {
+        self.seen += 1;
+        if let Some(slot) = self.slot.take() {
+            let cells = std::mem::take(&mut self.buf);
+            let row = (self.seen - 1, cells);
+            if slot < self.rows.len() {
+                self.rows[slot] = row;
+            } else {
+                self.rows.push(row);
+            }
+        }
+    }
+}
+
+fn cell_number(cell: &Cell<'_>) -> Option<f64> {
+    match cell {
+        Cell::Missing => None,
+        Cell::Number(v) => v.is_finite().then_some(*v),
+        Cell::Text(s) => match parse_number(s) {
+            ParsedText::Number(v) => Some(v),
+            _ => None,
+        },
+    }
 }
 
 impl<'o> Engine<'o> {
@@ -628,6 +723,7 @@ impl<'o> Engine<'o> {
             columns: Vec::new(),
             rows: 0,
             roles_from_options: true,
+            joint: JointAcc::new(options.sample_size, options.seed),
         }
     }
 
@@ -676,8 +772,13 @@ impl<'o> Engine<'o> {
         loop {
             let row_no = self.rows + 1;
             let columns = &mut self.columns;
+            let joint = &mut self.joint;
+            joint.begin();
             let more = source.next_row(&mut |i, cell| match columns.get_mut(i) {
-                Some(col) => push_pass1(col, cell, row_no, limit),
+                Some(col) => {
+                    joint.record(i, cell_number(&cell));
+                    push_pass1(col, cell, row_no, limit)
+                }
                 None => pending.push((i, cell.to_feature_value())),
             })?;
             if !more {
@@ -692,11 +793,14 @@ impl<'o> Engine<'o> {
                 }
                 for (i, v) in pending.drain(..) {
                     if let Some(col) = self.columns.get_mut(i) {
-                        push_pass1(col, value_cell(&v), row_no, limit);
+                        let cell = value_cell(&v);
+                        self.joint.record(i, cell_number(&cell));
+                        push_pass1(col, cell, row_no, limit);
                     }
                 }
             }
-            if self.rows % 4096 == 0 {
+            self.joint.end();
+            if self.rows.is_multiple_of(4096) {
                 progress.update(source.position().done);
             }
         }
@@ -790,7 +894,7 @@ impl<'o> Engine<'o> {
                 break;
             }
             rows += 1;
-            if rows % 4096 == 0 {
+            if rows.is_multiple_of(4096) {
                 progress.update(source.position().done);
             }
         }
@@ -845,15 +949,64 @@ impl<'o> Engine<'o> {
         out
     }
 
+    /// The joint sample of the numeric columns (inputs, prediction, target), rows in input
+    /// order; `prediction_cells` (one per input row) adds a `prediction` column.
+    fn joint_sample(&mut self, prediction_cells: Option<&[Option<f64>]>) -> Option<JointSample> {
+        let mut columns = Vec::new();
+        let mut index = Vec::new();
+        for (i, col) in self.columns.iter().enumerate().take(JOINT_MAX_COLUMNS) {
+            if !matches!(col.state, State::Numeric(_)) {
+                continue;
+            }
+            let name = match col.role {
+                Role::Feature => col.name.clone(),
+                Role::Prediction => "prediction".to_string(),
+                Role::Target => "target".to_string(),
+                Role::Ignored => continue,
+            };
+            columns.push(name);
+            index.push(i);
+        }
+        if prediction_cells.is_some() {
+            columns.push("prediction".to_string());
+        }
+        let mut kept = std::mem::take(&mut self.joint.rows);
+        if columns.is_empty() || kept.is_empty() {
+            return None;
+        }
+        kept.sort_by_key(|(n, _)| *n);
+        let rows = kept
+            .into_iter()
+            .map(|(n, cells)| {
+                let mut row: Vec<Option<f64>> = index
+                    .iter()
+                    .map(|&i| cells.get(i).copied().flatten())
+                    .collect();
+                if let Some(p) = prediction_cells {
+                    row.push(p.get(n as usize).copied().flatten());
+                }
+                row
+            })
+            .collect();
+        Some(JointSample { columns, rows })
+    }
+
     fn into_snapshot(
-        self,
+        mut self,
         file: &str,
         description: String,
         notes: Vec<String>,
         prediction_override: Option<FeatureBaseline>,
+        prediction_cells: Option<&[Option<f64>]>,
     ) -> Result<Snapshot, BuildError> {
         let o = self.options;
         let row_count = self.rows;
+        let prediction_cells = prediction_cells.filter(|_| {
+            prediction_override
+                .as_ref()
+                .is_some_and(|p| p.kind == FeatureType::Numeric)
+        });
+        let joint_sample = self.joint_sample(prediction_cells);
         let mut features = Vec::new();
         let mut prediction = prediction_override;
         let mut target = None;
@@ -892,6 +1045,7 @@ impl<'o> Engine<'o> {
             features: NamedMap(features),
             prediction,
             target,
+            joint_sample,
         };
         snapshot
             .validate()

@@ -31,6 +31,6 @@ pub use reader::{open_source, Cell, InputFormat, ReadError, RowSource};
 pub use show::render as render_summary;
 pub use snapshot::{
     category_key, Bins, BuildInfo, EntryRole, FeatureBaseline, FeatureStats, FeatureType,
-    ModelInfo, NamedMap, Quantiles, Snapshot, SnapshotError, ThresholdPair, Thresholds,
-    FORMAT_VERSION, OTHER_CATEGORY,
+    JointSample, ModelInfo, NamedMap, Quantiles, Snapshot, SnapshotError, ThresholdPair,
+    Thresholds, FORMAT_VERSION, OTHER_CATEGORY,
 };

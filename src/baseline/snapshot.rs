@@ -135,6 +135,77 @@ pub struct Snapshot {
     /// The ground truth column, when the data had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<FeatureBaseline>,
+    /// A row-aligned sample (numeric features, `prediction`, `target`): the joint
+    /// distribution the per-feature samples cannot give (multivariate anomaly scores,
+    /// calibration). Absent in snapshots built before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joint_sample: Option<JointSample>,
+}
+
+/// Rows sampled as wholes: one cell per column per row, `null` where the row had no number.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JointSample {
+    /// Column names: numeric input features (by their name), `prediction`, `target`.
+    pub columns: Vec<String>,
+    /// The rows, each with one cell per column.
+    pub rows: Vec<Vec<Option<f64>>>,
+}
+
+/// Largest number of cells (rows × columns) accepted in a joint sample.
+pub const MAX_JOINT_CELLS: usize = 20_000_000;
+
+impl JointSample {
+    /// Checks the sample against its snapshot; the error is (JSON path, message).
+    fn validate(&self, snapshot: &Snapshot) -> Result<(), (String, String)> {
+        let at = |f: &str| format!("joint_sample.{f}");
+        let mut seen = std::collections::HashSet::new();
+        for (i, c) in self.columns.iter().enumerate() {
+            let known = match c.as_str() {
+                "prediction" if snapshot.prediction.is_some() => true,
+                "target" if snapshot.target.is_some() => true,
+                name => snapshot.features.get(name).is_some(),
+            };
+            if !known {
+                return Err((
+                    at(&format!("columns[{i}]")),
+                    format!("{c:?} is not a feature, prediction or target of this snapshot"),
+                ));
+            }
+            if !seen.insert(c.as_str()) {
+                return Err((at(&format!("columns[{i}]")), format!("{c:?} appears twice")));
+            }
+        }
+        if self.rows.len().saturating_mul(self.columns.len()) > MAX_JOINT_CELLS {
+            return Err((
+                at("rows"),
+                format!(
+                    "{} rows of {} columns exceed the limit of {MAX_JOINT_CELLS} cells",
+                    self.rows.len(),
+                    self.columns.len()
+                ),
+            ));
+        }
+        for (i, r) in self.rows.iter().enumerate() {
+            if r.len() != self.columns.len() {
+                return Err((
+                    at(&format!("rows[{i}]")),
+                    format!(
+                        "has {} cells, expected one per column ({})",
+                        r.len(),
+                        self.columns.len()
+                    ),
+                ));
+            }
+            if let Some(j) = r.iter().position(|v| v.is_some_and(|v| !v.is_finite())) {
+                return Err((
+                    at(&format!("rows[{i}][{j}]")),
+                    "must be a finite number or null".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Model identity.
@@ -595,6 +666,9 @@ impl Snapshot {
         };
         for (name, role, entry) in self.entries() {
             entry.validate(&prefix(name, role))?;
+        }
+        if let Some(j) = &self.joint_sample {
+            j.validate(self)?;
         }
         Ok(())
     }
