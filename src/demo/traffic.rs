@@ -95,6 +95,42 @@ impl Generator {
     }
 }
 
+impl Generator {
+    /// Spoils a few values of a batch so data quality and anomaly detection have something
+    /// to show: per row, 1 % out-of-distribution (income ×8 with a debt ratio of 1.6, an
+    /// impossible pair for the training data) and 1 % missing debt ratios (`null`).
+    pub fn spoil(&mut self, batch: &mut Value) {
+        let Some(inputs) = batch.get_mut("inputs").and_then(Value::as_array_mut) else {
+            return;
+        };
+        let n = inputs
+            .first()
+            .and_then(|i| i.get("data"))
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        for row in 0..n {
+            let u: f64 = self.rng.random();
+            let mut set = |name: &str, f: &dyn Fn(&Value) -> Value| {
+                let cell = inputs
+                    .iter_mut()
+                    .find(|i| i.get("name").and_then(Value::as_str) == Some(name))
+                    .and_then(|i| i.get_mut("data"))
+                    .and_then(Value::as_array_mut)
+                    .and_then(|d| d.get_mut(row));
+                if let Some(c) = cell {
+                    *c = f(c);
+                }
+            };
+            if u < 0.01 {
+                set("income", &|v| json!(v.as_f64().unwrap_or(55_000.0) * 8.0));
+                set("debt_ratio", &|_| json!(1.6));
+            } else if u < 0.02 {
+                set("debt_ratio", &|_| Value::Null);
+            }
+        }
+    }
+}
+
 /// Sends traffic to `proxy` at `rps` until `stop` resolves; drift starts after `drift_after`.
 pub async fn run(
     proxy: String,
@@ -120,7 +156,8 @@ pub async fn run(
             tracing::info!("demo traffic now drifts: lower incomes, higher debt ratios, more applicants from the south");
         }
         let size = 1 + (gen.rng.random::<u32>() % 4) as usize;
-        let body = gen.batch(size, drifted);
+        let mut body = gen.batch(size, drifted);
+        gen.spoil(&mut body);
         let client = client.clone();
         let url = url.clone();
         tokio::spawn(async move {
