@@ -9,9 +9,10 @@
 //! empty window exports no series rather than a zero.
 //!
 //! The task (classification or regression) is `model.task`; with `auto` it comes from the
-//! baseline's prediction (categorical, or numeric with at most [`MAX_AUTO_CLASSES`] distinct
-//! integral values in its sample → classification), else from what was seen (text labels,
-//! probabilities, or only integral values with few distinct ones → classification).
+//! baseline's target, else its prediction (categorical, or numeric with at most
+//! [`MAX_AUTO_CLASSES`] distinct integral values in its sample → classification), else from
+//! what was seen (text labels, probabilities, or only integral values with few distinct ones
+//! → classification).
 
 pub mod cbpe;
 pub mod joint;
@@ -261,17 +262,19 @@ fn argmax(p: &[f64]) -> Option<usize> {
         .map(|(i, _)| i)
 }
 
-/// The task a baseline's prediction entry implies.
+/// The task a baseline implies: from its target when it has one (the labels the model
+/// learnt), else from its prediction. Categorical, or numeric with at most
+/// [`MAX_AUTO_CLASSES`] distinct integral values in its sample, is classification.
 pub fn task_from_baseline(snapshot: &Snapshot) -> Option<Task> {
-    let p = snapshot.prediction.as_ref()?;
-    match p.kind {
+    let entry = snapshot.target.as_ref().or(snapshot.prediction.as_ref())?;
+    match entry.kind {
         FeatureType::Categorical => Some(Task::Classification),
         FeatureType::Numeric => {
-            if p.sample.is_empty() {
+            if entry.sample.is_empty() {
                 return Some(Task::Regression);
             }
-            let integral = p.sample.iter().all(|v| v.fract() == 0.0);
-            let mut distinct: Vec<f64> = p.sample.clone();
+            let integral = entry.sample.iter().all(|v| v.fract() == 0.0);
+            let mut distinct: Vec<f64> = entry.sample.clone();
             distinct.sort_by(f64::total_cmp);
             distinct.dedup();
             if integral && distinct.len() <= MAX_AUTO_CLASSES {
@@ -593,14 +596,15 @@ impl PerformanceEngine {
 }
 
 /// Column names and rows (one numeric cell per column) of a joint sample.
-type JointSample<'a> = (&'a [String], &'a [Vec<Option<f64>>]);
+type JointView<'a> = (&'a [String], &'a [Vec<Option<f64>>]);
 
 /// The baseline's row-aligned joint sample (column names, rows), when the snapshot
-/// carries one. Snapshot format v1 does not carry it yet, so every model is estimated with
-/// `calibration: "assumed"` and health has no performance reference until it does.
-fn joint_sample(snapshot: &Snapshot) -> Option<JointSample<'_>> {
-    let _ = snapshot;
-    None
+/// carries one.
+fn joint_sample(snapshot: &Snapshot) -> Option<JointView<'_>> {
+    snapshot
+        .joint_sample
+        .as_ref()
+        .map(|j| (j.columns.as_slice(), j.rows.as_slice()))
 }
 
 /// Fits the calibration of the positive-class probability on a baseline that holds

@@ -1,0 +1,143 @@
+//! Label-free estimates recalibrated on the baseline: a baseline built with the
+//! `mlmon baseline build` CLI from training data holding an overconfident model's
+//! probabilities (`--prediction`) and the labels (`--target`) carries a joint sample; the
+//! estimate then uses calibrated probabilities and lands within 0.02 of the true accuracy
+//! (counted here from the drawn labels), where the uncalibrated estimate is far off. The
+//! same joint sample gives model health its reference accuracy.
+
+use std::io::Write;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use mlmon::baseline::Snapshot;
+use mlmon::config::{Config, Task};
+use mlmon::drift::DriftEngine;
+use mlmon::metrics::Metrics;
+use mlmon::performance::{reference_source, task_from_baseline, PerformanceEngine};
+use mlmon::pipeline::{Observation, Sink};
+use mlmon::record::{FeatureValue, ParsedExchange, Prediction, Row};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// The model reports `q` when the true probability of class 1 is `p`.
+fn overconfident(p: f64) -> f64 {
+    if p >= 0.5 {
+        p.sqrt().sqrt()
+    } else {
+        1.0 - (1.0 - p).sqrt().sqrt()
+    }
+}
+
+/// (x, reported probability of class 1, label)
+fn draw(rng: &mut StdRng) -> (f64, f64, bool) {
+    let x: f64 = rng.random_range(-3.0..3.0);
+    let p = 1.0 / (1.0 + (-1.5 * x).exp());
+    (x, overconfident(p), rng.random::<f64>() < p)
+}
+
+#[tokio::test(start_paused = true)]
+async fn estimate_recalibrated_on_the_baseline_joint_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("train.csv");
+    let mut f = std::fs::File::create(&csv).unwrap();
+    writeln!(f, "x,proba,label").unwrap();
+    let mut rng = StdRng::seed_from_u64(21);
+    for _ in 0..5000 {
+        let (x, q, y) = draw(&mut rng);
+        writeln!(f, "{x},{q},{}", u8::from(y)).unwrap();
+    }
+    drop(f);
+    let out = dir.path().join("baseline.json");
+    let status = Command::new(env!("CARGO_BIN_EXE_mlmon"))
+        .args([
+            "baseline",
+            "build",
+            "--model",
+            "cal",
+            "--prediction",
+            "proba",
+            "--target",
+            "label",
+            "--input",
+        ])
+        .arg(&csv)
+        .arg("--output")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let snapshot = Snapshot::load(&out).unwrap();
+    assert!(
+        snapshot.joint_sample.is_some(),
+        "the CLI writes a joint sample"
+    );
+    assert_eq!(
+        task_from_baseline(&snapshot),
+        Some(Task::Classification),
+        "0/1 target"
+    );
+
+    let mut cfg = Config::default();
+    cfg.drift.window = Duration::from_secs(3600);
+    let cfg = Arc::new(cfg);
+    let metrics = Metrics::new("test");
+    let drift = Arc::new(DriftEngine::new(cfg.clone(), metrics.drift.clone()));
+    drift.set_baseline("cal", Arc::new(snapshot)).unwrap();
+    let engine = PerformanceEngine::new(
+        cfg.clone(),
+        metrics.performance.clone(),
+        Some(drift.clone()),
+    );
+    let uncalibrated = PerformanceEngine::new(cfg.clone(), metrics.performance.clone(), None);
+
+    let n = 20_000;
+    let mut correct = 0u32;
+    for i in 0..n {
+        let (x, q, y) = draw(&mut rng);
+        let predicted = q >= 0.5;
+        if predicted == y {
+            correct += 1;
+        }
+        let parsed = ParsedExchange {
+            rows: vec![Row {
+                values: vec![("x".into(), FeatureValue::Number(x))],
+            }],
+            predictions: vec![Prediction {
+                value: FeatureValue::Number(f64::from(u8::from(predicted))),
+                probabilities: Some(vec![1.0 - q, q]),
+            }],
+        };
+        let obs = Observation {
+            version: None,
+            request_id: &format!("r{i}"),
+            received_at: SystemTime::now(),
+            parsed: &parsed,
+        };
+        engine.observe("cal", &obs);
+        uncalibrated.observe("cal", &obs);
+    }
+    let truth = f64::from(correct) / f64::from(n);
+    let est = engine.report("cal").unwrap().estimated.unwrap();
+    assert_eq!(est.calibration, "baseline");
+    assert!(
+        (est.estimate.accuracy - truth).abs() < 0.02,
+        "calibrated estimate {} vs true accuracy {truth}",
+        est.estimate.accuracy
+    );
+    let raw = uncalibrated.report("cal").unwrap().estimated.unwrap();
+    assert_eq!(raw.calibration, "assumed");
+    assert!(
+        raw.estimate.accuracy - truth > 0.05,
+        "{} vs {truth}",
+        raw.estimate.accuracy
+    );
+
+    // Health's reference: the accuracy of `proba >= 0.5` on the joint sample, which is
+    // drawn from the same process as the live rows.
+    let reference = reference_source(drift, cfg)("cal").expect("reference accuracy");
+    assert!(
+        (reference - truth).abs() < 0.03,
+        "reference {reference} vs {truth}"
+    );
+}
