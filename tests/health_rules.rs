@@ -13,6 +13,9 @@ use mlmon::config::{Config, Level, ModelOverrides, Thresholds};
 use mlmon::drift::{ModelDriftReport, Status};
 use mlmon::health::{evaluate, ErrorRate, HealthInputs, HealthStatus};
 use mlmon::latency::LatencySummary;
+use mlmon::performance::cbpe::Estimate;
+use mlmon::performance::scores::{Averaging, ClassificationScores};
+use mlmon::performance::{EstimatedPerformance, FeedbackState, PerformanceReport};
 use serde_json::Value;
 
 fn latency(p95_ms: f64, sla_q_ms: f64) -> LatencySummary {
@@ -268,4 +271,77 @@ async fn server_errors_make_the_model_critical() {
         .contains("model server"));
     running.shutdown();
     running.wait().await;
+}
+
+fn performance(accuracy: Option<f64>, estimated: Option<f64>) -> PerformanceReport {
+    PerformanceReport {
+        model: "m".into(),
+        task: Some(mlmon::config::Task::Classification),
+        task_source: None,
+        window_seconds: 900.0,
+        positive_class: "1".into(),
+        classification: accuracy.map(|a| ClassificationScores {
+            count: 100,
+            accuracy: a,
+            precision: a,
+            recall: a,
+            f1: a,
+            averaging: Averaging::Binary,
+            classes: vec!["0".into(), "1".into()],
+        }),
+        regression: None,
+        estimated: estimated.map(|a| EstimatedPerformance {
+            estimate: Estimate {
+                rows: 100,
+                accuracy: a,
+                precision: None,
+                recall: None,
+                f1: None,
+            },
+            calibration: "assumed",
+            positive_class: None,
+        }),
+        feedback: FeedbackState {
+            pending_predictions: 0,
+            early_feedback: 0,
+            matched_in_window: 100,
+            unusable_in_window: 0,
+            ttl_seconds: 3600.0,
+        },
+    }
+}
+
+#[test]
+fn performance_drop_against_the_baseline_reference() {
+    let cfg = Config::default();
+    // (live accuracy, estimated accuracy, reference) → status; drop levels 5 % / 10 %.
+    let cases = [
+        (Some(0.88), None, Some(0.9), Some(HealthStatus::Healthy)),
+        (Some(0.84), None, Some(0.9), Some(HealthStatus::Warning)),
+        (
+            Some(0.7),
+            Some(0.95),
+            Some(0.9),
+            Some(HealthStatus::Critical),
+        ),
+        (None, Some(0.8), Some(0.9), Some(HealthStatus::Critical)),
+        (Some(0.7), None, None, None),
+        (None, None, Some(0.9), None),
+    ];
+    for (live, est, reference, want) in cases {
+        let inputs = HealthInputs {
+            performance: Some(performance(live, est)),
+            performance_reference: reference,
+            ..Default::default()
+        };
+        let h = evaluate(&cfg, "m", &inputs);
+        let c = check(&h, "performance");
+        assert_eq!(c.status, want, "{live:?} {est:?} {reference:?}: {c:?}");
+        if live.is_none() && est.is_some() && reference.is_some() {
+            assert!(c.message.starts_with("estimated"), "{}", c.message);
+        }
+        if want == Some(HealthStatus::Critical) {
+            assert!(c.recommendation.unwrap().contains("drift"));
+        }
+    }
 }
