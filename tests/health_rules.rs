@@ -341,7 +341,13 @@ fn performance_drop_against_the_baseline_reference() {
             assert!(c.message.starts_with("estimated"), "{}", c.message);
         }
         if want == Some(HealthStatus::Critical) {
-            assert!(c.recommendation.unwrap().contains("drift"));
+            assert!(
+                c.recommendation
+                    .clone()
+                    .unwrap()
+                    .contains("GET /api/v1/models/m/drift"),
+                "{c:?}"
+            );
         }
     }
 }

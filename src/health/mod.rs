@@ -110,7 +110,7 @@ pub struct Check {
     pub message: String,
     /// What to check first when the check fails.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub recommendation: Option<&'static str>,
+    pub recommendation: Option<String>,
 }
 
 /// Health of one model.
@@ -179,7 +179,7 @@ fn check(
         message,
         recommendation: status
             .filter(|s| *s > HealthStatus::Healthy)
-            .map(|_| recommendation),
+            .map(|_| recommendation.to_string()),
     }
 }
 
@@ -225,7 +225,7 @@ pub fn evaluate(cfg: &Config, model: &str, inputs: &HealthInputs) -> ModelHealth
             .is_some_and(|d| d.status == Some(Status::Critical))
     {
         c.status = Some(HealthStatus::Warning);
-        c.recommendation = Some(REC_DRIFT);
+        c.recommendation = Some(REC_DRIFT.to_string());
         c.message.push_str(" (a feature is critically drifted)");
     }
     checks.push(c);
@@ -277,7 +277,7 @@ pub fn evaluate(cfg: &Config, model: &str, inputs: &HealthInputs) -> ModelHealth
         } else {
             HealthStatus::Healthy
         });
-        sla_check.recommendation = breach.then_some(REC_SLA);
+        sla_check.recommendation = breach.then(|| REC_SLA.to_string());
     }
     checks.push(sla_check);
 
@@ -332,7 +332,7 @@ pub fn evaluate(cfg: &Config, model: &str, inputs: &HealthInputs) -> ModelHealth
             HealthStatus::Healthy
         };
         quality.status = Some(st);
-        quality.recommendation = (st > HealthStatus::Healthy).then_some(REC_QUALITY);
+        quality.recommendation = (st > HealthStatus::Healthy).then(|| REC_QUALITY.to_string());
     }
     checks.push(quality);
 
@@ -357,6 +357,11 @@ pub fn evaluate(cfg: &Config, model: &str, inputs: &HealthInputs) -> ModelHealth
         REC_PERFORMANCE,
     ));
 
+    for c in checks.iter_mut() {
+        if let Some(r) = c.recommendation.as_mut() {
+            *r = r.replace("{model}", model);
+        }
+    }
     let status = checks
         .iter()
         .filter_map(|c| c.status)
