@@ -301,7 +301,14 @@ impl PerformanceEngine {
         }
     }
 
-    fn new_model(&self) -> Mutex<ModelPerformance> {
+    fn new_model(&self, model: &str) -> Mutex<ModelPerformance> {
+        // Every result starts at zero so that increase() and absent() alerts see the series.
+        for result in ["matched", "unmatched", "late"] {
+            let _ = self.metrics.feedback.get_or_create(&FeedbackLabels {
+                model: model.to_string(),
+                result,
+            });
+        }
         Mutex::new(ModelPerformance {
             store: FeedbackStore::new(self.cfg.feedback.ttl, self.cfg.feedback.max_pending),
             pairs: VecDeque::new(),
@@ -358,7 +365,7 @@ impl PerformanceEngine {
         let entry = self
             .models
             .entry(model.to_string())
-            .or_insert_with(|| self.new_model());
+            .or_insert_with(|| self.new_model(model));
         let Ok(mut m) = entry.lock() else {
             return Vec::new();
         };
@@ -649,7 +656,7 @@ impl Sink for PerformanceEngine {
         let entry = self
             .models
             .entry(model.to_string())
-            .or_insert_with(|| self.new_model());
+            .or_insert_with(|| self.new_model(model));
         let Ok(mut m) = entry.lock() else { return };
         self.expire(model, &mut m, now);
         for p in predictions {
