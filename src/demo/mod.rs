@@ -106,6 +106,7 @@ pub async fn run(args: DemoArgs) -> Result<(), StartError> {
     );
     let traffic = tokio::spawn(traffic::run(
         proxy,
+        Some(admin.clone()),
         args.rps,
         Duration::from_secs(args.drift_after),
         stop.clone(),

@@ -131,9 +131,61 @@ impl Generator {
     }
 }
 
+impl Generator {
+    /// The true outcome (1 = default) of every row of an OIP batch. Before the drift point
+    /// outcomes follow the model's own probabilities (it is calibrated); after it the world
+    /// changes too (concept drift: the same applicant defaults more often, log-odds +1.5),
+    /// so the model's accuracy drops once ground truth arrives.
+    pub fn outcomes(&mut self, batch: &Value, drifted: bool) -> Vec<i64> {
+        let column = |name: &str| -> Vec<Value> {
+            batch
+                .get("inputs")
+                .and_then(Value::as_array)
+                .and_then(|inputs| {
+                    inputs
+                        .iter()
+                        .find(|i| i.get("name").and_then(Value::as_str) == Some(name))
+                })
+                .and_then(|i| i.get("data"))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let (income, age, debt, accounts, region) = (
+            column("income"),
+            column("age"),
+            column("debt_ratio"),
+            column("num_accounts"),
+            column("region"),
+        );
+        let num = |c: &[Value], i: usize, d: f64| c.get(i).and_then(Value::as_f64).unwrap_or(d);
+        (0..region.len())
+            .map(|i| {
+                let p = super::model::predict_proba(
+                    num(&income, i, 55_000.0),
+                    num(&age, i, 40.0),
+                    num(&debt, i, 0.35),
+                    num(&accounts, i, 4.0),
+                    region.get(i).and_then(Value::as_str).unwrap_or(""),
+                )
+                .clamp(1e-9, 1.0 - 1e-9);
+                let p_true = if drifted {
+                    1.0 / (1.0 + (-((p / (1.0 - p)).ln() + 1.5)).exp())
+                } else {
+                    p
+                };
+                i64::from(self.rng.random::<f64>() < p_true)
+            })
+            .collect()
+    }
+}
+
 /// Sends traffic to `proxy` at `rps` until `stop` resolves; drift starts after `drift_after`.
+/// With `admin`, ground truth for half of the requests is posted to the feedback API with
+/// the `x-request-id` the proxy returned, as a labelling pipeline would.
 pub async fn run(
     proxy: String,
+    admin: Option<String>,
     rps: f64,
     drift_after: Duration,
     mut stop: crate::shutdown::Shutdown,
@@ -158,11 +210,36 @@ pub async fn run(
         let size = 1 + (gen.rng.random::<u32>() % 4) as usize;
         let mut body = gen.batch(size, drifted);
         gen.spoil(&mut body);
+        let truth = gen.outcomes(&body, drifted);
+        let feedback_url = admin
+            .as_ref()
+            .filter(|_| gen.rng.random::<f64>() < 0.5)
+            .map(|a| format!("{a}/api/v1/feedback/{MODEL}"));
         let client = client.clone();
         let url = url.clone();
         tokio::spawn(async move {
-            if let Err(e) = client.post(&url).json(&body).send().await {
-                tracing::debug!(error = %e, "demo request failed");
+            let resp = match client.post(&url).json(&body).send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::debug!(error = %e, "demo request failed");
+                    return;
+                }
+            };
+            let id = resp
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let _ = resp.bytes().await;
+            if let (Some(feedback_url), Some(id)) = (feedback_url, id) {
+                let labels: Vec<Value> = truth
+                    .iter()
+                    .enumerate()
+                    .map(|(row, actual)| json!({ "request_id": id, "row": row, "actual": actual }))
+                    .collect();
+                if let Err(e) = client.post(&feedback_url).json(&labels).send().await {
+                    tracing::debug!(error = %e, "demo feedback failed");
+                }
             }
         });
     }
