@@ -104,8 +104,9 @@ enum Uni {
         /// Symmetric robust scale for the multivariate standardisation.
         scale: f64,
     },
+    /// Sigma-equivalents of each category's tail, computed once at fit time.
     Categorical {
-        tail: HashMap<String, f64>,
+        sigma: HashMap<String, f64>,
         other: Option<f64>,
         unseen: f64,
     },
@@ -161,16 +162,16 @@ impl Uni {
                 // Tail of a category: the share of categories at most as frequent.
                 let all: Vec<f64> = props.iter().map(|(_, p)| *p).chain(other).collect();
                 let tail_of = |p: f64| all.iter().filter(|q| **q <= p).sum::<f64>();
-                let tail = props
+                let sigma = props
                     .iter()
-                    .map(|(n, p)| (n.clone(), tail_of(*p)))
+                    .map(|(n, p)| (n.clone(), sigma_of_tail(tail_of(*p))))
                     .collect();
-                let other = other.map(tail_of);
+                let other = other.map(|p| sigma_of_tail(tail_of(p)));
                 let count = b.stats.count.max(1) as f64;
                 Some(Uni::Categorical {
-                    tail,
+                    sigma,
                     other,
-                    unseen: 0.5 / count,
+                    unseen: sigma_of_tail(0.5 / count),
                 })
             }
         }
@@ -199,17 +200,17 @@ impl Uni {
                 Some((z, Some(v)))
             }
             Uni::Categorical {
-                tail,
+                sigma,
                 other,
                 unseen,
             } => {
                 let key = category_key(value)?;
-                let t = tail
+                let z = sigma
                     .get(key.as_ref())
                     .copied()
                     .or(*other)
                     .unwrap_or(*unseen);
-                Some((sigma_of_tail(t), None))
+                Some((z, None))
             }
         }
     }
@@ -266,7 +267,8 @@ pub struct RowScore {
     /// Why the row is anomalous (empty when it is not): `feature_tail`, `multivariate`,
     /// `prediction`, `low_confidence`.
     pub reasons: Vec<&'static str>,
-    /// Features ranked by contribution, largest first (at most [`EXPLAIN_TOP`]).
+    /// Features ranked by contribution, largest first (at most [`EXPLAIN_TOP`]); filled
+    /// for anomalies (and by [`Scorer::score_explained`]).
     pub explanation: Vec<Contribution>,
 }
 
@@ -428,9 +430,30 @@ impl Scorer {
         self.joint.as_ref().map(|j| j.model.shrinkage)
     }
 
-    /// Scores one row (and its prediction, when known). `with_values` copies numeric
-    /// values into the explanation.
+    /// Scores one row (and its prediction, when known); the explanation is filled for
+    /// anomalies only (it costs more than the score). `with_values` copies the values into
+    /// the explanation.
     pub fn score(&self, row: &Row, prediction: Option<&Prediction>, with_values: bool) -> RowScore {
+        self.score_with(row, prediction, with_values, false)
+    }
+
+    /// [`Scorer::score`] with the explanation filled whether or not the row is an anomaly.
+    pub fn score_explained(
+        &self,
+        row: &Row,
+        prediction: Option<&Prediction>,
+        with_values: bool,
+    ) -> RowScore {
+        self.score_with(row, prediction, with_values, true)
+    }
+
+    fn score_with(
+        &self,
+        row: &Row,
+        prediction: Option<&Prediction>,
+        with_values: bool,
+        always_explain: bool,
+    ) -> RowScore {
         let mut z: Vec<Option<f64>> = vec![None; self.features.len()];
         let mut values: Vec<Option<f64>> = vec![None; self.features.len()];
         let mut raw: Vec<Option<&FeatureValue>> = vec![None; self.features.len()];
@@ -495,7 +518,8 @@ impl Scorer {
             reasons.push("low_confidence");
         }
         let mut explanation: Vec<Contribution> = Vec::new();
-        for (i, name) in self.names.iter().enumerate() {
+        let explain = always_explain || !reasons.is_empty();
+        for (i, name) in self.names.iter().enumerate().filter(|_| explain) {
             if z[i].is_none() && shares[i].is_none() {
                 continue;
             }
@@ -518,7 +542,7 @@ impl Scorer {
                 },
             });
         }
-        if let Some(zp) = pz {
+        if let Some(zp) = pz.filter(|_| explain) {
             explanation.push(Contribution {
                 feature: PREDICTION.to_string(),
                 contribution: zp.abs(),
