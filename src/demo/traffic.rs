@@ -97,8 +97,9 @@ impl Generator {
 
 impl Generator {
     /// Spoils a few values of a batch so data quality and anomaly detection have something
-    /// to show: per row, 1 % out-of-distribution (income ×8 with a debt ratio of 1.6, an
-    /// impossible pair for the training data) and 1 % missing debt ratios (`null`).
+    /// to show: per row, 0.3 % out-of-distribution (income ×8 with a debt ratio of 1.6, an
+    /// impossible pair for the training data; below the 0.5 % anomaly-rate warning, so the
+    /// demo is healthy until its drift point) and 1 % missing debt ratios (`null`).
     pub fn spoil(&mut self, batch: &mut Value) {
         let Some(inputs) = batch.get_mut("inputs").and_then(Value::as_array_mut) else {
             return;
@@ -121,10 +122,10 @@ impl Generator {
                     *c = f(c);
                 }
             };
-            if u < 0.01 {
+            if u < 0.003 {
                 set("income", &|v| json!(v.as_f64().unwrap_or(55_000.0) * 8.0));
                 set("debt_ratio", &|_| json!(1.6));
-            } else if u < 0.02 {
+            } else if u < 0.013 {
                 set("debt_ratio", &|_| Value::Null);
             }
         }
