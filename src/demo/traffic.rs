@@ -98,8 +98,8 @@ impl Generator {
 impl Generator {
     /// Spoils a few values of a batch so data quality and anomaly detection have something
     /// to show: per row, 0.3 % out-of-distribution (income ×8 with a debt ratio of 1.6, an
-    /// impossible pair for the training data; below the 0.5 % anomaly-rate warning, so the
-    /// demo is healthy until its drift point) and 1 % missing debt ratios (`null`).
+    /// impossible pair for the training data: with the detector's own false positives the
+    /// anomaly rate sits near the 0.5 % warning level) and 1 % missing debt ratios (`null`).
     pub fn spoil(&mut self, batch: &mut Value) {
         let Some(inputs) = batch.get_mut("inputs").and_then(Value::as_array_mut) else {
             return;
