@@ -57,6 +57,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Anomaly scoring sensitivity (docs/anomaly.md).
     pub anomaly: AnomalyConfig,
+    /// Black-box explanations through the model server (docs/explainability.md).
+    pub explain: ExplainConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -82,6 +84,7 @@ impl Default for Config {
             privacy: PrivacyConfig::default(),
             limits: LimitsConfig::default(),
             anomaly: AnomalyConfig::default(),
+            explain: ExplainConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -430,6 +433,35 @@ impl Default for AnomalyConfig {
     }
 }
 
+/// The `explain` section: permutation importance and local explanations, computed by
+/// re-sending recent rows to the model server (docs/explainability.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExplainConfig {
+    /// How often permutation importance is recomputed; `0s` (the default) turns it off,
+    /// since every refresh sends `1 + features` extra requests per model to the model server.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Recent rows a model needs before its importance is computed.
+    pub min_rows: usize,
+    /// Most recent rows used per refresh, and most rows per request to the model server.
+    pub max_rows: usize,
+    /// Time limit of one request to the model server.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for ExplainConfig {
+    fn default() -> Self {
+        ExplainConfig {
+            interval: Duration::ZERO,
+            min_rows: 32,
+            max_rows: 64,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -614,6 +646,15 @@ impl Config {
         }
         if self.drift.sample_size == 0 {
             return Err(bad("drift.sample_size", "must be at least 1".into()));
+        }
+        if self.explain.timeout.is_zero() {
+            return Err(bad("explain.timeout", "must be longer than 0s".into()));
+        }
+        if self.explain.max_rows == 0 || self.explain.max_rows > crate::explain::RING_ROWS {
+            return Err(bad(
+                "explain.max_rows",
+                format!("must be between 1 and {}", crate::explain::RING_ROWS),
+            ));
         }
         if !(self.sla.quantile > 0.0 && self.sla.quantile < 1.0) {
             return Err(bad(

@@ -27,6 +27,7 @@
 //! - [`health`]: one status per model with reasons and recommendations.
 //! - [`quality`]: per-feature data quality over the window and the data quality score.
 //! - [`anomaly`]: per-row anomaly scores against the baseline, rate, trend and recent anomalies.
+//! - [`explain`]: black-box permutation importance and local explanations via the model server.
 //! - [`pipeline`]: the consumer of the capture queue, feeding the analyses.
 //! - [`latency`]: sliding latency windows for the quantile gauges and the SLA.
 //! - [`metrics`]: Prometheus registration and exposition.
@@ -44,6 +45,7 @@ pub mod config;
 pub mod demo;
 pub mod drift;
 pub mod error;
+pub mod explain;
 pub mod feedback;
 pub mod health;
 pub mod latency;

@@ -17,6 +17,9 @@ pub trait Sink: Send + Sync + 'static {
     fn feature_order(&self, model: &str) -> Arc<Vec<String>>;
     /// One parsed exchange of `model`.
     fn observe(&self, model: &str, exchange: &Observation<'_>);
+    /// The proxied request behind the next [`Sink::observe`] call: its path and (decoded)
+    /// body, for sinks that re-send rows in the model's wire format. Ignored by default.
+    fn observe_request(&self, _model: &str, _path: &str, _request: &[u8]) {}
 }
 
 /// A parsed exchange with its context, as given to a [`Sink`].
@@ -54,6 +57,12 @@ impl Sink for FanOut {
     fn observe(&self, model: &str, exchange: &Observation<'_>) {
         for s in &self.0 {
             s.observe(model, exchange);
+        }
+    }
+
+    fn observe_request(&self, model: &str, path: &str, request: &[u8]) {
+        for s in &self.0 {
+            s.observe_request(model, path, request);
         }
     }
 }
@@ -147,6 +156,7 @@ impl Pipeline {
                 if let Some(e) = &lenient.response_error {
                     self.count_error(&ex.model, e);
                 }
+                self.sink.observe_request(&ex.model, &ex.path, request);
                 self.ingest(
                     &ex.model,
                     &Observation {

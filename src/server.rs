@@ -50,6 +50,8 @@ pub struct AppState {
     pub performance: Arc<crate::performance::PerformanceEngine>,
     /// Model health.
     pub health: Arc<crate::health::HealthEngine>,
+    /// Permutation importance and local explanations via the model server.
+    pub explain: Arc<crate::explain::ExplainEngine>,
     /// KServe inference-logger events waiting for their other half.
     pub events: Arc<crate::api::events::EventPairing>,
     /// Weak handle on the capture queue, to export its length.
@@ -275,11 +277,20 @@ pub async fn start_with(
     // Series of the loaded baselines exist from the first scrape.
     quality.refresh();
     anomaly.refresh();
+    let explain = Arc::new(
+        crate::explain::ExplainEngine::new(
+            cfg.clone(),
+            metrics.explain.clone(),
+            Some(drift.clone()),
+        )
+        .map_err(StartError::Other)?,
+    );
     let analyses: Vec<Arc<dyn crate::pipeline::Sink>> = vec![
         drift.clone(),
         quality.clone(),
         anomaly.clone(),
         performance.clone(),
+        explain.clone(),
     ];
     let sink: Arc<dyn crate::pipeline::Sink> = match sink {
         Some(s) => s,
@@ -311,6 +322,7 @@ pub async fn start_with(
         anomaly,
         performance,
         health,
+        explain,
         events: Arc::new(crate::api::events::EventPairing::new()),
         queue: tx.downgrade(),
     });
@@ -351,6 +363,22 @@ pub async fn start_with(
             }
         }
     });
+    if !cfg.explain.interval.is_zero() {
+        // Permutation importance sends extra requests to the model server: opt-in.
+        let explain = state.explain.clone();
+        let mut explain_shutdown = shutdown.clone();
+        let interval = cfg.explain.interval;
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => explain.refresh().await,
+                    _ = explain_shutdown.wait() => break,
+                }
+            }
+        });
+    }
     tracing::info!(proxy = %proxy_addr, admin = %admin_addr, upstream = %cfg.upstream, "mlmon started");
     Ok(Running {
         proxy_addr,

@@ -5,6 +5,7 @@ pub mod anomalies;
 pub mod auth;
 pub mod error;
 pub mod events;
+pub mod explain;
 pub mod feedback;
 pub mod health;
 pub mod predictions;
@@ -57,6 +58,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/api/v1/models/{model}/anomalies",
             get(anomalies::anomalies),
+        )
+        .route(
+            "/api/v1/models/{model}/importance",
+            get(explain::importance),
+        )
+        .route(
+            "/api/v1/models/{model}/explain",
+            post(explain::explain).layer(DefaultBodyLimit::max(explain::MAX_EXPLAIN_BYTES)),
         )
         .route(
             "/api/v1/models/{model}/baseline",

@@ -6,6 +6,7 @@
 
 pub mod anomaly;
 pub mod drift;
+pub mod explain;
 pub mod health;
 pub mod labels;
 pub mod performance;
@@ -42,6 +43,8 @@ pub struct Metrics {
     pub performance: Arc<performance::PerformanceMetrics>,
     /// Model health.
     pub health: Arc<health::HealthMetrics>,
+    /// Feature importance (explainability).
+    pub explain: Arc<explain::ExplainMetrics>,
 }
 
 impl Metrics {
@@ -55,6 +58,7 @@ impl Metrics {
         let anomaly = Arc::new(anomaly::AnomalyMetrics::register(mlmon));
         let performance = Arc::new(performance::PerformanceMetrics::register(mlmon));
         let health = Arc::new(health::HealthMetrics::register(mlmon));
+        let explain = Arc::new(explain::ExplainMetrics::register(mlmon));
         // Unprefixed: process_* names are the same in every Prometheus client.
         registry.register_collector(Box::new(process::ProcessCollector::new()));
         Metrics {
@@ -65,6 +69,7 @@ impl Metrics {
             anomaly,
             performance,
             health,
+            explain,
         }
     }
 

@@ -419,6 +419,18 @@ pub fn parse_lenient(
     })
 }
 
+/// The format [`parse`] reads `request` (sent to `path`) in, after `auto` detection; used
+/// to answer the model in its own wire format (explanations re-send rows).
+pub fn request_format(
+    cfg: &PayloadConfig,
+    path: &str,
+    request: &[u8],
+) -> Result<PayloadFormat, PayloadError> {
+    let mut scratch = None;
+    let req = json::parse_body(request, Side::Request, &mut scratch)?;
+    Ok(resolve_format(cfg, path, &req))
+}
+
 /// Settings the adapters read.
 pub(crate) struct Context<'c> {
     pub(crate) cfg: &'c PayloadConfig,

@@ -1,0 +1,617 @@
+//! Black-box explainability: permutation importance over recent rows and occlusion
+//! explanations of single rows, both computed by re-sending rows to the model server.
+//!
+//! The engine is a [`Sink`]: from proxied traffic it keeps, per model, a bounded ring of the
+//! most recent rows ([`RING_ROWS`]) and a [`Template`] of the model's wire format (learnt
+//! from one accepted request at most every [`TEMPLATE_REFRESH`]). Requests mlmon sends
+//! itself go straight to `upstream`, never through the proxy, so they are not counted as
+//! traffic; they carry `x-mlmon-explain: 1` and a fresh `x-request-id`.
+//!
+//! - **Permutation importance** ("model reliance", label-free): predict the recent rows,
+//!   then, per feature, predict them again with that feature's column shuffled (seeded);
+//!   importance = mean |f(x) − f(x_perm)|. One request per feature (rows batched).
+//! - **Occlusion** (one row): replace each feature by the baseline's median (numeric) or most
+//!   frequent category, predict the F + 1 rows in one request; contribution = f(x) − f(x').
+//!
+//! f is the positive-class probability when the model returns probabilities (index 1 of a
+//! binary distribution, else index 1 of the scores, else the only score), else the numeric
+//! prediction; for class labels without probabilities the change is 1 when the label
+//! changes, else 0.
+
+pub mod encode;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::Serialize;
+
+use crate::baseline::FeatureType;
+use crate::config::Config;
+use crate::drift::DriftEngine;
+use crate::metrics::explain::{ExplainMetrics, ImportanceLabels};
+use crate::payload::{self, PayloadFormat};
+use crate::pipeline::{Observation, Sink};
+use crate::record::{FeatureValue, Prediction, Row};
+
+pub use encode::{EncodeError, Layout, Template};
+
+/// Recent rows kept per model.
+pub const RING_ROWS: usize = 256;
+/// How often a model's template is re-learnt from live traffic.
+pub const TEMPLATE_REFRESH: Duration = Duration::from_secs(30);
+/// Header marking requests mlmon sends to the model server itself.
+pub const EXPLAIN_HEADER: &str = "x-mlmon-explain";
+/// Largest response body read from the model server.
+const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Why an importance or an explanation could not be computed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExplainError {
+    /// No proxied request of the model was understood yet, so its wire format is unknown.
+    #[error("model {model:?}: no request with predictions seen yet, its wire format is unknown")]
+    NoTemplate {
+        /// Model name.
+        model: String,
+    },
+    /// The model has no baseline (occlusion needs reference values).
+    #[error("model {model:?} has no baseline")]
+    NoBaseline {
+        /// Model name.
+        model: String,
+    },
+    /// Too few recent rows for permutation importance.
+    #[error("model {model:?}: {rows} recent rows, explain.min_rows is {min}")]
+    NotEnoughRows {
+        /// Model name.
+        model: String,
+        /// Rows available.
+        rows: usize,
+        /// `explain.min_rows`.
+        min: usize,
+    },
+    /// The row to explain is not usable.
+    #[error("{0}")]
+    BadRow(String),
+    /// Rows cannot be written in the model's format.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// The model server could not be reached or timed out.
+    #[error("model server request to {url} failed: {detail}")]
+    Upstream {
+        /// Request URL.
+        url: String,
+        /// What failed.
+        detail: String,
+    },
+    /// The model server answered with an error status.
+    #[error("model server answered {status} to {url}")]
+    UpstreamStatus {
+        /// Request URL.
+        url: String,
+        /// HTTP status.
+        status: u16,
+    },
+    /// The model server's answer holds no usable predictions.
+    #[error("model server response from {url} not understood: {detail}")]
+    Response {
+        /// Request URL.
+        url: String,
+        /// Why.
+        detail: String,
+    },
+}
+
+/// One model output reduced to what explanations compare.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Positive-class probability or numeric prediction.
+    Score(f64),
+    /// A class label (no probabilities returned).
+    Label(String),
+}
+
+impl Output {
+    fn from_prediction(p: &Prediction) -> Output {
+        if let Some(probs) = &p.probabilities {
+            if let Some(v) = probs.get(1).or(probs.first()) {
+                return Output::Score(*v);
+            }
+        }
+        match &p.value {
+            FeatureValue::Number(v) => Output::Score(*v),
+            FeatureValue::Text(s) => Output::Label(s.clone()),
+            FeatureValue::Missing => Output::Label(String::new()),
+        }
+    }
+
+    /// `self − other` for scores; 1 when labels differ, else 0.
+    pub fn minus(&self, other: &Output) -> f64 {
+        match (self, other) {
+            (Output::Score(a), Output::Score(b)) => a - b,
+            (a, b) => f64::from(u8::from(a != b)),
+        }
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        match self {
+            Output::Score(v) => serde_json::json!(v),
+            Output::Label(s) => serde_json::json!(s),
+        }
+    }
+}
+
+/// Importance of one feature.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FeatureImportance {
+    /// Feature name.
+    pub feature: String,
+    /// Mean |f(x) − f(x with the feature's column shuffled)|.
+    pub importance: f64,
+}
+
+/// The last permutation importance of a model (`GET /api/v1/models/{model}/importance`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportanceReport {
+    /// Model name.
+    pub model: String,
+    /// Always `permutation`.
+    pub method: &'static str,
+    /// Rows the importance was computed on.
+    pub rows: usize,
+    /// Requests sent to the model server for it.
+    pub requests: usize,
+    /// Unix time (seconds) of the computation.
+    pub computed_at: f64,
+    /// Features, most important first.
+    pub features: Vec<FeatureImportance>,
+}
+
+#[derive(Debug, Default)]
+struct ModelState {
+    template: Option<Arc<Template>>,
+    learnt_at: Option<Instant>,
+    /// A request waiting for its parsed rows to become a template.
+    pending: Option<(String, PayloadFormat, serde_json::Value)>,
+    rows: VecDeque<Row>,
+}
+
+/// Per-model rows, templates and importance results; see the module documentation.
+pub struct ExplainEngine {
+    cfg: Arc<Config>,
+    metrics: Arc<ExplainMetrics>,
+    drift: Option<Arc<DriftEngine>>,
+    client: reqwest::Client,
+    upstream: String,
+    models: Mutex<HashMap<String, ModelState>>,
+    results: Mutex<HashMap<String, Arc<ImportanceReport>>>,
+}
+
+impl std::fmt::Debug for ExplainEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExplainEngine")
+            .field("upstream", &self.upstream)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ExplainEngine {
+    /// An engine sending to `cfg.upstream`; `drift` supplies baselines for occlusion.
+    pub fn new(
+        cfg: Arc<Config>,
+        metrics: Arc<ExplainMetrics>,
+        drift: Option<Arc<DriftEngine>>,
+    ) -> Result<ExplainEngine, String> {
+        let client = reqwest::Client::builder()
+            .timeout(cfg.explain.timeout)
+            .connect_timeout(cfg.proxy.connect_timeout)
+            .no_proxy()
+            .build()
+            .map_err(|e| format!("explain: cannot build the HTTP client: {e}"))?;
+        Ok(ExplainEngine {
+            upstream: cfg.upstream.trim_end_matches('/').to_string(),
+            cfg,
+            metrics,
+            drift,
+            client,
+            models: Mutex::new(HashMap::new()),
+            results: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ModelState>> {
+        self.models.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The model's learnt template, if any.
+    pub fn template(&self, model: &str) -> Option<Arc<Template>> {
+        self.lock().get(model).and_then(|s| s.template.clone())
+    }
+
+    /// Recent rows kept for `model`.
+    pub fn recent_rows(&self, model: &str) -> usize {
+        self.lock().get(model).map_or(0, |s| s.rows.len())
+    }
+
+    /// The last permutation importance of `model`.
+    pub fn importance(&self, model: &str) -> Option<Arc<ImportanceReport>> {
+        self.results
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(model)
+            .cloned()
+    }
+
+    fn max_rows(&self) -> usize {
+        self.cfg.explain.max_rows.clamp(1, RING_ROWS)
+    }
+
+    /// Predicts `rows` through the model server, in the template's format.
+    /// Returns the outputs and the number of requests sent.
+    pub async fn predict(
+        &self,
+        template: &Template,
+        rows: &[Row],
+    ) -> Result<(Vec<Output>, usize), ExplainError> {
+        let chunk = if template.batches() {
+            self.max_rows()
+        } else {
+            1
+        };
+        let url = format!("{}{}", self.upstream, template.path);
+        let mut out = Vec::with_capacity(rows.len());
+        let mut requests = 0;
+        for part in rows.chunks(chunk) {
+            let body = template.encode(part)?;
+            let body = serde_json::to_vec(&body).map_err(|e| ExplainError::Response {
+                url: url.clone(),
+                detail: format!("cannot serialise the request: {e}"),
+            })?;
+            requests += 1;
+            let resp = self
+                .client
+                .post(&url)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .header(EXPLAIN_HEADER, "1")
+                .header("x-request-id", uuid::Uuid::new_v4().to_string())
+                .body(body.clone())
+                .send()
+                .await
+                .map_err(|e| ExplainError::Upstream {
+                    url: url.clone(),
+                    detail: e.to_string(),
+                })?;
+            let status = resp.status().as_u16();
+            if !(200..300).contains(&status) {
+                return Err(ExplainError::UpstreamStatus {
+                    url: url.clone(),
+                    status,
+                });
+            }
+            if resp
+                .content_length()
+                .is_some_and(|n| n as usize > MAX_RESPONSE_BYTES)
+            {
+                return Err(ExplainError::Response {
+                    url: url.clone(),
+                    detail: format!("response larger than {MAX_RESPONSE_BYTES} bytes"),
+                });
+            }
+            let bytes = resp.bytes().await.map_err(|e| ExplainError::Upstream {
+                url: url.clone(),
+                detail: e.to_string(),
+            })?;
+            let parsed = payload::parse_lenient(
+                &self.cfg.payload,
+                &template.path,
+                &body,
+                Some(&bytes),
+                &template.features,
+            )
+            .map_err(|e| ExplainError::Response {
+                url: url.clone(),
+                detail: format!("mlmon's own request does not parse back: {e}"),
+            })?;
+            if let Some(e) = parsed.response_error {
+                return Err(ExplainError::Response {
+                    url: url.clone(),
+                    detail: e.to_string(),
+                });
+            }
+            out.extend(
+                parsed
+                    .exchange
+                    .predictions
+                    .iter()
+                    .map(Output::from_prediction),
+            );
+        }
+        Ok((out, requests))
+    }
+
+    /// Computes permutation importance of every model with enough recent rows, updates
+    /// the gauges and the API answer. Failures are logged and leave the last result.
+    pub async fn refresh(&self) {
+        let models: Vec<String> = self.lock().keys().cloned().collect();
+        for model in models {
+            match self.compute_importance(&model).await {
+                Ok(report) => {
+                    tracing::debug!(model = %model, rows = report.rows, requests = report.requests, "permutation importance computed")
+                }
+                Err(ExplainError::NotEnoughRows { .. } | ExplainError::NoTemplate { .. }) => {}
+                Err(e) => {
+                    tracing::warn!(model = %model, error = %e, "permutation importance failed")
+                }
+            }
+        }
+    }
+
+    /// Computes permutation importance of `model` now.
+    pub async fn compute_importance(
+        &self,
+        model: &str,
+    ) -> Result<Arc<ImportanceReport>, ExplainError> {
+        let (template, rows) = {
+            let models = self.lock();
+            let state = models.get(model);
+            let template =
+                state
+                    .and_then(|s| s.template.clone())
+                    .ok_or_else(|| ExplainError::NoTemplate {
+                        model: model.to_string(),
+                    })?;
+            let rows: Vec<Row> = state
+                .map(|s| {
+                    s.rows
+                        .iter()
+                        .rev()
+                        .filter(|r| template.features.iter().all(|f| r.get(f).is_some()))
+                        .take(self.max_rows())
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            (template, rows)
+        };
+        let min = self.cfg.explain.min_rows.max(2);
+        if rows.len() < min {
+            return Err(ExplainError::NotEnoughRows {
+                model: model.to_string(),
+                rows: rows.len(),
+                min,
+            });
+        }
+        let (base, mut requests) = self.predict(&template, &rows).await?;
+        let features: Vec<&String> = template
+            .features
+            .iter()
+            .take(self.cfg.limits.max_features)
+            .collect();
+        let mut out = Vec::with_capacity(features.len());
+        for (j, feature) in features.iter().enumerate() {
+            let mut column: Vec<FeatureValue> = rows
+                .iter()
+                .map(|r| r.get(feature).cloned().unwrap_or(FeatureValue::Missing))
+                .collect();
+            let mut rng = rand::rngs::StdRng::seed_from_u64(0x6d6c_6d6f_6e00 ^ j as u64);
+            column.shuffle(&mut rng);
+            let permuted: Vec<Row> = rows
+                .iter()
+                .zip(column)
+                .map(|(r, v)| replace(r, feature, v))
+                .collect();
+            let (perm, n) = self.predict(&template, &permuted).await?;
+            requests += n;
+            let importance = mean_abs_diff(&base, &perm);
+            out.push(FeatureImportance {
+                feature: (*feature).clone(),
+                importance,
+            });
+        }
+        out.sort_by(|a, b| b.importance.total_cmp(&a.importance));
+        for f in &out {
+            self.metrics
+                .importance
+                .get_or_create(&ImportanceLabels {
+                    model: model.to_string(),
+                    feature: f.feature.clone(),
+                    method: "permutation",
+                })
+                .set(f.importance);
+        }
+        let report = Arc::new(ImportanceReport {
+            model: model.to_string(),
+            method: "permutation",
+            rows: rows.len(),
+            requests,
+            computed_at: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0),
+            features: out,
+        });
+        self.results
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(model.to_string(), report.clone());
+        Ok(report)
+    }
+
+    /// Occlusion explanation of one row given as `{feature: value}`; see the module docs.
+    pub async fn explain(
+        &self,
+        model: &str,
+        features: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<serde_json::Value, ExplainError> {
+        let baseline = self
+            .drift
+            .as_ref()
+            .and_then(|d| d.baseline(model))
+            .ok_or_else(|| ExplainError::NoBaseline {
+                model: model.to_string(),
+            })?;
+        let template = self
+            .template(model)
+            .ok_or_else(|| ExplainError::NoTemplate {
+                model: model.to_string(),
+            })?;
+        if let Some(unknown) = features.keys().find(|k| !template.features.contains(k)) {
+            return Err(ExplainError::BadRow(format!(
+                "features.{unknown}: not a feature of model {model:?} (known: {})",
+                template.features.join(", ")
+            )));
+        }
+        let mut row = Row::default();
+        for name in &template.features {
+            let v = features.get(name).ok_or_else(|| {
+                ExplainError::BadRow(format!(
+                    "features.{name}: missing (every feature of the model is needed)"
+                ))
+            })?;
+            let v = FeatureValue::from_json(v).ok_or_else(|| {
+                ExplainError::BadRow(format!("features.{name}: not a number, string or null"))
+            })?;
+            row.values.push((name.clone(), v));
+        }
+        let mut rows = vec![row.clone()];
+        let mut occluded = Vec::new();
+        let mut skipped = Vec::new();
+        for name in template.features.iter().take(self.cfg.limits.max_features) {
+            match baseline.features.get(name).and_then(reference_value) {
+                Some(reference) => {
+                    rows.push(replace(&row, name, reference.clone()));
+                    occluded.push((name.clone(), reference));
+                }
+                None => skipped.push(name.clone()),
+            }
+        }
+        let (outputs, requests) = self.predict(&template, &rows).await?;
+        let Some(fx) = outputs.first() else {
+            return Err(ExplainError::BadRow("no prediction for the row".into()));
+        };
+        let mut contributions: Vec<serde_json::Value> = occluded
+            .iter()
+            .zip(outputs.iter().skip(1))
+            .map(|((name, reference), out)| {
+                serde_json::json!({
+                    "feature": name,
+                    "contribution": fx.minus(out),
+                    "reference": match reference {
+                        FeatureValue::Number(v) => serde_json::json!(v),
+                        FeatureValue::Text(s) => serde_json::json!(s),
+                        FeatureValue::Missing => serde_json::Value::Null,
+                    },
+                })
+            })
+            .collect();
+        contributions.sort_by(|a, b| {
+            let key = |v: &serde_json::Value| v["contribution"].as_f64().unwrap_or(0.0).abs();
+            key(b).total_cmp(&key(a))
+        });
+        Ok(serde_json::json!({
+            "model": model,
+            "method": "occlusion",
+            "output": match fx { Output::Score(_) => "score", Output::Label(_) => "label" },
+            "prediction": fx.to_json(),
+            "reference": "baseline median (numeric) or most frequent category",
+            "baseline_id": baseline.id,
+            "requests": requests,
+            "features": contributions,
+            "skipped": skipped,
+        }))
+    }
+}
+
+/// The baseline value a feature is occluded with.
+fn reference_value(f: &crate::baseline::FeatureBaseline) -> Option<FeatureValue> {
+    match f.kind {
+        FeatureType::Numeric => f
+            .stats
+            .quantiles
+            .map(|q| q.p50)
+            .or(f.stats.mean)
+            .map(FeatureValue::Number),
+        FeatureType::Categorical => f
+            .categories
+            .as_ref()?
+            .iter()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(k, _)| FeatureValue::Text(k.to_string())),
+    }
+}
+
+fn replace(row: &Row, feature: &str, value: FeatureValue) -> Row {
+    let mut r = row.clone();
+    if let Some(slot) = r.values.iter_mut().find(|(n, _)| n == feature) {
+        slot.1 = value;
+    }
+    r
+}
+
+fn mean_abs_diff(a: &[Output], b: &[Output]) -> f64 {
+    let n = a.len().min(b.len());
+    if n == 0 {
+        return 0.0;
+    }
+    a.iter().zip(b).map(|(x, y)| x.minus(y).abs()).sum::<f64>() / n as f64
+}
+
+impl Sink for ExplainEngine {
+    fn feature_order(&self, _model: &str) -> Arc<Vec<String>> {
+        Arc::default()
+    }
+
+    fn observe_request(&self, model: &str, path: &str, request: &[u8]) {
+        let mut models = self.lock();
+        let fresh = models
+            .get(model)
+            .and_then(|s| s.learnt_at)
+            .is_some_and(|t| t.elapsed() < TEMPLATE_REFRESH);
+        if fresh {
+            return;
+        }
+        let Ok(format) = payload::request_format(&self.cfg.payload, path, request) else {
+            return;
+        };
+        let Ok(body) = serde_json::from_slice::<serde_json::Value>(request) else {
+            return;
+        };
+        models.entry(model.to_string()).or_default().pending =
+            Some((path.to_string(), format, body));
+    }
+
+    fn observe(&self, model: &str, exchange: &Observation<'_>) {
+        let rows = &exchange.parsed.rows;
+        let mut models = self.lock();
+        if rows.is_empty() && !models.contains_key(model) {
+            return;
+        }
+        let state = models.entry(model.to_string()).or_default();
+        if let Some((path, format, body)) = state.pending.take() {
+            // Only a request the model answered understandably is a template.
+            if let (Some(first), false) = (rows.first(), exchange.parsed.predictions.is_empty()) {
+                match Template::learn(&path, format, &body, first) {
+                    Ok(t) => {
+                        state.template = Some(Arc::new(t));
+                        state.learnt_at = Some(Instant::now());
+                    }
+                    Err(e) => {
+                        tracing::debug!(model, error = %e, "no explanation template");
+                        state.learnt_at = Some(Instant::now());
+                    }
+                }
+            }
+        }
+        for r in rows.iter().rev().take(RING_ROWS).rev() {
+            if state.rows.len() == RING_ROWS {
+                state.rows.pop_front();
+            }
+            state.rows.push_back(r.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,162 @@
+//! Encoder round trips: rows encoded from a learnt template parse back, through the same
+//! payload adapters the proxy uses, into the same rows.
+
+use serde_json::{json, Value};
+
+use super::encode::{Layout, Template};
+use crate::payload::{self, PayloadConfig, PayloadFormat};
+use crate::record::{FeatureValue, Row};
+
+fn rows() -> Vec<Row> {
+    let mk = |a: f64, n: f64, c: &str| Row {
+        values: vec![
+            ("age".into(), FeatureValue::Number(a)),
+            ("n".into(), FeatureValue::Number(n)),
+            ("city".into(), FeatureValue::Text(c.into())),
+        ],
+    };
+    vec![
+        mk(31.5, 2.0, "Oslo"),
+        mk(-4.25, 7.0, "Rome"),
+        mk(0.0, 0.0, "Lima"),
+    ]
+}
+
+fn numeric_rows() -> Vec<Row> {
+    rows()
+        .into_iter()
+        .map(|mut r| {
+            r.values.pop();
+            r
+        })
+        .collect()
+}
+
+/// Rows with their values sorted by name: JSON objects carry no key order (serde_json
+/// writes keys sorted), so object formats are compared this way.
+fn by_name(rows: &[Row]) -> Vec<Row> {
+    rows.iter()
+        .map(|r| {
+            let mut r = r.clone();
+            r.values.sort_by(|a, b| a.0.cmp(&b.0));
+            r
+        })
+        .collect()
+}
+
+/// Learns a template from `template_body` sent to `path`, encodes `rows`, parses the
+/// result back with `payload::parse` and returns the parsed rows and the encoded body.
+fn round_trip(path: &str, template_body: Value, rows: &[Row]) -> (Vec<Row>, Value, Template) {
+    round_trip_raw(path, &template_body.to_string(), rows)
+}
+
+/// [`round_trip`] from the template's bytes as a client wrote them (key order kept).
+fn round_trip_raw(path: &str, raw: &str, rows: &[Row]) -> (Vec<Row>, Value, Template) {
+    let cfg = PayloadConfig::default();
+    let template_body: Value = serde_json::from_str(raw).unwrap();
+    let raw = raw.as_bytes();
+    let format = payload::request_format(&cfg, path, raw).unwrap();
+    let names: Vec<String> = rows[0].values.iter().map(|(n, _)| n.clone()).collect();
+    let first = payload::parse(&cfg, path, raw, None, &names).unwrap().rows[0].clone();
+    let t = Template::learn(path, format, &template_body, &first).unwrap();
+    let body = t.encode(rows).unwrap();
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let back = payload::parse(&cfg, path, &bytes, None, &names)
+        .unwrap()
+        .rows;
+    (back, body, t)
+}
+
+#[test]
+fn oip_one_input_per_feature_keeps_names_and_datatypes() {
+    let tmpl = json!({"inputs": [
+        {"name": "age", "shape": [1], "datatype": "FP64", "data": [40.0]},
+        {"name": "n", "shape": [1, 1], "datatype": "INT64", "data": [3]},
+        {"name": "city", "shape": [1], "datatype": "BYTES", "data": ["Oslo"]},
+    ], "parameters": {"content_type": "pd"}});
+    let (back, body, t) = round_trip("/v2/models/m/infer", tmpl, &rows());
+    assert_eq!(back, rows());
+    assert!(matches!(t.layout, Layout::OipInputs { .. }));
+    assert_eq!(body["inputs"][1]["datatype"], "INT64");
+    assert_eq!(body["inputs"][1]["shape"], json!([3, 1]));
+    assert_eq!(body["inputs"][1]["data"], json!([2, 7, 0]));
+    assert_eq!(body["inputs"][2]["datatype"], "BYTES");
+    assert_eq!(body["inputs"][0]["shape"], json!([3]));
+    assert_eq!(body["parameters"], json!({"content_type": "pd"}));
+}
+
+#[test]
+fn oip_single_tensor_stays_one_tensor() {
+    let tmpl = json!({"inputs": [
+        {"name": "x", "shape": [2, 2], "datatype": "FP32", "data": [1.0, 2.0, 3.0, 4.0]}
+    ]});
+    let (back, body, t) = round_trip("/v2/models/m/infer", tmpl, &numeric_rows());
+    assert_eq!(back, numeric_rows());
+    assert!(matches!(t.layout, Layout::OipTensor { .. }));
+    assert_eq!(body["inputs"].as_array().unwrap().len(), 1);
+    assert_eq!(body["inputs"][0]["shape"], json!([3, 2]));
+    assert_eq!(body["inputs"][0]["datatype"], "FP32");
+}
+
+#[test]
+fn kserve_v1_objects_and_arrays() {
+    let tmpl = json!({"instances": [{"age": 1.0, "n": 2.0, "city": "Oslo"}]});
+    let (back, body, _) = round_trip("/v1/models/m:predict", tmpl, &rows());
+    assert_eq!(by_name(&back), by_name(&rows()));
+    assert!(body["instances"][0].is_object());
+
+    let tmpl = json!({"instances": [[1.0, 2.0]]});
+    let (back, body, _) = round_trip("/v1/models/m:predict", tmpl, &numeric_rows());
+    assert_eq!(back, numeric_rows());
+    assert_eq!(
+        body["instances"],
+        json!([[31.5, 2.0], [-4.25, 7.0], [0.0, 0.0]])
+    );
+}
+
+#[test]
+fn mlflow_dataframe_split() {
+    let tmpl = r#"{"dataframe_records": [{"age": 1.0, "n": 2.0, "city": "Oslo"}]}"#;
+    let (back, body, _) = round_trip_raw("/invocations", tmpl, &rows());
+    assert_eq!(back, rows());
+    assert_eq!(
+        body["dataframe_split"]["columns"],
+        json!(["age", "n", "city"])
+    );
+}
+
+#[test]
+fn seldon_ndarray_with_names() {
+    let tmpl = json!({"data": {"names": ["age", "n", "city"], "ndarray": [[1.0, 2.0, "Oslo"]]}});
+    let (back, body, _) = round_trip("/api/v1.0/predictions", tmpl, &rows());
+    assert_eq!(back, rows());
+    assert_eq!(body["data"]["ndarray"][1], json!([-4.25, 7.0, "Rome"]));
+}
+
+#[test]
+fn records_batch_and_single_object() {
+    let tmpl = json!([{"age": 1.0, "n": 2.0, "city": "Oslo"}]);
+    let (back, _, t) = round_trip("/predict", tmpl, &rows());
+    assert_eq!(by_name(&back), by_name(&rows()));
+    assert!(t.batches());
+
+    let tmpl = json!({"age": 1.0, "n": 2.0, "city": "Oslo"});
+    let (back, body, t) = round_trip("/predict", tmpl, &rows()[..1]);
+    assert_eq!(by_name(&back), by_name(&rows()[..1]));
+    assert!(body.is_object());
+    assert!(!t.batches());
+}
+
+#[test]
+fn pointer_format_is_refused_and_missing_features_are_errors() {
+    let row = &rows()[0];
+    let err = Template::learn("/x", PayloadFormat::Pointer, &json!({}), row).unwrap_err();
+    assert!(err.to_string().contains("pointer"), "{err}");
+
+    let t = Template::learn("/x", PayloadFormat::Records, &json!([]), row).unwrap();
+    let short = Row {
+        values: vec![("age".into(), FeatureValue::Number(1.0))],
+    };
+    let err = t.encode(&[short]).unwrap_err();
+    assert!(err.to_string().contains("\"n\""), "{err}");
+}
