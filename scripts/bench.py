@@ -383,15 +383,17 @@ def fixed_rate(args, tools, servers: Servers, target: str, duration: float) -> d
         connections=args.rate_connections, rt=args.rt_rate,
     )  # fmt: skip
     used = {p: cpu_seconds(p) - before[p] for p in pids}
-    if result["errors"] > max(5, result["completed"] // 1000):
-        raise BenchError(
-            f"{target}: {result['errors']} errors out of {result['completed']} requests at {args.rate} rps"
-        )
+    # A target that cannot keep up times requests out: that is a result (rate not held,
+    # errors counted in the report), not a failure of the benchmark.
+    if result["completed"] == 0:
+        raise BenchError(f"{target}: no request succeeded at {args.rate} rps")
     per_k = 1000 / max(result["completed"], 1)
     result["upstream_cpu_s_per_1k"] = used[servers.pid("upstream")] * per_k
     if target != "direct":
         result["proxy_cpu_s_per_1k"] = used[servers.pid(target)] * per_k
-    result["rate_held"] = result["rps"] >= 0.97 * args.rate
+    result["rate_held"] = (
+        result["rps"] >= 0.97 * args.rate and result["errors"] <= result["completed"] // 1000
+    )
     return result
 
 
@@ -479,6 +481,34 @@ def scrape(admin_url: str) -> dict[str, float]:
         key = m.group(1) + (m.group(2) or "")
         wanted[key] = float(m.group(3))
     return wanted
+
+
+def make_body(rows: int, path: Path) -> Path:
+    """Writes an Open Inference Protocol v2 request of `rows` rows x 4 features (seeded)."""
+    import random
+
+    rng = random.Random(20261129)
+    features = [("age", 18, 90), ("income", 1e4, 2e5), ("tenure_months", 0, 120), ("num_products", 1, 5)]
+    body = {
+        "inputs": [
+            {
+                "name": name, "shape": [rows], "datatype": "FP64",
+                "data": [round(rng.uniform(lo, hi), 3) for _ in range(rows)],
+            }  # fmt: skip
+            for name, lo, hi in features
+        ]
+    }
+    path.write_text(json.dumps(body, separators=(",", ":")))
+    return path
+
+
+def body_shape(path: Path) -> str:
+    """`R rows x F features` of an OIP v2 request with one input per feature."""
+    try:
+        inputs = json.loads(path.read_text())["inputs"]
+        return f"{inputs[0]['shape'][0]} rows x {len(inputs)} features"
+    except (ValueError, KeyError, IndexError, TypeError):
+        return "custom body"
 
 
 def rotate(seq, n):
@@ -590,7 +620,9 @@ def verdict(ok: bool) -> str:
     return "**met**" if ok else "**not met**"
 
 
-def latency_verdict(added: float) -> str:
+def latency_verdict(added: float, held: bool, rate: int) -> str:
+    if not held:
+        return f"**not met** (mlmon did not sustain {rate} requests/s in every round)"
     # Going through a proxy cannot make requests faster: a negative difference means the
     # direct run's tail was noise (scheduling), and says nothing about the target.
     if added < 0:
@@ -627,9 +659,9 @@ def render(res: dict) -> str:
         f"- **Scheduling**: fixed-rate phase {res['scheduling']['latency']}, max-throughput phase "
         f"{res['scheduling']['max']} (servers and load generator; see `--realtime`)",
         f"- **Workload**: `POST {INFER_PATH}`, a {res['body_bytes']}-byte Open Inference Protocol v2 "
-        f"request (4 rows x 4 features), a {res['response_bytes']}-byte response with classes and "
-        "probabilities, HTTP/1.1 keep-alive; "
-        f"{res['settings']['rounds']} rounds of {res['settings']['duration']:.0f} s per target and "
+        f"request ({res['body_shape']}), a {res['response_bytes']}-byte response with classes and "
+        "probabilities (always 4 rows), HTTP/1.1 keep-alive; "
+        f"{res['settings']['rounds']} round(s) of {res['settings']['duration']:.0f} s per target and "
         "measurement, targets interleaved; figures are medians over rounds.",
         "",
     ]
@@ -646,7 +678,8 @@ def render(res: dict) -> str:
         "| target | measured | |",
         "|---|---|---|",
         f"| added p99 at {rate} rps with capture on ≤ {TARGET_ADDED_P99_MS} ms | "
-        f"{added_p99:+.3f} ms | {latency_verdict(added_p99)} |",
+        f"{added_p99:+.3f} ms | "
+        f"{latency_verdict(added_p99, all(x['mlmon']['rate_held'] for x in res['rounds_rate']), rate)} |",
         f"| max throughput ≥ {TARGET_THROUGHPUT_RATIO}x the plain proxy | "
         f"{ratios['mlmon_over_plain_rps']:.2f}x | "
         f"{verdict(ratios['mlmon_over_plain_rps'] >= TARGET_THROUGHPUT_RATIO)} |",
@@ -734,20 +767,21 @@ def render(res: dict) -> str:
     lines += [
         "",
         f"mlmon's own counters after the run: {reqs:,.0f} requests, {preds:,.0f} predicted rows, "
-        f"{dropped:,.0f} captures dropped, {perrs:,.0f} payload errors — the captures were "
-        "really taken and parsed.",
+        f"{dropped:,.0f} captures dropped, {perrs:,.0f} payload errors "
+        "(rows counted means the captures were taken and parsed).",
         "",
         "### Per round",
         "",
-        "| round | target | max rps | p50 at rate | p99 at rate | rate held | proxy CPU s/1k |",
-        "|---:|---|---:|---:|---:|---|---:|",
+        "| round | target | max rps | p50 at rate | p99 at rate | rate held | errors at rate | proxy CPU s/1k |",
+        "|---:|---|---:|---:|---:|---|---:|---:|",
     ]
     for i, (rm, rr) in enumerate(zip(res["rounds_max"], res["rounds_rate"]), start=1):
         for t in TARGETS:
             cpu = f"{rr[t]['proxy_cpu_s_per_1k']:.4f}" if t != "direct" else "–"
             lines.append(
                 f"| {i} | {t} | {rm[t]['rps']:,.0f} | {rr[t]['p50_ms']:.3f} ms | "
-                f"{rr[t]['p99_ms']:.3f} ms | {'yes' if rr[t]['rate_held'] else 'NO'} | {cpu} |"
+                f"{rr[t]['p99_ms']:.3f} ms | {'yes' if rr[t]['rate_held'] else 'NO'} | "
+                f"{rr[t]['errors']} | {cpu} |"
             )
     lines += [
         "",
@@ -761,6 +795,12 @@ def render(res: dict) -> str:
         "request path but on the same runtime); the plain proxy does no such work.",
         "- Figures from a machine with other work running (see load average) are noisy; compare "
         "ratios from the same run rather than absolute numbers across runs.",
+        f"- A {res['settings']['duration']:.0f}-s run at {rate} requests/s has "
+        f"{res['settings']['duration'] * rate:,.0f} requests, so its p99 is set by its slowest "
+        f"{res['settings']['duration'] * rate / 100:,.0f}: a few scheduling hiccups (a virtual CPU "
+        "waking from idle, another process) move it by a millisecond either way, for direct "
+        "traffic too. Look at the per-round rows; for a verdict on the p99 target use more "
+        "and longer rounds (`python3 scripts/bench.py --rounds 5 --duration 30`).",
         "",
     ]
     return "\n".join(lines)
@@ -797,6 +837,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--loadgen-cpus", default="0" if n >= 2 else None, help="taskset list for the load generator (0)")
     p.add_argument("--server-cpus", default="1" if n >= 2 else None, help="taskset list for upstream and proxies (1)")
     p.add_argument("--body", type=Path, default=REPO / "bench" / "infer_request.json", help="request body")
+    p.add_argument(
+        "--rows", type=int, default=None,
+        help="instead of --body, generate an OIP v2 request of this many rows x 4 features "
+        "(a large-payload run; the stub's answer keeps 4 rows, so mlmon counts a "
+        "prediction_count_mismatch payload error per request)",
+    )  # fmt: skip
     p.add_argument("--output", type=Path, default=REPO / "docs" / "performance.md", help="markdown file to update")
     p.add_argument("--max-tool", choices=["auto", "wrk", "oha"], default="auto", help="max-throughput generator")
     p.add_argument("--tools-dir", type=Path, default=Path(os.environ.get("MLMON_BENCH_TOOLS", Path.home() / ".cache/mlmon/bench-tools")))
@@ -821,8 +867,10 @@ def main() -> int:
         raise BenchError("Linux only (/proc, taskset)")
     if (args.loadgen_cpus or args.server_cpus) and not shutil.which("taskset"):
         raise BenchError("taskset not found (util-linux)")
-    if not args.body.exists():
+    if args.rows is None and not args.body.exists():
         raise BenchError(f"--body {args.body}: no such file")
+    if args.rows is not None and args.rows < 1:
+        raise BenchError("--rows must be positive")
     atexit.register(_stop_children)
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
@@ -855,6 +903,8 @@ def main() -> int:
     bench_dir = release.parent / "bench"
     logs = bench_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    if args.rows is not None:
+        args.body = make_body(args.rows, bench_dir / f"request-{args.rows}-rows.json")
 
     if args.loadgen_cpus and args.server_cpus:
         placement = (
@@ -932,6 +982,7 @@ def main() -> int:
             "connections": args.connections, "rate_connections": args.rate_connections,
         },  # fmt: skip
         "body_bytes": args.body.stat().st_size,
+        "body_shape": body_shape(args.body),
         "response_bytes": response_bytes,
         "rounds_max": rounds_max,
         "rounds_rate": rounds_rate,
