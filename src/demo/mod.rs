@@ -26,6 +26,8 @@ pub fn demo_config(args: &DemoArgs, upstream: &str) -> Result<Config, StartError
     cfg.drift.window = Duration::from_secs(60);
     cfg.drift.interval = Duration::from_secs(2);
     cfg.sla.latency = Duration::from_millis(50);
+    // The demo model is local and cheap: show permutation importance (off by default).
+    cfg.explain.interval = Duration::from_secs(5);
     Ok(cfg)
 }
 
@@ -97,6 +99,10 @@ pub async fn run(args: DemoArgs) -> Result<(), StartError> {
     println!("  models API:             {admin}/api/v1/models");
     println!(
         "  drift API:              {admin}/api/v1/models/{}/drift",
+        model::MODEL
+    );
+    println!(
+        "  importance API:         {admin}/api/v1/models/{}/importance",
         model::MODEL
     );
     println!("  baseline:               {baseline_id} (5000 synthetic training rows)");
