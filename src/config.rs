@@ -167,6 +167,9 @@ pub struct CaptureConfig {
     pub max_body_bytes: usize,
     /// Length of the bounded queue between the proxy and the analyses.
     pub queue: usize,
+    /// Captured body bytes waiting for analysis at most; past it captures are dropped
+    /// (`queue_full`), so a burst of large bodies cannot hold `queue × 2 × max_body_bytes`.
+    pub max_queue_bytes: usize,
 }
 
 impl Default for CaptureConfig {
@@ -174,6 +177,7 @@ impl Default for CaptureConfig {
         CaptureConfig {
             max_body_bytes: 1024 * 1024,
             queue: 10_000,
+            max_queue_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -530,6 +534,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "limits",
     "log",
     "anomaly",
+    "explain",
 ];
 
 /// The `MLMON_*` variables that configure mlmon, keyed as the `config` crate expects.

@@ -27,6 +27,8 @@ struct Seen {
     invalid: AtomicUsize,
     /// Answer 500 to explain requests.
     fail: AtomicBool,
+    /// Rows of every explain request, in arrival order.
+    log: std::sync::Mutex<Vec<Vec<(f64, f64)>>>,
 }
 
 fn sigmoid(z: f64) -> f64 {
@@ -142,6 +144,9 @@ async fn serve(
             return json_response(400, json!({ "error": e }));
         }
     };
+    if marked {
+        seen.log.lock().unwrap().push(rows.clone());
+    }
     let probs: Vec<[f64; 2]> = rows
         .iter()
         .map(|&(a, b)| [1.0 - p(a, b), p(a, b)])
@@ -166,11 +171,15 @@ struct Setup {
 }
 
 async fn setup(oip: bool, token: Option<&str>) -> Setup {
+    setup_with(oip, token, Duration::from_millis(200)).await
+}
+
+async fn setup_with(oip: bool, token: Option<&str>, interval: Duration) -> Setup {
     let seen = Arc::new(Seen::default());
     let s = seen.clone();
     let addr = upstream(move |req| serve(s.clone(), oip, req)).await;
     let mut cfg = config(addr);
-    cfg.explain.interval = Duration::from_millis(200);
+    cfg.explain.interval = interval;
     cfg.explain.min_rows = 32;
     cfg.explain.max_rows = 64;
     cfg.baseline.capture_rows = 40;
@@ -347,4 +356,104 @@ async fn kserve_v1_model_importance_and_explanation_with_token() {
     check_explain(&s, Some("s3cret")).await;
     s.running.shutdown();
     s.running.wait().await;
+}
+
+/// The reported importance is recomputed here from the rows the model server received:
+/// one request with the recent rows, then one per feature with only that feature's column
+/// shuffled (a permutation of the same values, other columns untouched).
+#[tokio::test]
+async fn importance_is_the_mean_absolute_change_over_the_rows_sent() {
+    let s = setup_with(true, None, Duration::ZERO).await;
+    traffic(&s, true).await;
+    let explain = s.running.state.explain.clone();
+    for _ in 0..100 {
+        if explain.recent_rows("m") >= 60 && explain.template("m").is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let report = explain.compute_importance("m").await.unwrap();
+    let log = s.seen.log.lock().unwrap().clone();
+    assert_eq!(log.len(), 3, "1 + 2 features requests");
+    assert_eq!(report.requests, 3);
+    let (base, perm_a, perm_b) = (&log[0], &log[1], &log[2]);
+    assert_eq!(base.len(), 60);
+    assert_eq!(report.rows, 60);
+    let sorted = |v: Vec<f64>| {
+        let mut v = v;
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    let col = |rows: &[(f64, f64)], j: usize| -> Vec<f64> {
+        rows.iter()
+            .map(|r| if j == 0 { r.0 } else { r.1 })
+            .collect()
+    };
+    assert_eq!(sorted(col(perm_a, 0)), sorted(col(base, 0)));
+    assert_ne!(col(perm_a, 0), col(base, 0), "column a shuffled");
+    assert_eq!(col(perm_a, 1), col(base, 1), "column b untouched");
+    assert_eq!(sorted(col(perm_b, 1)), sorted(col(base, 1)));
+    assert_eq!(col(perm_b, 0), col(base, 0), "column a untouched");
+    let expected = |perm: &[(f64, f64)]| {
+        base.iter()
+            .zip(perm)
+            .map(|(x, y)| (p(x.0, x.1) - p(y.0, y.1)).abs())
+            .sum::<f64>()
+            / base.len() as f64
+    };
+    let get = |f: &str| {
+        report
+            .features
+            .iter()
+            .find(|x| x.feature == f)
+            .unwrap()
+            .importance
+    };
+    assert!((get("a") - expected(perm_a)).abs() < 1e-12);
+    assert_eq!(get("b"), 0.0);
+    // Off by default: nothing was computed periodically.
+    assert!(s.seen.explain.load(Ordering::SeqCst) == 3);
+    s.running.shutdown();
+    s.running.wait().await;
+}
+
+#[test]
+fn explain_config_from_environment_and_refusals() {
+    use mlmon::config::{Config, Overrides};
+    let env = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<Vec<_>>()
+            .into_iter()
+    };
+    let d = Config::load_from(None, &Overrides::default(), env(&[])).unwrap();
+    assert!(d.explain.interval.is_zero(), "off by default");
+    let c = Config::load_from(
+        None,
+        &Overrides::default(),
+        env(&[
+            ("MLMON_EXPLAIN__INTERVAL", "1m"),
+            ("MLMON_EXPLAIN__MAX_ROWS", "16"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.explain.interval, Duration::from_secs(60));
+    assert_eq!(c.explain.max_rows, 16);
+    let err = Config::load_from(
+        None,
+        &Overrides::default(),
+        env(&[("MLMON_EXPLAIN__MAX_ROWS", "1000")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("explain.max_rows"), "{err}");
+    let err = Config::load_from(
+        None,
+        &Overrides::default(),
+        env(&[("MLMON_EXPLAIN__TIMEOUT", "0s")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("explain.timeout"), "{err}");
 }
