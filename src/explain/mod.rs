@@ -411,6 +411,20 @@ impl ExplainEngine {
             });
         }
         out.sort_by(|a, b| b.importance.total_cmp(&a.importance));
+        // Features the model no longer receives stop being exported.
+        if let Some(previous) = self.importance(model) {
+            for gone in previous
+                .features
+                .iter()
+                .filter(|p| !out.iter().any(|f| f.feature == p.feature))
+            {
+                self.metrics.importance.remove(&ImportanceLabels {
+                    model: model.to_string(),
+                    feature: gone.feature.clone(),
+                    method: "permutation",
+                });
+            }
+        }
         for f in &out {
             self.metrics
                 .importance
