@@ -110,9 +110,18 @@ impl Pipeline {
     }
 
     /// Drains the queue until every sender is gone.
-    pub async fn run(self: Arc<Self>, mut rx: mpsc::Receiver<CapturedExchange>) {
-        while let Some(ex) = rx.recv().await {
+    ///
+    /// Blocking: run it on a thread of its own (`spawn_blocking`), so parsing and analysis
+    /// never occupy a runtime worker that proxies requests. `queued_bytes` is the capture
+    /// queue's byte budget, released as each exchange is done.
+    pub fn run_blocking(
+        self: Arc<Self>,
+        mut rx: mpsc::Receiver<CapturedExchange>,
+        queued_bytes: Arc<std::sync::atomic::AtomicUsize>,
+    ) {
+        while let Some(ex) = rx.blocking_recv() {
             self.process(&ex);
+            queued_bytes.fetch_sub(ex.captured_bytes(), std::sync::atomic::Ordering::AcqRel);
         }
     }
 

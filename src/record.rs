@@ -107,3 +107,11 @@ pub struct CapturedExchange {
     /// Response `content-encoding` (e.g. `gzip`), when present.
     pub response_content_encoding: Option<String>,
 }
+
+impl CapturedExchange {
+    /// Bytes of captured bodies this exchange holds (for the capture queue's byte budget).
+    pub fn captured_bytes(&self) -> usize {
+        self.request_body.as_ref().map_or(0, |b| b.len())
+            + self.response_body.as_ref().map_or(0, |b| b.len())
+    }
+}

@@ -232,6 +232,7 @@ pub async fn start_with(
     let latency = Arc::new(LatencyWindows::new(cfg.drift.window));
     let names = Arc::new(ModelNames::new(cfg.model.max_models));
     let (tx, rx) = mpsc::channel(cfg.capture.queue);
+    let queued_bytes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let drift = Arc::new(DriftEngine::new(cfg.clone(), metrics.drift.clone()));
     for snap in baselines {
         let model = snap.model.name.clone();
@@ -308,6 +309,7 @@ pub async fn start_with(
             metrics.proxy.clone(),
             latency.clone(),
             tx.clone(),
+            queued_bytes.clone(),
         )
         .map_err(|m| StartError::Other(format!("upstream: {m}")))?,
     );
@@ -346,7 +348,9 @@ pub async fn start_with(
         }
     });
     // The pipeline ends by itself when the proxy (the last sender) is gone.
-    tasks.spawn(pipeline.run(rx));
+    // Parsing and analysis get a thread of their own, off the proxy's workers.
+    let pipeline_bytes = queued_bytes.clone();
+    tasks.spawn_blocking(move || pipeline.run_blocking(rx, pipeline_bytes));
     let refresh_state = state.clone();
     let mut refresh_shutdown = shutdown.clone();
     let interval = cfg.drift.interval;

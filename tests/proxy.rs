@@ -612,3 +612,40 @@ async fn gzip_responses_pass_unchanged_and_are_analysed() {
     running.shutdown();
     running.wait().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capture_queue_is_bounded_in_bytes_too() {
+    let up = upstream(|_req| async { Response::new(full(r#"{"predictions":[1]}"#)) }).await;
+    let released = Arc::new(AtomicBool::new(false));
+    let mut cfg = config(up);
+    cfg.capture.queue = 1000;
+    // Room for about two captures of ~60 bytes while the analysis is stuck.
+    cfg.capture.max_queue_bytes = 130;
+    let running = mlmon::server::start_with(cfg, Some(Arc::new(BlockedSink(released.clone()))))
+        .await
+        .unwrap();
+    let c = reqwest::Client::new();
+    for _ in 0..10 {
+        let r = c
+            .post(format!("http://{}/v1/models/m:predict", running.proxy_addr))
+            .body(r#"{"instances":[[1.0]]}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+    }
+    let m = scrape(running.admin_addr).await;
+    let dropped = value(
+        &m,
+        "mlmon_capture_dropped_total",
+        &[("reason", "queue_full")],
+    )
+    .unwrap();
+    assert!(
+        dropped >= 7.0,
+        "dropped {dropped} of 10 with a 130-byte budget"
+    );
+    released.store(true, Ordering::Release);
+    running.shutdown();
+    running.wait().await;
+}

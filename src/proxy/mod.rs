@@ -15,6 +15,7 @@ pub mod model_id;
 pub mod tee;
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -63,6 +64,8 @@ pub struct Proxy {
     metrics: Arc<ProxyMetrics>,
     latency: Arc<LatencyWindows>,
     queue: mpsc::Sender<CapturedExchange>,
+    queued_bytes: Arc<AtomicUsize>,
+    max_queue_bytes: usize,
 }
 
 /// Builds the pooled upstream client (HTTP/1.1 keep-alive, or h2c with prior knowledge).
@@ -87,6 +90,7 @@ impl Proxy {
         metrics: Arc<ProxyMetrics>,
         latency: Arc<LatencyWindows>,
         queue: mpsc::Sender<CapturedExchange>,
+        queued_bytes: Arc<AtomicUsize>,
     ) -> Result<Proxy, String> {
         Ok(Proxy {
             client: upstream_client(cfg),
@@ -105,6 +109,8 @@ impl Proxy {
             metrics,
             latency,
             queue,
+            queued_bytes,
+            max_queue_bytes: cfg.capture.max_queue_bytes,
         })
     }
 
@@ -250,6 +256,8 @@ struct Context {
     metrics: Arc<ProxyMetrics>,
     latency: Arc<LatencyWindows>,
     queue: mpsc::Sender<CapturedExchange>,
+    queued_bytes: Arc<AtomicUsize>,
+    max_queue_bytes: usize,
     sla: Duration,
     model: Arc<str>,
     version: Option<String>,
@@ -289,6 +297,8 @@ impl Context {
             metrics: proxy.metrics.clone(),
             latency: proxy.latency.clone(),
             queue: proxy.queue.clone(),
+            queued_bytes: proxy.queued_bytes.clone(),
+            max_queue_bytes: proxy.max_queue_bytes,
             sla: proxy.sla,
             model,
             version,
@@ -402,7 +412,11 @@ impl Finish for Finisher {
             request_content_encoding: ctx.request_encoding,
             response_content_encoding: ctx.response_encoding,
         };
-        if let Err(mpsc::error::TrySendError::Full(_)) = ctx.queue.try_send(record) {
+        let size = record.captured_bytes();
+        let queued = ctx.queued_bytes.fetch_add(size, Ordering::AcqRel);
+        let sent = queued + size <= ctx.max_queue_bytes && ctx.queue.try_send(record).is_ok();
+        if !sent {
+            ctx.queued_bytes.fetch_sub(size, Ordering::AcqRel);
             m.capture_dropped
                 .get_or_create(&ReasonLabels {
                     reason: "queue_full",
