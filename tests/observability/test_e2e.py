@@ -10,7 +10,7 @@ Targets (E2E_TARGETS):
             missing binary = failure, not a skip.
   "fake"  - tests/observability/fake_mlmon.py, a Python stand-in serving the SPEC metric
             names; it exists to develop the plumbing and is not evidence about mlmon.
-Override with MLMON_E2E_TARGETS=mlmon,fake. MLMON_E2E_ALERT_TIMEOUT bounds the wait for
+The default is the real binary; MLMON_E2E_TARGETS=mlmon,fake runs both. MLMON_E2E_ALERT_TIMEOUT bounds the wait for
 the drift alert (default 60 s for the fake, 300 s for mlmon demo).
 """
 
@@ -29,9 +29,8 @@ from obs_helpers import (REPO, Proc, dashboard_queries, dashboards, free_port, h
                          substitute, wait_http_ok, wait_until, write_fast_rules)
 from webhook_receiver import WebhookReceiver
 
-# The one-line switch: once the mlmon binary is built by the test harness, make this
-# "mlmon,fake" (or "mlmon") so the real sidecar is what the end-to-end test proves.
-E2E_TARGETS = os.environ.get("MLMON_E2E_TARGETS", "fake").split(",")
+# The real sidecar is what the end-to-end test proves (`make test` builds it first).
+E2E_TARGETS = os.environ.get("MLMON_E2E_TARGETS", "mlmon").split(",")
 
 JOB = "mlmon"
 BUILTINS = {"__rate_interval": "1m", "__interval": "15s", "__range": "1h", "__range_s": "3600"}
