@@ -41,7 +41,7 @@ demo:
 
 ## bench: proxy overhead and analysis throughput; writes docs/performance.md
 bench:
-	scripts/bench.sh
+	python3 scripts/bench.py
 
 ## rules-check: validate alert/recording rules, their unit tests, Alertmanager routing, dashboards
 rules-check:
