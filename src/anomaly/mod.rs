@@ -381,14 +381,7 @@ impl AnomalyEngine {
                 continue;
             };
             let labels = ModelLabels { model };
-            match r.window.rate {
-                Some(rate) => {
-                    self.metrics.rate.get_or_create(&labels).set(rate);
-                }
-                None => {
-                    self.metrics.rate.remove(&labels);
-                }
-            }
+            crate::metrics::set_or_remove(&self.metrics.rate, &labels, r.window.rate);
             self.metrics
                 .trend
                 .get_or_create(&labels)

@@ -601,17 +601,8 @@ impl DriftEngine {
                 feature: f.feature.clone(),
                 kind: f.kind,
             };
-            let set = |family: &prometheus_client::metrics::family::Family<
-                FeatureLabels,
-                prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>,
-            >,
-                       v: Option<f64>| match v {
-                Some(v) => {
-                    family.get_or_create(&labels).set(v);
-                }
-                None => {
-                    family.remove(&labels);
-                }
+            let set = |family: &crate::metrics::F64Family<FeatureLabels>, v: Option<f64>| {
+                crate::metrics::set_or_remove(family, &labels, v)
             };
             set(&m.psi, f.psi);
             set(&m.js, f.js_divergence);
@@ -631,14 +622,7 @@ impl DriftEngine {
         let labels = ModelLabels {
             model: r.model.clone(),
         };
-        match r.drift_score {
-            Some(s) => {
-                m.drift_score.get_or_create(&labels).set(s);
-            }
-            None => {
-                m.drift_score.remove(&labels);
-            }
-        }
+        crate::metrics::set_or_remove(&m.drift_score, &labels, r.drift_score);
     }
 }
 

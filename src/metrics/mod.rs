@@ -20,6 +20,28 @@ use prometheus_client::registry::Registry;
 
 pub use proxy::ProxyMetrics;
 
+/// A family of float gauges.
+pub type F64Family<L> = prometheus_client::metrics::family::Family<
+    L,
+    prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>,
+>;
+
+/// Sets the series of `labels` to `value`, or removes it when there is no value: an empty
+/// window exports nothing, never a misleading 0.
+pub fn set_or_remove<L>(family: &F64Family<L>, labels: &L, value: Option<f64>)
+where
+    L: Clone + std::hash::Hash + Eq,
+{
+    match value {
+        Some(v) => {
+            family.get_or_create(labels).set(v);
+        }
+        None => {
+            family.remove(labels);
+        }
+    }
+}
+
 /// Content type of the OpenMetrics text exposition.
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";

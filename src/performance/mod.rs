@@ -587,14 +587,12 @@ impl PerformanceEngine {
                     model: r.model.clone(),
                     metric,
                 };
-                match values.iter().find(|(n, _)| n == metric) {
-                    Some((_, v)) if v.is_finite() => {
-                        family.get_or_create(&labels).set(*v);
-                    }
-                    _ => {
-                        family.remove(&labels);
-                    }
-                }
+                let value = values
+                    .iter()
+                    .find(|(n, _)| n == metric)
+                    .map(|(_, v)| *v)
+                    .filter(|v| v.is_finite());
+                crate::metrics::set_or_remove(family, &labels, value);
             }
         };
         set(&self.metrics.performance, r.metrics());

@@ -741,17 +741,8 @@ impl QualityEngine {
                 model: r.model.clone(),
                 feature: f.feature.clone(),
             };
-            let set = |family: &prometheus_client::metrics::family::Family<
-                QualityFeatureLabels,
-                prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>,
-            >,
-                       v: Option<f64>| match v {
-                Some(v) => {
-                    family.get_or_create(&labels).set(v);
-                }
-                None => {
-                    family.remove(&labels);
-                }
+            let set = |family: &crate::metrics::F64Family<QualityFeatureLabels>, v: Option<f64>| {
+                crate::metrics::set_or_remove(family, &labels, v)
             };
             set(&m.missing_ratio, f.missing_ratio);
             set(&m.outlier_ratio, f.outlier_ratio);
@@ -767,27 +758,13 @@ impl QualityEngine {
                     feature: f.feature.clone(),
                     stat,
                 };
-                match v {
-                    Some(v) => {
-                        m.stat.get_or_create(&labels).set(v);
-                    }
-                    None => {
-                        m.stat.remove(&labels);
-                    }
-                }
+                crate::metrics::set_or_remove(&m.stat, &labels, v);
             }
         }
         let labels = ModelLabels {
             model: r.model.clone(),
         };
-        match r.score {
-            Some(s) => {
-                m.score.get_or_create(&labels).set(s);
-            }
-            None => {
-                m.score.remove(&labels);
-            }
-        }
+        crate::metrics::set_or_remove(&m.score, &labels, r.score);
     }
 }
 
