@@ -8,31 +8,8 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{config, scrape, upstream, value, UpBody};
-use http::Response;
-use http_body_util::{BodyExt, Full};
+use common::{config, records_model as model, scrape, upstream, value};
 use serde_json::{json, Value};
-
-/// A records-format classifier: `1` when `x > 0`.
-async fn model(req: http::Request<hyper::body::Incoming>) -> Response<UpBody> {
-    let body = req.into_body().collect().await.unwrap().to_bytes();
-    let rows: Value = serde_json::from_slice(&body).unwrap();
-    let preds: Vec<i64> = rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| i64::from(r["x"].as_f64().unwrap_or(0.0) > 0.0))
-        .collect();
-    Response::builder()
-        .header("content-type", "application/json")
-        .body(
-            Full::new(bytes::Bytes::from(
-                json!({ "predictions": preds }).to_string(),
-            ))
-            .boxed(),
-        )
-        .unwrap()
-}
 
 const TOKEN: &str = "s3cret";
 

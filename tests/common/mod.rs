@@ -166,3 +166,25 @@ pub async fn scrape(admin: SocketAddr) -> Vec<Sample> {
         .unwrap();
     parse_exposition(&text)
 }
+
+/// A records-format classifier upstream: one prediction per row, `1` when `x > 0`.
+pub async fn records_model(req: hyper::Request<Incoming>) -> Response<UpBody> {
+    use http_body_util::BodyExt;
+    let body = req.into_body().collect().await.unwrap().to_bytes();
+    let rows: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let preds: Vec<i64> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| i64::from(r["x"].as_f64().unwrap_or(0.0) > 0.0))
+        .collect();
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(
+            http_body_util::Full::new(Bytes::from(
+                serde_json::json!({ "predictions": preds }).to_string(),
+            ))
+            .boxed(),
+        )
+        .unwrap()
+}
