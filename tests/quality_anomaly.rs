@@ -6,7 +6,6 @@ mod common;
 use std::time::Duration;
 
 use common::{config, records_model as model, scrape, upstream, value};
-use http_body_util::BodyExt;
 use mlmon::baseline::{BaselineBuilder, BuildOptions};
 use mlmon::record::{FeatureValue, Row};
 use rand::rngs::StdRng;
