@@ -42,6 +42,7 @@ demo:
 ## bench: proxy overhead and analysis throughput; writes docs/performance.md
 bench:
 	python3 scripts/bench.py
+	python3 scripts/bench_drift.py
 
 ## rules-check: validate alert/recording rules, their unit tests, Alertmanager routing, dashboards
 rules-check:
