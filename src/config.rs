@@ -177,7 +177,7 @@ impl Default for CaptureConfig {
         CaptureConfig {
             max_body_bytes: 1024 * 1024,
             queue: 10_000,
-            max_queue_bytes: 64 * 1024 * 1024,
+            max_queue_bytes: 8 * 1024 * 1024,
         }
     }
 }

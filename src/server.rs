@@ -350,7 +350,16 @@ pub async fn start_with(
     // The pipeline ends by itself when the proxy (the last sender) is gone.
     // Parsing and analysis get a thread of their own, off the proxy's workers.
     let pipeline_bytes = queued_bytes.clone();
-    tasks.spawn_blocking(move || pipeline.run_blocking(rx, pipeline_bytes));
+    tasks.spawn_blocking(move || {
+        // Lowest priority (nice 19 for normal threads): under overload the analysis falls
+        // behind and the queue drops captures, instead of taking CPU from the proxy.
+        if let Err(e) =
+            thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min)
+        {
+            tracing::debug!(error = ?e, "could not lower the analysis thread's priority");
+        }
+        pipeline.run_blocking(rx, pipeline_bytes)
+    });
     let refresh_state = state.clone();
     let mut refresh_shutdown = shutdown.clone();
     let interval = cfg.drift.interval;
