@@ -109,9 +109,17 @@ pub struct CapturedExchange {
 }
 
 impl CapturedExchange {
-    /// Bytes of captured bodies this exchange holds (for the capture queue's byte budget).
+    /// Approximate memory this exchange holds while queued, for the capture queue's byte
+    /// budget: the captured bodies (counted twice: a tee buffer grows by doubling, so its
+    /// allocation can be up to twice its length), the strings, and the record itself.
     pub fn captured_bytes(&self) -> usize {
-        self.request_body.as_ref().map_or(0, |b| b.len())
-            + self.response_body.as_ref().map_or(0, |b| b.len())
+        let bodies = self.request_body.as_ref().map_or(0, |b| b.len())
+            + self.response_body.as_ref().map_or(0, |b| b.len());
+        let strings = self.model.len()
+            + self.version.as_ref().map_or(0, String::len)
+            + self.request_id.len()
+            + self.path.len()
+            + self.response_content_type.as_ref().map_or(0, String::len);
+        2 * bodies + strings + std::mem::size_of::<Self>() + 64
     }
 }

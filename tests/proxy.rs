@@ -619,8 +619,8 @@ async fn capture_queue_is_bounded_in_bytes_too() {
     let released = Arc::new(AtomicBool::new(false));
     let mut cfg = config(up);
     cfg.capture.queue = 1000;
-    // Room for about two captures of ~60 bytes while the analysis is stuck.
-    cfg.capture.max_queue_bytes = 130;
+    // Smaller than a single capture: the count limit (1000) is not what drops them.
+    cfg.capture.max_queue_bytes = 100;
     let running = mlmon::server::start_with(cfg, Some(Arc::new(BlockedSink(released.clone()))))
         .await
         .unwrap();
