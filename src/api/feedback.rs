@@ -35,23 +35,7 @@ struct Record {
 
 /// Parses a feedback body into items; errors name the record and field.
 pub fn parse_feedback(body: &[u8]) -> Result<Vec<FeedbackItem>, ApiError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("body is not JSON: {e}")))?;
-    let (records, single) = match value {
-        Value::Array(a) => (a, false),
-        v @ Value::Object(_) => (vec![v], true),
-        _ => {
-            return Err(ApiError::Unprocessable(
-                "body must be a feedback object or an array of them".into(),
-            ))
-        }
-    };
-    if records.len() > MAX_FEEDBACK_RECORDS {
-        return Err(ApiError::TooLarge(format!(
-            "{} feedback records in one call; at most {MAX_FEEDBACK_RECORDS}",
-            records.len()
-        )));
-    }
+    let (records, single) = super::json_records(body, "feedback", MAX_FEEDBACK_RECORDS)?;
     let at = |i: usize| {
         if single {
             "feedback".to_string()

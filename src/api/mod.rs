@@ -26,6 +26,34 @@ use serde_json::json;
 use crate::server::AppState;
 pub use error::ApiError;
 
+/// Reads a JSON body holding one `what` object or an array of them, at most `max`.
+/// Returns the records and whether the body was a single object (error messages then
+/// name no index). Errors are the API's: 400 not JSON, 422 wrong shape, 413 too many.
+pub fn json_records(
+    body: &[u8],
+    what: &str,
+    max: usize,
+) -> Result<(Vec<serde_json::Value>, bool), ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("body is not JSON: {e}")))?;
+    let (records, single) = match value {
+        serde_json::Value::Array(a) => (a, false),
+        v @ serde_json::Value::Object(_) => (vec![v], true),
+        _ => {
+            return Err(ApiError::Unprocessable(format!(
+                "body must be a {what} object or an array of them"
+            )))
+        }
+    };
+    if records.len() > max {
+        return Err(ApiError::TooLarge(format!(
+            "{} {what} records in one call; at most {max}",
+            records.len()
+        )));
+    }
+    Ok((records, single))
+}
+
 /// Largest baseline snapshot accepted by `PUT /api/v1/models/{model}/baseline`.
 pub const MAX_BASELINE_BYTES: usize = 64 * 1024 * 1024;
 

@@ -82,23 +82,7 @@ pub fn parse_predictions(
     body: &[u8],
     now: SystemTime,
 ) -> Result<Vec<(String, SystemTime, ParsedExchange)>, ApiError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("body is not JSON: {e}")))?;
-    let (records, single) = match value {
-        Value::Array(a) => (a, false),
-        v @ Value::Object(_) => (vec![v], true),
-        _ => {
-            return Err(ApiError::Unprocessable(
-                "body must be a prediction object or an array of them".into(),
-            ))
-        }
-    };
-    if records.len() > MAX_PREDICTION_RECORDS {
-        return Err(ApiError::TooLarge(format!(
-            "{} prediction records in one call; at most {MAX_PREDICTION_RECORDS}",
-            records.len()
-        )));
-    }
+    let (records, single) = super::json_records(body, "prediction", MAX_PREDICTION_RECORDS)?;
     let mut out = Vec::with_capacity(records.len());
     for (i, r) in records.into_iter().enumerate() {
         let at = record_name(single, i);
