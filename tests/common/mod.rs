@@ -188,3 +188,42 @@ pub async fn records_model(req: hyper::Request<Incoming>) -> Response<UpBody> {
         )
         .unwrap()
 }
+
+/// Starts `mlmon demo` from the binary on ephemeral ports with `args` added, and returns
+/// the child and the metrics URL it printed.
+pub fn spawn_demo(args: &[&str]) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mlmon"))
+        .arg("demo")
+        .args(args)
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let metrics_url = loop {
+        let line = lines.next().expect("demo printed its URLs").unwrap();
+        if let Some(rest) = line.trim().strip_prefix("metrics:") {
+            break rest.trim().to_string();
+        }
+    };
+    // Keep reading: a closed pipe would fail the demo's last line ("stopped").
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, metrics_url)
+}
+
+/// The body of a plain blocking HTTP/1.0 GET of `http://host:port/path`.
+pub fn http_get(url: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://")?;
+    let (hostport, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut s = std::net::TcpStream::connect(hostport).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .ok()?;
+    write!(s, "GET /{path} HTTP/1.0\r\nHost: {hostport}\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+}
