@@ -1,6 +1,14 @@
 //! `mlmon demo`: an example model server, the sidecar in front of it, and a synthetic
 //! client whose inputs drift after a while — everything in this one binary.
 
+/// Prints a line to stdout, ignoring a closed pipe (`mlmon demo | head` must not panic).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub mod model;
 pub mod traffic;
 
@@ -86,29 +94,30 @@ pub async fn run(args: DemoArgs) -> Result<(), StartError> {
         .map_err(|e| StartError::Other(format!("demo baseline: {e}")))?;
     let proxy = format!("http://{}", running.proxy_addr);
     let admin = format!("http://{}", running.admin_addr);
-    println!("mlmon demo is running");
-    println!(
+    say!("mlmon demo is running");
+    say!(
         "  model server (direct):  http://{model_addr}/v2/models/{}/infer",
         model::MODEL
     );
-    println!(
+    say!(
         "  proxy (send traffic):   {proxy}/v2/models/{}/infer",
         model::MODEL
     );
-    println!("  metrics:                {admin}/metrics");
-    println!("  models API:             {admin}/api/v1/models");
-    println!(
+    say!("  metrics:                {admin}/metrics");
+    say!("  models API:             {admin}/api/v1/models");
+    say!(
         "  drift API:              {admin}/api/v1/models/{}/drift",
         model::MODEL
     );
-    println!(
+    say!(
         "  importance API:         {admin}/api/v1/models/{}/importance",
         model::MODEL
     );
-    println!("  baseline:               {baseline_id} (5000 synthetic training rows)");
-    println!(
+    say!("  baseline:               {baseline_id} (5000 synthetic training rows)");
+    say!(
         "  drift starts after {}s of traffic at {} requests/s; Ctrl-C to stop",
-        args.drift_after, args.rps
+        args.drift_after,
+        args.rps
     );
     let traffic = tokio::spawn(traffic::run(
         proxy,
@@ -133,6 +142,6 @@ pub async fn run(args: DemoArgs) -> Result<(), StartError> {
     running.wait().await;
     model_trigger.fire();
     let _ = model_task.await;
-    println!("mlmon demo stopped");
+    say!("mlmon demo stopped");
     Ok(())
 }
