@@ -31,12 +31,12 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 
+use mlmon::analysis::Exchange;
 use mlmon::baseline::{BaselineBuilder, BuildOptions, NamedMap, Snapshot};
 use mlmon::config::Config;
 use mlmon::drift::window::{FeatureWindow, Layout};
 use mlmon::drift::DriftEngine;
 use mlmon::metrics::drift::DriftMetrics;
-use mlmon::pipeline::{Observation, Sink};
 use mlmon::record::{FeatureValue, ParsedExchange, Row};
 
 /// Counts live heap bytes and allocations, to measure memory per feature and allocations
@@ -213,15 +213,17 @@ fn batches(count: usize, numeric: usize, categorical: usize, seed: u64) -> Vec<P
 }
 
 fn observe(engine: &DriftEngine, batch: &ParsedExchange) {
-    engine.observe(
-        MODEL,
-        &Observation {
-            version: None,
-            request_id: "bench",
-            received_at: SystemTime::UNIX_EPOCH,
-            parsed: batch,
-        },
-    );
+    let current = engine.baselines().get(MODEL);
+    engine.observe(&Exchange {
+        model: MODEL,
+        version: None,
+        request_id: "bench",
+        received_at: SystemTime::UNIX_EPOCH,
+        parsed: batch,
+        now: tokio::time::Instant::now(),
+        request: None,
+        baseline: current.as_ref(),
+    });
 }
 
 fn paused_runtime() -> tokio::runtime::Runtime {
@@ -316,7 +318,11 @@ fn memory_figures(scale: &Scale) -> serde_json::Value {
 
     let before_engine = live_bytes();
     let rss_before_engine = vm_rss_bytes();
-    let engine = DriftEngine::new(cfg.clone(), Arc::new(DriftMetrics::default()));
+    let engine = DriftEngine::new(
+        cfg.clone(),
+        Arc::new(DriftMetrics::default()),
+        Arc::new(mlmon::baseline::Registry::new(0, 5000)),
+    );
     if let Err(e) = engine.set_baseline(MODEL, snap.clone()) {
         panic!("set_baseline: {e}");
     }
@@ -397,7 +403,11 @@ fn memory_figures(scale: &Scale) -> serde_json::Value {
 fn allocations_per_batch(scale: &Scale, numeric: usize, categorical: usize, rotate: bool) -> f64 {
     let rt = paused_runtime();
     let _guard = rt.enter();
-    let engine = DriftEngine::new(config(scale), Arc::new(DriftMetrics::default()));
+    let engine = DriftEngine::new(
+        config(scale),
+        Arc::new(DriftMetrics::default()),
+        Arc::new(mlmon::baseline::Registry::new(0, 5000)),
+    );
     if let Err(e) = engine.set_baseline(MODEL, snapshot(scale, numeric, categorical)) {
         panic!("set_baseline: {e}");
     }
@@ -435,7 +445,11 @@ fn bench_ingest<M: Measurement>(c: &mut Criterion<M>, group_name: &str, scale: &
             Err(e) => panic!("tokio runtime: {e}"),
         };
         let _guard = rt.enter();
-        let engine = DriftEngine::new(config(scale), Arc::new(DriftMetrics::default()));
+        let engine = DriftEngine::new(
+            config(scale),
+            Arc::new(DriftMetrics::default()),
+            Arc::new(mlmon::baseline::Registry::new(0, 5000)),
+        );
         if let Err(e) = engine.set_baseline(MODEL, snapshot(scale, numeric, categorical)) {
             panic!("set_baseline: {e}");
         }
@@ -463,7 +477,11 @@ fn bench_ingest<M: Measurement>(c: &mut Criterion<M>, group_name: &str, scale: &
     // ones. The worst case per value, met at moderate traffic (~110 rows/s here).
     let rt = paused_runtime();
     let _guard = rt.enter();
-    let engine = DriftEngine::new(config(scale), Arc::new(DriftMetrics::default()));
+    let engine = DriftEngine::new(
+        config(scale),
+        Arc::new(DriftMetrics::default()),
+        Arc::new(mlmon::baseline::Registry::new(0, 5000)),
+    );
     if let Err(e) = engine.set_baseline(MODEL, snapshot(scale, 20, 0)) {
         panic!("set_baseline: {e}");
     }
@@ -497,7 +515,11 @@ fn full_engine(scale: &Scale) -> FullEngine {
     let rt = paused_runtime();
     let features = scale.report_features;
     let snapshot = snapshot(scale, features, 0);
-    let engine = DriftEngine::new(config(scale), Arc::new(DriftMetrics::default()));
+    let engine = DriftEngine::new(
+        config(scale),
+        Arc::new(DriftMetrics::default()),
+        Arc::new(mlmon::baseline::Registry::new(0, 5000)),
+    );
     let batch = batches(1, features, 0, 6).remove(0);
     {
         let _guard = rt.enter();

@@ -13,12 +13,12 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use mlmon::analysis::Exchange;
 use mlmon::anomaly::scorer::{Scorer, Settings};
 use mlmon::anomaly::{joint_rows, AnomalyEngine};
 use mlmon::baseline::{BaselineBuilder, BuildOptions, Snapshot};
 use mlmon::config::Config;
 use mlmon::metrics::Metrics;
-use mlmon::pipeline::{Observation, Sink};
 use mlmon::quality::QualityEngine;
 use mlmon::record::{FeatureValue, ParsedExchange, Prediction, Row};
 use rand::rngs::StdRng;
@@ -113,14 +113,18 @@ fn main() {
                     .collect();
                 let t = Instant::now();
                 for ex in &exchanges {
-                    let obs = Observation {
+                    let obs = Exchange {
+                        model: "m",
                         version: None,
                         request_id: "r",
                         received_at: SystemTime::now(),
+                        now: tokio::time::Instant::now(),
                         parsed: ex,
+                        request: None,
+                        baseline: None,
                     };
-                    q.observe("m", &obs);
-                    a.observe("m", &obs);
+                    q.observe(&obs);
+                    a.observe(&obs);
                 }
                 runs.push(t.elapsed().as_nanos() as f64 / rows.len() as f64);
             }

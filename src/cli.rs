@@ -139,25 +139,7 @@ pub struct DriftArgs {
     pub config: Option<PathBuf>,
 }
 
-/// `mlmon demo` flags.
-#[derive(Debug, clap::Args)]
-pub struct DemoArgs {
-    /// Stop after this many seconds (default: run until Ctrl-C).
-    #[arg(long)]
-    pub duration: Option<u64>,
-    /// Proxy listen address.
-    #[arg(long, default_value = "127.0.0.1:8000")]
-    pub listen: String,
-    /// Admin listen address (/metrics, API).
-    #[arg(long, default_value = "127.0.0.1:9464")]
-    pub admin_listen: String,
-    /// Seconds of normal traffic before the inputs start to drift.
-    #[arg(long, default_value_t = 60)]
-    pub drift_after: u64,
-    /// Requests per second sent by the synthetic client.
-    #[arg(long, default_value_t = 20.0)]
-    pub rps: f64,
-}
+pub use crate::demo::DemoArgs;
 
 /// Runs a parsed command line; the return value is the process exit code.
 pub fn run(cli: Cli) -> ExitCode {

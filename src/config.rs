@@ -18,6 +18,9 @@ use crate::payload::PayloadConfig;
 pub const ENV_PREFIX: &str = "MLMON";
 
 /// The whole configuration.
+/// Most rows `explain.max_rows` may ask for (the explain ring holds this many per model).
+pub const MAX_EXPLAIN_ROWS: usize = 256;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -655,10 +658,10 @@ impl Config {
         if self.explain.timeout.is_zero() {
             return Err(bad("explain.timeout", "must be longer than 0s".into()));
         }
-        if self.explain.max_rows == 0 || self.explain.max_rows > crate::explain::RING_ROWS {
+        if self.explain.max_rows == 0 || self.explain.max_rows > MAX_EXPLAIN_ROWS {
             return Err(bad(
                 "explain.max_rows",
-                format!("must be between 1 and {}", crate::explain::RING_ROWS),
+                format!("must be between 1 and {}", MAX_EXPLAIN_ROWS),
             ));
         }
         if !(self.sla.quantile > 0.0 && self.sla.quantile < 1.0) {

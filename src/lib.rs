@@ -37,8 +37,10 @@
 //! - [`shutdown`]: signal handling and graceful drain.
 #![forbid(unsafe_code)]
 
+pub mod analysis;
 pub mod anomaly;
 pub mod api;
+pub mod app;
 pub mod baseline;
 pub mod cli;
 pub mod config;
@@ -48,14 +50,18 @@ pub mod error;
 pub mod explain;
 pub mod feedback;
 pub mod health;
+pub mod ingest;
 pub mod latency;
 pub mod metrics;
 pub mod payload;
 pub mod performance;
-pub mod pipeline;
 pub mod proxy;
 pub mod quality;
 pub mod record;
-pub mod server;
+/// The former name of [`app`], kept so embedding code and tests keep compiling.
+pub mod server {
+    pub use crate::app::*;
+}
 pub mod shutdown;
 pub mod stats;
+pub mod window;

@@ -43,6 +43,26 @@ impl FeatureValue {
     }
 }
 
+/// Whether a monitored feature is a model input or its output (the `kind` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// A feature of the request.
+    Input,
+    /// The model's prediction.
+    Output,
+}
+
+impl Kind {
+    /// The label value: `input` or `output`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Input => "input",
+            Kind::Output => "output",
+        }
+    }
+}
+
 /// One input row: feature name → value, in the order the request carried them.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Row {

@@ -6,12 +6,12 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use mlmon::analysis::Exchange;
 use mlmon::anomaly::scorer::{JointRows, Method, Scorer, Settings};
 use mlmon::anomaly::AnomalyEngine;
 use mlmon::baseline::{BaselineBuilder, BuildOptions, Snapshot};
 use mlmon::config::Config;
 use mlmon::metrics::anomaly::AnomalyMetrics;
-use mlmon::pipeline::Observation;
 use mlmon::record::{FeatureValue, ParsedExchange, Prediction, Row};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -255,16 +255,16 @@ fn observe(e: &AnomalyEngine, rows: Vec<Row>, id: &str, at: tokio::time::Instant
         rows,
         predictions: Vec::new(),
     };
-    e.observe_at(
-        "m",
-        &Observation {
-            version: Some("v1"),
-            request_id: id,
-            received_at: SystemTime::now(),
-            parsed: &parsed,
-        },
-        at,
-    );
+    e.observe(&Exchange {
+        model: "m",
+        version: Some("v1"),
+        request_id: id,
+        received_at: SystemTime::now(),
+        parsed: &parsed,
+        now: at,
+        request: None,
+        baseline: None,
+    });
 }
 
 #[test]

@@ -77,6 +77,8 @@ async fn kserve_logger_events_feed_the_analyses() {
     assert_eq!(body["paired"], false);
     let (_, body) = event(admin, "", "id-2", REQUEST, "sklearn-iris", &v2_request).await;
     assert_eq!(body["paired"], true);
+    // Two pairs were queued for the analysis side.
+    running.wait_analysed(2).await;
 
     let m = scrape(admin).await;
     assert_eq!(
@@ -84,14 +86,18 @@ async fn kserve_logger_events_feed_the_analyses() {
         Some(3.0),
         "2 + 1 rows"
     );
-    assert_eq!(
-        value(
-            &m,
-            "mlmon_payload_errors_total",
-            &[("model", "sklearn-iris")]
-        ),
-        None
-    );
+    // Events go through the same analysis side as proxied traffic: every payload error
+    // reason of the model exists, at zero.
+    let errors: Vec<f64> = m
+        .iter()
+        .filter(|s| {
+            s.name == "mlmon_payload_errors_total"
+                && s.labels.get("model").map(String::as_str) == Some("sklearn-iris")
+        })
+        .map(|s| s.value)
+        .collect();
+    assert!(!errors.is_empty());
+    assert!(errors.iter().all(|v| *v == 0.0), "{errors:?}");
     // Ce-Time of the request is the prediction time.
     let ts = value(
         &m,

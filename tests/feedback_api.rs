@@ -142,8 +142,10 @@ async fn ingestion_api_feeds_the_analyses_and_estimates() {
         {"features": {"x": 2.0}, "prediction": 1, "probabilities": [0.4, 0.6]}
     ]);
     let (status, body) = post(admin, "/api/v1/predictions/batch", records, Some(TOKEN)).await;
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(status, 202, "{body}");
     assert_eq!(body["accepted"], 3);
+    // Accepted records are analysed on the analysis side, shortly after the answer.
+    running.wait_analysed(3).await;
     assert_eq!(body["request_ids"][0], "p1");
     assert!(
         !body["request_ids"][2].as_str().unwrap().is_empty(),

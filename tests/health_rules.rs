@@ -21,6 +21,7 @@ use serde_json::Value;
 fn latency(p95_ms: f64, sla_q_ms: f64) -> LatencySummary {
     LatencySummary {
         count: 100,
+        sum: 0.5,
         p50: 0.005,
         p95: p95_ms / 1e3,
         p99: p95_ms / 1e3,

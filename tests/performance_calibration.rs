@@ -10,12 +10,12 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use mlmon::analysis::{Analysis, Exchange};
+use mlmon::baseline::Registry;
 use mlmon::baseline::Snapshot;
 use mlmon::config::{Config, Task};
-use mlmon::drift::DriftEngine;
 use mlmon::metrics::Metrics;
-use mlmon::performance::{reference_source, task_from_baseline, PerformanceEngine};
-use mlmon::pipeline::{Observation, Sink};
+use mlmon::performance::{reference, task_from_baseline, PerformanceEngine};
 use mlmon::record::{FeatureValue, ParsedExchange, Prediction, Row};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -82,12 +82,12 @@ async fn estimate_recalibrated_on_the_baseline_joint_sample() {
     cfg.drift.window = Duration::from_secs(3600);
     let cfg = Arc::new(cfg);
     let metrics = Metrics::new("test");
-    let drift = Arc::new(DriftEngine::new(cfg.clone(), metrics.drift.clone()));
-    drift.set_baseline("cal", Arc::new(snapshot)).unwrap();
+    let registry = Arc::new(Registry::new(0, 5000));
+    registry.set("cal", Arc::new(snapshot)).unwrap();
     let engine = PerformanceEngine::new(
         cfg.clone(),
         metrics.performance.clone(),
-        Some(drift.clone()),
+        Some(registry.clone()),
     );
     let uncalibrated = PerformanceEngine::new(cfg.clone(), metrics.performance.clone(), None);
 
@@ -108,14 +108,18 @@ async fn estimate_recalibrated_on_the_baseline_joint_sample() {
                 probabilities: Some(vec![1.0 - q, q]),
             }],
         };
-        let obs = Observation {
+        let obs = Exchange {
+            model: "cal",
             version: None,
             request_id: &format!("r{i}"),
             received_at: SystemTime::now(),
+            now: tokio::time::Instant::now(),
             parsed: &parsed,
+            request: None,
+            baseline: None,
         };
-        engine.observe("cal", &obs);
-        uncalibrated.observe("cal", &obs);
+        engine.observe(&obs);
+        uncalibrated.observe(&obs);
     }
     let truth = f64::from(correct) / f64::from(n);
     let est = engine.report("cal").unwrap().estimated.unwrap();
@@ -135,7 +139,7 @@ async fn estimate_recalibrated_on_the_baseline_joint_sample() {
 
     // Health's reference: the accuracy of `proba >= 0.5` on the joint sample, which is
     // drawn from the same process as the live rows.
-    let reference = reference_source(drift, cfg)("cal").expect("reference accuracy");
+    let reference = reference(&registry, &cfg, "cal").expect("reference accuracy");
     assert!(
         (reference - truth).abs() < 0.03,
         "reference {reference} vs {truth}"

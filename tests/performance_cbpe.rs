@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use mlmon::analysis::{Analysis, Exchange};
 use mlmon::config::Config;
 use mlmon::metrics::Metrics;
 use mlmon::performance::PerformanceEngine;
-use mlmon::pipeline::{Observation, Sink};
 use mlmon::record::{FeatureValue, ParsedExchange, Prediction};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -32,15 +32,16 @@ fn observe(e: &PerformanceEngine, model: &str, id: usize, probs: Vec<f64>, label
             probabilities: Some(probs),
         }],
     };
-    e.observe(
+    e.observe(&Exchange {
         model,
-        &Observation {
-            version: None,
-            request_id: &format!("r{id}"),
-            received_at: SystemTime::now(),
-            parsed: &parsed,
-        },
-    );
+        version: None,
+        request_id: &format!("r{id}"),
+        received_at: SystemTime::now(),
+        parsed: &parsed,
+        now: tokio::time::Instant::now(),
+        request: None,
+        baseline: None,
+    });
 }
 
 #[tokio::test(start_paused = true)]

@@ -14,11 +14,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use mlmon::analysis::{Analysis, Exchange};
 use mlmon::config::{Config, Task};
 use mlmon::feedback::Outcome;
 use mlmon::metrics::Metrics;
 use mlmon::performance::{FeedbackItem, PerformanceEngine};
-use mlmon::pipeline::{Observation, Sink};
 use mlmon::record::{FeatureValue, ParsedExchange, Prediction};
 use serde_json::Value;
 
@@ -102,15 +102,16 @@ async fn scores_match_sklearn() {
                     })
                     .collect(),
             };
-            engine.observe(
-                name,
-                &Observation {
-                    version: None,
-                    request_id: r["request_id"].as_str().unwrap(),
-                    received_at: SystemTime::now(),
-                    parsed: &parsed,
-                },
-            );
+            engine.observe(&Exchange {
+                model: name,
+                version: None,
+                request_id: r["request_id"].as_str().unwrap(),
+                received_at: SystemTime::now(),
+                parsed: &parsed,
+                now: tokio::time::Instant::now(),
+                request: None,
+                baseline: None,
+            });
         }
         engine.feedback(name, &items(&case, "after"));
         tokio::time::advance(Duration::from_secs(121)).await;
@@ -177,15 +178,16 @@ async fn window_expiry_removes_the_series() {
             probabilities: None,
         }],
     };
-    engine.observe(
-        "m",
-        &Observation {
-            version: None,
-            request_id: "r1",
-            received_at: SystemTime::now(),
-            parsed: &parsed,
-        },
-    );
+    engine.observe(&Exchange {
+        model: "m",
+        version: None,
+        request_id: "r1",
+        received_at: SystemTime::now(),
+        parsed: &parsed,
+        now: tokio::time::Instant::now(),
+        request: None,
+        baseline: None,
+    });
     engine.feedback(
         "m",
         &[FeedbackItem {

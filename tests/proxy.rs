@@ -15,7 +15,7 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use mlmon::pipeline::{Observation, Sink};
+use mlmon::analysis::{Analysis, Exchange};
 use rand::RngCore;
 
 type ClientBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
@@ -319,17 +319,22 @@ async fn request_id_is_kept_or_generated_and_forwarded() {
     running.wait().await;
 }
 
-/// A sink that blocks the pipeline until released, so the capture queue fills up.
+/// An analysis that blocks the analysis side until released, so the capture queue fills up.
 struct BlockedSink(Arc<AtomicBool>);
 
-impl Sink for BlockedSink {
-    fn feature_order(&self, _model: &str) -> Arc<Vec<String>> {
+impl Analysis for BlockedSink {
+    fn name(&self) -> &'static str {
+        "blocked"
+    }
+    fn observe(&self, _exchange: &Exchange<'_>) {
         while !self.0.load(Ordering::Acquire) {
             std::thread::sleep(Duration::from_millis(5));
         }
-        Arc::default()
     }
-    fn observe(&self, _model: &str, _exchange: &Observation<'_>) {}
+    fn refresh(&self, _baselines: &mlmon::baseline::Registry) {}
+    fn report(&self, _model: &str) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -338,7 +343,7 @@ async fn full_capture_queue_drops_and_counts_without_delaying_requests() {
     let released = Arc::new(AtomicBool::new(false));
     let mut cfg = config(up);
     cfg.capture.queue = 2;
-    let running = mlmon::server::start_with(cfg, Some(Arc::new(BlockedSink(released.clone()))))
+    let running = mlmon::server::start_with(cfg, vec![Arc::new(BlockedSink(released.clone()))])
         .await
         .unwrap();
     let c = reqwest::Client::new();
@@ -621,7 +626,7 @@ async fn capture_queue_is_bounded_in_bytes_too() {
     cfg.capture.queue = 1000;
     // Smaller than a single capture: the count limit (1000) is not what drops them.
     cfg.capture.max_queue_bytes = 100;
-    let running = mlmon::server::start_with(cfg, Some(Arc::new(BlockedSink(released.clone()))))
+    let running = mlmon::server::start_with(cfg, vec![Arc::new(BlockedSink(released.clone()))])
         .await
         .unwrap();
     let c = reqwest::Client::new();

@@ -8,10 +8,10 @@ mod common;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use mlmon::analysis::Exchange;
 use mlmon::baseline::{BaselineBuilder, BuildOptions, Snapshot};
 use mlmon::config::Config;
 use mlmon::metrics::Metrics;
-use mlmon::pipeline::Observation;
 use mlmon::quality::QualityEngine;
 use mlmon::record::{FeatureValue, ParsedExchange, Row};
 
@@ -43,16 +43,16 @@ fn observe(e: &QualityEngine, rows: Vec<Row>) {
         rows,
         predictions: Vec::new(),
     };
-    e.observe_at(
-        "m",
-        &Observation {
-            version: None,
-            request_id: "r",
-            received_at: SystemTime::now(),
-            parsed: &parsed,
-        },
-        tokio::time::Instant::now(),
-    );
+    e.observe(&Exchange {
+        model: "m",
+        version: None,
+        request_id: "r",
+        received_at: SystemTime::now(),
+        parsed: &parsed,
+        now: tokio::time::Instant::now(),
+        request: None,
+        baseline: None,
+    });
 }
 
 fn r(values: Vec<(&str, FeatureValue)>) -> Row {

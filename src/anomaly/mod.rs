@@ -22,13 +22,13 @@ use dashmap::DashMap;
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::analysis::{Analysis, Exchange};
 use crate::baseline::Snapshot;
+use crate::baseline::{Current, Registry};
 use crate::config::Config;
-use crate::drift::DriftEngine;
 use crate::metrics::anomaly::AnomalyMetrics;
 use crate::metrics::labels::ModelLabels;
-use crate::pipeline::{Observation, Sink};
-use crate::quality::buckets::Buckets;
+use crate::window::Buckets;
 use scorer::{JointRows, Method, RowScore, Scorer, Settings};
 
 /// Critical value of the trend test (two-sided 5 %).
@@ -58,6 +58,8 @@ struct Tally {
 
 struct ModelAnomaly {
     baseline_id: String,
+    /// Registry generation the scorer was fitted from (`None`: set directly).
+    generation: Option<u64>,
     scorer: Arc<Scorer>,
     window: Buckets<Tally>,
     ring: VecDeque<AnomalyRecord>,
@@ -128,7 +130,7 @@ pub struct AnomalyReport {
 pub struct AnomalyEngine {
     cfg: Arc<Config>,
     metrics: Arc<AnomalyMetrics>,
-    baselines: Option<Arc<DriftEngine>>,
+    baselines: Option<Arc<Registry>>,
     models: DashMap<String, Mutex<ModelAnomaly>>,
 }
 
@@ -180,12 +182,12 @@ pub fn trend_test(older: (u64, u64), newer: (u64, u64)) -> (i64, Option<f64>) {
 }
 
 impl AnomalyEngine {
-    /// An engine reading each model's baseline from `baselines` (the drift engine) when
-    /// given; without it, baselines come only from [`AnomalyEngine::set_baseline`].
+    /// An engine following each model's baseline in `baselines` when given; without it,
+    /// baselines come only from [`AnomalyEngine::set_baseline`].
     pub fn new(
         cfg: Arc<Config>,
         metrics: Arc<AnomalyMetrics>,
-        baselines: Option<Arc<DriftEngine>>,
+        baselines: Option<Arc<Registry>>,
     ) -> Self {
         AnomalyEngine {
             cfg,
@@ -206,6 +208,10 @@ impl AnomalyEngine {
 
     /// Fits the scorer of `model` on `snapshot`; the window and the ring start empty.
     pub fn set_baseline(&self, model: &str, snapshot: &Snapshot) {
+        self.install(model, snapshot, None);
+    }
+
+    fn install(&self, model: &str, snapshot: &Snapshot, generation: Option<u64>) {
         let scorer = Scorer::fit(snapshot, joint_rows(snapshot), self.settings());
         if let Some(why) = &scorer.fallback {
             tracing::info!(model, baseline = %snapshot.id, reason = %why, "anomaly scoring without the multivariate distance");
@@ -214,6 +220,7 @@ impl AnomalyEngine {
             model.to_string(),
             Mutex::new(ModelAnomaly {
                 baseline_id: snapshot.id.clone(),
+                generation,
                 scorer: Arc::new(scorer),
                 window: Buckets::new(self.cfg.drift.window),
                 ring: VecDeque::new(),
@@ -226,24 +233,32 @@ impl AnomalyEngine {
         });
     }
 
-    fn sync(&self, model: &str) {
-        let Some(snap) = self.baselines.as_ref().and_then(|d| d.baseline(model)) else {
+    /// Refits the scorer when the registry holds a newer baseline than the one in use.
+    fn sync(&self, model: &str, current: Option<&Current>) {
+        let Some(c) = current else {
             return;
         };
         let same = self
             .models
             .get(model)
-            .and_then(|m| m.lock().ok().map(|m| m.baseline_id == snap.id))
+            .and_then(|m| m.lock().ok().map(|m| m.generation == Some(c.generation)))
             .unwrap_or(false);
         if !same {
-            self.set_baseline(model, &snap);
+            self.install(model, &c.snapshot, Some(c.generation));
+        }
+    }
+
+    fn sync_from_registry(&self, model: &str) {
+        if let Some(registry) = &self.baselines {
+            self.sync(model, registry.get(model).as_deref());
         }
     }
 
     /// Scores every row of one exchange at time `now`.
-    pub fn observe_at(&self, model: &str, obs: &Observation<'_>, now: Instant) {
+    pub fn observe(&self, obs: &Exchange<'_>) {
+        let (model, now) = (obs.model, obs.now);
         if self.baselines.is_some() {
-            self.sync(model);
+            self.sync(model, obs.baseline.map(|c| &**c));
         }
         let Some(entry) = self.models.get(model) else {
             return;
@@ -304,9 +319,7 @@ impl AnomalyEngine {
 
     /// [`AnomalyEngine::report`] as of `now`.
     pub fn report_at(&self, model: &str, now: Instant) -> Option<AnomalyReport> {
-        if self.baselines.is_some() {
-            self.sync(model);
-        }
+        self.sync_from_registry(model);
         let entry = self.models.get(model)?;
         let mut m = entry.lock().ok()?;
         let window = self.cfg.drift.window;
@@ -371,9 +384,9 @@ impl AnomalyEngine {
 
     /// Recomputes the rate and trend gauges of every model.
     pub fn refresh(&self) {
-        if let Some(d) = &self.baselines {
-            for model in d.models() {
-                self.sync(&model);
+        if let Some(registry) = &self.baselines {
+            for model in registry.models() {
+                self.sync_from_registry(&model);
             }
         }
         for model in self.models() {
@@ -390,12 +403,20 @@ impl AnomalyEngine {
     }
 }
 
-impl Sink for AnomalyEngine {
-    fn feature_order(&self, _model: &str) -> Arc<Vec<String>> {
-        Arc::default()
+impl Analysis for AnomalyEngine {
+    fn name(&self) -> &'static str {
+        "anomalies"
     }
 
-    fn observe(&self, model: &str, exchange: &Observation<'_>) {
-        self.observe_at(model, exchange, Instant::now());
+    fn observe(&self, exchange: &Exchange<'_>) {
+        AnomalyEngine::observe(self, exchange);
+    }
+
+    fn refresh(&self, _baselines: &Registry) {
+        AnomalyEngine::refresh(self);
+    }
+
+    fn report(&self, model: &str) -> Option<serde_json::Value> {
+        AnomalyEngine::report(self, model).and_then(|r| serde_json::to_value(r).ok())
     }
 }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::ApiError;
 use crate::anomaly::AnomalyReport;
-use crate::server::AppState;
+use crate::app::AppState;
 
 /// Query parameters.
 #[derive(Debug, Deserialize)]
@@ -26,7 +26,7 @@ pub async fn anomalies(
     Query(q): Query<AnomaliesQuery>,
 ) -> Result<Json<AnomalyReport>, ApiError> {
     let mut report = state.anomaly.report(&model).ok_or_else(|| {
-        if state.drift.capture_pending(&model).is_some() {
+        if state.baselines.capture_pending(&model).is_some() {
             ApiError::NotFound(format!(
                 "model {model:?} has no baseline yet: it is being captured from live traffic"
             ))

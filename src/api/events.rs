@@ -29,8 +29,9 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use super::{auth, ApiError};
-use crate::pipeline::{Observation, Sink};
-use crate::server::AppState;
+use crate::app::AppState;
+use crate::ingest::{Record, Rejected};
+use crate::record::CapturedExchange;
 
 /// The CloudEvents type of a logged inference request.
 pub const REQUEST_TYPE: &str = "org.kubeflow.serving.inference.request";
@@ -243,8 +244,14 @@ pub async fn post_event(
         .events
         .add(id, kind, &model, time, body, Instant::now());
     let paired = ready.iter().any(|p| p.id == id);
-    for p in &ready {
-        analyse(&state, p);
+    for p in ready {
+        let record = Record::Captured(Box::new(captured(&state, p)));
+        if let Err(e) = state.enqueue(record) {
+            return Err(ApiError::Unavailable(match e {
+                Rejected::Full => "the analysis queue is full (capture.queue / capture.max_queue_bytes): retry later".into(),
+                Rejected::Closed => "mlmon is shutting down".into(),
+            }));
+        }
     }
     Ok((
         StatusCode::ACCEPTED,
@@ -252,56 +259,27 @@ pub async fn post_event(
     ))
 }
 
-/// Parses a pair with the payload adapters and feeds the analyses.
-pub fn analyse(state: &AppState, p: &Paired) {
-    // The logger copies bodies as the model server wrote them: inflate gzip ones.
-    let inflate = |b: &Bytes| -> Option<Vec<u8>> {
-        let enc = b.starts_with(&[0x1f, 0x8b]).then_some("gzip");
-        crate::pipeline::decode(b, enc, crate::pipeline::MAX_DECODED_BYTES)
-            .ok()
-            .map(|c| c.into_owned())
-    };
-    let count = |reason: &'static str| {
-        state
-            .metrics
-            .proxy
-            .payload_errors
-            .get_or_create(&crate::metrics::labels::ModelReasonLabels {
-                model: p.model.clone(),
-                reason,
-            })
-            .inc();
-    };
-    let Some(request) = inflate(&p.request) else {
-        return count("invalid_encoding");
-    };
-    let response = p.response.as_ref().and_then(inflate);
-    let order = state.drift.feature_order(&p.model);
-    match crate::payload::parse_lenient(
-        &state.config.payload,
-        "",
-        &request,
-        response.as_deref(),
-        &order,
-    ) {
-        Ok(lenient) => {
-            if let Some(e) = &lenient.response_error {
-                count(e.reason());
-            }
-            state.pipeline.ingest(
-                &p.model,
-                &Observation {
-                    version: state.config.model.version.as_deref(),
-                    request_id: &p.id,
-                    received_at: p.time,
-                    parsed: &lenient.exchange,
-                },
-            );
-        }
-        Err(e) => {
-            tracing::debug!(model = %p.model, id = %p.id, error = %e, "logged inference event not understood");
-            count(e.reason());
-        }
+/// A pair as the record the proxy would have captured: the analysis side parses it with
+/// the payload adapters, exactly like proxied traffic.
+pub fn captured(state: &AppState, p: Paired) -> CapturedExchange {
+    // The logger copies bodies as the model server wrote them: gzip ones are inflated on the
+    // analysis side.
+    let encoding = |b: &Bytes| b.starts_with(&[0x1f, 0x8b]).then(|| "gzip".to_string());
+    CapturedExchange {
+        model: p.model,
+        version: state.config.model.version.clone(),
+        request_id: p.id,
+        method: http::Method::POST,
+        path: String::new(),
+        status: Some(200),
+        received_at: p.time,
+        duration: Duration::ZERO,
+        upstream_duration: None,
+        request_content_encoding: encoding(&p.request),
+        response_content_encoding: p.response.as_ref().and_then(encoding),
+        request_body: Some(p.request),
+        response_body: p.response,
+        response_content_type: None,
     }
 }
 

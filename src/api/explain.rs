@@ -11,8 +11,8 @@ use axum::Json;
 use serde::Deserialize;
 
 use super::{auth, ApiError};
+use crate::app::AppState;
 use crate::explain::{ExplainError, ImportanceReport};
-use crate::server::AppState;
 
 /// Largest body of `POST /api/v1/models/{model}/explain`.
 pub const MAX_EXPLAIN_BYTES: usize = 1024 * 1024;

@@ -17,9 +17,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{auth, ApiError};
+use crate::app::AppState;
 use crate::performance::FeedbackItem;
 use crate::record::FeatureValue;
-use crate::server::AppState;
 
 /// Records accepted per call at most.
 pub const MAX_FEEDBACK_RECORDS: usize = 10_000;

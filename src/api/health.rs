@@ -8,7 +8,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::ApiError;
-use crate::server::AppState;
+use crate::app::AppState;
 
 fn summary(state: &AppState, model: &str) -> Value {
     let mut v = state.model_summary(model);

@@ -23,7 +23,7 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::server::AppState;
+use crate::app::AppState;
 pub use error::ApiError;
 
 /// Reads a JSON body holding one `what` object or an array of them, at most `max`.
@@ -135,7 +135,7 @@ async fn drift(
     Path(model): Path<String>,
 ) -> Result<Json<crate::drift::ModelDriftReport>, ApiError> {
     state.drift.report(&model).map(Json).ok_or_else(|| {
-        if state.drift.capture_pending(&model).is_some() {
+        if state.baselines.capture_pending(&model).is_some() {
             ApiError::NotFound(format!(
                 "model {model:?} has no baseline yet: it is being captured from live traffic"
             ))
@@ -161,8 +161,8 @@ async fn put_baseline(
     let features = snapshot.features.len();
     let model = state.names.fold(&model).to_string();
     state
-        .drift
-        .set_baseline(&model, Arc::new(snapshot))
+        .baselines
+        .set(&model, Arc::new(snapshot))
         .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
     tracing::info!(model = %model, id = %id, features, "baseline replaced through the API");
     Ok(Json(

@@ -10,17 +10,20 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use axum::http::StatusCode;
+
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
+use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::{auth, ApiError};
-use crate::pipeline::Observation;
+use crate::app::AppState;
+use crate::ingest::{self, LoggedRow, Rejected};
 use crate::record::{FeatureValue, ParsedExchange, Prediction, Row};
-use crate::server::AppState;
 
 /// Records accepted per call at most.
 pub const MAX_PREDICTION_RECORDS: usize = 10_000;
@@ -141,41 +144,55 @@ pub fn parse_predictions(
     Ok(out)
 }
 
-/// The handler.
+/// The handler: parses and validates the records off the runtime's workers, offers them
+/// to the capture queue as one record and answers `202 Accepted` with the request ids (the
+/// analyses take them in shortly after), or `503` when the queue is full.
 pub async fn post_predictions(
     State(state): State<Arc<AppState>>,
     Path(model): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     auth::require(&state.config, &headers)?;
-    let records = parse_predictions(&body, SystemTime::now())?;
+    let records = tokio::task::spawn_blocking(move || parse_predictions(&body, SystemTime::now()))
+        .await
+        .map_err(|_| ApiError::Unavailable("the request could not be parsed".into()))??;
     let model = state.names.fold(&model).to_string();
     let version = state.config.model.version.clone();
-    let mut ids = Vec::with_capacity(records.len());
-    for (id, received_at, parsed) in &records {
-        state.pipeline.ingest(
-            &model,
-            &Observation {
-                version: version.as_deref(),
-                request_id: id,
-                received_at: *received_at,
-                parsed,
-            },
-        );
-        ids.push(id.clone());
-    }
+    let ids: Vec<String> = records.iter().map(|(id, _, _)| id.clone()).collect();
     let latest = records
         .iter()
         .filter_map(|(_, t, _)| t.duration_since(UNIX_EPOCH).ok())
         .max()
         .map(|d| d.as_secs_f64());
-    Ok(Json(json!({
-        "model": model,
-        "accepted": ids.len(),
-        "request_ids": ids,
-        "latest_timestamp": latest,
-    })))
+    let rows = records
+        .into_iter()
+        .map(|(request_id, received_at, parsed)| LoggedRow {
+            request_id,
+            received_at,
+            parsed,
+        })
+        .collect();
+    match state.enqueue(ingest::Record::Logged {
+        model: model.clone(),
+        version,
+        rows,
+    }) {
+        Ok(()) => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({
+                "model": model,
+                "accepted": ids.len(),
+                "request_ids": ids,
+                "latest_timestamp": latest,
+            })),
+        )),
+        Err(Rejected::Full) => Err(ApiError::Unavailable(
+            "the analysis queue is full (capture.queue / capture.max_queue_bytes): retry later"
+                .into(),
+        )),
+        Err(Rejected::Closed) => Err(ApiError::Unavailable("mlmon is shutting down".into())),
+    }
 }
 
 #[cfg(test)]

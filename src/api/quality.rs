@@ -6,8 +6,8 @@ use axum::extract::{Path, State};
 use axum::Json;
 
 use super::ApiError;
+use crate::app::AppState;
 use crate::quality::QualityReport;
-use crate::server::AppState;
 
 /// The model's data quality report, computed now.
 pub async fn quality(

@@ -18,6 +18,7 @@
 pub mod builder;
 pub mod progress;
 pub mod reader;
+pub mod registry;
 mod sampling;
 pub mod show;
 pub mod snapshot;
@@ -28,6 +29,7 @@ mod tests;
 pub use builder::{build_from_file, BaselineBuilder, BuildError, BuildOptions};
 pub use progress::{NoProgress, Progress, TerminalProgress};
 pub use reader::{open_source, Cell, InputFormat, ReadError, RowSource};
+pub use registry::{Current, Registry, RegistryError};
 pub use show::render as render_summary;
 pub use snapshot::{
     category_key, Bins, BuildInfo, EntryRole, FeatureBaseline, FeatureStats, FeatureType,

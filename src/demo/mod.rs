@@ -16,10 +16,29 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::cli::DemoArgs;
 use crate::config::{Config, Overrides};
 use crate::error::StartError;
 use crate::shutdown;
+
+/// `mlmon demo` flags.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    pub duration: Option<u64>,
+    /// Proxy listen address.
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    pub listen: String,
+    /// Admin listen address (/metrics, API).
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    pub admin_listen: String,
+    /// Seconds of normal traffic before the inputs start to drift.
+    #[arg(long, default_value_t = 60)]
+    pub drift_after: u64,
+    /// Requests per second sent by the synthetic client.
+    #[arg(long, default_value_t = 20.0)]
+    pub rps: f64,
+}
 
 /// The configuration the demo sidecar runs with: short windows so drift shows quickly.
 pub fn demo_config(args: &DemoArgs, upstream: &str) -> Result<Config, StartError> {
@@ -84,13 +103,13 @@ pub async fn run(args: DemoArgs) -> Result<(), StartError> {
     let (trigger, stop) = shutdown::channel();
 
     let cfg = demo_config(&args, &format!("http://{model_addr}"))?;
-    let running = crate::server::start(cfg).await?;
+    let running = crate::app::start(cfg).await?;
     let baseline = training_baseline(5000)?;
     let baseline_id = baseline.id.clone();
     running
         .state
-        .drift
-        .set_baseline(model::MODEL, std::sync::Arc::new(baseline))
+        .baselines
+        .set(model::MODEL, std::sync::Arc::new(baseline))
         .map_err(|e| StartError::Other(format!("demo baseline: {e}")))?;
     let proxy = format!("http://{}", running.proxy_addr);
     let admin = format!("http://{}", running.admin_addr);

@@ -2,8 +2,9 @@
 //!
 //! Per model it holds the baseline snapshot and one [`window::FeatureWindow`] per baseline
 //! feature (inputs in baseline order, at most `limits.max_features`, then the output
-//! `prediction`). The pipeline pushes every parsed row into the windows
-//! ([`crate::pipeline::Sink::observe`]); every `drift.interval` (and on demand for the API)
+//! `prediction`), following the model's baseline in the [`crate::baseline::Registry`] by
+//! generation. The analysis side pushes every parsed row into the windows
+//! ([`crate::analysis::Analysis::observe`]); every `drift.interval` (and on demand for the API)
 //! [`DriftEngine::report`] computes PSI, JS, KS, Wasserstein and chi-square against the
 //! baseline, derives each feature's status from the thresholds, and the gauges are
 //! updated. An empty window reports no value (the series are removed), never zero drift.
@@ -20,15 +21,14 @@ use rand::SeedableRng;
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::analysis::{Analysis, Exchange};
 use crate::baseline::{
-    BaselineBuilder, BuildOptions, FeatureBaseline, FeatureType, Snapshot, ThresholdPair,
-    OTHER_CATEGORY,
+    Current, FeatureBaseline, FeatureType, Registry, Snapshot, ThresholdPair, OTHER_CATEGORY,
 };
 use crate::config::{Config, Level};
 use crate::metrics::drift::{BaselineLabels, BinLabels, DriftMetrics, FeatureLabels};
 use crate::metrics::labels::ModelLabels;
-use crate::pipeline::{Observation, Sink};
-use crate::record::FeatureValue;
+use crate::record::{FeatureValue, Kind};
 use crate::stats;
 use window::{FeatureWindow, Layout, WindowView};
 
@@ -106,6 +106,9 @@ pub struct ThresholdsReport {
     pub ks_pvalue: Option<LevelReport>,
     /// Wasserstein levels, when the baseline sets them.
     pub wasserstein: Option<LevelReport>,
+    /// Chi-square p-value levels (lower is worse), when the baseline sets them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chi2_pvalue: Option<LevelReport>,
     /// Whether the PSI levels were widened by `drift.adaptive`.
     pub adaptive: bool,
 }
@@ -129,7 +132,7 @@ pub struct FeatureDrift {
     /// Feature name.
     pub feature: String,
     /// `input` or `output`.
-    pub kind: &'static str,
+    pub kind: Kind,
     /// `numeric` or `categorical`.
     #[serde(rename = "type")]
     pub feature_type: &'static str,
@@ -180,7 +183,7 @@ pub struct ModelDriftReport {
 
 struct FeatureState {
     name: String,
-    kind: &'static str,
+    kind: Kind,
     baseline: FeatureBaseline,
     /// Expected proportions per window cell.
     expected: Vec<f64>,
@@ -193,13 +196,12 @@ struct FeatureState {
 }
 
 struct ModelDrift {
-    baseline: Option<Arc<Snapshot>>,
-    /// Baseline feature names in order (names unnamed columns).
-    order: Arc<Vec<String>>,
+    /// Registry generation the windows were built for.
+    generation: u64,
+    baseline: Arc<Snapshot>,
     features: Vec<FeatureState>,
     index: HashMap<String, usize>,
     output: Option<usize>,
-    capture: Option<BaselineBuilder>,
     rng: SmallRng,
     seen: Vec<bool>,
 }
@@ -216,6 +218,7 @@ pub enum BaselineError {
 pub struct DriftEngine {
     cfg: Arc<Config>,
     metrics: Arc<DriftMetrics>,
+    baselines: Arc<Registry>,
     models: DashMap<String, Mutex<ModelDrift>>,
 }
 
@@ -270,28 +273,54 @@ fn cells_of(b: &FeatureBaseline) -> Result<(Layout, Vec<f64>, Vec<String>), Stri
 }
 
 impl DriftEngine {
-    /// An engine with no baselines yet.
-    pub fn new(cfg: Arc<Config>, metrics: Arc<DriftMetrics>) -> Self {
+    /// An engine following the baselines of `baselines`.
+    pub fn new(cfg: Arc<Config>, metrics: Arc<DriftMetrics>, baselines: Arc<Registry>) -> Self {
         DriftEngine {
             cfg,
             metrics,
+            baselines,
             models: DashMap::new(),
         }
     }
 
-    /// Installs (or replaces) the baseline of `model`; its windows start empty.
+    /// Installs (or replaces) the baseline of `model` in the registry and starts its
+    /// windows empty (the offline `mlmon drift` and tests; the sidecar installs through the
+    /// registry and the engine follows).
     pub fn set_baseline(&self, model: &str, snapshot: Arc<Snapshot>) -> Result<(), BaselineError> {
+        let current = self
+            .baselines
+            .set(model, snapshot)
+            .map_err(|e| BaselineError::Unusable(e.to_string()))?;
+        self.install(model, &current)
+    }
+
+    /// Rebuilds `model`'s windows when the registry holds a newer baseline.
+    fn sync(&self, model: &str, current: &Current) {
+        let same = self
+            .models
+            .get(model)
+            .and_then(|m| m.lock().ok().map(|m| m.generation == current.generation))
+            .unwrap_or(false);
+        if !same {
+            if let Err(e) = self.install(model, current) {
+                tracing::warn!(model, error = %e, "baseline unusable for drift");
+            }
+        }
+    }
+
+    fn install(&self, model: &str, current: &Current) -> Result<(), BaselineError> {
+        let snapshot = current.snapshot.clone();
         let max = self.cfg.limits.max_features;
         let mut features = Vec::new();
         let inputs = snapshot
             .features
             .iter()
             .take(max)
-            .map(|(n, b)| (n, "input", b));
+            .map(|(n, b)| (n, Kind::Input, b));
         let output = snapshot
             .prediction
             .as_ref()
-            .map(|b| (PREDICTION, "output", b));
+            .map(|b| (PREDICTION, Kind::Output, b));
         for (name, kind, b) in inputs.chain(output) {
             let (layout, expected, cells) =
                 cells_of(b).map_err(|m| BaselineError::Unusable(format!("{name}: {m}")))?;
@@ -314,7 +343,7 @@ impl DriftEngine {
         let mut index = HashMap::new();
         let mut output = None;
         for (i, f) in features.iter().enumerate() {
-            if f.kind == "output" {
+            if f.kind == Kind::Output {
                 output = Some(i);
             } else {
                 index.insert(f.name.clone(), i);
@@ -323,7 +352,7 @@ impl DriftEngine {
         let old = self.models.get(model).and_then(|m| {
             m.lock().ok().map(|m| {
                 (
-                    m.baseline.as_ref().map(|b| b.id.clone()),
+                    Some(m.baseline.id.clone()),
                     m.features
                         .iter()
                         .map(|f| (f.name.clone(), f.kind, f.cells.clone()))
@@ -342,14 +371,14 @@ impl DriftEngine {
                 let labels = FeatureLabels {
                     model: model.to_string(),
                     feature: feature.clone(),
-                    kind,
+                    kind: kind.as_str(),
                 };
                 self.metrics.remove_feature_values(&labels);
                 for bin in cells {
                     self.metrics.baseline_bin_ratio.remove(&BinLabels {
                         model: model.to_string(),
                         feature: feature.clone(),
-                        kind,
+                        kind: kind.as_str(),
                         bin,
                     });
                 }
@@ -360,7 +389,7 @@ impl DriftEngine {
                 let labels = BinLabels {
                     model: model.to_string(),
                     feature: f.name.clone(),
-                    kind: f.kind,
+                    kind: f.kind.as_str(),
                     bin: bin.clone(),
                 };
                 self.metrics
@@ -379,14 +408,12 @@ impl DriftEngine {
             })
             .set(1);
         let seen = vec![false; features.len()];
-        let order = Arc::new(snapshot.features.names().map(str::to_string).collect());
         let state = ModelDrift {
-            order,
-            baseline: Some(snapshot),
+            generation: current.generation,
+            baseline: snapshot,
             features,
             index,
             output,
-            capture: None,
             rng: SmallRng::seed_from_u64(0x6d6c6d6f6e),
             seen,
         };
@@ -394,91 +421,31 @@ impl DriftEngine {
         Ok(())
     }
 
-    /// The baseline of `model`, if any.
-    pub fn baseline(&self, model: &str) -> Option<Arc<Snapshot>> {
-        self.models
-            .get(model)
-            .and_then(|m| m.lock().ok().and_then(|m| m.baseline.clone()))
+    /// The registry this engine follows.
+    pub fn baselines(&self) -> &Arc<Registry> {
+        &self.baselines
     }
 
-    /// Models with drift state (a baseline, or a baseline being captured).
+    /// Models with drift state.
     pub fn models(&self) -> Vec<String> {
         self.models.iter().map(|e| e.key().clone()).collect()
     }
 
-    /// Rows still to capture before `model` has a baseline (`baseline.capture_rows`).
-    pub fn capture_pending(&self, model: &str) -> Option<usize> {
-        let m = self.models.get(model)?;
-        let m = m.lock().ok()?;
-        m.capture
-            .as_ref()
-            .map(|c| self.cfg.baseline.capture_rows.saturating_sub(c.row_count()))
-    }
-
-    fn observe_rows(&self, model: &str, obs: &Observation<'_>) {
-        let now = Instant::now();
-        if !self.models.contains_key(model) {
-            if self.cfg.baseline.capture_rows == 0 {
-                return;
-            }
-            let mut options = BuildOptions::new(model);
-            options.model_version = obs.version.map(str::to_string);
-            options.source = Some(format!(
-                "captured from the first {} live rows",
-                self.cfg.baseline.capture_rows
-            ));
-            options.sample_size = self.cfg.drift.sample_size;
-            let capture = BaselineBuilder::new(options, self.cfg.baseline.capture_rows);
-            self.models.entry(model.to_string()).or_insert_with(|| {
-                Mutex::new(ModelDrift {
-                    order: Arc::default(),
-                    baseline: None,
-                    features: Vec::new(),
-                    index: HashMap::new(),
-                    output: None,
-                    capture: Some(capture),
-                    rng: SmallRng::seed_from_u64(0x6d6c6d6f6e),
-                    seen: Vec::new(),
-                })
-            });
-        }
+    /// Pushes the rows and predictions of one exchange into the windows of its model.
+    pub fn observe(&self, ex: &Exchange<'_>) {
+        let (model, now) = (ex.model, ex.now);
+        // The baseline in force when the exchange was taken, not a newer one: the rows
+        // that complete a live capture are not compared with themselves.
+        let Some(current) = ex.baseline else {
+            return;
+        };
+        self.sync(model, current);
         let Some(entry) = self.models.get(model) else {
             return;
         };
         let Ok(mut m) = entry.lock() else { return };
-        if m.baseline.is_none() {
-            let Some(capture) = m.capture.as_mut() else {
-                return;
-            };
-            for row in &obs.parsed.rows {
-                capture.push_row(row);
-            }
-            for p in &obs.parsed.predictions {
-                capture.push_prediction(p);
-            }
-            if !capture.is_full() {
-                return;
-            }
-            let Some(capture) = m.capture.take() else {
-                return;
-            };
-            drop(m);
-            drop(entry);
-            match capture.finish() {
-                Ok(snapshot) => {
-                    tracing::info!(model, id = %snapshot.id, rows = snapshot.row_count, "baseline captured from live traffic");
-                    if let Err(e) = self.set_baseline(model, Arc::new(snapshot)) {
-                        tracing::warn!(model, error = %e, "captured baseline is unusable");
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(model, error = %e, "could not build a baseline from captured rows")
-                }
-            }
-            return;
-        }
         let m = &mut *m;
-        for row in &obs.parsed.rows {
+        for row in &ex.parsed.rows {
             m.seen.iter_mut().for_each(|s| *s = false);
             for (name, value) in &row.values {
                 if let Some(&i) = m.index.get(name.as_str()) {
@@ -489,13 +456,13 @@ impl DriftEngine {
                 }
             }
             for (i, f) in m.features.iter_mut().enumerate() {
-                if f.kind == "input" && !m.seen[i] {
+                if f.kind == Kind::Input && !m.seen[i] {
                     f.window.push(&FeatureValue::Missing, now, &mut m.rng);
                 }
             }
         }
         if let Some(o) = m.output {
-            for p in &obs.parsed.predictions {
+            for p in &ex.parsed.predictions {
                 m.features[o].window.push(&p.value, now, &mut m.rng);
             }
         }
@@ -504,9 +471,12 @@ impl DriftEngine {
     /// Computes the drift of `model` now; `None` when it has no baseline.
     pub fn report(&self, model: &str) -> Option<ModelDriftReport> {
         let now = Instant::now();
+        if let Some(current) = self.baselines.get(model) {
+            self.sync(model, &current);
+        }
         let entry = self.models.get(model)?;
         let mut m = entry.lock().ok()?;
-        let baseline = m.baseline.clone()?;
+        let baseline = m.baseline.clone();
         let thresholds = self.cfg.thresholds_for(model).clone();
         let adaptive = self.cfg.drift.adaptive;
         let mut features = Vec::with_capacity(m.features.len());
@@ -526,9 +496,9 @@ impl DriftEngine {
         let has_importance = m
             .features
             .iter()
-            .any(|f| f.kind == "input" && f.baseline.importance.is_some());
+            .any(|f| f.kind == Kind::Input && f.baseline.importance.is_some());
         for (fd, f) in features.iter().zip(&m.features) {
-            if fd.kind != "input" {
+            if fd.kind != Kind::Input {
                 continue;
             }
             let Some(status) = fd.status else { continue };
@@ -557,6 +527,11 @@ impl DriftEngine {
     /// Recomputes every model's drift and updates the gauges and bin counters.
     pub fn refresh(&self) -> Vec<ModelDriftReport> {
         let mut reports = Vec::new();
+        for model in self.baselines.models() {
+            if let Some(current) = self.baselines.get(&model) {
+                self.sync(&model, &current);
+            }
+        }
         for model in self.models() {
             self.export_bin_counts(&model);
             let Some(report) = self.report(&model) else {
@@ -583,7 +558,7 @@ impl DriftEngine {
                         .get_or_create(&BinLabels {
                             model: model.to_string(),
                             feature: f.name.clone(),
-                            kind: f.kind,
+                            kind: f.kind.as_str(),
                             bin: bin.clone(),
                         })
                         .inc_by(delta);
@@ -599,7 +574,7 @@ impl DriftEngine {
             let labels = FeatureLabels {
                 model: r.model.clone(),
                 feature: f.feature.clone(),
-                kind: f.kind,
+                kind: f.kind.as_str(),
             };
             let set = |family: &crate::metrics::F64Family<FeatureLabels>, v: Option<f64>| {
                 crate::metrics::set_or_remove(family, &labels, v)
@@ -693,6 +668,7 @@ fn feature_drift(
         .map(level)
         .or(cfg.ks_statistic);
     let ks_p_level = own.and_then(|t| t.ks_pvalue).map(level);
+    let chi2_level = own.and_then(|t| t.chi2_pvalue).map(level);
     let w_level = own.and_then(|t| t.wasserstein).map(level);
 
     let status = (n > 0).then(|| {
@@ -705,17 +681,21 @@ fn feature_drift(
         worse(js_level, js);
         worse(ks_level, ks_statistic);
         worse(w_level, wasserstein);
-        if let (Some(l), Some(p)) = (ks_p_level, ks_pvalue) {
-            // Lower p-values are worse.
-            let c = if p <= l.critical {
-                2
-            } else if p <= l.warning {
-                1
-            } else {
-                0
-            };
-            code = code.max(c);
-        }
+        // Lower p-values are worse.
+        let mut lower_is_worse = |l: Option<Level>, p: Option<f64>| {
+            if let (Some(l), Some(p)) = (l, p) {
+                let c = if p <= l.critical {
+                    2
+                } else if p <= l.warning {
+                    1
+                } else {
+                    0
+                };
+                code = code.max(c);
+            }
+        };
+        lower_is_worse(ks_p_level, ks_pvalue);
+        lower_is_worse(chi2_level, chi2_pvalue);
         Status::from_code(code)
     });
     let numeric_stat = |v: f64| (numeric && view.moments.n > 0).then_some(v);
@@ -741,6 +721,7 @@ fn feature_drift(
             js_divergence: js_level.map(Into::into),
             ks_statistic: ks_level.map(Into::into),
             ks_pvalue: ks_p_level.map(Into::into),
+            chi2_pvalue: chi2_level.map(Into::into),
             wasserstein: w_level.map(Into::into),
             adaptive: widened,
         },
@@ -751,15 +732,20 @@ fn feature_drift(
     }
 }
 
-impl Sink for DriftEngine {
-    fn feature_order(&self, model: &str) -> Arc<Vec<String>> {
-        self.models
-            .get(model)
-            .and_then(|m| m.lock().ok().map(|m| m.order.clone()))
-            .unwrap_or_default()
+impl Analysis for DriftEngine {
+    fn name(&self) -> &'static str {
+        "drift"
     }
 
-    fn observe(&self, model: &str, exchange: &Observation<'_>) {
-        self.observe_rows(model, exchange);
+    fn observe(&self, exchange: &Exchange<'_>) {
+        DriftEngine::observe(self, exchange);
+    }
+
+    fn refresh(&self, _baselines: &Registry) {
+        DriftEngine::refresh(self);
+    }
+
+    fn report(&self, model: &str) -> Option<serde_json::Value> {
+        DriftEngine::report(self, model).and_then(|r| serde_json::to_value(r).ok())
     }
 }

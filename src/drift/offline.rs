@@ -9,10 +9,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::baseline::{open_source, InputFormat, Snapshot};
+use crate::analysis::Exchange;
+use crate::baseline::{open_source, InputFormat, Registry, Snapshot};
 use crate::config::Config;
 use crate::metrics::drift::DriftMetrics;
-use crate::pipeline::{Observation, Sink};
 use crate::record::{ParsedExchange, Prediction};
 
 use super::{DriftEngine, ModelDriftReport, Status, PREDICTION};
@@ -43,10 +43,11 @@ pub fn drift_of_file(
     cfg.drift.window = Duration::from_secs(100 * 365 * 24 * 3600);
     let model = snapshot.model.name.clone();
     let has_output = snapshot.prediction.is_some();
-    let engine = DriftEngine::new(Arc::new(cfg), Arc::new(DriftMetrics::default()));
-    engine
-        .set_baseline(&model, Arc::new(snapshot))
+    let registry = Arc::new(Registry::new(0, cfg.drift.sample_size));
+    let current = registry
+        .set(&model, Arc::new(snapshot))
         .map_err(|e| OfflineError::Baseline(e.to_string()))?;
+    let engine = DriftEngine::new(Arc::new(cfg), Arc::new(DriftMetrics::default()), registry);
     let mut source =
         open_source(input, format, &[]).map_err(|e| OfflineError::Read(e.to_string()))?;
     let mut batch = ParsedExchange::default();
@@ -68,15 +69,16 @@ pub fn drift_of_file(
             batch.rows.push(row);
         }
         if batch.rows.len() >= CHUNK || (done && !batch.rows.is_empty()) {
-            engine.observe(
-                &model,
-                &Observation {
-                    version: None,
-                    request_id: "",
-                    received_at: SystemTime::now(),
-                    parsed: &batch,
-                },
-            );
+            engine.observe(&Exchange {
+                model: &model,
+                version: None,
+                request_id: "",
+                received_at: SystemTime::now(),
+                now: tokio::time::Instant::now(),
+                parsed: &batch,
+                request: None,
+                baseline: Some(&current),
+            });
             batch = ParsedExchange::default();
         }
         if done {
@@ -124,7 +126,7 @@ pub fn render_table(r: &ModelDriftReport) -> String {
     for f in &r.features {
         rows.push([
             f.feature.clone(),
-            f.kind.into(),
+            f.kind.as_str().into(),
             f.feature_type.into(),
             f.window.count.to_string(),
             f.window.missing.to_string(),

@@ -18,16 +18,15 @@
 //!   `k · BUCKETS`.
 
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap};
 use std::time::Duration;
 
 use rand::Rng;
 use tokio::time::Instant;
 
 use crate::record::FeatureValue;
-
-/// Time buckets per window.
-pub const BUCKETS: u32 = 10;
+use crate::window::Buckets;
+pub use crate::window::{Moments, BUCKETS};
 
 /// How values are counted: numeric bins or categories.
 #[derive(Debug, Clone)]
@@ -79,81 +78,14 @@ impl Ord for Keyed {
     }
 }
 
-/// Welford moments with min and max.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Moments {
-    /// Values counted.
-    pub n: u64,
-    /// Mean.
-    pub mean: f64,
-    /// Sum of squared deviations from the mean.
-    pub m2: f64,
-    /// Smallest value.
-    pub min: f64,
-    /// Largest value.
-    pub max: f64,
-}
-
-impl Moments {
-    fn push(&mut self, v: f64) {
-        if self.n == 0 {
-            self.min = v;
-            self.max = v;
-        } else {
-            self.min = self.min.min(v);
-            self.max = self.max.max(v);
-        }
-        self.n += 1;
-        let d = v - self.mean;
-        self.mean += d / self.n as f64;
-        self.m2 += d * (v - self.mean);
-    }
-
-    /// Chan et al.'s parallel merge.
-    pub fn merge(&mut self, o: &Moments) {
-        if o.n == 0 {
-            return;
-        }
-        if self.n == 0 {
-            *self = *o;
-            return;
-        }
-        let n = self.n + o.n;
-        let d = o.mean - self.mean;
-        self.mean += d * o.n as f64 / n as f64;
-        self.m2 += o.m2 + d * d * self.n as f64 * o.n as f64 / n as f64;
-        self.min = self.min.min(o.min);
-        self.max = self.max.max(o.max);
-        self.n = n;
-    }
-
-    /// Population standard deviation (ddof = 0).
-    pub fn std(&self) -> Option<f64> {
-        (self.n > 0).then(|| (self.m2 / self.n as f64).max(0.0).sqrt())
-    }
-}
-
-#[derive(Debug)]
+/// One time bucket's aggregates (`counts` sized on first use).
+#[derive(Debug, Default)]
 struct Bucket {
-    start: Instant,
     counts: Vec<u64>,
     missing: u64,
     invalid: u64,
     moments: Moments,
     sample: BinaryHeap<Keyed>,
-}
-
-impl Bucket {
-    fn new(start: Instant, cells: usize) -> Self {
-        Bucket {
-            start,
-            counts: vec![0; cells],
-            missing: 0,
-            invalid: 0,
-            moments: Moments::default(),
-            sample: BinaryHeap::new(),
-        }
-    }
 }
 
 /// What a value turned out to be when pushed.
@@ -193,10 +125,8 @@ impl WindowView {
 #[derive(Debug)]
 pub struct FeatureWindow {
     layout: Layout,
-    bucket_len: Duration,
-    window: Duration,
     sample_size: usize,
-    buckets: VecDeque<Bucket>,
+    buckets: Buckets<Bucket>,
     /// Counts per cell since start (for `mlmon_feature_bin_observations_total`).
     pub cumulative: Vec<u64>,
 }
@@ -207,10 +137,8 @@ impl FeatureWindow {
         let cells = layout.cells();
         FeatureWindow {
             layout,
-            bucket_len: (window / BUCKETS).max(Duration::from_millis(1)),
-            window,
             sample_size: sample_size.max(1),
-            buckets: VecDeque::new(),
+            buckets: Buckets::new(window),
             cumulative: vec![0; cells],
         }
     }
@@ -221,29 +149,16 @@ impl FeatureWindow {
     }
 
     fn current(&mut self, now: Instant) -> &mut Bucket {
-        let need_new = match self.buckets.back() {
-            None => true,
-            Some(b) => now.saturating_duration_since(b.start) >= self.bucket_len,
-        };
-        if need_new {
-            self.expire(now);
+        if self.buckets.opens_bucket(now) {
+            self.buckets.expire(now);
             self.prune();
-            let cells = self.layout.cells();
-            self.buckets.push_back(Bucket::new(now, cells));
         }
-        // A bucket was just pushed when there was none.
-        let last = self.buckets.len() - 1;
-        &mut self.buckets[last]
-    }
-
-    fn expire(&mut self, now: Instant) {
-        while let Some(b) = self.buckets.front() {
-            if now.saturating_duration_since(b.start) >= self.window + self.bucket_len {
-                self.buckets.pop_front();
-            } else {
-                break;
-            }
+        let cells = self.layout.cells();
+        let b = self.buckets.current(now);
+        if b.counts.len() != cells {
+            b.counts.resize(cells, 0);
         }
+        b
     }
 
     /// Drops sampled values of older buckets that can no longer be among the window's
@@ -251,7 +166,7 @@ impl FeatureWindow {
     fn prune(&mut self) {
         let k = self.sample_size;
         let mut newer: BinaryHeap<Keyed> = BinaryHeap::new(); // k lowest of newer buckets
-        for b in self.buckets.iter_mut().rev() {
+        for b in self.buckets.newest_first_mut() {
             if newer.len() >= k {
                 if let Some(threshold) = newer.peek().map(|t| t.priority) {
                     let kept: Vec<Keyed> = b
@@ -321,13 +236,12 @@ impl FeatureWindow {
 
     /// The window as of `now`.
     pub fn view(&mut self, now: Instant) -> WindowView {
-        self.expire(now);
         let mut v = WindowView {
             counts: vec![0; self.layout.cells()],
             ..Default::default()
         };
         let mut all: Vec<Keyed> = Vec::new();
-        for b in &self.buckets {
+        for (_, b) in self.buckets.live(now) {
             for (c, n) in v.counts.iter_mut().zip(&b.counts) {
                 *c += n;
             }
@@ -348,7 +262,7 @@ impl FeatureWindow {
 
     /// Sampled values held (memory accounting).
     pub fn held_values(&self) -> usize {
-        self.buckets.iter().map(|b| b.sample.len()).sum()
+        self.buckets.held().map(|b| b.sample.len()).sum()
     }
 }
 

@@ -28,18 +28,18 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::Serialize;
 
+use crate::analysis::{Analysis, Exchange};
 use crate::baseline::FeatureType;
+use crate::baseline::Registry;
 use crate::config::Config;
-use crate::drift::DriftEngine;
 use crate::metrics::explain::{ExplainMetrics, ImportanceLabels};
-use crate::payload::{self, PayloadFormat};
-use crate::pipeline::{Observation, Sink};
+use crate::payload;
 use crate::record::{FeatureValue, Prediction, Row};
 
 pub use encode::{EncodeError, Layout, Template};
 
 /// Recent rows kept per model.
-pub const RING_ROWS: usize = 256;
+pub const RING_ROWS: usize = crate::config::MAX_EXPLAIN_ROWS;
 /// How often a model's template is re-learnt from live traffic.
 pub const TEMPLATE_REFRESH: Duration = Duration::from_secs(30);
 /// Header marking requests mlmon sends to the model server itself.
@@ -173,8 +173,6 @@ pub struct ImportanceReport {
 struct ModelState {
     template: Option<Arc<Template>>,
     learnt_at: Option<Instant>,
-    /// A request waiting for its parsed rows to become a template.
-    pending: Option<(String, PayloadFormat, serde_json::Value)>,
     rows: VecDeque<Row>,
 }
 
@@ -182,7 +180,7 @@ struct ModelState {
 pub struct ExplainEngine {
     cfg: Arc<Config>,
     metrics: Arc<ExplainMetrics>,
-    drift: Option<Arc<DriftEngine>>,
+    baselines: Option<Arc<Registry>>,
     client: reqwest::Client,
     upstream: String,
     models: Mutex<HashMap<String, ModelState>>,
@@ -198,11 +196,11 @@ impl std::fmt::Debug for ExplainEngine {
 }
 
 impl ExplainEngine {
-    /// An engine sending to `cfg.upstream`; `drift` supplies baselines for occlusion.
+    /// An engine sending to `cfg.upstream`; `baselines` supplies references for occlusion.
     pub fn new(
         cfg: Arc<Config>,
         metrics: Arc<ExplainMetrics>,
-        drift: Option<Arc<DriftEngine>>,
+        baselines: Option<Arc<Registry>>,
     ) -> Result<ExplainEngine, String> {
         let client = reqwest::Client::builder()
             .timeout(cfg.explain.timeout)
@@ -214,7 +212,7 @@ impl ExplainEngine {
             upstream: cfg.upstream.trim_end_matches('/').to_string(),
             cfg,
             metrics,
-            drift,
+            baselines,
             client,
             models: Mutex::new(HashMap::new()),
             results: Mutex::new(HashMap::new()),
@@ -460,9 +458,9 @@ impl ExplainEngine {
         features: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<serde_json::Value, ExplainError> {
         let baseline = self
-            .drift
+            .baselines
             .as_ref()
-            .and_then(|d| d.baseline(model))
+            .and_then(|d| d.snapshot(model))
             .ok_or_else(|| ExplainError::NoBaseline {
                 model: model.to_string(),
             })?;
@@ -572,51 +570,39 @@ fn mean_abs_diff(a: &[Output], b: &[Output]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x.minus(y).abs()).sum::<f64>() / n as f64
 }
 
-impl Sink for ExplainEngine {
-    fn feature_order(&self, _model: &str) -> Arc<Vec<String>> {
-        Arc::default()
-    }
-
-    fn observe_request(&self, model: &str, path: &str, request: &[u8]) {
-        let mut models = self.lock();
-        let fresh = models
-            .get(model)
-            .and_then(|s| s.learnt_at)
-            .is_some_and(|t| t.elapsed() < TEMPLATE_REFRESH);
-        if fresh {
-            return;
-        }
-        let Ok(format) = payload::request_format(&self.cfg.payload, path, request) else {
-            return;
-        };
-        let Ok(body) = serde_json::from_slice::<serde_json::Value>(request) else {
-            return;
-        };
-        models.entry(model.to_string()).or_default().pending =
-            Some((path.to_string(), format, body));
-    }
-
-    fn observe(&self, model: &str, exchange: &Observation<'_>) {
+impl ExplainEngine {
+    /// Keeps the request as a template candidate (when the template is stale) and the
+    /// exchange's rows for permutation importance.
+    pub fn observe(&self, exchange: &Exchange<'_>) {
+        let model = exchange.model;
         let rows = &exchange.parsed.rows;
         let mut models = self.lock();
         if rows.is_empty() && !models.contains_key(model) {
             return;
         }
         let state = models.entry(model.to_string()).or_default();
-        if let Some((path, format, body)) = state.pending.take() {
-            // Only a request the model answered understandably is a template.
-            if let (Some(first), false) = (rows.first(), exchange.parsed.predictions.is_empty()) {
-                match Template::learn(&path, format, &body, first) {
-                    Ok(t) => {
-                        state.template = Some(Arc::new(t));
-                        state.learnt_at = Some(Instant::now());
-                    }
-                    Err(e) => {
-                        tracing::debug!(model, error = %e, "no explanation template");
-                        state.learnt_at = Some(Instant::now());
-                    }
-                }
+        let fresh = state
+            .learnt_at
+            .is_some_and(|t| t.elapsed() < TEMPLATE_REFRESH);
+        // Only a request the model answered understandably is a template.
+        if let (false, Some(request), Some(first), false) = (
+            fresh,
+            exchange.request,
+            rows.first(),
+            exchange.parsed.predictions.is_empty(),
+        ) {
+            let learnt = payload::request_format(&self.cfg.payload, request.path, request.body)
+                .map_err(|e| e.to_string())
+                .and_then(|format| {
+                    let body = serde_json::from_slice::<serde_json::Value>(request.body)
+                        .map_err(|e| e.to_string())?;
+                    Template::learn(request.path, format, &body, first).map_err(|e| e.to_string())
+                });
+            match learnt {
+                Ok(t) => state.template = Some(Arc::new(t)),
+                Err(e) => tracing::debug!(model, error = %e, "no explanation template"),
             }
+            state.learnt_at = Some(Instant::now());
         }
         for r in rows.iter().rev().take(RING_ROWS).rev() {
             if state.rows.len() == RING_ROWS {
@@ -624,6 +610,25 @@ impl Sink for ExplainEngine {
             }
             state.rows.push_back(r.clone());
         }
+    }
+}
+
+impl Analysis for ExplainEngine {
+    fn name(&self) -> &'static str {
+        "importance"
+    }
+
+    fn observe(&self, exchange: &Exchange<'_>) {
+        ExplainEngine::observe(self, exchange);
+    }
+
+    /// Importance is computed by its own task every `explain.interval` (it sends requests
+    /// to the model server); nothing to do on the drift refresh.
+    fn refresh(&self, _baselines: &Registry) {}
+
+    fn report(&self, model: &str) -> Option<serde_json::Value> {
+        self.importance(model)
+            .and_then(|r| serde_json::to_value(&*r).ok())
     }
 }
 

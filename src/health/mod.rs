@@ -13,54 +13,21 @@
 //! | `performance` | relative drop of the primary metric (accuracy, or R²) against the baseline's reference | `performance_drop` |
 //!
 //! A check without data (no traffic, no baseline, no analysis) is `unknown` and does not
-//! change the status. The error rate is computed from `mlmon_requests_total` itself:
-//! the counters are sampled every `drift.interval` and the rate is the increase over the
-//! window (everything since start while mlmon is younger than the window).
+//! change the status. Health takes its inputs from the analyses and the proxy's traffic
+//! windows ([`HealthInputs`], gathered by [`crate::app`]); it never reads metric values back.
+//! The error rate is (5xx + mlmon's own 502/504) / inference requests over `drift.window`.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use serde::Serialize;
-use tokio::time::Instant;
 
 use crate::config::{Config, Level};
 use crate::drift::{ModelDriftReport, Status};
+pub use crate::latency::ErrorRate;
 use crate::latency::LatencySummary;
 use crate::metrics::health::HealthMetrics;
-use crate::metrics::labels::{ModelCodeLabels, ModelLabels};
-use crate::metrics::ProxyMetrics;
+use crate::metrics::labels::ModelLabels;
 use crate::performance::PerformanceReport;
-
-/// Counter samples kept per model at most.
-pub const MAX_ERROR_SAMPLES: usize = 4096;
-
-/// A per-model figure provided by another analysis (anomaly rate, data quality score).
-pub type Source = Arc<dyn Fn(&str) -> Option<f64> + Send + Sync>;
-
-/// Figures health reads from other analyses, when they exist.
-#[derive(Clone, Default)]
-pub struct HealthSources {
-    /// Share of anomalous rows in the window (`AnomalyEngine::rate`).
-    pub anomaly_rate: Option<Source>,
-    /// Data quality score in 0..1 (`QualityEngine::score`).
-    pub data_quality: Option<Source>,
-    /// Reference value of the primary performance metric (from the baseline).
-    pub performance_reference: Option<Source>,
-}
-
-impl std::fmt::Debug for HealthSources {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HealthSources")
-            .field("anomaly_rate", &self.anomaly_rate.is_some())
-            .field("data_quality", &self.data_quality.is_some())
-            .field(
-                "performance_reference",
-                &self.performance_reference.is_some(),
-            )
-            .finish()
-    }
-}
 
 /// Overall status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -124,15 +91,6 @@ pub struct ModelHealth {
     pub reasons: Vec<Check>,
     /// Every check, including healthy and unknown ones.
     pub checks: Vec<Check>,
-}
-
-/// Error-rate window figures.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct ErrorRate {
-    /// Requests in the window.
-    pub requests: u64,
-    /// 5xx and failed (502/504 by mlmon) requests in the window.
-    pub errors: u64,
 }
 
 /// Everything health is computed from.
@@ -200,7 +158,10 @@ pub fn evaluate(cfg: &Config, model: &str, inputs: &HealthInputs) -> ModelHealth
                 let drifted: Vec<&str> = d
                     .features
                     .iter()
-                    .filter(|f| f.kind == "input" && f.status.is_some_and(|s| s >= Status::Warning))
+                    .filter(|f| {
+                        f.kind == crate::record::Kind::Input
+                            && f.status.is_some_and(|s| s >= Status::Warning)
+                    })
                     .map(|f| f.feature.as_str())
                     .collect();
                 match score {
@@ -399,159 +360,22 @@ pub fn primary_metric(
     (None, "")
 }
 
-/// (time, all requests, errors) samples of one model, oldest first.
-type CounterSamples = VecDeque<(Instant, u64, u64)>;
-
-/// Samples of `mlmon_requests_total` per model, to compute the error rate over a window.
+/// Model health: evaluation against the configured thresholds, and the gauge.
 #[derive(Debug)]
-pub struct ErrorWindows {
-    window: Duration,
-    started: Instant,
-    samples: Mutex<HashMap<String, CounterSamples>>,
-}
-
-impl ErrorWindows {
-    /// Windows of `window` length, starting now.
-    pub fn new(window: Duration) -> Self {
-        ErrorWindows {
-            window,
-            started: Instant::now(),
-            samples: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Current (all requests, errors) of `model` from the counters.
-    pub fn counts(proxy: &ProxyMetrics, model: &str) -> (u64, u64) {
-        let mut total = 0;
-        let mut errors = 0;
-        for code in ["2xx", "3xx", "4xx", "5xx", "error"] {
-            let labels = ModelCodeLabels {
-                model: model.to_string(),
-                code,
-            };
-            if let Some(c) = proxy.requests.get(&labels) {
-                let v = c.get();
-                total += v;
-                if code == "5xx" || code == "error" {
-                    errors += v;
-                }
-            }
-        }
-        (total, errors)
-    }
-
-    /// Records the counts of `model` now.
-    pub fn sample(&self, model: &str, total: u64, errors: u64, now: Instant) {
-        let Ok(mut s) = self.samples.lock() else {
-            return;
-        };
-        let q = s.entry(model.to_string()).or_default();
-        q.push_back((now, total, errors));
-        if q.len() > MAX_ERROR_SAMPLES {
-            q.pop_front();
-        }
-        // Keep one sample at or before the window start as the baseline of the increase.
-        if let Some(cutoff) = now.checked_sub(self.window) {
-            while q.len() >= 2 && q[1].0 <= cutoff {
-                q.pop_front();
-            }
-        }
-    }
-
-    /// Requests and errors of `model` over the window ending now at counts (`total`, `errors`).
-    pub fn rate(&self, model: &str, total: u64, errors: u64, now: Instant) -> ErrorRate {
-        let young = now.saturating_duration_since(self.started) <= self.window;
-        let base = if young {
-            None
-        } else {
-            self.samples.lock().ok().and_then(|s| {
-                let q = s.get(model)?;
-                let cutoff = now.checked_sub(self.window)?;
-                // The newest sample at or before the window start, else the oldest one.
-                q.iter()
-                    .rev()
-                    .find(|(t, _, _)| *t <= cutoff)
-                    .or_else(|| q.front())
-                    .map(|(_, t, e)| (*t, *e))
-            })
-        };
-        let (t0, e0) = base.unwrap_or((0, 0));
-        ErrorRate {
-            requests: total.saturating_sub(t0),
-            errors: errors.saturating_sub(e0),
-        }
-    }
-}
-
-/// Health of every model: error windows, other analyses' figures and the gauge.
 pub struct HealthEngine {
     cfg: Arc<Config>,
     metrics: Arc<HealthMetrics>,
-    proxy: Arc<ProxyMetrics>,
-    errors: ErrorWindows,
-    sources: HealthSources,
-}
-
-impl std::fmt::Debug for HealthEngine {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HealthEngine")
-            .field("sources", &self.sources)
-            .finish_non_exhaustive()
-    }
 }
 
 impl HealthEngine {
-    /// An engine reading request counters from `proxy` and other figures from `sources`.
-    pub fn new(
-        cfg: Arc<Config>,
-        metrics: Arc<HealthMetrics>,
-        proxy: Arc<ProxyMetrics>,
-        sources: HealthSources,
-    ) -> Self {
-        let window = cfg.drift.window;
-        HealthEngine {
-            cfg,
-            metrics,
-            proxy,
-            errors: ErrorWindows::new(window),
-            sources,
-        }
+    /// An engine exporting to `metrics`.
+    pub fn new(cfg: Arc<Config>, metrics: Arc<HealthMetrics>) -> Self {
+        HealthEngine { cfg, metrics }
     }
 
-    /// Samples the request counters of `model` (every refresh).
-    pub fn sample(&self, model: &str) {
-        let (t, e) = ErrorWindows::counts(&self.proxy, model);
-        self.errors.sample(model, t, e, Instant::now());
-    }
-
-    /// Error counts of `model` over the window, now.
-    pub fn error_rate(&self, model: &str) -> ErrorRate {
-        let (t, e) = ErrorWindows::counts(&self.proxy, model);
-        self.errors.rate(model, t, e, Instant::now())
-    }
-
-    /// Evaluates `model` from the given reports and the configured sources.
-    pub fn evaluate(
-        &self,
-        model: &str,
-        drift: Option<ModelDriftReport>,
-        latency: Option<LatencySummary>,
-        performance: Option<PerformanceReport>,
-    ) -> ModelHealth {
-        let inputs = HealthInputs {
-            drift,
-            latency,
-            errors: Some(self.error_rate(model)),
-            anomaly_rate: self.sources.anomaly_rate.as_ref().and_then(|f| f(model)),
-            data_quality: self.sources.data_quality.as_ref().and_then(|f| f(model)),
-            performance,
-            performance_reference: self
-                .sources
-                .performance_reference
-                .as_ref()
-                .and_then(|f| f(model)),
-        };
-        evaluate(&self.cfg, model, &inputs)
+    /// Evaluates `model` from its inputs.
+    pub fn evaluate(&self, model: &str, inputs: &HealthInputs) -> ModelHealth {
+        evaluate(&self.cfg, model, inputs)
     }
 
     /// Sets `mlmon_model_health` of one model.
@@ -562,38 +386,5 @@ impl HealthEngine {
                 model: h.model.clone(),
             })
             .set(h.status.code());
-    }
-}
-
-impl crate::server::AppState {
-    /// Health of `model` now (drift and performance computed on demand).
-    pub fn model_health(&self, model: &str) -> ModelHealth {
-        self.health.evaluate(
-            model,
-            self.drift.report(model),
-            self.latency.summary(model, self.config.sla.quantile),
-            self.performance.report(model),
-        )
-    }
-
-    /// Refreshes performance and health for every model from this round's drift reports.
-    pub fn refresh_health(&self, drift: Vec<ModelDriftReport>) {
-        let performance = self.performance.refresh();
-        let mut drift: HashMap<String, ModelDriftReport> =
-            drift.into_iter().map(|r| (r.model.clone(), r)).collect();
-        let mut performance: HashMap<String, PerformanceReport> = performance
-            .into_iter()
-            .map(|r| (r.model.clone(), r))
-            .collect();
-        for model in self.model_names() {
-            self.health.sample(&model);
-            let h = self.health.evaluate(
-                &model,
-                drift.remove(&model),
-                self.latency.summary(&model, self.config.sla.quantile),
-                performance.remove(&model),
-            );
-            self.health.export(&h);
-        }
     }
 }

@@ -48,6 +48,42 @@ pub const OPENMETRICS_CONTENT_TYPE: &str =
 /// Content type of the Prometheus text exposition.
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// Something that writes its own families at scrape time, for what prometheus-client cannot
+/// encode (the latency summary). It writes complete `# HELP`/`# TYPE` blocks.
+pub trait ScrapeWriter: Send + Sync + std::fmt::Debug {
+    /// Appends this writer's families; `openmetrics` tells which format is being written.
+    fn write(&self, out: &mut String, openmetrics: bool);
+}
+
+/// Escapes a label value for the text formats (Prometheus 0.0.4 and OpenMetrics share the
+/// rule: backslash, double quote and line feed are escaped).
+pub fn escape_label_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A sample value as both text formats write it (`NaN`, `+Inf`, `-Inf`, else Rust's
+/// shortest round-trip form).
+pub fn float(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v == f64::INFINITY {
+        "+Inf".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        format!("{v}")
+    }
+}
+
 /// Every metric group, and the registry they are registered in.
 #[derive(Debug)]
 pub struct Metrics {
@@ -67,6 +103,8 @@ pub struct Metrics {
     pub health: Arc<health::HealthMetrics>,
     /// Feature importance (explainability).
     pub explain: Arc<explain::ExplainMetrics>,
+    /// Families written at scrape time by their owners.
+    scrape: std::sync::RwLock<Vec<Arc<dyn ScrapeWriter>>>,
 }
 
 impl Metrics {
@@ -92,6 +130,22 @@ impl Metrics {
             performance,
             health,
             explain,
+            scrape: std::sync::RwLock::new(Vec::new()),
+        }
+    }
+
+    /// Adds a family written at every scrape.
+    pub fn add_scrape_writer(&self, writer: Arc<dyn ScrapeWriter>) {
+        if let Ok(mut w) = self.scrape.write() {
+            w.push(writer);
+        }
+    }
+
+    fn write_scraped(&self, out: &mut String, openmetrics: bool) {
+        if let Ok(writers) = self.scrape.read() {
+            for w in writers.iter() {
+                w.write(out, openmetrics);
+            }
         }
     }
 
@@ -105,9 +159,17 @@ impl Metrics {
             out.clear();
         }
         if wants_openmetrics(accept) {
+            // Scrape-time families go before the closing `# EOF`.
+            if out.ends_with("# EOF\n") {
+                out.truncate(out.len() - "# EOF\n".len());
+            }
+            self.write_scraped(&mut out, true);
+            out.push_str("# EOF\n");
             (out, OPENMETRICS_CONTENT_TYPE)
         } else {
-            (openmetrics_to_prometheus(&out), PROMETHEUS_CONTENT_TYPE)
+            let mut text = openmetrics_to_prometheus(&out);
+            self.write_scraped(&mut text, false);
+            (text, PROMETHEUS_CONTENT_TYPE)
         }
     }
 }

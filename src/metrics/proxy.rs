@@ -8,10 +8,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
-use super::labels::{
-    ModelCodeLabels, ModelLabels, ModelQuantileLabels, ModelReasonLabels, ReasonLabels,
-    VersionLabels,
-};
+use super::labels::{ModelCodeLabels, ModelLabels, ModelReasonLabels, ReasonLabels, VersionLabels};
 
 /// Latency buckets (seconds): fine below 100 ms where SLAs live, coarse above.
 pub const LATENCY_BUCKETS: &[f64] = &[
@@ -34,8 +31,6 @@ pub struct ProxyMetrics {
     pub request_duration: HistogramFamily,
     /// `mlmon_upstream_duration_seconds{model}`: model server time to response headers.
     pub upstream_duration: HistogramFamily,
-    /// `mlmon_latency_seconds{model,quantile}`: window quantiles.
-    pub latency_quantiles: Family<ModelQuantileLabels, Gauge<f64, AtomicU64>>,
     /// `mlmon_sla_violations_total{model}`.
     pub sla_violations: Family<ModelLabels, Counter>,
     /// `mlmon_predictions_total{model}`: rows predicted.
@@ -57,7 +52,6 @@ impl ProxyMetrics {
             requests: Family::default(),
             request_duration: Family::new_with_constructor(latency_histogram),
             upstream_duration: Family::new_with_constructor(latency_histogram),
-            latency_quantiles: Family::default(),
             sla_violations: Family::default(),
             predictions: Family::default(),
             payload_errors: Family::default(),
@@ -81,12 +75,6 @@ impl ProxyMetrics {
             "Model server time of inference requests, until its response headers",
             Unit::Seconds,
             m.upstream_duration.clone(),
-        );
-        registry.register_with_unit(
-            "latency",
-            "Inference latency quantiles over the sliding window (drift.window)",
-            Unit::Seconds,
-            m.latency_quantiles.clone(),
         );
         registry.register(
             "sla_violations",

@@ -25,12 +25,12 @@ use dashmap::DashMap;
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::analysis::{Analysis, Exchange};
+use crate::baseline::Registry;
 use crate::baseline::{FeatureType, Snapshot};
 use crate::config::{Config, Task};
-use crate::drift::DriftEngine;
 use crate::feedback::{FeedbackStore, MatchedPair, Outcome};
 use crate::metrics::performance::{FeedbackLabels, ModelMetricLabels, PerformanceMetrics};
-use crate::pipeline::{Observation, Sink};
 use crate::record::FeatureValue;
 use cbpe::{Calibrator, Estimate};
 use scores::{label_of, label_of_str, number_of, ClassificationScores, RegressionScores};
@@ -242,7 +242,7 @@ struct ModelPerformance {
 pub struct PerformanceEngine {
     cfg: Arc<Config>,
     metrics: Arc<PerformanceMetrics>,
-    baselines: Option<Arc<DriftEngine>>,
+    baselines: Option<Arc<Registry>>,
     models: DashMap<String, Mutex<ModelPerformance>>,
 }
 
@@ -291,7 +291,7 @@ impl PerformanceEngine {
     pub fn new(
         cfg: Arc<Config>,
         metrics: Arc<PerformanceMetrics>,
-        baselines: Option<Arc<DriftEngine>>,
+        baselines: Option<Arc<Registry>>,
     ) -> Self {
         PerformanceEngine {
             cfg,
@@ -402,7 +402,7 @@ impl PerformanceEngine {
         if let Some(t) = self
             .baselines
             .as_ref()
-            .and_then(|d| d.baseline(model))
+            .and_then(|d| d.snapshot(model))
             .and_then(|s| task_from_baseline(&s))
         {
             return (Some(t), Some(TaskSource::Baseline));
@@ -427,7 +427,7 @@ impl PerformanceEngine {
         m: &mut ModelPerformance,
         positive: &str,
     ) -> Option<Calibrator> {
-        let snapshot = self.baselines.as_ref().and_then(|d| d.baseline(model))?;
+        let snapshot = self.baselines.as_ref().and_then(|d| d.snapshot(model))?;
         let fresh = m
             .calibration
             .as_ref()
@@ -628,29 +628,37 @@ pub fn baseline_reference(snapshot: &Snapshot, positive: &str, task: Task) -> Op
 
 /// A health source giving each model's [`baseline_reference`] (task from `model.task`,
 /// else from the baseline).
-pub fn reference_source(baselines: Arc<DriftEngine>, cfg: Arc<Config>) -> crate::health::Source {
-    Arc::new(move |model: &str| {
-        let snapshot = baselines.baseline(model)?;
+pub fn reference(baselines: &Registry, cfg: &Config, model: &str) -> Option<f64> {
+    {
+        let snapshot = baselines.snapshot(model)?;
         let task = match cfg.model.task {
             Task::Auto => task_from_baseline(&snapshot)?,
             t => t,
         };
         let positive = label_of_str(&cfg.performance.positive_class);
         baseline_reference(&snapshot, &positive, task)
-    })
+    }
 }
 
-impl Sink for PerformanceEngine {
-    fn feature_order(&self, _model: &str) -> Arc<Vec<String>> {
-        Arc::default()
+impl Analysis for PerformanceEngine {
+    fn name(&self) -> &'static str {
+        "performance"
     }
 
-    fn observe(&self, model: &str, obs: &Observation<'_>) {
+    fn refresh(&self, _baselines: &Registry) {
+        PerformanceEngine::refresh(self);
+    }
+
+    fn report(&self, model: &str) -> Option<serde_json::Value> {
+        PerformanceEngine::report(self, model).and_then(|r| serde_json::to_value(r).ok())
+    }
+
+    fn observe(&self, obs: &Exchange<'_>) {
+        let (model, now) = (obs.model, obs.now);
         let predictions = &obs.parsed.predictions;
         if predictions.is_empty() {
             return;
         }
-        let now = Instant::now();
         let entry = self
             .models
             .entry(model.to_string())

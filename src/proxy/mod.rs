@@ -15,7 +15,6 @@ pub mod model_id;
 pub mod tee;
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -29,10 +28,10 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::config::Config;
+use crate::ingest::{Queue, Record};
 use crate::latency::LatencyWindows;
 use crate::metrics::labels::{status_class, ModelCodeLabels, ModelLabels, ReasonLabels};
 use crate::metrics::ProxyMetrics;
@@ -63,9 +62,7 @@ pub struct Proxy {
     names: Arc<ModelNames>,
     metrics: Arc<ProxyMetrics>,
     latency: Arc<LatencyWindows>,
-    queue: mpsc::Sender<CapturedExchange>,
-    queued_bytes: Arc<AtomicUsize>,
-    max_queue_bytes: usize,
+    queue: Queue,
 }
 
 /// Builds the pooled upstream client (HTTP/1.1 keep-alive, or h2c with prior knowledge).
@@ -89,8 +86,7 @@ impl Proxy {
         names: Arc<ModelNames>,
         metrics: Arc<ProxyMetrics>,
         latency: Arc<LatencyWindows>,
-        queue: mpsc::Sender<CapturedExchange>,
-        queued_bytes: Arc<AtomicUsize>,
+        queue: Queue,
     ) -> Result<Proxy, String> {
         Ok(Proxy {
             client: upstream_client(cfg),
@@ -109,8 +105,6 @@ impl Proxy {
             metrics,
             latency,
             queue,
-            queued_bytes,
-            max_queue_bytes: cfg.capture.max_queue_bytes,
         })
     }
 
@@ -255,9 +249,7 @@ impl Proxy {
 struct Context {
     metrics: Arc<ProxyMetrics>,
     latency: Arc<LatencyWindows>,
-    queue: mpsc::Sender<CapturedExchange>,
-    queued_bytes: Arc<AtomicUsize>,
-    max_queue_bytes: usize,
+    queue: Queue,
     sla: Duration,
     model: Arc<str>,
     version: Option<String>,
@@ -297,8 +289,6 @@ impl Context {
             metrics: proxy.metrics.clone(),
             latency: proxy.latency.clone(),
             queue: proxy.queue.clone(),
-            queued_bytes: proxy.queued_bytes.clone(),
-            max_queue_bytes: proxy.max_queue_bytes,
             sla: proxy.sla,
             model,
             version,
@@ -370,7 +360,8 @@ impl Finish for Finisher {
         if elapsed > ctx.sla {
             m.sla_violations.get_or_create(&model).inc();
         }
-        ctx.latency.record(&model.model, elapsed);
+        let failed = status.is_none_or(|s| s >= 500);
+        ctx.latency.record_outcome(&model.model, elapsed, failed);
 
         // Only exchanges the model answered are analysed.
         let Some(status) = status else { return };
@@ -412,11 +403,11 @@ impl Finish for Finisher {
             request_content_encoding: ctx.request_encoding,
             response_content_encoding: ctx.response_encoding,
         };
-        let size = record.captured_bytes();
-        let queued = ctx.queued_bytes.fetch_add(size, Ordering::AcqRel);
-        let sent = queued + size <= ctx.max_queue_bytes && ctx.queue.try_send(record).is_ok();
-        if !sent {
-            ctx.queued_bytes.fetch_sub(size, Ordering::AcqRel);
+        if ctx
+            .queue
+            .try_send(Record::Captured(Box::new(record)))
+            .is_err()
+        {
             m.capture_dropped
                 .get_or_create(&ReasonLabels {
                     reason: "queue_full",

@@ -23,8 +23,6 @@
 //! tracked for missing values and type mismatches, their type fixed by the first value seen,
 //! up to `limits.max_features` features per model.
 
-pub mod buckets;
-
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
@@ -32,17 +30,19 @@ use dashmap::DashMap;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::baseline::{category_key, FeatureBaseline, FeatureType, Snapshot, OTHER_CATEGORY};
+use crate::analysis::{Analysis, Exchange};
+use crate::baseline::Registry;
+use crate::baseline::{
+    category_key, Current, FeatureBaseline, FeatureType, Snapshot, OTHER_CATEGORY,
+};
 use crate::config::Config;
-use crate::drift::window::Moments;
-use crate::drift::DriftEngine;
 use crate::metrics::labels::ModelLabels;
 use crate::metrics::quality::{
     FeatureReasonLabels, FeatureStatLabels, QualityFeatureLabels, QualityMetrics, REASONS,
 };
-use crate::pipeline::{Observation, Sink};
 use crate::record::FeatureValue;
-use buckets::Buckets;
+use crate::window::Buckets;
+use crate::window::Moments;
 
 /// Multiple of the interquartile range beyond the quartiles that makes a value an outlier
 /// (Tukey's "far out" fences).
@@ -333,6 +333,8 @@ impl FeatureQuality {
 
 struct ModelQuality {
     baseline_id: Option<String>,
+    /// Registry generation the state was built from (`None`: set directly, or none).
+    generation: Option<u64>,
     features: Vec<FeatureQuality>,
     index: HashMap<String, usize>,
     rows: Buckets<u64>,
@@ -445,7 +447,7 @@ pub struct QualityReport {
 pub struct QualityEngine {
     cfg: Arc<Config>,
     metrics: Arc<QualityMetrics>,
-    baselines: Option<Arc<DriftEngine>>,
+    baselines: Option<Arc<Registry>>,
     models: DashMap<String, Mutex<ModelQuality>>,
 }
 
@@ -462,12 +464,12 @@ fn ratio(num: u64, den: u64) -> Option<f64> {
 }
 
 impl QualityEngine {
-    /// An engine reading each model's baseline from `baselines` (the drift engine) when
-    /// given; without it, baselines come only from [`QualityEngine::set_baseline`].
+    /// An engine following each model's baseline in `baselines` when given; without it,
+    /// baselines come only from [`QualityEngine::set_baseline`].
     pub fn new(
         cfg: Arc<Config>,
         metrics: Arc<QualityMetrics>,
-        baselines: Option<Arc<DriftEngine>>,
+        baselines: Option<Arc<Registry>>,
     ) -> Self {
         QualityEngine {
             cfg,
@@ -501,6 +503,7 @@ impl QualityEngine {
         }
         ModelQuality {
             baseline_id: snapshot.map(|s| s.id.clone()),
+            generation: None,
             seen: vec![false; features.len()],
             features,
             index,
@@ -510,8 +513,13 @@ impl QualityEngine {
 
     /// Installs (or replaces) the baseline of `model`: its windows start empty.
     pub fn set_baseline(&self, model: &str, snapshot: &Snapshot) {
+        self.install(model, snapshot, None);
+    }
+
+    fn install(&self, model: &str, snapshot: &Snapshot, generation: Option<u64>) {
         self.forget_series(model);
-        let state = self.fresh(model, Some(snapshot));
+        let mut state = self.fresh(model, Some(snapshot));
+        state.generation = generation;
         self.models.insert(model.to_string(), Mutex::new(state));
     }
 
@@ -525,18 +533,17 @@ impl QualityEngine {
         }
     }
 
-    /// Brings `model`'s state in line with the drift engine's baseline (new, replaced or
+    /// Brings `model`'s state in line with its baseline in the registry (new, replaced or
     /// captured baselines reset the windows).
-    fn sync(&self, model: &str) {
-        let current = self.baselines.as_ref().and_then(|d| d.baseline(model));
+    fn sync(&self, model: &str, current: Option<&Current>) {
         let known = self
             .models
             .get(model)
-            .and_then(|m| m.lock().ok().map(|m| m.baseline_id.clone()));
+            .and_then(|m| m.lock().ok().map(|m| m.generation));
         match (known, current) {
-            (Some(known), Some(snap)) if known.as_deref() == Some(snap.id.as_str()) => {}
+            (Some(known), Some(c)) if known == Some(c.generation) => {}
             (Some(_), None) => {}
-            (_, Some(snap)) => self.set_baseline(model, &snap),
+            (_, Some(c)) => self.install(model, &c.snapshot, Some(c.generation)),
             (None, None) => {
                 if self.models.len() < self.cfg.model.max_models.saturating_add(1) {
                     let state = self.fresh(model, None);
@@ -549,9 +556,10 @@ impl QualityEngine {
     }
 
     /// Checks every row of one exchange at time `now`.
-    pub fn observe_at(&self, model: &str, obs: &Observation<'_>, now: Instant) {
+    pub fn observe(&self, obs: &Exchange<'_>) {
+        let (model, now) = (obs.model, obs.now);
         if self.baselines.is_some() {
-            self.sync(model);
+            self.sync(model, obs.baseline.map(|c| &**c));
         } else if !self.models.contains_key(model) {
             let state = self.fresh(model, None);
             self.models
@@ -695,14 +703,14 @@ impl QualityEngine {
     /// Recomputes every model's window gauges and adds new errors to the counters.
     pub fn refresh(&self) {
         let now = Instant::now();
-        if let Some(d) = &self.baselines {
-            for model in d.models() {
-                self.sync(&model);
+        if let Some(registry) = &self.baselines {
+            for model in registry.models() {
+                self.sync(&model, registry.get(&model).as_deref());
             }
         }
         for model in self.models() {
-            if self.baselines.is_some() {
-                self.sync(&model);
+            if let Some(registry) = &self.baselines {
+                self.sync(&model, registry.get(&model).as_deref());
             }
             self.export_counters(&model);
             if let Some(r) = self.report_at(&model, now) {
@@ -768,13 +776,20 @@ impl QualityEngine {
     }
 }
 
-impl Sink for QualityEngine {
-    fn feature_order(&self, _model: &str) -> Arc<Vec<String>> {
-        // The drift engine, fed first, names unnamed columns from the baseline.
-        Arc::default()
+impl Analysis for QualityEngine {
+    fn name(&self) -> &'static str {
+        "quality"
     }
 
-    fn observe(&self, model: &str, exchange: &Observation<'_>) {
-        self.observe_at(model, exchange, Instant::now());
+    fn observe(&self, exchange: &Exchange<'_>) {
+        QualityEngine::observe(self, exchange);
+    }
+
+    fn refresh(&self, _baselines: &Registry) {
+        QualityEngine::refresh(self);
+    }
+
+    fn report(&self, model: &str) -> Option<serde_json::Value> {
+        QualityEngine::report(self, model).and_then(|r| serde_json::to_value(r).ok())
     }
 }

@@ -1,132 +1,124 @@
-//! The consumer side of the capture queue: parses payloads off the request path and feeds
-//! the per-model analyses. One task drains the queue; nothing here can slow the proxy.
+//! The analysis side of the capture queue: one thread drains it, parses payloads (off the
+//! request path), feeds live baseline captures and every analysis. Nothing here can slow
+//! the proxy or the admin API: they only ever `try_send` into the queue.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tokio::sync::mpsc;
+use tokio::sync::watch;
+use tokio::time::Instant;
 
+use super::{LoggedRow, Receiver, Record};
+use crate::analysis::{Analyses, Exchange, RawRequest};
+use crate::baseline::Registry;
 use crate::metrics::labels::{ModelLabels, ModelReasonLabels};
 use crate::metrics::ProxyMetrics;
 use crate::payload::{self, PayloadConfig};
 use crate::record::{CapturedExchange, ParsedExchange};
 
-/// Something that consumes parsed exchanges (the analyses).
-pub trait Sink: Send + Sync + 'static {
-    /// Feature order known for `model` (from its baseline), to name unnamed columns.
-    fn feature_order(&self, model: &str) -> Arc<Vec<String>>;
-    /// One parsed exchange of `model`.
-    fn observe(&self, model: &str, exchange: &Observation<'_>);
-    /// The proxied request behind the next [`Sink::observe`] call: its path and (decoded)
-    /// body, for sinks that re-send rows in the model's wire format. Ignored by default.
-    fn observe_request(&self, _model: &str, _path: &str, _request: &[u8]) {}
-}
-
-/// A parsed exchange with its context, as given to a [`Sink`].
-#[derive(Debug)]
-pub struct Observation<'a> {
-    /// Model version when known.
-    pub version: Option<&'a str>,
-    /// Request id (to join ground truth later).
-    pub request_id: &'a str,
-    /// When the request arrived.
-    pub received_at: SystemTime,
-    /// Rows and predictions.
-    pub parsed: &'a ParsedExchange,
-}
-
-/// Several sinks fed in order: the analyses of one sidecar (drift first, whose baselines
-/// name the columns).
-pub struct FanOut(pub Vec<Arc<dyn Sink>>);
-
-impl std::fmt::Debug for FanOut {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("FanOut").field(&self.0.len()).finish()
-    }
-}
-
-impl Sink for FanOut {
-    fn feature_order(&self, model: &str) -> Arc<Vec<String>> {
-        self.0
-            .iter()
-            .map(|s| s.feature_order(model))
-            .find(|o| !o.is_empty())
-            .unwrap_or_default()
-    }
-
-    fn observe(&self, model: &str, exchange: &Observation<'_>) {
-        for s in &self.0 {
-            s.observe(model, exchange);
-        }
-    }
-
-    fn observe_request(&self, model: &str, path: &str, request: &[u8]) {
-        for s in &self.0 {
-            s.observe_request(model, path, request);
-        }
-    }
-}
-
-/// A sink that does nothing (no analyses configured).
-#[derive(Debug, Default)]
-pub struct NoSink;
-
-impl Sink for NoSink {
-    fn feature_order(&self, _model: &str) -> Arc<Vec<String>> {
-        Arc::default()
-    }
-    fn observe(&self, _model: &str, _exchange: &Observation<'_>) {}
-}
-
-/// Parses captured exchanges and feeds a sink.
-pub struct Pipeline {
+/// Parses records and feeds the analyses.
+pub struct Worker {
     payload: PayloadConfig,
     /// Largest inflated size of a compressed body.
     max_decoded: usize,
     /// Models whose error counters are initialised.
     initialised: dashmap::DashSet<String>,
     metrics: Arc<ProxyMetrics>,
-    sink: Arc<dyn Sink>,
+    baselines: Arc<Registry>,
+    analyses: Analyses,
+    /// Exchanges analysed since start (tests and the status API wait on it).
+    analysed: AtomicU64,
+    analysed_tx: watch::Sender<u64>,
 }
 
-impl std::fmt::Debug for Pipeline {
+impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pipeline")
+        f.debug_struct("Worker")
             .field("payload", &self.payload)
+            .field("analyses", &self.analyses)
             .finish_non_exhaustive()
     }
 }
 
-impl Pipeline {
-    /// A pipeline parsing with `payload` settings into `sink`.
-    pub fn new(payload: PayloadConfig, metrics: Arc<ProxyMetrics>, sink: Arc<dyn Sink>) -> Self {
-        Pipeline {
+impl Worker {
+    /// A worker parsing with `payload` settings into `analyses`, following `baselines`.
+    pub fn new(
+        payload: PayloadConfig,
+        metrics: Arc<ProxyMetrics>,
+        baselines: Arc<Registry>,
+        analyses: Analyses,
+    ) -> Self {
+        Worker {
             payload,
             max_decoded: MAX_DECODED_BYTES,
             initialised: dashmap::DashSet::new(),
             metrics,
-            sink,
+            baselines,
+            analyses,
+            analysed: AtomicU64::new(0),
+            analysed_tx: watch::channel(0).0,
         }
     }
 
     /// Drains the queue until every sender is gone.
     ///
     /// Blocking: run it on a thread of its own (`spawn_blocking`), so parsing and analysis
-    /// never occupy a runtime worker that proxies requests. `queued_bytes` is the capture
-    /// queue's byte budget, released as each exchange is done.
-    pub fn run_blocking(
-        self: Arc<Self>,
-        mut rx: mpsc::Receiver<CapturedExchange>,
-        queued_bytes: Arc<std::sync::atomic::AtomicUsize>,
-    ) {
-        while let Some(ex) = rx.blocking_recv() {
-            self.process(&ex);
-            queued_bytes.fetch_sub(ex.captured_bytes(), std::sync::atomic::Ordering::AcqRel);
+    /// never occupy a runtime worker that proxies requests or answers the API.
+    pub fn run_blocking(self: Arc<Self>, mut rx: Receiver) {
+        while let Some(record) = rx.blocking_recv() {
+            self.process(record);
         }
     }
 
-    /// Handles one captured exchange.
-    pub fn process(&self, ex: &CapturedExchange) {
+    /// Exchanges analysed since start (every captured exchange counts, whether it parsed or
+    /// not; a logged record counts one per row).
+    pub fn analysed(&self) -> u64 {
+        self.analysed.load(Ordering::Acquire)
+    }
+
+    /// Waits until at least `n` exchanges have been analysed since start.
+    pub async fn wait_analysed(&self, n: u64) {
+        let mut rx = self.analysed_tx.subscribe();
+        let _ = rx.wait_for(|&v| v >= n).await;
+    }
+
+    fn done(&self, n: u64) {
+        let total = self.analysed.fetch_add(n, Ordering::AcqRel) + n;
+        self.analysed_tx.send_replace(total);
+    }
+
+    /// Handles one record.
+    pub fn process(&self, record: Record) {
+        let n = record.exchanges();
+        match record {
+            Record::Captured(ex) => self.captured(&ex),
+            Record::Logged {
+                model,
+                version,
+                rows,
+            } => {
+                for LoggedRow {
+                    request_id,
+                    received_at,
+                    parsed,
+                } in &rows
+                {
+                    self.ingest(
+                        &model,
+                        version.as_deref(),
+                        request_id,
+                        *received_at,
+                        parsed,
+                        None,
+                    );
+                }
+            }
+        }
+        self.done(n);
+    }
+
+    fn captured(&self, ex: &CapturedExchange) {
         self.init_counters(&ex.model);
         // Failed requests say nothing about the model's inputs or outputs.
         if !ex.status.is_some_and(|s| (200..300).contains(&s)) {
@@ -159,21 +151,22 @@ impl Pipeline {
         };
         let request = &request[..];
         let response = response_body.as_deref();
-        let order = self.sink.feature_order(&ex.model);
+        let order = self.baselines.order(&ex.model);
         match payload::parse_lenient(&self.payload, &ex.path, request, response, &order) {
             Ok(lenient) => {
                 if let Some(e) = &lenient.response_error {
                     self.count_error(&ex.model, e);
                 }
-                self.sink.observe_request(&ex.model, &ex.path, request);
                 self.ingest(
                     &ex.model,
-                    &Observation {
-                        version: ex.version.as_deref(),
-                        request_id: &ex.request_id,
-                        received_at: ex.received_at,
-                        parsed: &lenient.exchange,
-                    },
+                    ex.version.as_deref(),
+                    &ex.request_id,
+                    ex.received_at,
+                    &lenient.exchange,
+                    Some(RawRequest {
+                        path: &ex.path,
+                        body: request,
+                    }),
                 )
             }
             Err(e) => self.count_error(&ex.model, &e),
@@ -205,7 +198,8 @@ impl Pipeline {
         self.count_reason(model, e.reason());
     }
 
-    fn count_reason(&self, model: &str, reason: &'static str) {
+    /// Counts a payload error of `model` (`mlmon_payload_errors_total{reason}`).
+    pub fn count_reason(&self, model: &str, reason: &'static str) {
         self.metrics
             .payload_errors
             .get_or_create(&ModelReasonLabels {
@@ -215,10 +209,18 @@ impl Pipeline {
             .inc();
     }
 
-    /// Counts predictions and hands an already parsed exchange to the analyses; the
-    /// ingestion API uses this for predictions the proxy did not see.
-    pub fn ingest(&self, model: &str, obs: &Observation<'_>) {
-        let rows = obs.parsed.predictions.len().max(obs.parsed.rows.len());
+    /// Counts predictions, feeds a live baseline capture and hands one parsed exchange to
+    /// every analysis.
+    fn ingest(
+        &self,
+        model: &str,
+        version: Option<&str>,
+        request_id: &str,
+        received_at: SystemTime,
+        parsed: &ParsedExchange,
+        request: Option<RawRequest<'_>>,
+    ) {
+        let rows = parsed.predictions.len().max(parsed.rows.len());
         if rows > 0 {
             let labels = ModelLabels {
                 model: model.to_string(),
@@ -227,8 +229,7 @@ impl Pipeline {
                 .predictions
                 .get_or_create(&labels)
                 .inc_by(rows as u64);
-            let ts = obs
-                .received_at
+            let ts = received_at
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs_f64())
                 .unwrap_or(0.0);
@@ -237,7 +238,22 @@ impl Pipeline {
                 g.set(ts);
             }
         }
-        self.sink.observe(model, obs);
+        // A model without a baseline may be capturing one from its first rows; those rows
+        // (the one completing the capture included) are not compared with themselves.
+        let baseline = self.baselines.get(model);
+        if baseline.is_none() {
+            self.baselines.capture(model, version, parsed);
+        }
+        self.analyses.observe(&Exchange {
+            model,
+            version,
+            request_id,
+            received_at,
+            now: Instant::now(),
+            parsed,
+            request,
+            baseline: baseline.as_ref(),
+        });
     }
 }
 

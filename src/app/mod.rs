@@ -1,5 +1,15 @@
-//! Wiring for `mlmon serve`: binds the proxy and admin listeners, starts the capture
-//! pipeline and the periodic refresh, and drains everything on shutdown.
+//! The application: [`AppState`] (what the admin API serves), the wiring of `mlmon serve`
+//! ([`start`]), the periodic refresh, and the drain on shutdown. Everything above the
+//! analyses meets here: `api` depends on this module, and this module depends on nothing
+//! above it.
+//!
+//! ```text
+//! proxy ─┐                          ┌─ drift ─┐
+//! /predictions ─┼─▶ ingest::Queue ─▶ Worker ─┼─ quality ├─▶ metrics / API / health
+//! /events ┘   (bounded, try_send)    │  anomalies │
+//!                                   ├─ performance
+//!                                   └─ importance ┘
+//! ```
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,74 +21,91 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::baseline::Snapshot;
+use crate::analysis::{Analyses, Analysis};
+use crate::anomaly::AnomalyEngine;
+use crate::baseline::{Registry, Snapshot};
 use crate::config::Config;
-use crate::drift::DriftEngine;
+use crate::drift::{DriftEngine, ModelDriftReport};
 use crate::error::StartError;
-use crate::latency::LatencyWindows;
-use crate::metrics::labels::ModelQuantileLabels;
+use crate::explain::ExplainEngine;
+use crate::health::{HealthEngine, HealthInputs, ModelHealth};
+use crate::ingest::{self, Record, Rejected, WeakQueue, Worker};
+use crate::latency::{LatencyCollector, LatencyWindows};
 use crate::metrics::Metrics;
-use crate::pipeline::Pipeline;
+use crate::performance::PerformanceEngine;
 use crate::proxy::model_id::ModelNames;
 use crate::proxy::Proxy;
-use crate::record::CapturedExchange;
+use crate::quality::QualityEngine;
 use crate::shutdown::{self, Shutdown, Trigger};
 
-/// State shared by the admin API, the pipeline and the refresh task.
+/// State shared by the admin API and the refresh task.
 #[derive(Debug)]
 pub struct AppState {
     /// The configuration in force.
     pub config: Arc<Config>,
     /// Metric groups and their registry.
     pub metrics: Metrics,
-    /// Latency windows per model.
+    /// Latency and error windows per model (recorded by the proxy).
     pub latency: Arc<LatencyWindows>,
     /// Model names seen so far (bounded).
     pub names: Arc<ModelNames>,
-    /// The capture pipeline (the ingestion API feeds it too).
-    pub pipeline: Arc<Pipeline>,
+    /// The capture queue every ingress offers records to (the proxy holds the handle
+    /// that keeps it open).
+    pub queue: WeakQueue,
+    /// The analysis side of the queue (counts what it analysed).
+    pub worker: Arc<Worker>,
+    /// Which baseline each model uses.
+    pub baselines: Arc<Registry>,
+    /// Every analysis, in feeding order.
+    pub analyses: Analyses,
     /// The drift engine.
     pub drift: Arc<DriftEngine>,
-    /// Data quality per feature (`score(model)` feeds the model health).
-    pub quality: Arc<crate::quality::QualityEngine>,
-    /// Anomaly scoring (`rate(model)` feeds the model health).
-    pub anomaly: Arc<crate::anomaly::AnomalyEngine>,
+    /// Data quality per feature.
+    pub quality: Arc<QualityEngine>,
+    /// Anomaly scoring.
+    pub anomaly: Arc<AnomalyEngine>,
     /// Ground truth, performance and label-free estimates.
-    pub performance: Arc<crate::performance::PerformanceEngine>,
+    pub performance: Arc<PerformanceEngine>,
     /// Model health.
-    pub health: Arc<crate::health::HealthEngine>,
+    pub health: Arc<HealthEngine>,
     /// Permutation importance and local explanations via the model server.
-    pub explain: Arc<crate::explain::ExplainEngine>,
+    pub explain: Arc<ExplainEngine>,
     /// KServe inference-logger events waiting for their other half.
     pub events: Arc<crate::api::events::EventPairing>,
-    /// Weak handle on the capture queue, to export its length.
-    queue: mpsc::WeakSender<CapturedExchange>,
 }
 
 impl AppState {
-    /// Recomputes the window gauges (also run every `drift.interval`).
+    /// Offers a record to the analysis side; counts a refusal in
+    /// `mlmon_capture_dropped_total{reason="queue_full"}`.
+    pub fn enqueue(&self, record: Record) -> Result<(), Rejected> {
+        let r = self.queue.try_send(record);
+        if r.is_err() {
+            self.metrics
+                .proxy
+                .capture_dropped
+                .get_or_create(&crate::metrics::labels::ReasonLabels {
+                    reason: "queue_full",
+                })
+                .inc();
+        }
+        r
+    }
+
+    /// Exchanges analysed since start.
+    pub fn analysed(&self) -> u64 {
+        self.worker.analysed()
+    }
+
+    /// Waits until at least `n` exchanges have been analysed since start.
+    pub async fn wait_analysed(&self, n: u64) {
+        self.worker.wait_analysed(n).await
+    }
+
+    /// Updates the values read at scrape time (the capture queue's length).
     pub fn refresh(&self) {
-        let m = &self.metrics.proxy;
-        for model in self.latency.models() {
-            let Some(s) = self.latency.summary(&model, self.config.sla.quantile) else {
-                continue;
-            };
-            for (quantile, v) in [("0.5", s.p50), ("0.95", s.p95), ("0.99", s.p99)] {
-                m.latency_quantiles
-                    .get_or_create(&ModelQuantileLabels {
-                        model: model.clone(),
-                        quantile,
-                    })
-                    .set(v);
-            }
-        }
-        if let Some(tx) = self.queue.upgrade() {
-            m.queue_length
-                .set((tx.max_capacity() - tx.capacity()) as i64);
-        }
+        self.metrics.proxy.queue_length.set(self.queue.len() as i64);
     }
 
     /// Whether a TCP connection to the upstream succeeds within `timeout`.
@@ -108,18 +135,54 @@ impl AppState {
     /// Models seen in traffic or given a baseline, sorted.
     pub fn model_names(&self) -> Vec<String> {
         let mut names = self.names.names();
-        names.extend(self.drift.models());
+        names.extend(self.baselines.models());
         names.sort();
         names.dedup();
         names
     }
 
-    /// Recomputes drift for every model and updates the drift gauges.
-    pub fn refresh_drift(&self) {
+    /// Refreshes every analysis (gauges), then health, for every model.
+    pub fn refresh_analyses(&self) {
+        // Drift first: its reports feed health below without being computed twice.
         let drift = self.drift.refresh();
-        self.quality.refresh();
-        self.anomaly.refresh();
-        self.refresh_health(drift);
+        for a in self.analyses.names() {
+            if a != "drift" {
+                if let Some(a) = self.analyses.get(a) {
+                    a.refresh(&self.baselines);
+                }
+            }
+        }
+        let mut drift: std::collections::HashMap<String, ModelDriftReport> =
+            drift.into_iter().map(|r| (r.model.clone(), r)).collect();
+        for model in self.model_names() {
+            let inputs = self.health_inputs(&model, drift.remove(&model));
+            let h = self.health.evaluate(&model, &inputs);
+            self.health.export(&h);
+        }
+    }
+
+    /// What health is computed from for `model`, with `drift` when already computed.
+    pub fn health_inputs(&self, model: &str, drift: Option<ModelDriftReport>) -> HealthInputs {
+        let requests = self.latency.errors(model);
+        HealthInputs {
+            drift: drift.or_else(|| self.drift.report(model)),
+            latency: self.latency.summary(model, self.config.sla.quantile),
+            errors: Some(requests),
+            anomaly_rate: self.anomaly.rate(model),
+            data_quality: self.quality.score(model),
+            performance: self.performance.report(model),
+            performance_reference: crate::performance::reference(
+                &self.baselines,
+                &self.config,
+                model,
+            ),
+        }
+    }
+
+    /// Health of `model` now (drift and performance computed on demand).
+    pub fn model_health(&self, model: &str) -> ModelHealth {
+        let inputs = self.health_inputs(model, None);
+        self.health.evaluate(model, &inputs)
     }
 
     /// A JSON summary of one model for the API.
@@ -129,7 +192,7 @@ impl AppState {
         json!({
             "model": model,
             "baseline_id": drift.as_ref().map(|d| d.baseline_id.clone()),
-            "baseline_capture_pending": self.drift.capture_pending(model),
+            "baseline_capture_pending": self.baselines.capture_pending(model),
             "drift": drift.as_ref().map(|d| json!({
                 "score": d.drift_score,
                 "status": d.status,
@@ -164,6 +227,11 @@ impl Running {
     /// Starts a graceful shutdown.
     pub fn shutdown(&self) {
         self.trigger.fire();
+    }
+
+    /// Waits until at least `n` exchanges have been analysed since start.
+    pub async fn wait_analysed(&self, n: u64) {
+        self.state.wait_analysed(n).await
     }
 
     /// Waits until every task has stopped.
@@ -202,15 +270,12 @@ pub fn load_baselines(cfg: &Config) -> Result<Vec<Snapshot>, StartError> {
 
 /// Starts the sidecar; returns once both ports are bound.
 pub async fn start(cfg: Config) -> Result<Running, StartError> {
-    start_with(cfg, None).await
+    start_with(cfg, Vec::new()).await
 }
 
-/// Starts the sidecar, with `sink` instead of the analyses when given (tests);
-/// returns once both ports are bound.
-pub async fn start_with(
-    cfg: Config,
-    sink: Option<Arc<dyn crate::pipeline::Sink>>,
-) -> Result<Running, StartError> {
+/// Starts the sidecar with `extra` analyses fed after the built-in ones (tests, or an
+/// embedding program); returns once both ports are bound.
+pub async fn start_with(cfg: Config, extra: Vec<Arc<dyn Analysis>>) -> Result<Running, StartError> {
     let baselines = load_baselines(&cfg)?;
     let cfg = Arc::new(cfg);
     let listen = cfg
@@ -230,77 +295,65 @@ pub async fn start_with(
 
     let metrics = Metrics::new(env!("CARGO_PKG_VERSION"));
     let latency = Arc::new(LatencyWindows::new(cfg.drift.window));
+    metrics.add_scrape_writer(Arc::new(LatencyCollector {
+        windows: latency.clone(),
+    }));
     let names = Arc::new(ModelNames::new(cfg.model.max_models));
-    let (tx, rx) = mpsc::channel(cfg.capture.queue);
-    let queued_bytes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let drift = Arc::new(DriftEngine::new(cfg.clone(), metrics.drift.clone()));
+    let (queue, rx) = ingest::queue(cfg.capture.queue, cfg.capture.max_queue_bytes);
+    let registry = Arc::new(Registry::new(
+        cfg.baseline.capture_rows,
+        cfg.drift.sample_size,
+    ));
     for snap in baselines {
         let model = snap.model.name.clone();
         let path_hint = snap.id.clone();
         names.fold(&model);
-        drift.set_baseline(&model, Arc::new(snap)).map_err(|e| {
+        registry.set(&model, Arc::new(snap)).map_err(|e| {
             StartError::Other(format!("baseline {path_hint} for model {model}: {e}"))
         })?;
     }
-    // The analyses, fed in this order for every parsed exchange.
-    let quality = Arc::new(crate::quality::QualityEngine::new(
+    // The analyses, each following the registry; fed in this order for every exchange.
+    let drift = Arc::new(DriftEngine::new(
+        cfg.clone(),
+        metrics.drift.clone(),
+        registry.clone(),
+    ));
+    let quality = Arc::new(QualityEngine::new(
         cfg.clone(),
         metrics.quality.clone(),
-        Some(drift.clone()),
+        Some(registry.clone()),
     ));
-    let anomaly = Arc::new(crate::anomaly::AnomalyEngine::new(
+    let anomaly = Arc::new(AnomalyEngine::new(
         cfg.clone(),
         metrics.anomaly.clone(),
-        Some(drift.clone()),
+        Some(registry.clone()),
     ));
-    let performance = Arc::new(crate::performance::PerformanceEngine::new(
+    let performance = Arc::new(PerformanceEngine::new(
         cfg.clone(),
         metrics.performance.clone(),
-        Some(drift.clone()),
+        Some(registry.clone()),
     ));
-    let health = {
-        let (q, a) = (quality.clone(), anomaly.clone());
-        let sources = crate::health::HealthSources {
-            anomaly_rate: Some(Arc::new(move |m: &str| a.rate(m))),
-            data_quality: Some(Arc::new(move |m: &str| q.score(m))),
-            performance_reference: Some(crate::performance::reference_source(
-                drift.clone(),
-                cfg.clone(),
-            )),
-        };
-        Arc::new(crate::health::HealthEngine::new(
-            cfg.clone(),
-            metrics.health.clone(),
-            metrics.proxy.clone(),
-            sources,
-        ))
-    };
-    // Series of the loaded baselines exist from the first scrape.
-    quality.refresh();
-    anomaly.refresh();
     let explain = Arc::new(
-        crate::explain::ExplainEngine::new(
-            cfg.clone(),
-            metrics.explain.clone(),
-            Some(drift.clone()),
-        )
-        .map_err(StartError::Other)?,
+        ExplainEngine::new(cfg.clone(), metrics.explain.clone(), Some(registry.clone()))
+            .map_err(StartError::Other)?,
     );
-    let analyses: Vec<Arc<dyn crate::pipeline::Sink>> = vec![
+    let health = Arc::new(HealthEngine::new(cfg.clone(), metrics.health.clone()));
+    let mut list: Vec<Arc<dyn Analysis>> = vec![
         drift.clone(),
         quality.clone(),
         anomaly.clone(),
         performance.clone(),
         explain.clone(),
     ];
-    let sink: Arc<dyn crate::pipeline::Sink> = match sink {
-        Some(s) => s,
-        None => Arc::new(crate::pipeline::FanOut(analyses)),
-    };
-    let pipeline = Arc::new(Pipeline::new(
+    list.extend(extra);
+    let analyses = Analyses::new(list);
+    // Series of the loaded baselines exist from the first scrape.
+    analyses.refresh(&registry);
+    let worker = Arc::new(Worker::new(
         cfg.payload.clone(),
         metrics.proxy.clone(),
-        sink,
+        registry.clone(),
+        analyses.clone(),
     ));
     let proxy = Arc::new(
         Proxy::new(
@@ -308,8 +361,7 @@ pub async fn start_with(
             names.clone(),
             metrics.proxy.clone(),
             latency.clone(),
-            tx.clone(),
-            queued_bytes.clone(),
+            queue.clone(),
         )
         .map_err(|m| StartError::Other(format!("upstream: {m}")))?,
     );
@@ -318,7 +370,10 @@ pub async fn start_with(
         metrics,
         latency,
         names,
-        pipeline: pipeline.clone(),
+        queue: queue.downgrade(),
+        worker: worker.clone(),
+        baselines: registry,
+        analyses,
         drift,
         quality,
         anomaly,
@@ -326,9 +381,9 @@ pub async fn start_with(
         health,
         explain,
         events: Arc::new(crate::api::events::EventPairing::new()),
-        queue: tx.downgrade(),
     });
-    drop(tx);
+    // From here on only the proxy keeps the queue open.
+    drop(queue);
 
     let (trigger, shutdown) = shutdown::channel();
     let mut tasks = JoinSet::new();
@@ -347,9 +402,8 @@ pub async fn start_with(
             tracing::error!(error = %e, "admin server failed");
         }
     });
-    // The pipeline ends by itself when the proxy (the last sender) is gone.
-    // Parsing and analysis get a thread of their own, off the proxy's workers.
-    let pipeline_bytes = queued_bytes.clone();
+    // The worker ends by itself when every sender (proxy, state) is gone.
+    // Parsing and analysis get a thread of their own, off the runtime's workers.
     tasks.spawn_blocking(move || {
         // Lowest priority (nice 19 for normal threads): under overload the analysis falls
         // behind and the queue drops captures, instead of taking CPU from the proxy.
@@ -358,7 +412,7 @@ pub async fn start_with(
         {
             tracing::debug!(error = ?e, "could not lower the analysis thread's priority");
         }
-        pipeline.run_blocking(rx, pipeline_bytes)
+        worker.run_blocking(rx)
     });
     let refresh_state = state.clone();
     let mut refresh_shutdown = shutdown.clone();
@@ -370,7 +424,7 @@ pub async fn start_with(
             tokio::select! {
                 _ = tick.tick() => {
                     refresh_state.refresh();
-                    refresh_state.refresh_drift();
+                    refresh_state.refresh_analyses();
                 }
                 _ = refresh_shutdown.wait() => break,
             }
