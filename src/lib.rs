@@ -58,10 +58,7 @@ pub mod performance;
 pub mod proxy;
 pub mod quality;
 pub mod record;
-/// The former name of [`app`], kept so embedding code and tests keep compiling.
-pub mod server {
-    pub use crate::app::*;
-}
+pub mod server;
 pub mod shutdown;
 pub mod stats;
 pub mod window;

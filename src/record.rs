@@ -43,6 +43,9 @@ impl FeatureValue {
     }
 }
 
+/// The name the model's output goes by among the features (drift, anomaly explanations).
+pub const PREDICTION: &str = "prediction";
+
 /// Whether a monitored feature is a model input or its output (the `kind` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -134,6 +134,7 @@ async fn drift_from_a_cli_built_baseline_shows_in_metrics_and_api() {
     for _ in 0..20 {
         send(running.proxy_addr, rows(&mut rng, 50, 0.0)).await;
     }
+    running.wait_analysed(20).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     let r = drift_api(running.admin_addr, "toy").await;
     let x = feature(&r, "x");
@@ -152,6 +153,7 @@ async fn drift_from_a_cli_built_baseline_shows_in_metrics_and_api() {
     for _ in 0..40 {
         send(running.proxy_addr, rows(&mut rng, 50, 2.0)).await;
     }
+    running.wait_analysed(60).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     let r = drift_api(running.admin_addr, "toy").await;
     let x = feature(&r, "x");
@@ -293,12 +295,12 @@ async fn baseline_captured_from_the_first_live_rows() {
     for _ in 0..10 {
         send(running.proxy_addr, rows(&mut rng, 50, 0.0)).await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    running.wait_analysed(10).await;
     // 500 rows captured: the baseline exists; later traffic is measured against it.
     for _ in 0..10 {
         send(running.proxy_addr, rows(&mut rng, 50, 3.0)).await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    running.wait_analysed(20).await;
     let r = drift_api(running.admin_addr, "toy").await;
     let x = feature(&r, "x");
     assert_eq!(x["window"]["count"], 500);

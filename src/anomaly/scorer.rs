@@ -32,7 +32,7 @@ use statrs::distribution::{ContinuousCDF, Normal};
 
 use super::mahalanobis::Mahalanobis;
 use crate::baseline::{category_key, FeatureBaseline, FeatureType, Snapshot, OTHER_CATEGORY};
-use crate::drift::PREDICTION;
+use crate::record::PREDICTION;
 use crate::record::{FeatureValue, Prediction, Row};
 
 /// Largest score reported (a value infinitely far from a constant baseline).

@@ -144,7 +144,8 @@ pub fn parse_predictions(
     Ok(out)
 }
 
-/// The handler: parses and validates the records off the runtime's workers, offers them
+/// The handler: parses and validates the records on the low-priority parser thread (not on
+/// the runtime's workers, which the proxy shares), offers them
 /// to the capture queue as one record and answers `202 Accepted` with the request ids (the
 /// analyses take them in shortly after), or `503` when the queue is full.
 pub async fn post_predictions(
@@ -154,9 +155,13 @@ pub async fn post_predictions(
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     auth::require(&state.config, &headers)?;
-    let records = tokio::task::spawn_blocking(move || parse_predictions(&body, SystemTime::now()))
+    let records = state
+        .parser
+        .run(move || parse_predictions(&body, SystemTime::now()))
         .await
-        .map_err(|_| ApiError::Unavailable("the request could not be parsed".into()))??;
+        .map_err(|_| {
+            ApiError::Unavailable("too many ingestion bodies are being parsed: retry later".into())
+        })??;
     let model = state.names.fold(&model).to_string();
     let version = state.config.model.version.clone();
     let ids: Vec<String> = records.iter().map(|(id, _, _)| id.clone()).collect();

@@ -11,16 +11,10 @@
 //!                                   └─ importance ┘
 //! ```
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use serde_json::json;
-use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 use crate::analysis::{Analyses, Analysis};
@@ -38,7 +32,7 @@ use crate::performance::PerformanceEngine;
 use crate::proxy::model_id::ModelNames;
 use crate::proxy::Proxy;
 use crate::quality::QualityEngine;
-use crate::shutdown::{self, Shutdown, Trigger};
+use crate::shutdown::Shutdown;
 
 /// State shared by the admin API and the refresh task.
 #[derive(Debug)]
@@ -56,6 +50,8 @@ pub struct AppState {
     pub queue: WeakQueue,
     /// The analysis side of the queue (counts what it analysed).
     pub worker: Arc<Worker>,
+    /// The low-priority thread that parses API ingestion bodies.
+    pub parser: ingest::parser::Parser,
     /// Which baseline each model uses.
     pub baselines: Arc<Registry>,
     /// Every analysis, in feeding order.
@@ -73,7 +69,7 @@ pub struct AppState {
     /// Permutation importance and local explanations via the model server.
     pub explain: Arc<ExplainEngine>,
     /// KServe inference-logger events waiting for their other half.
-    pub events: Arc<crate::api::events::EventPairing>,
+    pub events: Arc<crate::ingest::events::EventPairing>,
 }
 
 impl AppState {
@@ -210,42 +206,6 @@ impl AppState {
     }
 }
 
-/// A started sidecar.
-#[derive(Debug)]
-pub struct Running {
-    /// Where the proxy listens.
-    pub proxy_addr: SocketAddr,
-    /// Where the admin server listens.
-    pub admin_addr: SocketAddr,
-    /// Shared state (for tests and the demo).
-    pub state: Arc<AppState>,
-    trigger: Trigger,
-    tasks: JoinSet<()>,
-}
-
-impl Running {
-    /// Starts a graceful shutdown.
-    pub fn shutdown(&self) {
-        self.trigger.fire();
-    }
-
-    /// Waits until at least `n` exchanges have been analysed since start.
-    pub async fn wait_analysed(&self, n: u64) {
-        self.state.wait_analysed(n).await
-    }
-
-    /// Waits until every task has stopped.
-    pub async fn wait(mut self) {
-        while self.tasks.join_next().await.is_some() {}
-    }
-}
-
-async fn bind(key: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind { key, addr, source })
-}
-
 /// Loads the configured baseline snapshots, refusing two for one model.
 pub fn load_baselines(cfg: &Config) -> Result<Vec<Snapshot>, StartError> {
     let mut out: Vec<Snapshot> = Vec::new();
@@ -268,31 +228,22 @@ pub fn load_baselines(cfg: &Config) -> Result<Vec<Snapshot>, StartError> {
     Ok(out)
 }
 
-/// Starts the sidecar; returns once both ports are bound.
-pub async fn start(cfg: Config) -> Result<Running, StartError> {
-    start_with(cfg, Vec::new()).await
+/// What [`build`] makes: the state, the proxy (which holds the queue open) and the
+/// analysis side of the queue.
+#[derive(Debug)]
+pub struct Built {
+    /// The shared state.
+    pub state: Arc<AppState>,
+    /// The reverse proxy, to serve on the proxy port.
+    pub proxy: Arc<Proxy>,
+    /// The analysis side of the capture queue, for [`spawn_background`].
+    pub receiver: ingest::Receiver,
 }
 
-/// Starts the sidecar with `extra` analyses fed after the built-in ones (tests, or an
-/// embedding program); returns once both ports are bound.
-pub async fn start_with(cfg: Config, extra: Vec<Arc<dyn Analysis>>) -> Result<Running, StartError> {
+/// Builds the application from `cfg`: baselines, analyses (with `extra` ones fed after the
+/// built-in ones), the capture queue, the worker and the proxy.
+pub fn build(cfg: Arc<Config>, extra: Vec<Arc<dyn Analysis>>) -> Result<Built, StartError> {
     let baselines = load_baselines(&cfg)?;
-    let cfg = Arc::new(cfg);
-    let listen = cfg
-        .listen_addr()
-        .map_err(|m| StartError::Other(format!("listen: {m}")))?;
-    let admin = cfg
-        .admin_addr()
-        .map_err(|m| StartError::Other(format!("admin_listen: {m}")))?;
-    let proxy_listener = bind("listen", listen).await?;
-    let admin_listener = bind("admin_listen", admin).await?;
-    let proxy_addr = proxy_listener
-        .local_addr()
-        .map_err(|e| StartError::Other(format!("listen: {e}")))?;
-    let admin_addr = admin_listener
-        .local_addr()
-        .map_err(|e| StartError::Other(format!("admin_listen: {e}")))?;
-
     let metrics = Metrics::new(env!("CARGO_PKG_VERSION"));
     let latency = Arc::new(LatencyWindows::new(cfg.drift.window));
     metrics.add_scrape_writer(Arc::new(LatencyCollector {
@@ -372,6 +323,8 @@ pub async fn start_with(cfg: Config, extra: Vec<Arc<dyn Analysis>>) -> Result<Ru
         names,
         queue: queue.downgrade(),
         worker: worker.clone(),
+        parser: ingest::parser::Parser::start()
+            .map_err(|e| StartError::Other(format!("cannot start the ingestion parser: {e}")))?,
         baselines: registry,
         analyses,
         drift,
@@ -380,28 +333,27 @@ pub async fn start_with(cfg: Config, extra: Vec<Arc<dyn Analysis>>) -> Result<Ru
         performance,
         health,
         explain,
-        events: Arc::new(crate::api::events::EventPairing::new()),
+        events: Arc::new(crate::ingest::events::EventPairing::new()),
     });
-    // From here on only the proxy keeps the queue open.
-    drop(queue);
 
-    let (trigger, shutdown) = shutdown::channel();
-    let mut tasks = JoinSet::new();
-    tasks.spawn(serve_proxy(
-        proxy_listener,
+    Ok(Built {
+        state,
         proxy,
-        shutdown.clone(),
-        cfg.proxy.shutdown_grace,
-    ));
-    let router = crate::api::router(state.clone());
-    let mut admin_shutdown = shutdown.clone();
-    tasks.spawn(async move {
-        let serve = axum::serve(admin_listener, router)
-            .with_graceful_shutdown(async move { admin_shutdown.wait().await });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "admin server failed");
-        }
-    });
+        receiver: rx,
+    })
+}
+
+/// Starts the analysis thread and the periodic tasks (refresh every `drift.interval`,
+/// permutation importance every `explain.interval`) on `tasks`; they stop on `shutdown`
+/// (the analysis thread once the proxy, the queue's last sender, is gone).
+pub fn spawn_background(
+    state: &Arc<AppState>,
+    rx: ingest::Receiver,
+    shutdown: &Shutdown,
+    tasks: &mut JoinSet<()>,
+) {
+    let cfg = state.config.clone();
+    let worker = state.worker.clone();
     // The worker ends by itself when every sender (proxy, state) is gone.
     // Parsing and analysis get a thread of their own, off the runtime's workers.
     tasks.spawn_blocking(move || {
@@ -445,67 +397,5 @@ pub async fn start_with(cfg: Config, extra: Vec<Arc<dyn Analysis>>) -> Result<Ru
                 }
             }
         });
-    }
-    tracing::info!(proxy = %proxy_addr, admin = %admin_addr, upstream = %cfg.upstream, "mlmon started");
-    Ok(Running {
-        proxy_addr,
-        admin_addr,
-        state,
-        trigger,
-        tasks,
-    })
-}
-
-/// Runs the sidecar until SIGTERM/SIGINT, then drains.
-pub async fn serve(cfg: Config) -> Result<(), StartError> {
-    let running = start(cfg).await?;
-    shutdown::os_signal().await;
-    running.shutdown();
-    running.wait().await;
-    tracing::info!("mlmon stopped");
-    Ok(())
-}
-
-async fn serve_proxy(
-    listener: TcpListener,
-    proxy: Arc<Proxy>,
-    mut shutdown: Shutdown,
-    grace: Duration,
-) {
-    let graceful = GracefulShutdown::new();
-    // HTTP/1.1 (keep-alive) and HTTP/2 with prior knowledge (h2c) on the same port.
-    let builder = auto::Builder::new(TokioExecutor::new());
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, _) = match accepted {
-                    Ok(s) => s,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off, keep serving.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let proxy = proxy.clone();
-                let svc = tower::service_fn(move |req| proxy.clone().handle(req));
-                let conn = builder
-                    .serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc))
-                    .into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "client connection ended with an error");
-                    }
-                });
-            }
-            _ = shutdown.wait() => break,
-        }
-    }
-    drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => tracing::debug!("proxy connections drained"),
-        _ = tokio::time::sleep(grace) => tracing::warn!(?grace, "proxy shutdown grace expired with requests in flight"),
     }
 }

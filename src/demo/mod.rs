@@ -103,7 +103,7 @@ pub async fn run(args: DemoArgs) -> Result<(), StartError> {
     let (trigger, stop) = shutdown::channel();
 
     let cfg = demo_config(&args, &format!("http://{model_addr}"))?;
-    let running = crate::app::start(cfg).await?;
+    let running = crate::server::start(cfg).await?;
     let baseline = training_baseline(5000)?;
     let baseline_id = baseline.id.clone();
     running

@@ -32,8 +32,7 @@ use crate::record::{FeatureValue, Kind};
 use crate::stats;
 use window::{FeatureWindow, Layout, WindowView};
 
-/// The output feature's name.
-pub const PREDICTION: &str = "prediction";
+pub use crate::record::PREDICTION;
 
 /// Drift status of a feature or model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

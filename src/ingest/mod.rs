@@ -11,6 +11,8 @@
 //! /events ───┘                  full: counted, 503 for the API
 //! ```
 
+pub mod events;
+pub mod parser;
 pub mod worker;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
