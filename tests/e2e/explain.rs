@@ -2,13 +2,11 @@
 //! KServe v1 and parsing every body strictly; live traffic through the proxy; permutation
 //! importance and occlusion explanations computed by re-sending rows to it.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{config, scrape, upstream, value, UpBody};
+use crate::common::{config, scrape, upstream, value, UpBody};
 use http::Response;
 use http_body_util::{BodyExt, Full};
 use rand::rngs::StdRng;

@@ -2,11 +2,9 @@
 //! overrides), and end to end — 5xx answers through the proxy make the model critical in
 //! `mlmon_model_health` and `GET /api/v1/models`, with the reason and what to check first.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{config, scrape, upstream, value, UpBody};
+use crate::common::{config, scrape, upstream, value, UpBody};
 use http::Response;
 use http_body_util::{BodyExt, Full};
 use mlmon::config::{Config, Level, ModelOverrides, Thresholds};

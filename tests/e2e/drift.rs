@@ -2,13 +2,11 @@
 //! traffic through the proxy to a real upstream, drift read back from `/metrics` and the
 //! API; the baseline replaced through the API; a captured baseline.
 
-mod common;
-
 use std::io::Write;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{config, records_model as model, scrape, upstream, value};
+use crate::common::{config, records_model as model, scrape, upstream, value};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};

@@ -7,12 +7,10 @@
 //! server saw it. Halves are paired by `Ce-Id`, in either order, and feed the analyses;
 //! ground truth then joins by that id.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{config, scrape, value};
+use crate::common::{config, scrape, value};
 use serde_json::{json, Value};
 
 const REQUEST: &str = "org.kubeflow.serving.inference.request";

@@ -1,15 +1,13 @@
 //! End-to-end proxy behaviour against a real upstream on 127.0.0.1: bytes, streaming,
 //! status codes, errors, request ids, capture back-pressure, metrics and shutdown.
 
-mod common;
-
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::{config, scrape, upstream, value, UpBody};
 use bytes::Bytes;
-use common::{config, scrape, upstream, value, UpBody};
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
@@ -422,7 +420,7 @@ async fn metrics_count_what_was_sent_in_both_formats() {
         .to_str()
         .unwrap()
         .starts_with("text/plain; version=0.0.4"));
-    let m = common::parse_exposition(&resp.text().await.unwrap());
+    let m = crate::common::parse_exposition(&resp.text().await.unwrap());
     assert_eq!(
         value(
             &m,
@@ -493,7 +491,7 @@ async fn metrics_count_what_was_sent_in_both_formats() {
         .starts_with("application/openmetrics-text"));
     let text = om.text().await.unwrap();
     assert!(text.trim_end().ends_with("# EOF"));
-    let m = common::parse_exposition(&text);
+    let m = crate::common::parse_exposition(&text);
     assert_eq!(
         value(
             &m,

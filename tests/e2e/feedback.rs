@@ -3,12 +3,10 @@
 //! `POST /api/v1/feedback/{model}`, read back from `/metrics` and the API; the bearer token
 //! and JSON errors of the mutating endpoints.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{config, records_model as model, scrape, upstream, value};
+use crate::common::{config, records_model as model, scrape, upstream, value};
 use serde_json::{json, Value};
 
 const TOKEN: &str = "s3cret";

@@ -1,11 +1,9 @@
 //! End to end through the proxy: a baseline file, live traffic to a real upstream on
 //! 127.0.0.1, then data quality and anomalies read back from `/metrics` and the API.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{config, records_model as model, scrape, upstream, value};
+use crate::common::{config, records_model as model, scrape, upstream, value};
 use mlmon::baseline::{BaselineBuilder, BuildOptions};
 use mlmon::record::{FeatureValue, Row};
 use rand::rngs::StdRng;
@@ -77,7 +75,7 @@ async fn quality_and_anomalies_through_the_proxy() {
 
     // Before traffic: error counters at zero, no score, no rate.
     let m = scrape(running.admin_addr).await;
-    let errors = |m: &[common::Sample], f: &str, r: &str| {
+    let errors = |m: &[crate::common::Sample], f: &str, r: &str| {
         value(
             m,
             "mlmon_feature_errors_total",
