@@ -12,5 +12,6 @@ mod drift;
 mod events;
 mod explain;
 mod feedback;
+mod health;
 mod proxy;
 mod quality;
