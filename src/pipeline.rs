@@ -87,6 +87,8 @@ pub struct Pipeline {
     initialised: dashmap::DashSet<String>,
     metrics: Arc<ProxyMetrics>,
     sink: Arc<dyn Sink>,
+    /// Exchanges analysed since start ([`Pipeline::analysed`]).
+    analysed: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -106,7 +108,25 @@ impl Pipeline {
             initialised: dashmap::DashSet::new(),
             metrics,
             sink,
+            analysed: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Exchanges analysed since start: every captured exchange once [`Pipeline::process`]
+    /// is done with it (whatever its outcome), every [`Pipeline::ingest`] call.
+    pub fn analysed(&self) -> u64 {
+        *self.analysed.borrow()
+    }
+
+    /// Waits until at least `n` exchanges have been analysed since start.
+    pub async fn wait_analysed(&self, n: u64) {
+        let mut rx = self.analysed.subscribe();
+        // The sender lives in `self`: `wait_for` cannot see it closed while we borrow it.
+        let _ = rx.wait_for(|&done| done >= n).await;
+    }
+
+    fn count_analysed(&self) {
+        self.analysed.send_modify(|done| *done += 1);
     }
 
     /// Drains the queue until every sender is gone.
@@ -127,6 +147,11 @@ impl Pipeline {
 
     /// Handles one captured exchange.
     pub fn process(&self, ex: &CapturedExchange) {
+        self.analyse(ex);
+        self.count_analysed();
+    }
+
+    fn analyse(&self, ex: &CapturedExchange) {
         self.init_counters(&ex.model);
         // Failed requests say nothing about the model's inputs or outputs.
         if !ex.status.is_some_and(|s| (200..300).contains(&s)) {
@@ -166,7 +191,7 @@ impl Pipeline {
                     self.count_error(&ex.model, e);
                 }
                 self.sink.observe_request(&ex.model, &ex.path, request);
-                self.ingest(
+                self.feed(
                     &ex.model,
                     &Observation {
                         version: ex.version.as_deref(),
@@ -218,6 +243,11 @@ impl Pipeline {
     /// Counts predictions and hands an already parsed exchange to the analyses; the
     /// ingestion API uses this for predictions the proxy did not see.
     pub fn ingest(&self, model: &str, obs: &Observation<'_>) {
+        self.feed(model, obs);
+        self.count_analysed();
+    }
+
+    fn feed(&self, model: &str, obs: &Observation<'_>) {
         let rows = obs.parsed.predictions.len().max(obs.parsed.rows.len());
         if rows > 0 {
             let labels = ModelLabels {

@@ -100,6 +100,17 @@ impl AppState {
         )
     }
 
+    /// Exchanges analysed since start (captured, ingested through the API, paired events).
+    pub fn analysed(&self) -> u64 {
+        self.pipeline.analysed()
+    }
+
+    /// Waits until at least `n` exchanges have been analysed since start (no timeout: the
+    /// caller bounds it).
+    pub async fn wait_analysed(&self, n: u64) {
+        self.pipeline.wait_analysed(n).await
+    }
+
     /// Whether every configured baseline is loaded.
     pub fn baselines_loaded(&self) -> bool {
         true
@@ -164,6 +175,12 @@ impl Running {
     /// Starts a graceful shutdown.
     pub fn shutdown(&self) {
         self.trigger.fire();
+    }
+
+    /// Waits until at least `n` exchanges have been analysed since start (no timeout: the
+    /// caller bounds it); see [`AppState::analysed`].
+    pub async fn wait_analysed(&self, n: u64) {
+        self.state.wait_analysed(n).await
     }
 
     /// Waits until every task has stopped.

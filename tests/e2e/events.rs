@@ -10,7 +10,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::common::{config, scrape, value};
+use crate::common::{analysed, config, eventually, scrape, value};
 use serde_json::{json, Value};
 
 const REQUEST: &str = "org.kubeflow.serving.inference.request";
@@ -76,6 +76,7 @@ async fn kserve_logger_events_feed_the_analyses() {
     let (_, body) = event(admin, "", "id-2", REQUEST, "sklearn-iris", &v2_request).await;
     assert_eq!(body["paired"], true);
 
+    analysed(&running, 2).await;
     let m = scrape(admin).await;
     assert_eq!(
         value(&m, "mlmon_predictions_total", &[("model", "sklearn-iris")]),
@@ -115,14 +116,18 @@ async fn kserve_logger_events_feed_the_analyses() {
     for i in 0..3 {
         assert_eq!(body["results"][i]["result"], "matched", "{body}");
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let m = scrape(admin).await;
-    let acc = value(
-        &m,
-        "mlmon_performance",
-        &[("model", "sklearn-iris"), ("metric", "accuracy")],
-    );
-    assert!((acc.unwrap() - 2.0 / 3.0).abs() < 1e-12, "{acc:?}");
+    // The gauge follows at the next periodic refresh.
+    let acc = eventually("accuracy of the 3 matched rows in /metrics", || async {
+        let m = scrape(admin).await;
+        value(
+            &m,
+            "mlmon_performance",
+            &[("model", "sklearn-iris"), ("metric", "accuracy")],
+        )
+        .ok_or_else(|| "no accuracy".to_string())
+    })
+    .await;
+    assert!((acc - 2.0 / 3.0).abs() < 1e-12, "{acc}");
     running.shutdown();
     running.wait().await;
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::common::{config, scrape, upstream, value, UpBody};
+use crate::common::{analysed, config, eventually, scrape, upstream, value, UpBody};
 use http::Response;
 use http_body_util::{BodyExt, Full};
 use serde_json::Value;
@@ -38,12 +38,16 @@ async fn server_errors_make_the_model_critical() {
         }
         r.send().await.unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let m = scrape(running.admin_addr).await;
-    assert_eq!(
-        value(&m, "mlmon_model_health", &[("model", "svc")]),
-        Some(2.0)
-    );
+    analysed(&running, 50).await;
+    // Health follows at the periodic refresh.
+    eventually("svc critical in /metrics", || async {
+        let m = scrape(running.admin_addr).await;
+        match value(&m, "mlmon_model_health", &[("model", "svc")]) {
+            Some(2.0) => Ok(()),
+            other => Err(format!("mlmon_model_health {other:?}")),
+        }
+    })
+    .await;
     let models: Value = reqwest::get(format!("http://{}/api/v1/models", running.admin_addr))
         .await
         .unwrap()
