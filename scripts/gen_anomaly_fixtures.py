@@ -2,7 +2,7 @@
 """Generate reference fixtures for mlmon's anomaly scoring (src/anomaly/).
 
 Every expected number comes from numpy / scipy / scikit-learn, never from mlmon. The Rust
-tests in tests/anomaly_fixtures.rs load these files and compare.
+tests in tests/offline/anomaly/fixtures.rs load these files and compare.
 
     python3 -m venv venv && venv/bin/pip install -r scripts/requirements.txt
     venv/bin/python scripts/gen_anomaly_fixtures.py   # writes tests/fixtures/anomaly/*.json

@@ -2,7 +2,7 @@
 """Generate reference fixtures for mlmon's performance metrics (src/performance/).
 
 Every expected number comes from scikit-learn, never from mlmon. The Rust tests in
-tests/performance_fixtures.rs replay each case through mlmon's PerformanceEngine and
+tests/offline/performance/fixtures.rs replay each case through mlmon's PerformanceEngine and
 compare to 1e-9:
 
     python3 -m venv venv && venv/bin/pip install -r scripts/requirements.txt

@@ -3,7 +3,7 @@
 
 Every expected number comes from numpy / scipy (or, for the adaptive thresholds, from a
 Monte-Carlo simulation with numpy), never from mlmon itself. The Rust tests in
-tests/stats_fixtures.rs load these files and compare.
+tests/offline/stats.rs load these files and compare.
 
     python3 -m venv venv && venv/bin/pip install -r scripts/requirements.txt
     venv/bin/python scripts/gen_stats_fixtures.py          # writes tests/fixtures/stats/*.json

@@ -44,7 +44,7 @@ const SMIRNOV_MAX_COMPUTE_N: u64 = 1_000_000;
 ///
 /// Returns `NaN` when `n == 0` or `d` is NaN (as scipy does); otherwise a value in `[0, 1]`.
 /// Agrees with scipy to ~5e-10 absolute over `1 ≤ n ≤ 2·10⁶` and every algorithm branch
-/// (`tests/stats_fixtures.rs`).
+/// (`tests/offline/stats.rs`).
 pub fn kstwo_sf(d: f64, n: u64) -> f64 {
     if n == 0 || d.is_nan() {
         return f64::NAN;

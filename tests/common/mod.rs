@@ -1,5 +1,6 @@
-//! Shared helpers for the end-to-end tests: a real upstream server on 127.0.0.1:0, a
-//! started sidecar, and a parser for the Prometheus text exposition.
+//! Shared helpers of the integration tests: a real upstream server on 127.0.0.1:0, a
+//! started sidecar, waits bounded in time on the sidecar's own signals, and a parser for
+//! the Prometheus text exposition.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -7,6 +8,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
@@ -58,6 +60,44 @@ pub fn config(upstream: SocketAddr) -> Config {
         ..Default::default()
     };
     Config::load_from(None, &overrides, std::iter::empty()).unwrap()
+}
+
+/// The longest any test waits for the sidecar before failing.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// Waits until `running` has analysed at least `n` exchanges since it started (every
+/// request through the proxy counts, whatever its status; every record posted to the
+/// ingestion API; every paired event); fails after [`WAIT`].
+pub async fn analysed(running: &mlmon::server::Running, n: u64) {
+    if tokio::time::timeout(WAIT, running.wait_analysed(n))
+        .await
+        .is_err()
+    {
+        panic!(
+            "{} of {n} exchanges analysed after {WAIT:?}",
+            running.state.analysed()
+        );
+    }
+}
+
+/// Polls `probe` until it returns `Ok`, and returns that value; fails after [`WAIT`] with
+/// `what` and the last `Err` (what the probe saw instead). For conditions the sidecar has no
+/// signal for: a periodic refresh, a TTL, a background computation.
+pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match probe().await {
+            Ok(v) => return v,
+            Err(seen) if tokio::time::Instant::now() >= deadline => {
+                panic!("{what}: not after {WAIT:?}; last seen: {seen}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
 }
 
 /// One sample of the exposition.

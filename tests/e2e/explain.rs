@@ -2,13 +2,11 @@
 //! KServe v1 and parsing every body strictly; live traffic through the proxy; permutation
 //! importance and occlusion explanations computed by re-sending rows to it.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{config, scrape, upstream, value, UpBody};
+use crate::common::{analysed, config, eventually, scrape, upstream, value, UpBody};
 use http::Response;
 use http_body_util::{BodyExt, Full};
 use rand::rngs::StdRng;
@@ -227,15 +225,16 @@ async fn traffic(s: &Setup, oip: bool) {
 
 async fn importance(s: &Setup) -> Value {
     let url = format!("http://{}/api/v1/models/m/importance", s.running.admin_addr);
-    for _ in 0..100 {
+    // Computed by the periodic `explain.interval` task.
+    eventually("the importance of m", || async {
         let r = s.client.get(&url).send().await.unwrap();
         if r.status() == 200 {
-            return r.json().await.unwrap();
+            return Ok(r.json().await.unwrap());
         }
         assert_eq!(r.status(), 404);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("no importance after 10 s");
+        Err("404".to_string())
+    })
+    .await
 }
 
 async fn check_importance(s: &Setup) {
@@ -365,13 +364,10 @@ async fn kserve_v1_model_importance_and_explanation_with_token() {
 async fn importance_is_the_mean_absolute_change_over_the_rows_sent() {
     let s = setup_with(true, None, Duration::ZERO).await;
     traffic(&s, true).await;
+    analysed(&s.running, 30).await;
     let explain = s.running.state.explain.clone();
-    for _ in 0..100 {
-        if explain.recent_rows("m") >= 60 && explain.template("m").is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert_eq!(explain.recent_rows("m"), 60);
+    assert!(explain.template("m").is_some());
     let report = explain.compute_importance("m").await.unwrap();
     let log = s.seen.log.lock().unwrap().clone();
     assert_eq!(log.len(), 3, "1 + 2 features requests");

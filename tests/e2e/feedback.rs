@@ -3,12 +3,12 @@
 //! `POST /api/v1/feedback/{model}`, read back from `/metrics` and the API; the bearer token
 //! and JSON errors of the mutating endpoints.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{config, records_model as model, scrape, upstream, value};
+use crate::common::{
+    analysed, config, eventually, records_model as model, scrape, upstream, value,
+};
 use serde_json::{json, Value};
 
 const TOKEN: &str = "s3cret";
@@ -54,14 +54,36 @@ async fn get(admin: SocketAddr, path: &str) -> (u16, Value) {
 
 /// Polls the performance report until `n` pairs are in the window.
 async fn wait_matched(admin: SocketAddr, model: &str, n: u64) -> Value {
-    for _ in 0..100 {
-        let (status, v) = get(admin, &format!("/api/v1/models/{model}/performance")).await;
-        if status == 200 && v["feedback"]["matched_in_window"] == n {
-            return v;
+    let path = format!("/api/v1/models/{model}/performance");
+    eventually(&format!("{model}: {n} pairs matched"), || async {
+        match get(admin, &path).await {
+            (200, v) if v["feedback"]["matched_in_window"] == n => Ok(v),
+            (status, v) => Err(format!("{status} {v}")),
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{model}: {n} pairs never matched");
+    })
+    .await
+}
+
+/// Polls `/metrics` until the gauge `name{model, metric}` reads `expected` (gauges follow
+/// at the periodic refresh); returns that scrape.
+async fn wait_gauge(
+    admin: SocketAddr,
+    name: &str,
+    model: &str,
+    metric: &str,
+    expected: f64,
+) -> Vec<crate::common::Sample> {
+    eventually(
+        &format!("{name}{{{model}, {metric}}} = {expected}"),
+        || async {
+            let m = scrape(admin).await;
+            match value(&m, name, &[("model", model), ("metric", metric)]) {
+                Some(v) if (v - expected).abs() < 1e-12 => Ok(m),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,8 +127,7 @@ async fn proxied_predictions_join_ground_truth_by_request_id() {
     assert_eq!(body["results"][0]["result"], "duplicate");
     assert_eq!(body["results"][1]["result"], "unknown");
 
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let m = scrape(admin).await;
+    let m = wait_gauge(admin, "mlmon_performance", "toy", "accuracy", 0.6).await;
     let perf = |metric: &str| {
         value(
             &m,
@@ -144,8 +165,7 @@ async fn ingestion_api_feeds_the_analyses_and_estimates() {
     let (status, body) = post(admin, "/api/v1/predictions/batch", records, Some(TOKEN)).await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["accepted"], 3);
-    // Accepted records are analysed on the analysis side, shortly after the answer.
-    running.wait_analysed(3).await;
+    analysed(&running, 3).await;
     assert_eq!(body["request_ids"][0], "p1");
     assert!(
         !body["request_ids"][2].as_str().unwrap().is_empty(),
@@ -170,19 +190,18 @@ async fn ingestion_api_feeds_the_analyses_and_estimates() {
         "{est}"
     );
 
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let m = scrape(admin).await;
+    let m = wait_gauge(
+        admin,
+        "mlmon_estimated_performance",
+        "batch",
+        "accuracy",
+        2.3 / 3.0,
+    )
+    .await;
     assert_eq!(
         value(&m, "mlmon_predictions_total", &[("model", "batch")]),
         Some(3.0)
     );
-    let est = value(
-        &m,
-        "mlmon_estimated_performance",
-        &[("model", "batch"), ("metric", "accuracy")],
-    )
-    .unwrap();
-    assert!((est - 2.3 / 3.0).abs() < 1e-12);
     let (_, models) = get(admin, "/api/v1/models").await;
     let batch = models["models"]
         .as_array()
@@ -282,7 +301,9 @@ async fn feedback_after_the_ttl_is_late() {
     let (proxy, admin) = (running.proxy_addr, running.admin_addr);
     predict(proxy, "old", &[1.0]).await;
     predict(proxy, "fresh", &[1.0]).await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    analysed(&running, 2).await;
+    // Both predictions expire after `feedback.ttl`.
+    wait_for_pending(admin, "toy", 0).await;
     predict(proxy, "fresh", &[-1.0]).await;
     // The reused id's newer prediction (0) waits; the first one's TTL ran out.
     wait_for_pending(admin, "toy", 1).await;
@@ -318,12 +339,12 @@ async fn feedback_after_the_ttl_is_late() {
 /// Polls until `n` prediction rows wait for ground truth (the pipeline runs off the
 /// request path).
 async fn wait_for_pending(admin: SocketAddr, model: &str, n: u64) {
-    for _ in 0..100 {
-        let (status, v) = get(admin, &format!("/api/v1/models/{model}/performance")).await;
-        if status == 200 && v["feedback"]["pending_predictions"] == n {
-            return;
+    let path = format!("/api/v1/models/{model}/performance");
+    eventually(&format!("{model}: {n} pending predictions"), || async {
+        match get(admin, &path).await {
+            (200, v) if v["feedback"]["pending_predictions"] == n => Ok(()),
+            (status, v) => Err(format!("{status} {v}")),
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("{model}: never {n} pending predictions");
+    })
+    .await
 }

@@ -1,15 +1,13 @@
 //! End-to-end proxy behaviour against a real upstream on 127.0.0.1: bytes, streaming,
 //! status codes, errors, request ids, capture back-pressure, metrics and shutdown.
 
-mod common;
-
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::{config, scrape, upstream, value, UpBody};
 use bytes::Bytes;
-use common::{config, scrape, upstream, value, UpBody};
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
@@ -270,11 +268,8 @@ async fn dead_upstream_gives_json_502_and_is_counted() {
 
 #[tokio::test]
 async fn slow_upstream_gives_json_504() {
-    let up = upstream(|_req| async {
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        Response::new(full("late"))
-    })
-    .await;
+    // An upstream that never answers.
+    let up = upstream(|_req| std::future::pending()).await;
     let mut cfg = config(up);
     cfg.proxy.upstream_timeout = Duration::from_millis(200);
     let running = mlmon::server::start(cfg).await.unwrap();
@@ -427,7 +422,7 @@ async fn metrics_count_what_was_sent_in_both_formats() {
         .to_str()
         .unwrap()
         .starts_with("text/plain; version=0.0.4"));
-    let m = common::parse_exposition(&resp.text().await.unwrap());
+    let m = crate::common::parse_exposition(&resp.text().await.unwrap());
     assert_eq!(
         value(
             &m,
@@ -498,7 +493,7 @@ async fn metrics_count_what_was_sent_in_both_formats() {
         .starts_with("application/openmetrics-text"));
     let text = om.text().await.unwrap();
     assert!(text.trim_end().ends_with("# EOF"));
-    let m = common::parse_exposition(&text);
+    let m = crate::common::parse_exposition(&text);
     assert_eq!(
         value(
             &m,
@@ -542,18 +537,38 @@ async fn h2c_on_both_sides() {
 
 #[tokio::test]
 async fn shutdown_drains_in_flight_requests() {
-    let up = upstream(|_req| async {
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        Response::new(full("done"))
+    // The upstream answers once the test has started the shutdown.
+    let arrived = Arc::new(tokio::sync::Notify::new());
+    let answer = Arc::new(tokio::sync::Notify::new());
+    let (a, b) = (arrived.clone(), answer.clone());
+    let up = upstream(move |_req| {
+        let (arrived, answer) = (a.clone(), b.clone());
+        async move {
+            arrived.notify_one();
+            answer.notified().await;
+            Response::new(full("done"))
+        }
     })
     .await;
     let running = mlmon::server::start(config(up)).await.unwrap();
     let url = format!("http://{}/v2/models/m/infer", running.proxy_addr);
     let in_flight =
         tokio::spawn(async move { reqwest::Client::new().post(url).body("{}").send().await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::timeout(crate::common::WAIT, arrived.notified())
+        .await
+        .expect("the request reaches the upstream");
     let proxy_addr = running.proxy_addr;
     running.shutdown();
+    // The listener closes while the request is still at the upstream.
+    crate::common::eventually("the proxy listener closed", || async {
+        match tokio::net::TcpStream::connect(proxy_addr).await {
+            Err(_) => Ok(()),
+            Ok(_) => Err("still accepting".to_string()),
+        }
+    })
+    .await;
+    assert!(!in_flight.is_finished(), "the request is still in flight");
+    answer.notify_one();
     let r = in_flight.await.unwrap().unwrap();
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(r.text().await.unwrap(), "done");
@@ -593,7 +608,7 @@ async fn gzip_responses_pass_unchanged_and_are_analysed() {
     assert_eq!(resp.headers()["content-encoding"], "gzip");
     let got = resp.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(got, gz, "compressed bytes reach the client untouched");
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    crate::common::analysed(&running, 1).await;
     let m = scrape(running.admin_addr).await;
     assert_eq!(
         value(&m, "mlmon_predictions_total", &[("model", "m")]),
@@ -651,6 +666,60 @@ async fn capture_queue_is_bounded_in_bytes_too() {
         "dropped {dropped} of 10 with a 130-byte budget"
     );
     released.store(true, Ordering::Release);
+    running.shutdown();
+    running.wait().await;
+}
+
+/// The signal tests wait on: every proxied exchange is counted once when its analysis is
+/// done, failed ones too, and API records once each.
+#[tokio::test]
+async fn analysed_counts_each_exchange_once() {
+    let up = upstream(|req: Request<hyper::body::Incoming>| async move {
+        let status = if req.headers().contains_key("x-fail") {
+            500
+        } else {
+            200
+        };
+        Response::builder()
+            .status(status)
+            .body(full(r#"{"predictions":[1]}"#))
+            .unwrap()
+    })
+    .await;
+    let running = mlmon::server::start(config(up)).await.unwrap();
+    assert_eq!(running.state.analysed(), 0);
+    let c = reqwest::Client::new();
+    for fail in [false, true, false] {
+        let mut r = c
+            .post(format!("http://{}/v2/models/m/infer", running.proxy_addr))
+            .body(r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP64","data":[1.0]}]}"#);
+        if fail {
+            r = r.header("x-fail", "1");
+        }
+        r.send().await.unwrap();
+    }
+    crate::common::analysed(&running, 3).await;
+    let r = c
+        .post(format!(
+            "http://{}/api/v1/predictions/m",
+            running.admin_addr
+        ))
+        .json(&serde_json::json!([
+            {"features": {"x": 1.0}, "prediction": 1},
+            {"features": {"x": 2.0}, "prediction": 0}
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    crate::common::analysed(&running, 5).await;
+    let m = scrape(running.admin_addr).await;
+    assert_eq!(
+        value(&m, "mlmon_predictions_total", &[("model", "m")]),
+        Some(4.0),
+        "2 proxied + 2 posted"
+    );
+    assert_eq!(running.state.analysed(), 5, "nothing counted twice");
     running.shutdown();
     running.wait().await;
 }

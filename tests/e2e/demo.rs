@@ -1,10 +1,8 @@
 //! `mlmon demo` from the binary alone: it starts, serves metrics, and its traffic drifts.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{http_get as get, spawn_demo};
+use crate::common::{http_get as get, spawn_demo};
 
 #[test]
 fn demo_runs_from_the_binary_and_drift_becomes_visible() {

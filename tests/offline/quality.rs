@@ -3,8 +3,6 @@
 //! `/metrics`; the score follows its documented formula; features without a baseline are
 //! tracked too, within `limits.max_features`.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -135,8 +133,8 @@ fn injected_problems_are_counted_exactly() {
 
     e.refresh();
     let (text, _) = metrics.encode(None);
-    let samples = common::parse_exposition(&text);
-    let get = |name: &str, labels: &[(&str, &str)]| common::value(&samples, name, labels);
+    let samples = crate::common::parse_exposition(&text);
+    let get = |name: &str, labels: &[(&str, &str)]| crate::common::value(&samples, name, labels);
     let xl = [("model", "m"), ("feature", "x")];
     assert_eq!(get("mlmon_feature_missing_ratio", &xl), Some(4.0 / 113.0));
     assert_eq!(
@@ -175,9 +173,9 @@ fn injected_problems_are_counted_exactly() {
     // Counters only grow: a second refresh adds nothing.
     e.refresh();
     let (text, _) = metrics.encode(None);
-    let samples = common::parse_exposition(&text);
+    let samples = crate::common::parse_exposition(&text);
     assert_eq!(
-        common::value(
+        crate::common::value(
             &samples,
             "mlmon_feature_errors_total",
             &[("model", "m"), ("feature", "x"), ("reason", "missing")]
@@ -192,7 +190,7 @@ fn error_counters_start_at_zero_for_every_baseline_feature() {
     let e = QualityEngine::new(Arc::new(Config::default()), metrics.quality.clone(), None);
     e.set_baseline("m", &snapshot());
     let (text, _) = metrics.encode(None);
-    let samples = common::parse_exposition(&text);
+    let samples = crate::common::parse_exposition(&text);
     for feature in ["x", "colour"] {
         for reason in [
             "missing",
@@ -201,7 +199,7 @@ fn error_counters_start_at_zero_for_every_baseline_feature() {
             "out_of_range",
         ] {
             assert_eq!(
-                common::value(
+                crate::common::value(
                     &samples,
                     "mlmon_feature_errors_total",
                     &[("model", "m"), ("feature", feature), ("reason", reason)]

@@ -1,11 +1,11 @@
 //! End to end through the proxy: a baseline file, live traffic to a real upstream on
 //! 127.0.0.1, then data quality and anomalies read back from `/metrics` and the API.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{config, records_model as model, scrape, upstream, value};
+use crate::common::{
+    analysed, config, eventually, records_model as model, scrape, upstream, value,
+};
 use mlmon::baseline::{BaselineBuilder, BuildOptions};
 use mlmon::record::{FeatureValue, Row};
 use rand::rngs::StdRng;
@@ -77,7 +77,7 @@ async fn quality_and_anomalies_through_the_proxy() {
 
     // Before traffic: error counters at zero, no score, no rate.
     let m = scrape(running.admin_addr).await;
-    let errors = |m: &[common::Sample], f: &str, r: &str| {
+    let errors = |m: &[crate::common::Sample], f: &str, r: &str| {
         value(
             m,
             "mlmon_feature_errors_total",
@@ -114,7 +114,7 @@ async fn quality_and_anomalies_through_the_proxy() {
         { "x": 2.0, "y": 1.0, "colour": "red" },
     ]);
     send(running.proxy_addr, "odd-1", odd).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    analysed(&running, 11).await;
 
     // Quality API.
     let (status, q) = api(running.admin_addr, "/api/v1/models/toy/quality").await;
@@ -159,8 +159,21 @@ async fn quality_and_anomalies_through_the_proxy() {
         "{total} anomalies in 506 rows"
     );
 
-    // The same numbers in /metrics.
-    let m = scrape(running.admin_addr).await;
+    // The same numbers in /metrics, once the periodic refresh has run.
+    let m = eventually("the score and rate of the API in /metrics", || async {
+        let m = scrape(running.admin_addr).await;
+        let ms = value(&m, "mlmon_data_quality_score", &[("model", "toy")]);
+        let rate = value(&m, "mlmon_anomaly_rate", &[("model", "toy")]);
+        match (ms, rate) {
+            (Some(ms), Some(rate))
+                if (ms - score).abs() < 1e-9 && (rate - total / 506.0).abs() < 1e-12 =>
+            {
+                Ok(m)
+            }
+            seen => Err(format!("score and rate {seen:?}")),
+        }
+    })
+    .await;
     assert_eq!(errors(&m, "x", "type_mismatch"), Some(1.0));
     assert_eq!(errors(&m, "y", "missing"), Some(1.0));
     assert_eq!(errors(&m, "colour", "unseen_category"), Some(1.0));

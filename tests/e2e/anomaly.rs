@@ -1,11 +1,9 @@
 //! The demo's traffic carries occasional out-of-distribution rows and missing values, and
 //! they show up in the anomaly and data quality metrics of the running binary.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{http_get as get, spawn_demo};
+use crate::common::{http_get as get, spawn_demo};
 
 fn sample(text: &str, prefix: &str) -> Option<f64> {
     text.lines()

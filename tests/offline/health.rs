@@ -1,14 +1,6 @@
 //! Model health: the rules on given inputs (SPEC section 5 default thresholds, per-model
-//! overrides), and end to end — 5xx answers through the proxy make the model critical in
-//! `mlmon_model_health` and `GET /api/v1/models`, with the reason and what to check first.
+//! overrides, performance against the baseline reference). End to end: `tests/e2e/health.rs`.
 
-mod common;
-
-use std::time::Duration;
-
-use common::{config, scrape, upstream, value, UpBody};
-use http::Response;
-use http_body_util::{BodyExt, Full};
 use mlmon::config::{Config, Level, ModelOverrides, Thresholds};
 use mlmon::drift::{ModelDriftReport, Status};
 use mlmon::health::{evaluate, ErrorRate, HealthInputs, HealthStatus};
@@ -16,7 +8,6 @@ use mlmon::latency::LatencySummary;
 use mlmon::performance::cbpe::Estimate;
 use mlmon::performance::scores::{Averaging, ClassificationScores};
 use mlmon::performance::{EstimatedPerformance, FeedbackState, PerformanceReport};
-use serde_json::Value;
 
 fn latency(p95_ms: f64, sla_q_ms: f64) -> LatencySummary {
     LatencySummary {
@@ -216,62 +207,6 @@ fn per_model_overrides_and_worst_first() {
         Some(HealthStatus::Healthy)
     );
     assert_eq!(lenient.status, HealthStatus::Warning, "latency still warns");
-}
-
-async fn flaky(req: http::Request<hyper::body::Incoming>) -> Response<UpBody> {
-    let fail = req.headers().contains_key("x-fail");
-    Response::builder()
-        .status(if fail { 500 } else { 200 })
-        .header("content-type", "application/json")
-        .body(Full::new(bytes::Bytes::from_static(b"{\"predictions\":[1]}")).boxed())
-        .unwrap()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_errors_make_the_model_critical() {
-    let up = upstream(flaky).await;
-    let mut cfg = config(up);
-    cfg.model.name = "svc".into();
-    cfg.drift.interval = Duration::from_millis(50);
-    cfg.sla.latency = Duration::from_secs(5);
-    cfg.thresholds.latency_p95.warning = Duration::from_secs(4);
-    cfg.thresholds.latency_p95.critical = Duration::from_secs(5);
-    let running = mlmon::server::start(cfg).await.unwrap();
-    let client = reqwest::Client::new();
-    for i in 0..50 {
-        let mut r = client
-            .post(format!("http://{}/predict", running.proxy_addr))
-            .body("[{\"x\": 1}]");
-        if i % 10 == 0 {
-            r = r.header("x-fail", "1");
-        }
-        r.send().await.unwrap();
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let m = scrape(running.admin_addr).await;
-    assert_eq!(
-        value(&m, "mlmon_model_health", &[("model", "svc")]),
-        Some(2.0)
-    );
-    let models: Value = reqwest::get(format!("http://{}/api/v1/models", running.admin_addr))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let svc = &models["models"][0];
-    assert_eq!(svc["model"], "svc");
-    assert_eq!(svc["status"], "critical");
-    let reason = &svc["reasons"][0];
-    assert_eq!(reason["check"], "error_rate");
-    assert_eq!(reason["value"], 0.1, "5 of 50");
-    assert!(reason["message"].as_str().unwrap().contains("5 of 50"));
-    assert!(reason["recommendation"]
-        .as_str()
-        .unwrap()
-        .contains("model server"));
-    running.shutdown();
-    running.wait().await;
 }
 
 fn performance(accuracy: Option<f64>, estimated: Option<f64>) -> PerformanceReport {

@@ -8,8 +8,6 @@
 //! then ground truth after `feedback.ttl`. Every score must match sklearn to 1e-9 and the
 //! `mlmon_feedback_total` counters must match the case's counts.
 
-mod common;
-
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -60,8 +58,8 @@ fn items(case: &Value, phase: &str) -> Vec<FeedbackItem> {
 
 fn counter(metrics: &Metrics, model: &str, result: &str) -> f64 {
     let (text, _) = metrics.encode(None);
-    common::value(
-        &common::parse_exposition(&text),
+    crate::common::value(
+        &crate::common::parse_exposition(&text),
         "mlmon_feedback_total",
         &[("model", model), ("result", result)],
     )
@@ -152,9 +150,9 @@ async fn scores_match_sklearn() {
         }
         // The gauges carry the same values.
         let (text, _) = metrics.encode(None);
-        let samples = common::parse_exposition(&text);
+        let samples = crate::common::parse_exposition(&text);
         for (metric, want) in expected {
-            let v = common::value(
+            let v = crate::common::value(
                 &samples,
                 "mlmon_performance",
                 &[("model", name), ("metric", metric)],

@@ -2,13 +2,13 @@
 //! traffic through the proxy to a real upstream, drift read back from `/metrics` and the
 //! API; the baseline replaced through the API; a captured baseline.
 
-mod common;
-
 use std::io::Write;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{config, records_model as model, scrape, upstream, value};
+use crate::common::{
+    analysed, config, eventually, records_model as model, scrape, upstream, value,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
@@ -134,8 +134,7 @@ async fn drift_from_a_cli_built_baseline_shows_in_metrics_and_api() {
     for _ in 0..20 {
         send(running.proxy_addr, rows(&mut rng, 50, 0.0)).await;
     }
-    running.wait_analysed(20).await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    analysed(&running, 20).await;
     let r = drift_api(running.admin_addr, "toy").await;
     let x = feature(&r, "x");
     assert_eq!(x["window"]["count"], 1000);
@@ -153,8 +152,7 @@ async fn drift_from_a_cli_built_baseline_shows_in_metrics_and_api() {
     for _ in 0..40 {
         send(running.proxy_addr, rows(&mut rng, 50, 2.0)).await;
     }
-    running.wait_analysed(60).await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    analysed(&running, 60).await;
     let r = drift_api(running.admin_addr, "toy").await;
     let x = feature(&r, "x");
     assert_eq!(x["window"]["count"], 3000);
@@ -174,7 +172,34 @@ async fn drift_from_a_cli_built_baseline_shows_in_metrics_and_api() {
         "2 of 3 inputs drifted: {score}"
     );
 
-    let m = scrape(running.admin_addr).await;
+    // The gauges follow at the next periodic refresh (`drift.interval`).
+    let m = eventually(
+        "x critical in /metrics with all 3000 values counted",
+        || async {
+            let m = scrape(running.admin_addr).await;
+            let observed: f64 = m
+                .iter()
+                .filter(|s| {
+                    s.name == "mlmon_feature_bin_observations_total" && s.labels["feature"] == "x"
+                })
+                .map(|s| s.value)
+                .sum();
+            let status = value(
+                &m,
+                "mlmon_feature_drift_status",
+                &[("model", "toy"), ("feature", "x"), ("kind", "input")],
+            );
+            let score = value(&m, "mlmon_model_drift_score", &[("model", "toy")]);
+            if observed == 3000.0 && status == Some(2.0) && score.is_some_and(|s| s > 0.6) {
+                Ok(m)
+            } else {
+                Err(format!(
+                    "{observed} values, status {status:?}, score {score:?}"
+                ))
+            }
+        },
+    )
+    .await;
     let psi = value(
         &m,
         "mlmon_feature_psi",
@@ -295,12 +320,12 @@ async fn baseline_captured_from_the_first_live_rows() {
     for _ in 0..10 {
         send(running.proxy_addr, rows(&mut rng, 50, 0.0)).await;
     }
-    running.wait_analysed(10).await;
+    analysed(&running, 10).await;
     // 500 rows captured: the baseline exists; later traffic is measured against it.
     for _ in 0..10 {
         send(running.proxy_addr, rows(&mut rng, 50, 3.0)).await;
     }
-    running.wait_analysed(20).await;
+    analysed(&running, 20).await;
     let r = drift_api(running.admin_addr, "toy").await;
     let x = feature(&r, "x");
     assert_eq!(x["window"]["count"], 500);

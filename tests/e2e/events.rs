@@ -7,12 +7,10 @@
 //! server saw it. Halves are paired by `Ce-Id`, in either order, and feed the analyses;
 //! ground truth then joins by that id.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{config, scrape, value};
+use crate::common::{analysed, config, eventually, scrape, value};
 use serde_json::{json, Value};
 
 const REQUEST: &str = "org.kubeflow.serving.inference.request";
@@ -80,6 +78,7 @@ async fn kserve_logger_events_feed_the_analyses() {
     // Two pairs were queued for the analysis side.
     running.wait_analysed(2).await;
 
+    analysed(&running, 2).await;
     let m = scrape(admin).await;
     assert_eq!(
         value(&m, "mlmon_predictions_total", &[("model", "sklearn-iris")]),
@@ -123,14 +122,18 @@ async fn kserve_logger_events_feed_the_analyses() {
     for i in 0..3 {
         assert_eq!(body["results"][i]["result"], "matched", "{body}");
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let m = scrape(admin).await;
-    let acc = value(
-        &m,
-        "mlmon_performance",
-        &[("model", "sklearn-iris"), ("metric", "accuracy")],
-    );
-    assert!((acc.unwrap() - 2.0 / 3.0).abs() < 1e-12, "{acc:?}");
+    // The gauge follows at the next periodic refresh.
+    let acc = eventually("accuracy of the 3 matched rows in /metrics", || async {
+        let m = scrape(admin).await;
+        value(
+            &m,
+            "mlmon_performance",
+            &[("model", "sklearn-iris"), ("metric", "accuracy")],
+        )
+        .ok_or_else(|| "no accuracy".to_string())
+    })
+    .await;
+    assert!((acc - 2.0 / 3.0).abs() < 1e-12, "{acc}");
     running.shutdown();
     running.wait().await;
 }
