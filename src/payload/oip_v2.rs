@@ -16,7 +16,7 @@
 //!   input of shape `[N]` or `[N, 1]` is the column named after it. All inputs must share N.
 //!   Inputs with more than one value per row (`[N, k]`, k > 1) are not features and are
 //!   skipped, as a pandas column of lists would be.
-//! - `BYTES` data are text values; `BOOL` are 0/1.
+//! - `BYTES` data are text values; `BOOL` are the text `true` / `false`.
 //!
 //! Response predictions: the prediction output is the first output named `predict`,
 //! `prediction(s)`, `output_label`, `label(s)`, `class(es)`, `output-0`, `output_0`, `output0`,
@@ -524,7 +524,7 @@ mod tests {
         let req = br#"{"inputs": [{"name": "flag", "shape": [3], "datatype": "BOOL", "data": [true, false, null]}]}"#;
         let parsed = parse_with(&cfg(), "/", req, NO_RESPONSE, &[]).unwrap();
         let flags: Vec<_> = parsed.rows.iter().map(|r| r.values[0].1.clone()).collect();
-        assert_eq!(flags, [num(1.0), num(0.0), FeatureValue::Missing]);
+        assert_eq!(flags, [text("true"), text("false"), FeatureValue::Missing]);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::text::{open_text, TextInput};
 use super::{Cell, ReadError, RowSource, SourcePosition, MAX_COLUMNS};
+use crate::baseline::snapshot::bool_text;
 
 /// JSON Lines: one object per line.
 pub struct JsonlSource {
@@ -145,6 +146,7 @@ impl RowSource for JsonlSource {
                     JsonScalar::Number(v) if v.is_finite() => Cell::Number(*v),
                     JsonScalar::Number(_) => Cell::Missing,
                     JsonScalar::Text(s) => Cell::Text(s),
+                    JsonScalar::Bool(b) => Cell::Text(bool_text(*b)),
                     JsonScalar::Nested(kind) => {
                         return Err(self.json_error(format!(
                             "key {key:?} holds {kind}, not a number, string, boolean or null (exclude the column)"
@@ -173,8 +175,10 @@ struct JsonLine(Vec<(String, JsonScalar)>);
 enum JsonScalar {
     /// `null`.
     Null,
-    /// A number, or a boolean as 1/0.
+    /// A number.
     Number(f64),
+    /// A boolean (read as the text `true` / `false`).
+    Bool(bool),
     /// A string.
     Text(String),
     /// An array or object (its kind, for the error message).
@@ -219,7 +223,7 @@ impl<'de> serde::Deserialize<'de> for JsonScalar {
                 Ok(JsonScalar::Null)
             }
             fn visit_bool<E>(self, b: bool) -> Result<JsonScalar, E> {
-                Ok(JsonScalar::Number(if b { 1.0 } else { 0.0 }))
+                Ok(JsonScalar::Bool(b))
             }
             fn visit_i64<E>(self, v: i64) -> Result<JsonScalar, E> {
                 Ok(JsonScalar::Number(v as f64))

@@ -13,9 +13,10 @@
 //!   missing (pandas' defaults); `.tsv` files are tab-separated; a `.gz`
 //!   suffix is decompressed on the fly (`train.csv.gz`).
 //! - JSON Lines: one object per line; blank lines are skipped; a key absent
-//!   from a row is missing in that row; booleans are 1/0; nested arrays and
+//!   from a row is missing in that row; booleans are the text `true`/`false`
+//!   (so are CSV's `True`, `TRUE`, ... as category keys); nested arrays and
 //!   objects are refused (exclude the column).
-//! - Parquet: top-level primitive columns; booleans are 1/0, decimals are
+//! - Parquet: top-level primitive columns; booleans are `true`/`false`, decimals are
 //!   numbers, dates and timestamps are text; nested columns (struct, list,
 //!   map) are skipped and reported by [`RowSource::skipped_columns`]; dates
 //!   are `YYYY-MM-DD` and timestamps RFC 3339 in UTC.
@@ -171,9 +172,10 @@ pub const MAX_COLUMNS: usize = 10_000;
 pub enum Cell<'a> {
     /// Null, empty, a missing-value token, or absent.
     Missing,
-    /// A number from a typed source (JSON number or boolean, Parquet numeric).
+    /// A number from a typed source (JSON number, Parquet numeric).
     Number(f64),
-    /// Text, which may still hold a number (every CSV cell is text).
+    /// Text, which may still hold a number (every CSV cell is text); booleans are
+    /// `true` / `false`.
     Text(&'a str),
 }
 

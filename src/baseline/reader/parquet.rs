@@ -4,6 +4,8 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::baseline::snapshot::bool_text;
+
 use super::{check_duplicates, Cell, ReadError, RowSource, SourcePosition, MAX_COLUMNS};
 
 /// Parquet, read row by row through the record API (no Arrow).
@@ -116,7 +118,7 @@ impl RowSource for ParquetSource {
             let text: String;
             let cell = match field {
                 Field::Null => Cell::Missing,
-                Field::Bool(b) => Cell::Number(if *b { 1.0 } else { 0.0 }),
+                Field::Bool(b) => Cell::Text(bool_text(*b)),
                 Field::Byte(v) => Cell::Number(f64::from(*v)),
                 Field::Short(v) => Cell::Number(f64::from(*v)),
                 Field::Int(v) => Cell::Number(f64::from(*v)),

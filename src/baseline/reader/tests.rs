@@ -3,6 +3,7 @@
 
 use crate::baseline::test_support::*;
 use crate::baseline::*;
+use crate::record::FeatureValue;
 
 #[test]
 fn build_errors_name_the_file_and_the_line_or_column() {
@@ -199,4 +200,59 @@ fn parquet_dates_and_timestamps_are_formatted_without_chrono() {
     // Extreme values do not panic.
     let _ = date(i64::from(i32::MAX));
     let _ = timestamp(i64::MIN, 1_000);
+}
+
+#[test]
+fn booleans_are_one_categorical_type_in_every_format() {
+    // pandas writes True/False to CSV; other tools write true/TRUE; JSON and Parquet carry
+    // typed booleans. All become the categories `true` / `false` (SPEC section 5).
+    let dir = tempfile::tempdir().unwrap();
+    let csv = write(
+        dir.path(),
+        "b.csv",
+        "flag\nTrue\nfalse\nTRUE\nFalse\ntrue\nFALSE\n",
+    );
+    let jsonl = write(
+        dir.path(),
+        "b.jsonl",
+        "{\"flag\": true}\n{\"flag\": false}\n{\"flag\": true}\n{\"flag\": false}\n",
+    );
+    for path in [&csv, &jsonl] {
+        let snap = build_from_file(path, None, &BuildOptions::new("m"), &mut NoProgress).unwrap();
+        let flag = snap.features.get("flag").unwrap();
+        assert_eq!(flag.kind, FeatureType::Categorical, "{}", path.display());
+        let cats = flag.categories.as_ref().unwrap();
+        let mut names: Vec<&str> = cats.names().collect();
+        names.sort_unstable();
+        assert_eq!(names, ["false", "true"], "{}", path.display());
+        assert_eq!(cats.get("true"), Some(&0.5), "{}", path.display());
+    }
+    // Parquet booleans (the fixture's `flag` column is a pandas bool column).
+    let mut source = open_source(&fixture("data.parquet"), None, &[]).unwrap();
+    let col = source.columns().iter().position(|c| c == "flag").unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 50 {
+        let mut cell = None;
+        let more = source
+            .next_row(&mut |i, c| {
+                if i == col {
+                    cell = Some(c.to_feature_value());
+                }
+            })
+            .unwrap();
+        assert!(more);
+        seen.push(cell.unwrap());
+    }
+    assert!(seen
+        .iter()
+        .all(|v| matches!(v, FeatureValue::Text(s) if s == "true" || s == "false")));
+    // Live values take the same key: JSON `true` and the text "True".
+    assert_eq!(
+        category_key(&FeatureValue::from_json(&serde_json::json!(true)).unwrap()).as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        category_key(&FeatureValue::Text("FALSE".into())).as_deref(),
+        Some("false")
+    );
 }

@@ -23,6 +23,7 @@ mod tests;
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use key::bool_text;
 pub use key::category_key;
 pub(crate) use key::{format_number, parse_number, text_category_key, ParsedText};
 pub use named_map::NamedMap;
