@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use super::categorical::{categorical_baseline, CategoricalAcc};
 use super::joint::JointAcc;
 use super::numeric::{numeric_baseline, NumericAcc};
+use super::probability::probability_info;
 use super::{BuildError, BuildOptions};
 use crate::baseline::progress::Progress;
 use crate::baseline::reader::{Cell, RowSource};
@@ -23,6 +24,8 @@ pub(super) enum Role {
     Feature,
     Prediction,
     Target,
+    /// A score column (`--probability`): kept in the joint sample only.
+    Probability,
     Ignored,
 }
 
@@ -101,10 +104,13 @@ impl<'o> Engine<'o> {
             Role::Prediction
         } else if self.roles_from_options && o.target.as_deref() == Some(name) {
             Role::Target
+        } else if self.roles_from_options && o.probability.iter().any(|p| p == name) {
+            Role::Probability
         } else {
             Role::Feature
         };
-        let state = if role == Role::Ignored {
+        let state = if matches!(role, Role::Ignored | Role::Probability) {
+            // Probability columns are only read into the joint sample.
             State::Ignored
         } else if o.categorical.iter().any(|c| c == name) {
             State::Categorical(CategoricalAcc::new(o.category_tracking_limit()))
@@ -204,6 +210,7 @@ impl<'o> Engine<'o> {
         let mut named: Vec<(&'static str, &String)> = Vec::new();
         named.extend(o.prediction.iter().map(|c| ("--prediction", c)));
         named.extend(o.target.iter().map(|c| ("--target", c)));
+        named.extend(o.probability.iter().map(|c| ("--probability", c)));
         named.extend(o.categorical.iter().map(|c| ("--categorical", c)));
         named.extend(o.exclude.iter().map(|c| ("--exclude", c)));
         // A feature called "prediction" (or "target") next to a prediction
@@ -343,9 +350,10 @@ impl<'o> Engine<'o> {
                 Role::Feature => features.push((name, entry)),
                 Role::Prediction => prediction = Some(entry),
                 Role::Target => target = Some(entry),
-                Role::Ignored => {}
+                Role::Ignored | Role::Probability => {}
             }
         }
+        let probability = probability_info(&o.probability, target.as_ref(), prediction.as_ref());
         if features.is_empty() && prediction.is_none() {
             return Err(BuildError::NothingToDescribe {
                 file: file.to_string(),
@@ -373,6 +381,7 @@ impl<'o> Engine<'o> {
             features: NamedMap(features),
             prediction,
             target,
+            probability,
             joint_sample,
         };
         snapshot

@@ -75,8 +75,9 @@ impl JointAcc {
 }
 
 impl Engine<'_> {
-    /// The joint sample of the numeric columns (inputs, prediction, target), rows in input
-    /// order; `prediction_cells` (one per input row) adds a `prediction` column.
+    /// The joint sample of the numeric columns (inputs, prediction, target) in input order,
+    /// then the probability columns in `--probability` order; rows in input order.
+    /// `prediction_cells` (one per input row) adds a `prediction` column.
     pub(super) fn joint_sample(
         &mut self,
         prediction_cells: Option<&[Option<f64>]>,
@@ -91,10 +92,21 @@ impl Engine<'_> {
                 Role::Feature => col.name.clone(),
                 Role::Prediction => "prediction".to_string(),
                 Role::Target => "target".to_string(),
-                Role::Ignored => continue,
+                Role::Probability | Role::Ignored => continue,
             };
             columns.push(name);
             index.push(i);
+        }
+        for p in &self.options.probability {
+            let found = self
+                .columns
+                .iter()
+                .take(JOINT_MAX_COLUMNS)
+                .position(|c| c.role == Role::Probability && &c.name == p);
+            if let Some(i) = found {
+                columns.push(p.clone());
+                index.push(i);
+            }
         }
         if prediction_cells.is_some() {
             columns.push("prediction".to_string());

@@ -33,6 +33,7 @@ mod engine;
 mod joint;
 mod live;
 mod numeric;
+mod probability;
 
 #[cfg(test)]
 mod tests;
@@ -56,8 +57,13 @@ pub struct BuildOptions {
     pub model_version: Option<String>,
     /// Free-text source description; by default the input file and format.
     pub source: Option<String>,
-    /// Column holding the model's prediction (`--prediction`).
+    /// Column holding what the model returns as its prediction, a label or a value
+    /// (`--prediction`).
     pub prediction: Option<String>,
+    /// Score columns (`--probability`, repeatable): one column is the positive class's
+    /// score, several are one per class in class order. Kept in the joint sample (for
+    /// calibration), not described as features.
+    pub probability: Vec<String>,
     /// Column holding the ground truth (`--target`).
     pub target: Option<String>,
     /// Columns treated as categorical even when they hold numbers (`--categorical`).
@@ -83,6 +89,7 @@ impl Default for BuildOptions {
             model_version: None,
             source: None,
             prediction: None,
+            probability: Vec::new(),
             target: None,
             categorical: Vec::new(),
             exclude: Vec::new(),
@@ -139,6 +146,23 @@ impl BuildOptions {
                 if self.exclude.contains(c) {
                     return bad(flag, format!("column {c:?} is also given with --exclude"));
                 }
+            }
+        }
+        for (i, c) in self.probability.iter().enumerate() {
+            if self.prediction.as_ref() == Some(c) || self.target.as_ref() == Some(c) {
+                return bad(
+                    "--probability",
+                    format!("column {c:?} is also the --prediction or --target column"),
+                );
+            }
+            if self.exclude.contains(c) {
+                return bad(
+                    "--probability",
+                    format!("column {c:?} is also given with --exclude"),
+                );
+            }
+            if self.probability[..i].contains(c) {
+                return bad("--probability", format!("column {c:?} is given twice"));
             }
         }
         Ok(())

@@ -141,18 +141,40 @@ pub struct Snapshot {
     /// The ground truth column, when the data had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<FeatureBaseline>,
-    /// A row-aligned sample (numeric features, `prediction`, `target`): the joint
-    /// distribution the per-feature samples cannot give (multivariate anomaly scores,
-    /// calibration). Absent in snapshots built before it existed.
+    /// The model's score columns (`--probability`), whose values are in `joint_sample`
+    /// beside `prediction` and `target` (calibration). Absent when the build named none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probability: Option<ProbabilityInfo>,
+    /// A row-aligned sample (numeric features, `prediction`, `target`, the probability
+    /// columns): the joint distribution the per-feature samples cannot give (multivariate
+    /// anomaly scores, calibration). Absent in snapshots built before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub joint_sample: Option<JointSample>,
+}
+
+/// The model's class scores (`mlmon baseline build --probability COL`, repeatable):
+/// one column is the positive class's score, several are one score per class in class
+/// order. Each column is also a column of the snapshot's `joint_sample`, so (score,
+/// target) pairs can be read row by row. Not input features: they have no drift entry.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbabilityInfo {
+    /// The score columns as named in the input, in class order.
+    pub columns: Vec<String>,
+    /// The class labels (category keys): one per column when there are several; for a
+    /// single column, the two classes `[negative, positive]`. Empty (absent) when the
+    /// build could not tell them (no categorical or integral target or prediction with
+    /// that many classes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<String>,
 }
 
 /// Rows sampled as wholes: one cell per column per row, `null` where the row had no number.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JointSample {
-    /// Column names: numeric input features (by their name), `prediction`, `target`.
+    /// Column names: numeric input features (by their name), `prediction`, `target`,
+    /// then the probability columns (by their name, see [`ProbabilityInfo`]).
     pub columns: Vec<String>,
     /// The rows, each with one cell per column.
     pub rows: Vec<Vec<Option<f64>>>,

@@ -2,9 +2,9 @@
 //! (JSON path, message).
 
 use super::{
-    Bins, EntryRole, FeatureBaseline, FeatureType, JointSample, NamedMap, Quantiles, Snapshot,
-    Thresholds, FORMAT_VERSION, MAX_BINS, MAX_CATEGORIES, MAX_JOINT_CELLS, MAX_SAMPLE_LEN,
-    PROPORTION_SUM_TOLERANCE,
+    Bins, EntryRole, FeatureBaseline, FeatureType, JointSample, NamedMap, ProbabilityInfo,
+    Quantiles, Snapshot, Thresholds, FORMAT_VERSION, MAX_BINS, MAX_CATEGORIES, MAX_JOINT_CELLS,
+    MAX_SAMPLE_LEN, PROPORTION_SUM_TOLERANCE,
 };
 
 impl JointSample {
@@ -16,12 +16,20 @@ impl JointSample {
             let known = match c.as_str() {
                 "prediction" if snapshot.prediction.is_some() => true,
                 "target" if snapshot.target.is_some() => true,
-                name => snapshot.features.get(name).is_some(),
+                name => {
+                    snapshot.features.get(name).is_some()
+                        || snapshot
+                            .probability
+                            .as_ref()
+                            .is_some_and(|p| p.columns.iter().any(|c| c == name))
+                }
             };
             if !known {
                 return Err((
                     at(&format!("columns[{i}]")),
-                    format!("{c:?} is not a feature, prediction or target of this snapshot"),
+                    format!(
+                        "{c:?} is not a feature, prediction, target or probability column of this snapshot"
+                    ),
                 ));
             }
             if !seen.insert(c.as_str()) {
@@ -54,6 +62,54 @@ impl JointSample {
                     at(&format!("rows[{i}][{j}]")),
                     "must be a finite number or null".into(),
                 ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ProbabilityInfo {
+    /// Checks the score columns and classes against their snapshot.
+    fn validate(&self, snapshot: &Snapshot) -> Result<(), (String, String)> {
+        let at = |f: String| format!("probability.{f}");
+        if self.columns.is_empty() {
+            return Err((at("columns".into()), "must name at least one column".into()));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, c) in self.columns.iter().enumerate() {
+            let clash = c.is_empty()
+                || snapshot.features.get(c).is_some()
+                || (c == "prediction" && snapshot.prediction.is_some())
+                || (c == "target" && snapshot.target.is_some());
+            if clash {
+                return Err((
+                    at(format!("columns[{i}]")),
+                    format!("{c:?} must be a non-empty name that is not a feature, the prediction or the target"),
+                ));
+            }
+            if !seen.insert(c.as_str()) {
+                return Err((at(format!("columns[{i}]")), format!("{c:?} appears twice")));
+            }
+        }
+        if !self.classes.is_empty() {
+            let want = if self.columns.len() == 1 {
+                2
+            } else {
+                self.columns.len()
+            };
+            if self.classes.len() != want {
+                return Err((
+                    at("classes".into()),
+                    format!(
+                        "{} classes for {} column(s); expected {want} (one per column, or [negative, positive] for one column)",
+                        self.classes.len(),
+                        self.columns.len()
+                    ),
+                ));
+            }
+            let mut seen = std::collections::HashSet::new();
+            if let Some(i) = self.classes.iter().position(|c| !seen.insert(c.as_str())) {
+                return Err((at(format!("classes[{i}]")), "appears twice".into()));
             }
         }
         Ok(())
@@ -100,6 +156,9 @@ impl Snapshot {
         };
         for (name, role, entry) in self.entries() {
             entry.validate(&prefix(name, role))?;
+        }
+        if let Some(p) = &self.probability {
+            p.validate(self)?;
         }
         if let Some(j) = &self.joint_sample {
             j.validate(self)?;
