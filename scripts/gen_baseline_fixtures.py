@@ -54,7 +54,7 @@ def make_table(rng: np.random.Generator) -> dict:
     income[rng.random(n) < 0.01] = np.nan
     score = np.round(rng.normal(0.0, 1.0, n), 1)  # many ties
     constant = np.full(n, 7.0)
-    flag = (rng.random(n) < 0.3).astype(float)
+    flag = rng.random(n) < 0.3  # a boolean column: one categorical type in every format
     countries = ["US", "DE", "FR", "GB", "IN", "Korea, Republic of", "JP"]
     country = list(rng.choice(countries, n, p=[0.40, 0.20, 0.15, 0.10, 0.07, 0.05, 0.03]))
     for i in np.nonzero(rng.random(n) < 0.02)[0]:
@@ -87,8 +87,10 @@ def make_table(rng: np.random.Generator) -> dict:
     }
 
 
-NUMERIC = ["age", "income", "score", "constant", "flag", "all_missing", "pred", "label"]
-CATEGORICAL = ["country", "zip", "mixed", "early_text", "day"]
+NUMERIC = ["age", "income", "score", "constant", "all_missing", "pred", "label"]
+CATEGORICAL = ["country", "zip", "mixed", "early_text", "day", "flag"]
+# CSV spellings of booleans, cycled by row: pandas writes True/False, other tools true/TRUE.
+CSV_BOOL = [("True", "False"), ("true", "false"), ("TRUE", "FALSE")]
 
 
 def fmt_float(v: float) -> str:
@@ -109,6 +111,8 @@ def write_csv(t: dict, path: str) -> None:
                 cells.append(na_spellings.get(c, ""))
             elif c in NUMERIC:
                 cells.append(fmt_float(v))
+            elif isinstance(v, (bool, np.bool_)):
+                cells.append(CSV_BOOL[i % 3][0 if v else 1])
             elif isinstance(v, date):
                 cells.append(v.isoformat())
             else:
@@ -136,12 +140,12 @@ def write_jsonl(t: dict, path: str) -> None:
                 elif c == "mixed":
                     # Numbers as JSON numbers, text as strings.
                     obj[c] = int(v) if v.isdigit() else v
+                elif isinstance(v, (bool, np.bool_)):
+                    obj[c] = bool(v)  # JSON true/false
                 elif isinstance(v, date):
                     obj[c] = v.isoformat()
                 else:
                     obj[c] = str(v)
-            if i == 3:
-                obj["flag"] = bool(obj["flag"])  # booleans count as 1/0
             f.write(json.dumps(obj) + "\n")
             if i == 10:
                 f.write("\n")  # blank lines are skipped
@@ -196,7 +200,10 @@ def numeric_expectation(values: np.ndarray, n_rows: int) -> dict:
 
 def canonical_key(s: str) -> str:
     """The documented category key: text that is a number becomes the
-    number's shortest decimal form ("01067" -> "1067")."""
+    number's shortest decimal form ("01067" -> "1067"); booleans, and text equal
+    to true/false in any case, become "true" / "false"."""
+    if s.strip().lower() in ("true", "false"):
+        return s.strip().lower()
     try:
         f = float(s)
     except ValueError:
@@ -347,7 +354,13 @@ def main() -> None:
     income = np.asarray(t["income"], dtype=float)
     columns["income"]["sorted_values"] = np.sort(income[~np.isnan(income)]).tolist()
     for c in CATEGORICAL:
-        values = [None if v is None else (v.isoformat() if isinstance(v, date) else v) for v in t[c]]
+        values = [
+            None if v is None
+            else v.isoformat() if isinstance(v, date)
+            else str(bool(v)).lower() if isinstance(v, (bool, np.bool_))
+            else v
+            for v in t[c]
+        ]
         columns[c] = categorical_expectation(values, N)
     expected = {"rows": N, "bins": BINS, "columns": columns}
     with open(os.path.join(OUT, "expected.json"), "w") as f:

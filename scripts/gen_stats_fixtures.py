@@ -20,7 +20,8 @@ mlmon's documented conventions that the expected values follow:
 - NaN and +-inf in samples are dropped before KS / Wasserstein / quantiles / summary
   (scipy would propagate NaN); the expected values are scipy's on the finite values.
 - PSI floors each proportion at 1e-4 without renormalising; an empty window has no PSI.
-- chi-square: expected proportions floored at 1e-4, renormalised, times n.
+- chi-square: over the categories that occur (baseline proportion > 0 or window count > 0);
+  their expected proportions floored at 1e-4, renormalised, times n.
 - ks_2samp with n1 = n2 = 1: scipy's asymptotic p-value is NaN (effective n rounds to
   0); mlmon reports 1.0 (recorded here as "pvalue_mlmon").
 """
@@ -340,18 +341,25 @@ def gen_kstwo(rng: np.random.Generator) -> None:
 
 
 def chi2_case(name, observed, expected) -> dict:
+    """scipy.stats.chisquare over the categories that occur (baseline proportion > 0 or
+    window count > 0); a category with neither adds no term and no degree of freedom
+    (f_exp 0 in the fixture). Occurring proportions are floored at 1e-4, renormalised."""
     observed = [int(o) for o in observed]
+    e = np.asarray(expected, float)
+    o = np.asarray(observed, float)
+    mask = (o > 0) | (e != 0)
     n = sum(observed)
-    if n == 0 or len(observed) < 2:
-        return {"name": name, "observed": observed, "expected": list(map(float, expected)),
-                "f_exp": None, "statistic": None, "pvalue": None, "dof": None}
-    p = np.maximum(np.asarray(expected, float), PSI_FLOOR)
+    none = {"name": name, "observed": observed, "expected": list(map(float, expected)),
+            "f_exp": None, "statistic": None, "pvalue": None, "dof": None}
+    if n == 0 or int(mask.sum()) < 2:
+        return none
+    p = np.where(mask, np.maximum(e, PSI_FLOOR), 0.0)
     p = p / p.sum()
     f_exp = p * n
-    r = stats.chisquare(observed, f_exp)
+    r = stats.chisquare(o[mask], f_exp[mask])
     return {"name": name, "observed": observed, "expected": list(map(float, expected)),
             "f_exp": f_exp.tolist(), "statistic": float(r.statistic),
-            "pvalue": float(r.pvalue), "dof": len(observed) - 1}
+            "pvalue": float(r.pvalue), "dof": int(mask.sum()) - 1}
 
 
 def gen_chi2(rng: np.random.Generator) -> None:
@@ -366,6 +374,13 @@ def gen_chi2(rng: np.random.Generator) -> None:
     cases.append(chi2_case("empty_window", [0, 0, 0], [0.2, 0.3, 0.5]))
     cases.append(chi2_case("single_category", [10], [1.0]))
     cases.append(chi2_case("huge_statistic", [0, 100000], [0.999, 0.001]))
+    # An empty zero-expected category (the drift engine's `__other__`) anywhere in the
+    # vector adds no term and no degree of freedom: identical data gives p = 1.
+    cases.append(chi2_case("identical_50_50_empty_other", [50, 50, 0], [0.5, 0.5, 0.0]))
+    cases.append(chi2_case("empty_zero_category_in_the_middle", [30, 0, 70], [0.3, 0.0, 0.7]))
+    cases.append(chi2_case("baseline_category_absent_from_window", [100, 0, 0],
+                           [0.5, 0.5, 0.0]))
+    cases.append(chi2_case("one_occurring_category", [10, 0], [1.0, 0.0]))
     for i in range(12):
         k = int(rng.integers(2, 40))
         p = rng.dirichlet(np.ones(k) * rng.uniform(0.2, 3))

@@ -90,14 +90,19 @@ pub struct BuildArgs {
     /// Model name recorded in the snapshot.
     #[arg(long, default_value = "default")]
     pub model: String,
-    /// Column holding the model's prediction (stored as the `prediction` entry).
+    /// Column holding what the model returns as its prediction, a label or a value
+    /// (stored as the `prediction` entry).
     #[arg(long)]
     pub prediction: Option<String>,
+    /// Score column (repeatable): one column = the positive class's score, several = one
+    /// per class in class order. Kept in the joint sample for calibration, not a feature.
+    #[arg(long)]
+    pub probability: Vec<String>,
     /// Column holding the ground truth.
     #[arg(long)]
     pub target: Option<String>,
-    /// Treat this column as categorical (repeatable).
-    #[arg(long)]
+    /// Treat these columns as categorical (repeatable, or a comma-separated list).
+    #[arg(long, value_delimiter = ',')]
     pub categorical: Vec<String>,
     /// Leave this column out (repeatable).
     #[arg(long)]
@@ -131,6 +136,10 @@ pub struct DriftArgs {
     /// Input format (default: from the file extension).
     #[arg(long)]
     pub format: Option<crate::baseline::InputFormat>,
+    /// Column holding the model's prediction, compared with the baseline's `prediction`
+    /// entry (default: a column named `prediction`).
+    #[arg(long)]
+    pub prediction: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = DriftOutput::Table)]
     pub output: DriftOutput,
@@ -217,6 +226,7 @@ pub fn run(cli: Cli) -> ExitCode {
 fn baseline_build(args: BuildArgs) -> ExitCode {
     let mut options = crate::baseline::BuildOptions::new(args.model);
     options.prediction = args.prediction;
+    options.probability = args.probability;
     options.target = args.target;
     options.categorical = args.categorical;
     options.exclude = args.exclude;
@@ -270,11 +280,16 @@ fn drift(args: DriftArgs) -> ExitCode {
         Err(e) => return fail3(&e),
     };
     let _guard = rt.enter();
-    let report =
-        match crate::drift::offline::drift_of_file(snapshot, &args.input, args.format, &cfg) {
-            Ok(r) => r,
-            Err(e) => return fail3(&e),
-        };
+    let report = match crate::drift::offline::drift_of_file(
+        snapshot,
+        &args.input,
+        args.format,
+        args.prediction.as_deref(),
+        &cfg,
+    ) {
+        Ok(r) => r,
+        Err(e) => return fail3(&e),
+    };
     match args.output {
         DriftOutput::Table => print!("{}", crate::drift::offline::render_table(&report)),
         DriftOutput::Json => match serde_json::to_string_pretty(&report) {
@@ -308,4 +323,60 @@ fn init_logging(level: &str, format: LogFormat) {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{BaselineCommand, Cli, Command};
+
+    #[test]
+    fn build_flags_split_prediction_from_probability_and_take_comma_lists() {
+        let cli = Cli::try_parse_from([
+            "mlmon",
+            "baseline",
+            "build",
+            "--input",
+            "t.csv",
+            "--output",
+            "b.json",
+            "--prediction",
+            "yhat",
+            "--probability",
+            "p_a",
+            "--probability",
+            "p_b",
+            "--categorical",
+            "zip,country",
+            "--categorical",
+            "segment",
+        ])
+        .unwrap();
+        let Command::Baseline(BaselineCommand::Build(b)) = cli.command else {
+            panic!("not a build");
+        };
+        assert_eq!(b.prediction.as_deref(), Some("yhat"));
+        assert_eq!(b.probability, ["p_a", "p_b"]);
+        assert_eq!(b.categorical, ["zip", "country", "segment"]);
+    }
+
+    #[test]
+    fn drift_takes_the_prediction_column() {
+        let cli = Cli::try_parse_from([
+            "mlmon",
+            "drift",
+            "--baseline",
+            "b.json",
+            "--input",
+            "x.csv",
+            "--prediction",
+            "yhat",
+        ])
+        .unwrap();
+        let Command::Drift(d) = cli.command else {
+            panic!("not drift");
+        };
+        assert_eq!(d.prediction.as_deref(), Some("yhat"));
+    }
 }

@@ -32,7 +32,8 @@ impl FeatureValue {
     pub fn from_json(v: &serde_json::Value) -> Option<FeatureValue> {
         match v {
             serde_json::Value::Null => Some(FeatureValue::Missing),
-            serde_json::Value::Bool(b) => Some(FeatureValue::Number(if *b { 1.0 } else { 0.0 })),
+            // Booleans are one type everywhere (SPEC section 5): the category `true`/`false`.
+            serde_json::Value::Bool(b) => Some(FeatureValue::Text(b.to_string())),
             serde_json::Value::Number(n) => Some(match n.as_f64() {
                 Some(f) if f.is_finite() => FeatureValue::Number(f),
                 _ => FeatureValue::Missing,

@@ -96,3 +96,62 @@ impl Progress for TerminalProgress {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::baseline::test_support::*;
+    use crate::baseline::{build_from_file, BuildOptions};
+
+    #[derive(Default)]
+    struct Recorder {
+        events: Vec<String>,
+    }
+
+    impl Progress for Recorder {
+        fn start(&mut self, label: &str, total: Option<u64>, bytes: bool) {
+            self.events.push(format!("start {label} {total:?} {bytes}"));
+        }
+        fn update(&mut self, done: u64) {
+            self.events.push(format!("update {done}"));
+        }
+        fn finish(&mut self) {
+            self.events.push("finish".into());
+        }
+    }
+
+    #[test]
+    fn progress_is_reported_per_pass() {
+        let size = std::fs::metadata(fixture("data.csv")).unwrap().len();
+        // One pass when every column fits the quantile sample and no column
+        // turns categorical late ("mixed" does).
+        let mut rec = Recorder::default();
+        let opts = BuildOptions {
+            exclude: vec!["dropme".into(), "mixed".into()],
+            ..fixture_options()
+        };
+        build_from_file(&fixture("data.csv"), None, &opts, &mut rec).unwrap();
+        assert_eq!(
+            rec.events,
+            vec![format!("start reading Some({size}) true"), "finish".into()]
+        );
+
+        // A second pass shows as a second bar; Parquet counts rows.
+        let mut rec = Recorder::default();
+        let opts = BuildOptions {
+            quantile_sample_size: 100,
+            sample_size: 10,
+            ..fixture_options()
+        };
+        build_from_file(&fixture("data.parquet"), None, &opts, &mut rec).unwrap();
+        assert_eq!(
+            rec.events,
+            vec![
+                "start reading Some(2000) false".to_string(),
+                "finish".into(),
+                "start counting bins Some(2000) false".into(),
+                "finish".into()
+            ]
+        );
+    }
+}

@@ -230,4 +230,52 @@ mod tests {
         assert_eq!(group_thousands(999), "999");
         assert_eq!(shorten("abcdef", 4), "abc…");
     }
+
+    use crate::baseline::test_support::*;
+
+    #[test]
+    fn show_summarises_model_rows_and_features() {
+        let snap = build("data.csv", &fixture_options());
+        let text = super::render(&snap, "baseline.json");
+        let exp = expected();
+        assert!(
+            text.starts_with("Baseline snapshot baseline.json\n"),
+            "{text}"
+        );
+        assert!(text.contains("  model       credit-risk\n"), "{text}");
+        assert!(
+            text.contains(&format!("  id          {}\n", snap.id)),
+            "{text}"
+        );
+        assert!(text.contains("  rows        2,000\n"), "{text}");
+        assert!(text.contains("Features (11)"), "{text}");
+        let line = |name: &str| {
+            text.lines()
+                .find(|l| l.trim_start().starts_with(&format!("{name} ")))
+                .unwrap_or_else(|| panic!("no line for {name}:\n{text}"))
+                .to_string()
+        };
+        let age = line("age");
+        let missing = format!("{:.1}%", f(&exp["columns"]["age"]["missing_ratio"]) * 100.0);
+        assert!(age.contains("numeric") && age.contains(&missing), "{age}");
+        assert!(
+            age.contains(&format!("{:.2}", f(&exp["columns"]["age"]["mean"]))),
+            "{age}"
+        );
+        assert!(
+            age.contains(" 10 ") && age.trim_end().ends_with("1934"),
+            "{age}"
+        );
+        let country = line("country");
+        assert!(
+            country.contains("categorical") && country.contains("US 39%, DE 21%, FR 15%, +4 more"),
+            "{country}"
+        );
+        assert!(text.contains("Prediction and target"), "{text}");
+        assert!(line("prediction").contains("numeric"));
+        assert!(
+            text.contains("Notes\n") && text.contains("  - mixed: treated as categorical"),
+            "{text}"
+        );
+    }
 }

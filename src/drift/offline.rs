@@ -2,8 +2,9 @@
 //!
 //! The rows are pushed through the same [`DriftEngine`] the sidecar runs (one window
 //! holding the whole batch, the same `drift.sample_size` reservoir), so the numbers are
-//! the ones the sidecar would export for that traffic. A column named `prediction` is
-//! compared with the baseline's output entry.
+//! the ones the sidecar would export for that traffic. The prediction column
+//! (`--prediction COL`, default a column named `prediction`) is compared with the
+//! baseline's output entry.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -31,13 +32,16 @@ pub enum OfflineError {
     Baseline(String),
 }
 
-/// Computes the drift of the rows in `input` against `snapshot`.
+/// Computes the drift of the rows in `input` against `snapshot`; the column named
+/// `prediction_column` (default `prediction`) holds the model's output.
 pub fn drift_of_file(
     snapshot: Snapshot,
     input: &Path,
     format: Option<InputFormat>,
+    prediction_column: Option<&str>,
     cfg: &Config,
 ) -> Result<ModelDriftReport, OfflineError> {
+    let prediction_column = prediction_column.unwrap_or(PREDICTION);
     let mut cfg = cfg.clone();
     // One window that holds the whole batch.
     cfg.drift.window = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -58,7 +62,7 @@ pub fn drift_of_file(
         let done = row.is_none();
         if let Some(mut row) = row {
             if has_output {
-                if let Some(i) = row.values.iter().position(|(n, _)| n == PREDICTION) {
+                if let Some(i) = row.values.iter().position(|(n, _)| n == prediction_column) {
                     let (_, value) = row.values.remove(i);
                     batch.predictions.push(Prediction {
                         value,

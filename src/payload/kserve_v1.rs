@@ -276,7 +276,7 @@ mod tests {
             vec![
                 ("age".to_string(), FeatureValue::Missing),
                 ("city".to_string(), text("Rome")),
-                ("vip".to_string(), num(0.0))
+                ("vip".to_string(), text("false"))
             ]
         );
         assert_eq!(parsed.predictions[1].value, text("no"));

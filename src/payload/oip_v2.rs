@@ -16,7 +16,7 @@
 //!   input of shape `[N]` or `[N, 1]` is the column named after it. All inputs must share N.
 //!   Inputs with more than one value per row (`[N, k]`, k > 1) are not features and are
 //!   skipped, as a pandas column of lists would be.
-//! - `BYTES` data are text values; `BOOL` are 0/1.
+//! - `BYTES` data are text values; `BOOL` are the text `true` / `false`.
 //!
 //! Response predictions: the prediction output is the first output named `predict`,
 //! `prediction(s)`, `output_label`, `label(s)`, `class(es)`, `output-0`, `output_0`, `output0`,
@@ -34,7 +34,7 @@ use crate::record::{FeatureValue, Prediction, Row};
 use super::json::Json;
 use super::predict::{is_distribution, scores_prediction};
 use super::rows::{cell, check_columns, check_rows, ColumnNames, Table};
-use super::tensor::{as_matrix, dims, element_count, flatten};
+use super::tensor::Tensor;
 use super::{Context, PayloadError, Side};
 
 const VALUE_OUTPUTS: [&str; 14] = [
@@ -80,16 +80,13 @@ pub(crate) fn looks_like(req: &Json<'_>) -> bool {
     }
 }
 
-/// One decoded tensor.
-struct Tensor<'j, 'a> {
+/// One decoded input or output: its name and the shared [`Tensor`].
+struct Named<'j, 'a> {
     name: &'j str,
-    /// Dimensions, with a `BYTES` byte-length dimension removed.
-    dims: Vec<usize>,
-    /// The elements, row-major.
-    data: Vec<&'j Json<'a>>,
+    tensor: Tensor<'j, 'a>,
 }
 
-impl<'j, 'a> Tensor<'j, 'a> {
+impl<'j, 'a> Named<'j, 'a> {
     fn decode(side: Side, t: &'j Json<'a>, what: &str) -> Result<Self, PayloadError> {
         let unrecognized = |detail: String| PayloadError::UnrecognizedFormat { side, detail };
         if t.as_object().is_none() {
@@ -106,41 +103,12 @@ impl<'j, 'a> Tensor<'j, 'a> {
         let shape = t
             .get("shape")
             .ok_or_else(|| unrecognized(format!("{what} has no `shape`")))?;
-        let mut dims = dims(side, shape, &what)?;
-        let expected = element_count(side, &dims)?;
         let data = t
             .get("data")
             .ok_or_else(|| unrecognized(format!("{what} has no `data`")))?;
-        let data = flatten(side, data)?;
-        if data.len() != expected {
-            let is_bytes = t.get("datatype").and_then(Json::as_str) == Some("BYTES");
-            let without_last = dims.split_last().map(|(_, rest)| rest);
-            match without_last {
-                Some(rest) if is_bytes && element_count(side, rest)? == data.len() => {
-                    dims.pop();
-                }
-                _ => {
-                    return Err(PayloadError::ShapeMismatch {
-                        side,
-                        detail: format!(
-                            "{what}: shape {dims:?} holds {expected} values but `data` has {}",
-                            data.len()
-                        ),
-                    })
-                }
-            }
-        }
-        Ok(Tensor { name, dims, data })
-    }
-
-    /// Leading dimension (rows); a scalar tensor is one row.
-    fn rows(&self) -> usize {
-        self.dims.first().copied().unwrap_or(1)
-    }
-
-    /// Values per row.
-    fn width(&self) -> usize {
-        self.dims.iter().skip(1).product()
+        let bytes = t.get("datatype").and_then(Json::as_str) == Some("BYTES");
+        let tensor = Tensor::decode(side, &what, shape, data, "data", bytes)?;
+        Ok(Named { name, tensor })
     }
 }
 
@@ -163,7 +131,7 @@ pub(crate) fn request_rows(ctx: &Context<'_>, req: &Json<'_>) -> Result<Vec<Row>
     let tensors = inputs
         .iter()
         .enumerate()
-        .map(|(i, t)| Tensor::decode(side, t, &format!("inputs[{i}]")))
+        .map(|(i, t)| Named::decode(side, t, &format!("inputs[{i}]")))
         .collect::<Result<Vec<_>, _>>()?;
     let pandas = req
         .get("parameters")
@@ -172,17 +140,17 @@ pub(crate) fn request_rows(ctx: &Context<'_>, req: &Json<'_>) -> Result<Vec<Row>
         == Some("pd");
 
     match tensors.as_slice() {
-        [only] if !pandas && only.dims.len() >= 2 => matrix_rows(ctx, only),
+        [only] if !pandas && only.tensor.dims.len() >= 2 => matrix_rows(ctx, only),
         _ => column_rows(&tensors),
     }
 }
 
 /// One `[N, F]` tensor: N rows of F positional columns.
-fn matrix_rows(ctx: &Context<'_>, t: &Tensor<'_, '_>) -> Result<Vec<Row>, PayloadError> {
+fn matrix_rows(ctx: &Context<'_>, t: &Named<'_, '_>) -> Result<Vec<Row>, PayloadError> {
     let side = Side::Request;
-    let (n, f) = as_matrix(&t.dims).ok_or_else(|| PayloadError::NotTabular {
+    let (n, f) = t.tensor.matrix().ok_or_else(|| PayloadError::NotTabular {
         side,
-        detail: format!("input `{}` has shape {:?}", t.name, t.dims),
+        detail: format!("input `{}` has shape {:?}", t.name, t.tensor.dims),
     })?;
     let mut names = ctx.fallback_names();
     if f == 1 && names.listed(0).is_none() {
@@ -192,9 +160,7 @@ fn matrix_rows(ctx: &Context<'_>, t: &Tensor<'_, '_>) -> Result<Vec<Row>, Payloa
     table.check_width(f)?;
     for r in 0..n {
         let mut values = Vec::with_capacity(f);
-        let start = r * f;
-        let cells = t.data.get(start..start + f).unwrap_or_default();
-        for (c, item) in cells.iter().enumerate() {
+        for (c, item) in t.tensor.row(r, f).iter().enumerate() {
             let fv = cell(item).ok_or_else(|| PayloadError::NotTabular {
                 side,
                 detail: format!("input `{}` holds a {} element", t.name, item.kind()),
@@ -207,27 +173,27 @@ fn matrix_rows(ctx: &Context<'_>, t: &Tensor<'_, '_>) -> Result<Vec<Row>, Payloa
 }
 
 /// One input per feature.
-fn column_rows(tensors: &[Tensor<'_, '_>]) -> Result<Vec<Row>, PayloadError> {
+fn column_rows(tensors: &[Named<'_, '_>]) -> Result<Vec<Row>, PayloadError> {
     let side = Side::Request;
-    let n = tensors.first().map_or(0, Tensor::rows);
-    if let Some(other) = tensors.iter().find(|t| t.rows() != n) {
+    let n = tensors.first().map_or(0, |t| t.tensor.rows());
+    if let Some(other) = tensors.iter().find(|t| t.tensor.rows() != n) {
         return Err(PayloadError::ShapeMismatch {
             side,
             detail: format!(
                 "input `{}` has {} rows but input `{}` has {n}",
                 other.name,
-                other.rows(),
+                other.tensor.rows(),
                 tensors[0].name
             ),
         });
     }
-    let columns: Vec<&Tensor<'_, '_>> = tensors.iter().filter(|t| t.width() == 1).collect();
+    let columns: Vec<&Named<'_, '_>> = tensors.iter().filter(|t| t.tensor.width() == 1).collect();
     let mut table = Table::with_expected_rows(side, n)?;
     table.check_width(columns.len())?;
     for r in 0..n {
         let mut values = Vec::with_capacity(columns.len());
         for t in &columns {
-            if let Some(fv) = t.data.get(r).and_then(|item| cell(item)) {
+            if let Some(fv) = t.tensor.data.get(r).and_then(|item| cell(item)) {
                 values.push((t.name.to_owned(), fv));
             }
         }
@@ -265,22 +231,12 @@ pub(crate) fn response_predictions(
     let primary_index = named(&VALUE_OUTPUTS).unwrap_or(0);
     let proba_index = named(&PROBABILITY_OUTPUTS).filter(|&i| i != primary_index);
 
-    let primary = Tensor::decode(
+    let primary = Named::decode(
         side,
         &outputs[primary_index],
         &format!("outputs[{primary_index}]"),
     )?;
-    let (n, width) = match (primary.rows(), primary.dims.len()) {
-        (n, _) if n == rows => (n, primary.width()),
-        // A single row may come back as a rank-1 vector of class scores.
-        (c, 1) if rows == 1 => (1, c),
-        (n, _) => {
-            return Err(PayloadError::PredictionCountMismatch {
-                rows,
-                predictions: n,
-            })
-        }
-    };
+    let (n, width) = primary.tensor.per_row(rows)?;
     let probabilities = match proba_index {
         Some(i) if width == 1 => probability_rows(&outputs[i], i, rows),
         _ => None,
@@ -288,9 +244,7 @@ pub(crate) fn response_predictions(
 
     let mut predictions = Vec::with_capacity(n);
     for r in 0..n {
-        let start = r * width;
-        let slice = primary.data.get(start..start + width).unwrap_or_default();
-        let prediction = match slice {
+        let prediction = match primary.tensor.row(r, width) {
             [] => Prediction {
                 value: FeatureValue::Missing,
                 probabilities: None,
@@ -325,7 +279,9 @@ pub(crate) fn response_predictions(
 /// Per-row score vectors of a probability output, when it is well formed; a malformed
 /// optional output is ignored rather than failing the predictions.
 fn probability_rows(t: &Json<'_>, index: usize, rows: usize) -> Option<Vec<Vec<f64>>> {
-    let t = Tensor::decode(Side::Response, t, &format!("outputs[{index}]")).ok()?;
+    let t = Named::decode(Side::Response, t, &format!("outputs[{index}]"))
+        .ok()?
+        .tensor;
     let width = t.width();
     if t.rows() != rows || width < 2 {
         return None;
@@ -568,7 +524,7 @@ mod tests {
         let req = br#"{"inputs": [{"name": "flag", "shape": [3], "datatype": "BOOL", "data": [true, false, null]}]}"#;
         let parsed = parse_with(&cfg(), "/", req, NO_RESPONSE, &[]).unwrap();
         let flags: Vec<_> = parsed.rows.iter().map(|r| r.values[0].1.clone()).collect();
-        assert_eq!(flags, [num(1.0), num(0.0), FeatureValue::Missing]);
+        assert_eq!(flags, [text("true"), text("false"), FeatureValue::Missing]);
     }
 
     #[test]

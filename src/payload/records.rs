@@ -54,7 +54,7 @@ mod tests {
                 ("age".to_string(), num(42.0)),
                 ("income".to_string(), num(52000.5)),
                 ("segment".to_string(), text("gold")),
-                ("churned_before".to_string(), num(0.0))
+                ("churned_before".to_string(), text("false"))
             ]
         );
         assert_eq!(parsed.rows[2].get("income"), Some(&FeatureValue::Missing));

@@ -129,7 +129,7 @@ pub(crate) fn check_values(side: Side, values: usize) -> Result<(), PayloadError
 pub(crate) fn scalar(v: &Json<'_>) -> Option<FeatureValue> {
     Some(match v {
         Json::Null => FeatureValue::Missing,
-        Json::Bool(b) => FeatureValue::Number(if *b { 1.0 } else { 0.0 }),
+        Json::Bool(b) => FeatureValue::Text(b.to_string()),
         Json::Num(n) if n.is_finite() => FeatureValue::Number(*n),
         Json::Num(_) => FeatureValue::Missing,
         Json::Str(s) => FeatureValue::Text(s.to_string()),
@@ -351,7 +351,10 @@ mod tests {
         assert_eq!(cell(&one), Some(FeatureValue::Text("FEB".into())));
         let two = Json::Arr(vec![Json::Num(1.0), Json::Num(2.0)]);
         assert_eq!(cell(&two), None);
-        assert_eq!(cell(&Json::Bool(true)), Some(FeatureValue::Number(1.0)));
+        assert_eq!(
+            cell(&Json::Bool(true)),
+            Some(FeatureValue::Text("true".into()))
+        );
         assert_eq!(cell(&Json::Null), Some(FeatureValue::Missing));
     }
 

@@ -25,7 +25,7 @@ use super::rows::{
     label_value, positional_row, rows_from_value, scalar, single_value_row, ColumnNames,
     ScalarList, Table,
 };
-use super::tensor::{as_matrix, dims, element_count, flatten};
+use super::tensor::Tensor;
 use super::{Context, PayloadError, Side};
 
 /// Whether a request body is in this format.
@@ -109,23 +109,19 @@ fn names<'j>(data: &'j Json<'_>) -> Vec<&'j str> {
         .unwrap_or_default()
 }
 
-struct Matrix<'j, 'a> {
-    rows: usize,
-    cols: usize,
-    values: Vec<&'j Json<'a>>,
-}
-
-fn tensor_matrix<'j, 'a>(side: Side, tensor: &'j Json<'a>) -> Result<Matrix<'j, 'a>, PayloadError> {
+/// A Seldon `tensor` (`shape` and flat or nested `values`) as a `rows × cols` matrix.
+fn tensor_matrix<'j, 'a>(
+    side: Side,
+    tensor: &'j Json<'a>,
+) -> Result<(Tensor<'j, 'a>, usize, usize), PayloadError> {
     let shape = tensor
         .get("shape")
         .ok_or_else(|| PayloadError::UnrecognizedFormat {
             side,
             detail: "Seldon `tensor` has no `shape`".into(),
         })?;
-    let dims = dims(side, shape, "tensor")?;
-    let expected = element_count(side, &dims)?;
     let values = match tensor.get("values") {
-        Some(v @ Json::Arr(_)) => flatten(side, v)?,
+        Some(v @ Json::Arr(_)) => v,
         _ => {
             return Err(PayloadError::UnrecognizedFormat {
                 side,
@@ -133,32 +129,25 @@ fn tensor_matrix<'j, 'a>(side: Side, tensor: &'j Json<'a>) -> Result<Matrix<'j, 
             })
         }
     };
-    if values.len() != expected {
-        return Err(PayloadError::ShapeMismatch {
-            side,
-            detail: format!(
-                "tensor shape {dims:?} holds {expected} values but `values` has {}",
-                values.len()
-            ),
-        });
-    }
-    let (rows, cols) = as_matrix(&dims)
-        .ok_or_else(|| not_tabular(side, &format!("tensor shape {dims:?} has rank > 2")))?;
-    Ok(Matrix { rows, cols, values })
+    let t = Tensor::decode(side, "tensor", shape, values, "values", false)?;
+    let (rows, cols) = t
+        .matrix()
+        .ok_or_else(|| not_tabular(side, &format!("tensor shape {:?} has rank > 2", t.dims)))?;
+    Ok((t, rows, cols))
 }
 
 fn tensor_rows(tensor: &Json<'_>, names: &mut ColumnNames<'_>) -> Result<Vec<Row>, PayloadError> {
     let side = Side::Request;
-    let m = tensor_matrix(side, tensor)?;
-    let mut table = Table::with_expected_rows(side, m.rows)?;
-    table.check_width(m.cols)?;
-    if m.cols == 0 {
-        for _ in 0..m.rows {
+    let (t, rows, cols) = tensor_matrix(side, tensor)?;
+    let mut table = Table::with_expected_rows(side, rows)?;
+    table.check_width(cols)?;
+    if cols == 0 {
+        for _ in 0..rows {
             table.push(Row::default())?;
         }
         return Ok(table.into_rows());
     }
-    for chunk in m.values.chunks(m.cols) {
+    for chunk in t.data.chunks(cols) {
         let row = positional_row(&table, chunk.iter().copied(), names)?;
         table.push(row)?;
     }
@@ -177,25 +166,14 @@ pub(crate) fn response_predictions(
             return ndarray_predictions(nd, rows, labels.as_deref());
         }
         if let Some(tensor) = data.get("tensor") {
-            let m = tensor_matrix(side, tensor)?;
-            let (n, width) = match (
-                m.rows,
-                tensor.get("shape").and_then(Json::as_array).map(<[_]>::len),
-            ) {
-                (n, _) if n == rows => (n, m.cols),
-                (c, Some(1)) if rows == 1 => (1, c),
-                (n, _) => {
-                    return Err(PayloadError::PredictionCountMismatch {
-                        rows,
-                        predictions: n,
-                    })
-                }
-            };
+            let (t, _, _) = tensor_matrix(side, tensor)?;
+            let (n, width) = t.per_row(rows)?;
             let mut out = Vec::with_capacity(n);
             for r in 0..n {
-                let start = r * width;
-                let row = m.values.get(start..start + width).unwrap_or_default();
-                out.push(row_prediction(row.iter().copied(), labels.as_deref())?);
+                out.push(row_prediction(
+                    t.row(r, width).iter().copied(),
+                    labels.as_deref(),
+                )?);
             }
             return Ok(out);
         }

@@ -1,11 +1,95 @@
-//! Shape handling for tensor-shaped bodies (OIP `inputs[]`/`outputs[]`, Seldon `tensor`):
-//! validated dimensions, bounded flattening, and the `[rows, columns]` view of a shape.
+//! The tensor decoder shared by the tensor-shaped formats (OIP `inputs[]`/`outputs[]`, Seldon
+//! `tensor`): [`Tensor::decode`] validates the dimensions, flattens the data (bounded) and
+//! checks that both agree; [`Tensor::per_row`] matches a response tensor to the request rows.
 
 use super::json::Json;
 use super::{PayloadError, Side, MAX_VALUES};
 
+/// A decoded tensor: its dimensions and its elements in row-major order.
+#[derive(Debug)]
+pub(crate) struct Tensor<'j, 'a> {
+    /// Dimensions (with a `BYTES` byte-length dimension removed, see [`Tensor::decode`]).
+    pub(crate) dims: Vec<usize>,
+    /// The elements, row-major.
+    pub(crate) data: Vec<&'j Json<'a>>,
+}
+
+impl<'j, 'a> Tensor<'j, 'a> {
+    /// Reads `shape` and the (flat or nested) `data`, whose element count must equal the
+    /// product of the shape. With `bytes_length_dim`, data one dimension short is accepted
+    /// and the last dimension dropped (a `BYTES` tensor may carry its byte length as the last
+    /// dimension, as MLServer's string codec does). `what` names the tensor and `data_field`
+    /// its data member in messages.
+    pub(crate) fn decode(
+        side: Side,
+        what: &str,
+        shape: &Json<'_>,
+        data: &'j Json<'a>,
+        data_field: &str,
+        bytes_length_dim: bool,
+    ) -> Result<Self, PayloadError> {
+        let mut dims = dims(side, shape, what)?;
+        let expected = element_count(side, &dims)?;
+        let data = flatten(side, data)?;
+        if data.len() != expected {
+            match dims.split_last().map(|(_, rest)| rest) {
+                Some(rest) if bytes_length_dim && element_count(side, rest)? == data.len() => {
+                    dims.pop();
+                }
+                _ => {
+                    return Err(PayloadError::ShapeMismatch {
+                        side,
+                        detail: format!(
+                        "{what}: shape {dims:?} holds {expected} values but `{data_field}` has {}",
+                        data.len()
+                    ),
+                    })
+                }
+            }
+        }
+        Ok(Tensor { dims, data })
+    }
+
+    /// Leading dimension (rows); a scalar tensor is one row.
+    pub(crate) fn rows(&self) -> usize {
+        self.dims.first().copied().unwrap_or(1)
+    }
+
+    /// Values per row.
+    pub(crate) fn width(&self) -> usize {
+        self.dims.iter().skip(1).product()
+    }
+
+    /// The `rows × columns` view of the shape ([`as_matrix`]).
+    pub(crate) fn matrix(&self) -> Option<(usize, usize)> {
+        as_matrix(&self.dims)
+    }
+
+    /// The elements of row `r` when rows hold `width` values (empty past the end).
+    pub(crate) fn row(&self, r: usize, width: usize) -> &[&'j Json<'a>] {
+        let start = r.saturating_mul(width);
+        self.data
+            .get(start..start.saturating_add(width))
+            .unwrap_or_default()
+    }
+
+    /// A response tensor against `rows` request rows: `(rows, values per row)`. Its first
+    /// dimension must equal `rows`, except that a lone row may come back as a rank-1 vector
+    /// (one row of that many values, e.g. class scores).
+    pub(crate) fn per_row(&self, rows: usize) -> Result<(usize, usize), PayloadError> {
+        match (self.rows(), self.dims.len()) {
+            (n, _) if n == rows => Ok((n, self.width())),
+            (c, 1) if rows == 1 => Ok((1, c)),
+            (n, _) => Err(PayloadError::PredictionCountMismatch {
+                rows,
+                predictions: n,
+            }),
+        }
+    }
+}
+
 /// Reads a `shape` array: every dimension a non-negative integer.
-pub(crate) fn dims(side: Side, shape: &Json<'_>, what: &str) -> Result<Vec<usize>, PayloadError> {
+fn dims(side: Side, shape: &Json<'_>, what: &str) -> Result<Vec<usize>, PayloadError> {
     let items = shape
         .as_array()
         .ok_or_else(|| PayloadError::UnrecognizedFormat {
@@ -43,7 +127,7 @@ pub(crate) fn dims(side: Side, shape: &Json<'_>, what: &str) -> Result<Vec<usize
 }
 
 /// The number of elements of a shape, bounded by [`MAX_VALUES`] (no overflow).
-pub(crate) fn element_count(side: Side, dims: &[usize]) -> Result<usize, PayloadError> {
+fn element_count(side: Side, dims: &[usize]) -> Result<usize, PayloadError> {
     let mut n: usize = 1;
     for &d in dims {
         n = n.checked_mul(d).ok_or(PayloadError::TooManyValues {
@@ -64,10 +148,7 @@ pub(crate) fn element_count(side: Side, dims: &[usize]) -> Result<usize, Payload
 
 /// The leaves of a (possibly nested) `data` value in row-major order; a scalar is one leaf.
 /// Fails past [`MAX_VALUES`] leaves.
-pub(crate) fn flatten<'j, 'a>(
-    side: Side,
-    data: &'j Json<'a>,
-) -> Result<Vec<&'j Json<'a>>, PayloadError> {
+fn flatten<'j, 'a>(side: Side, data: &'j Json<'a>) -> Result<Vec<&'j Json<'a>>, PayloadError> {
     let mut out = Vec::new();
     match data {
         Json::Arr(items) => {
@@ -105,7 +186,7 @@ fn push_leaves<'j, 'a>(
 
 /// A shape seen as `rows × columns`: `[]` is 1×1, `[n]` is n×1, `[n, f]` is n×f, and
 /// `[n, f, 1, …]` is n×f. `None` for other shapes of rank > 2.
-pub(crate) fn as_matrix(dims: &[usize]) -> Option<(usize, usize)> {
+fn as_matrix(dims: &[usize]) -> Option<(usize, usize)> {
     match dims {
         [] => Some((1, 1)),
         [n] => Some((*n, 1)),
@@ -187,6 +268,54 @@ mod tests {
             .collect();
         assert_eq!(leaves, [1.0, 2.0, 3.0, 4.0, 5.0]);
         assert_eq!(flatten(Side::Request, &json("\"hi\"")).unwrap().len(), 1);
+    }
+
+    fn decode<'j>(
+        shape: &str,
+        data: &'j Json<'static>,
+        bytes: bool,
+    ) -> Result<Tensor<'j, 'static>, PayloadError> {
+        Tensor::decode(Side::Request, "t", &json(shape), data, "data", bytes)
+    }
+
+    #[test]
+    fn decode_checks_shape_against_data_and_drops_a_bytes_length() {
+        let data = json("[[1, 2, 3], [4, 5, 6]]");
+        let t = decode("[2, 3]", &data, false).unwrap();
+        assert_eq!((t.rows(), t.width(), t.matrix()), (2, 3, Some((2, 3))));
+        assert_eq!(t.row(1, 3).len(), 3);
+        assert_eq!(t.row(1, 3)[0].as_f64(), Some(4.0));
+        assert!(t.row(2, 3).is_empty());
+        let err = decode("[3, 3]", &data, false).unwrap_err();
+        assert_eq!(err.reason(), "shape_mismatch");
+        assert!(
+            err.to_string()
+                .contains("t: shape [3, 3] holds 9 values but `data` has 6"),
+            "{err}"
+        );
+        // Two strings of shape [2, 11]: the byte length is dropped only for BYTES.
+        let words = json("[\"hello world\", \"hello again\"]");
+        assert_eq!(decode("[2, 11]", &words, true).unwrap().dims, [2]);
+        assert!(decode("[2, 11]", &words, false).is_err());
+        // A scalar is one element of shape [].
+        let one = json("7");
+        assert_eq!(decode("[]", &one, false).unwrap().rows(), 1);
+    }
+
+    #[test]
+    fn per_row_matches_the_request_rows_or_one_row_vector() {
+        let data = json("[0.1, 0.7, 0.2]");
+        let t = decode("[3]", &data, false).unwrap();
+        assert_eq!(t.per_row(3).unwrap(), (3, 1));
+        assert_eq!(t.per_row(1).unwrap(), (1, 3), "a lone row's class scores");
+        assert_eq!(
+            t.per_row(2).unwrap_err().reason(),
+            "prediction_count_mismatch"
+        );
+        let data = json("[[0.1, 0.9], [0.8, 0.2]]");
+        let t = decode("[2, 2]", &data, false).unwrap();
+        assert_eq!(t.per_row(2).unwrap(), (2, 2));
+        assert!(t.per_row(1).is_err());
     }
 
     #[test]

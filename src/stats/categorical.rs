@@ -17,7 +17,8 @@ pub struct AlignedCategories {
     /// [`OTHER_CATEGORY`] when present (see [`align_categories`]).
     pub labels: Vec<String>,
     /// Baseline (expected) proportion of each label; `0.0` for an `__other__` bucket the
-    /// baseline did not have (PSI floors it at `1e-4`, chi-square as documented there).
+    /// baseline did not have (PSI floors it at `1e-4`; chi-square leaves it out while the
+    /// window has none either, see [`super::chi2`]).
     pub expected: Vec<f64>,
     /// Window count of each label.
     pub observed: Vec<u64>,
@@ -55,7 +56,8 @@ impl AlignedCategories {
 ///   [`OTHER_CATEGORY`] — are pooled into the `__other__` bucket.
 /// - The `__other__` bucket is appended last when the baseline has it (its proportion is
 ///   kept) or when the window has pooled values (expected proportion `0.0`). When neither,
-///   it is omitted, so it adds no degree of freedom to the chi-square test.
+///   it is omitted; either way an empty zero-expected bucket adds no term and no degree of
+///   freedom to the chi-square test ([`super::chi2::chi2_gof`]).
 ///
 /// Non-finite or negative baseline proportions are kept as given; the statistics then
 /// return `None`.
@@ -140,6 +142,19 @@ mod tests {
         assert_eq!(a.labels, vec!["a", OTHER_CATEGORY]);
         assert_eq!(a.expected, vec![0.7, 0.3]);
         assert_eq!(a.observed, vec![4, 3]);
+    }
+
+    #[test]
+    fn identical_distributions_give_chi2_pvalue_one_despite_an_empty_other() {
+        // The drift engine always carries an `__other__` cell (expected 0 unless the
+        // baseline pooled values); identical 50/50 data must read p = 1, not 0.0067.
+        let a = align_categories(
+            [("true", 0.5), ("false", 0.5), (OTHER_CATEGORY, 0.0)],
+            [("true", 50_u64), ("false", 50)],
+        );
+        let chi = a.chi2().unwrap();
+        assert_eq!(chi.pvalue, 1.0);
+        assert_eq!(chi.dof, 1);
     }
 
     #[test]

@@ -1,13 +1,19 @@
 //! Chi-square goodness-of-fit test of window category counts against baseline proportions.
 //!
-//! `χ² = Σ (o_i − f_i)² / f_i` with `f_i = p_i · n`, `n = Σ o_i`, and p-value
-//! `P(χ²_{k−1} ≥ χ²)`, as `scipy.stats.chisquare(f_obs, f_exp)`.
+//! The test runs over the categories that **occur**: in the baseline (proportion > 0) or in
+//! the window (count > 0). A category with neither — typically the drift engine's
+//! always-present `__other__` cell when the baseline pooled nothing and the window saw no
+//! new value — adds no term and no degree of freedom, so identical distributions give
+//! p = 1. Over the `k` occurring categories, `χ² = Σ (o_i − f_i)² / f_i` with
+//! `f_i = p_i · n`, `n = Σ o_i`, and p-value `P(χ²_{k−1} ≥ χ²)`, as
+//! `scipy.stats.chisquare(f_obs, f_exp)` on those categories.
 //!
-//! Zero expected proportions (an `__other__` bucket that the baseline never saw, or a
-//! category with no baseline mass) would make the statistic infinite, so each expected
+//! A category seen in the window but never in the baseline (expected 0) would make the
+//! statistic infinite (scipy gives `inf`, p = 0), so each occurring category's expected
 //! proportion is first raised to [`CHI2_EXPECTED_FLOOR`] (`1e-4`, the PSI floor) and the
-//! vector renormalised to sum 1 before multiplying by `n`. An unseen value that shows up in
-//! the window then yields a very large statistic (p ≈ 0) rather than an infinity.
+//! vector renormalised to sum 1 before multiplying by `n`: an unseen value then yields a very
+//! large, finite statistic (p ≈ 0). When every occurring proportion is at least `1e-4` the
+//! result is exactly scipy's.
 
 use statrs::distribution::{ChiSquared, ContinuousCDF};
 
@@ -19,26 +25,44 @@ pub const CHI2_EXPECTED_FLOOR: f64 = PSI_FLOOR;
 /// Result of a chi-square goodness-of-fit test.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Chi2Result {
-    /// The chi-square statistic `Σ (o − f)² / f`.
+    /// The chi-square statistic `Σ (o − f)² / f` over the occurring categories.
     pub statistic: f64,
     /// `P(χ²_dof ≥ statistic)`, in `[0, 1]`.
     pub pvalue: f64,
-    /// Degrees of freedom, `k − 1` for `k` categories.
+    /// Degrees of freedom, `k − 1` for `k` occurring categories.
     pub dof: usize,
 }
 
-/// The expected counts the test uses: `max(p_i, 1e-4)`, renormalised, times `n`.
-/// `None` under the same conditions as [`chi2_gof`].
-pub fn chi2_expected_counts(expected: &[f64], n: u64) -> Option<Vec<f64>> {
-    if expected.is_empty() || n == 0 {
+/// Whether a category takes part in the test: it occurs in the baseline or in the window.
+fn occurs(observed: u64, expected: f64) -> bool {
+    observed > 0 || expected != 0.0
+}
+
+/// The expected counts the test uses, one per category (same order as the inputs):
+/// `max(p_i, 1e-4)` over the occurring categories, renormalised, times `n = Σ observed`;
+/// `0.0` for a category that does not occur (no term). `None` when the lengths differ, the
+/// window is empty, or a proportion is negative or non-finite.
+pub fn chi2_expected_counts(observed: &[u64], expected: &[f64]) -> Option<Vec<f64>> {
+    if observed.len() != expected.len() || expected.is_empty() {
         return None;
     }
     if !expected.iter().all(|p| p.is_finite() && *p >= 0.0) {
         return None;
     }
-    let floored: Vec<f64> = expected
+    let n: u64 = observed.iter().sum();
+    if n == 0 {
+        return None;
+    }
+    let floored: Vec<f64> = observed
         .iter()
-        .map(|&p| p.max(CHI2_EXPECTED_FLOOR))
+        .zip(expected)
+        .map(|(&o, &p)| {
+            if occurs(o, p) {
+                p.max(CHI2_EXPECTED_FLOOR)
+            } else {
+                0.0
+            }
+        })
         .collect();
     let s: f64 = floored.iter().sum();
     let nf = n as f64;
@@ -46,26 +70,33 @@ pub fn chi2_expected_counts(expected: &[f64], n: u64) -> Option<Vec<f64>> {
 }
 
 /// Chi-square goodness-of-fit of `observed` window counts against `expected` baseline
-/// proportions (same length and category order; see [`super::categorical::align_categories`]).
+/// proportions (same length and category order; see [`super::categorical::align_categories`]),
+/// over the categories that occur in either.
 ///
-/// `None` when the window is empty (all counts zero), when there are fewer than 2
-/// categories (no degrees of freedom), when the lengths differ, or when an expected
-/// proportion is negative or non-finite.
+/// `None` when the window is empty (all counts zero), when fewer than 2 categories occur
+/// (no degrees of freedom), when the lengths differ, or when an expected proportion is
+/// negative or non-finite.
 pub fn chi2_gof(observed: &[u64], expected: &[f64]) -> Option<Chi2Result> {
-    if observed.len() != expected.len() || observed.len() < 2 {
+    let f_exp = chi2_expected_counts(observed, expected)?;
+    let k = observed
+        .iter()
+        .zip(expected)
+        .filter(|(&o, &p)| occurs(o, p))
+        .count();
+    if k < 2 {
         return None;
     }
-    let n: u64 = observed.iter().sum();
-    let f_exp = chi2_expected_counts(expected, n)?;
     let statistic: f64 = observed
         .iter()
+        .zip(expected)
         .zip(&f_exp)
-        .map(|(&o, &f)| {
+        .filter(|((&o, &p), _)| occurs(o, p))
+        .map(|((&o, _), &f)| {
             let d = o as f64 - f;
             d * d / f
         })
         .sum();
-    let dof = observed.len() - 1;
+    let dof = k - 1;
     let pvalue = chi2_sf(statistic, dof as f64)?;
     Some(Chi2Result {
         statistic,
@@ -120,6 +151,21 @@ mod tests {
         assert_eq!(chi2_sf(f64::NAN, 3.0), None);
         assert_eq!(chi2_sf(1.0, 0.0), None);
         assert_eq!(chi2_quantile(1.0, 3.0), None);
+    }
+
+    #[test]
+    fn an_empty_zero_expected_category_adds_no_term_and_no_degree_of_freedom() {
+        // Identical 50/50 data next to the drift engine's always-present `__other__` cell.
+        let r = chi2_gof(&[50, 50, 0], &[0.5, 0.5, 0.0]).unwrap();
+        assert_eq!(r.statistic, 0.0);
+        assert_eq!(r.pvalue, 1.0);
+        assert_eq!(r.dof, 1);
+        // A baseline category absent from the window still counts (it occurs in the baseline).
+        let r = chi2_gof(&[100, 0, 0], &[0.5, 0.5, 0.0]).unwrap();
+        assert_eq!(r.dof, 1);
+        assert!((r.statistic - 100.0).abs() < 1e-9, "{}", r.statistic);
+        // One occurring category leaves nothing to test.
+        assert_eq!(chi2_gof(&[10, 0], &[1.0, 0.0]), None);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! | [`js_divergence`] | Jensen–Shannon divergence, log base 2, inputs normalised, no floor | `jensenshannon(p, q, base=2)**2` |
 //! | [`ks_2samp`] | `D = sup abs(F_a − F_b)` over pooled values; p-value `kstwo.sf(D, round(n1·n2/(n1+n2)))` | `ks_2samp(a, b, method='asymp')` |
 //! | [`wasserstein()`] | `∫ abs(F_u − F_v) dx` | `wasserstein_distance(u, v)` |
-//! | [`chi2_gof`] | `Σ (o − f)²/f`, `f = max(p, 1e-4)` renormalised `× n`, p-value of `χ²_{k−1}` | `chisquare(f_obs, f_exp)` |
+//! | [`chi2_gof`] | over the `k` categories occurring in the baseline or the window: `Σ (o − f)²/f`, `f = max(p, 1e-4)` renormalised `× n`, p-value of `χ²_{k−1}` | `chisquare(f_obs, f_exp)` on those categories |
 //! | [`quantile_sorted`] | linear interpolation, `h = (n−1)·q` | `np.quantile(x, q)` |
 //! | [`summary`] | count, mean, population std (`ddof = 0`), min, max | `np.mean`, `np.std`, … |
 //! | [`quantile_edges`] | interior bin edges at `i/n_bins`, duplicates removed | `np.unique(np.quantile(x, …))` |

@@ -1,0 +1,187 @@
+//! Numeric columns: moments, a reservoir for quantiles and edges, bin counts.
+
+use super::BuildOptions;
+use crate::baseline::sampling::{subsample, Reservoir, SplitMix64};
+use crate::baseline::snapshot::{Bins, FeatureBaseline, FeatureStats, FeatureType, Quantiles};
+
+#[derive(Debug)]
+pub(super) struct NumericAcc {
+    /// Non-missing values.
+    pub(super) count: u64,
+    /// Running mean (Welford).
+    pub(super) mean: f64,
+    /// Running sum of squared deviations (Welford).
+    pub(super) m2: f64,
+    /// Smallest value.
+    pub(super) min: f64,
+    /// Largest value.
+    pub(super) max: f64,
+    /// Uniform sample for quantiles, edges and the reference sample.
+    pub(super) reservoir: Reservoir<f64>,
+    /// Set after pass 1: the sorted reservoir, its generator, edges.
+    pub(super) summary: Option<NumericSummary>,
+}
+
+#[derive(Debug)]
+pub(super) struct NumericSummary {
+    /// Sorted reservoir values.
+    pub(super) sorted: Vec<f64>,
+    /// Generator for the reference subsample.
+    pub(super) rng: SplitMix64,
+    /// Whether the reservoir held every value.
+    pub(super) exact: bool,
+    /// Interior bin edges.
+    pub(super) edges: Vec<f64>,
+    /// Values per bin (complete after pass 1 when exact, else after pass 2).
+    pub(super) bin_counts: Vec<u64>,
+    /// Values counted in pass 2.
+    pub(super) pass2_count: u64,
+}
+
+impl NumericAcc {
+    pub(super) fn new(capacity: usize, rng: SplitMix64) -> Self {
+        NumericAcc {
+            count: 0,
+            mean: 0.0,
+            m2: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            reservoir: Reservoir::new(capacity, rng),
+            summary: None,
+        }
+    }
+
+    #[inline]
+    pub(super) fn push(&mut self, v: f64) {
+        self.count += 1;
+        let delta = v - self.mean;
+        self.mean += delta / self.count as f64;
+        self.m2 += delta * (v - self.mean);
+        if v < self.min {
+            self.min = v;
+        }
+        if v > self.max {
+            self.max = v;
+        }
+        self.reservoir.offer(v);
+    }
+
+    /// After pass 1: sort the reservoir, derive edges, count bins when exact.
+    pub(super) fn summarize(&mut self, bins: usize) {
+        let exact = self.reservoir.is_exact();
+        let placeholder = Reservoir::new(0, SplitMix64::for_stream(0, ""));
+        let (mut sorted, rng) = std::mem::replace(&mut self.reservoir, placeholder).into_parts();
+        sorted.sort_by(f64::total_cmp);
+        let edges = if sorted.is_empty() {
+            Vec::new()
+        } else {
+            crate::stats::quantile_edges(&sorted, bins)
+        };
+        let mut bin_counts = vec![0u64; edges.len() + 1];
+        if exact {
+            for v in &sorted {
+                let i = crate::stats::bin_index(&edges, *v);
+                if let Some(c) = bin_counts.get_mut(i) {
+                    *c += 1;
+                }
+            }
+        }
+        self.summary = Some(NumericSummary {
+            sorted,
+            rng,
+            exact,
+            edges,
+            bin_counts,
+            pass2_count: 0,
+        });
+    }
+}
+
+pub(super) fn missing_ratio(count: u64, rows: u64) -> f64 {
+    if rows == 0 {
+        0.0
+    } else {
+        (rows.saturating_sub(count)) as f64 / rows as f64
+    }
+}
+
+pub(super) fn numeric_baseline(acc: NumericAcc, rows: u64, o: &BuildOptions) -> FeatureBaseline {
+    let mut notes = Vec::new();
+    let mut stats = FeatureStats {
+        count: acc.count,
+        missing_ratio: missing_ratio(acc.count, rows),
+        ..FeatureStats::default()
+    };
+    let Some(summary) = acc.summary else {
+        // Unreachable in practice (pass 1 summarizes every numeric column).
+        return empty_numeric(stats);
+    };
+    if acc.count == 0 {
+        notes.push("no values: every row is missing".to_string());
+        let mut entry = empty_numeric(stats);
+        entry.notes = notes;
+        return entry;
+    }
+    stats.mean = Some(acc.mean);
+    stats.std = (acc.count >= 2).then(|| (acc.m2 / (acc.count - 1) as f64).max(0.0).sqrt());
+    stats.min = Some(acc.min);
+    stats.max = Some(acc.max);
+    let NumericSummary {
+        sorted,
+        mut rng,
+        exact,
+        edges,
+        bin_counts,
+        ..
+    } = summary;
+    // `sorted` is not empty here (count > 0), so every quantile exists.
+    let q =
+        Quantiles::LEVELS.map(|l| crate::stats::quantile_sorted(&sorted, l).unwrap_or(f64::NAN));
+    if !exact {
+        notes.push(format!(
+            "quantiles and bin edges estimated from a uniform sample of {} of {} values; bin proportions are exact",
+            sorted.len(),
+            acc.count
+        ));
+    }
+    stats.quantiles = Some(Quantiles::from_values(q));
+    let total: u64 = bin_counts.iter().sum();
+    let proportions = bin_counts
+        .iter()
+        .map(|c| {
+            if total == 0 {
+                0.0
+            } else {
+                *c as f64 / total as f64
+            }
+        })
+        .collect();
+    let mut sample = subsample(sorted, o.sample_size, &mut rng);
+    sample.sort_by(f64::total_cmp);
+    FeatureBaseline {
+        kind: FeatureType::Numeric,
+        stats,
+        bins: Some(Bins { edges, proportions }),
+        categories: None,
+        sample,
+        thresholds: None,
+        importance: None,
+        notes,
+    }
+}
+
+pub(super) fn empty_numeric(stats: FeatureStats) -> FeatureBaseline {
+    FeatureBaseline {
+        kind: FeatureType::Numeric,
+        stats,
+        bins: Some(Bins {
+            edges: Vec::new(),
+            proportions: vec![1.0],
+        }),
+        categories: None,
+        sample: Vec::new(),
+        thresholds: None,
+        importance: None,
+        notes: Vec::new(),
+    }
+}
