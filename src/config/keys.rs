@@ -31,6 +31,9 @@ pub struct Key {
     pub path: String,
     /// What it holds.
     pub kind: KeyKind,
+    /// The values an enumerated key accepts (`model.task`: `auto`, `classification`, …);
+    /// empty for other keys.
+    pub choices: &'static [&'static str],
 }
 
 /// The placeholder segment for map entries (`models.<name>`).
@@ -106,9 +109,14 @@ impl<'a> Probe<'a> {
     }
 
     fn leaf(&self, kind: KeyKind) {
+        self.choice(kind, &[]);
+    }
+
+    fn choice(&self, kind: KeyKind, choices: &'static [&'static str]) {
         self.found.borrow_mut().push(Key {
             path: self.path.clone(),
             kind,
+            choices,
         });
     }
 }
@@ -241,7 +249,7 @@ impl<'de> de::Deserializer<'de> for Probe<'_> {
         variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, ProbeError> {
-        self.leaf(KeyKind::Value);
+        self.choice(KeyKind::Value, variants);
         let first = variants.first().copied().unwrap_or_default();
         visitor.visit_enum(first.into_deserializer())
     }
@@ -356,5 +364,11 @@ mod tests {
             .map(|k| k.path.as_str())
             .collect();
         assert_eq!(lists, ["payload.feature_names", "baseline.files"]);
+        let task = keys()
+            .unwrap()
+            .iter()
+            .find(|k| k.path == "model.task")
+            .unwrap();
+        assert_eq!(task.choices, ["auto", "classification", "regression"]);
     }
 }

@@ -221,6 +221,10 @@ impl Origins<'_> {
             Some(field) => format!("{key}.{field}"),
             None => key,
         };
+        let message = match unknown_variant(&message) {
+            Some(value) => one_of(&key, value).unwrap_or(message),
+            None => message,
+        };
         if key.is_empty() {
             return ConfigError::Parse {
                 origin: self.of(""),
@@ -262,6 +266,22 @@ fn unknown_field(message: &str) -> Option<&str> {
         .strip_prefix("unknown field `")
         .and_then(|rest| rest.split_once('`'))
         .map(|(field, _)| field)
+}
+
+/// `y` from the `config` crate's "enum X does not have variant constructor y".
+fn unknown_variant(message: &str) -> Option<&str> {
+    message
+        .split_once(" does not have variant constructor ")
+        .map(|(_, value)| value)
+}
+
+/// `"x" is not one of: a, b, c` for an enumerated key.
+fn one_of(key: &str, value: &str) -> Option<String> {
+    let k = keys::keys()
+        .ok()?
+        .iter()
+        .find(|k| !k.choices.is_empty() && matches(&k.path, key))?;
+    Some(format!("{value:?} is not one of: {}", k.choices.join(", ")))
 }
 
 impl Config {

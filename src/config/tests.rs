@@ -420,7 +420,14 @@ fn bad_values_are_named() {
         ),
         ("capture:\n  queue: 0\n", "capture.queue: 0 is not allowed"),
         ("drift:\n  sample_size: 0\n", "drift.sample_size: 0"),
-        ("model:\n  task: regresion\n", "model.task"),
+        (
+            "model:\n  task: regresion\n",
+            "model.task: \"regresion\" is not one of: auto, classification, regression",
+        ),
+        (
+            "payload:\n  format: grpc\n",
+            "payload.format: \"grpc\" is not one of: auto,",
+        ),
         (
             "payload:\n  request_pointer: rows\n",
             "payload.request_pointer: \"rows\" is not an RFC 6901",
