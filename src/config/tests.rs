@@ -556,3 +556,69 @@ fn unsupported_extension_is_named() {
     let err = load(Some(f.path()), &Overrides::default(), &[]).unwrap_err();
     assert!(err.contains("unsupported extension \"json\""), "{err}");
 }
+
+/// Awkward values for every key, from the environment and from a file: each either loads or
+/// ends in one line naming the source and the key; nothing panics.
+#[test]
+fn hostile_values_end_in_one_line_errors() {
+    let values = [
+        "",
+        " ",
+        "-1",
+        "0",
+        "1e400",
+        "nan",
+        "-inf",
+        "18446744073709551616",
+        "99999999999999999999y",
+        "true",
+        "a,b",
+        "[",
+        "{x: 1}",
+        "line\nbreak",
+        "\u{1F4A5}",
+        "x # {y",
+    ];
+    let long = "x".repeat(100_000);
+    let mut checked = 0;
+    for k in keys().unwrap() {
+        let key = k.path.replace(ENTRY, "fraud");
+        let var = env_name(&k.path);
+        for v in values.iter().copied().chain([long.as_str()]) {
+            if let Err(e) = load(None, &Overrides::default(), &[(&var, v)]) {
+                assert_eq!(e.lines().count(), 1, "{var}={v:?}: {e}");
+                assert!(e.contains(&var), "{var}={v:?}: {e}");
+                assert!(e.len() < 2000 || v.len() > 1000, "{var}={v:?}: {e}");
+            }
+            if v.len() > 1000 {
+                continue;
+            }
+            // The same value in a YAML file, as a quoted string and as YAML would read it.
+            let mut yaml = String::new();
+            let segments: Vec<&str> = key.split('.').collect();
+            for (depth, s) in segments.iter().enumerate() {
+                yaml.push_str(&"  ".repeat(depth));
+                yaml.push_str(s);
+                yaml.push(':');
+                if depth + 1 < segments.len() {
+                    yaml.push('\n');
+                }
+            }
+            for text in [
+                format!("{yaml} {}\n", serde_json::to_string(v).unwrap()),
+                format!("{yaml} {}\n", v.replace('\n', " ")),
+            ] {
+                let f = write(".yaml", &text);
+                if let Err(e) = load(Some(f.path()), &Overrides::default(), &[]) {
+                    assert_eq!(e.lines().count(), 1, "{text:?}: {e}");
+                    assert!(
+                        e.starts_with(&f.path().display().to_string()),
+                        "{text:?}: {e}"
+                    );
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 2000, "{checked}");
+}
