@@ -622,3 +622,24 @@ fn hostile_values_end_in_one_line_errors() {
     }
     assert!(checked > 2000, "{checked}");
 }
+
+/// The README documents every key: a level's `warning`/`critical` under its pair's name, a
+/// per-model key under `models.<name>.thresholds`; never just under its section.
+#[test]
+fn readme_documents_every_key() {
+    let readme = include_str!("../../README.md");
+    let mut missing = Vec::new();
+    for k in keys().unwrap() {
+        let segments: Vec<&str> = k.path.split('.').collect();
+        let shortest = segments.len().saturating_sub(2).max(2).min(segments.len());
+        let documented = (shortest..=segments.len())
+            .map(|n| segments[..n].join("."))
+            .any(|prefix| {
+                readme.contains(&format!("`{prefix}`")) || readme.contains(&format!("`{prefix}:"))
+            });
+        if !documented {
+            missing.push(k.path.clone());
+        }
+    }
+    assert!(missing.is_empty(), "not in README.md: {missing:?}");
+}
