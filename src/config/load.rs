@@ -310,6 +310,14 @@ impl Config {
         overrides: &Overrides,
         env: impl Iterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
+        Self::load_inner(file, overrides, env).map_err(shorten)
+    }
+
+    fn load_inner(
+        file: Option<&Path>,
+        overrides: &Overrides,
+        env: impl Iterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
         let env = env_vars(env).map_err(|message| ConfigError::Parse {
             origin: "configuration keys".into(),
             message,
@@ -365,6 +373,39 @@ fn file_source(
         }
     };
     Ok(config::File::from(path).format(format).required(true))
+}
+
+/// Longest error message kept whole; a pasted 100 kB value is cut, not echoed in full.
+const MAX_MESSAGE: usize = 400;
+
+/// Cuts an over-long message (it quotes the value) to a readable line.
+fn shorten(e: ConfigError) -> ConfigError {
+    let cut = |m: String| {
+        if m.len() <= MAX_MESSAGE {
+            return m;
+        }
+        let mut end = MAX_MESSAGE;
+        while !m.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}… ({} bytes in all)", &m[..end], m.len())
+    };
+    match e {
+        ConfigError::Parse { origin, message } => ConfigError::Parse {
+            origin,
+            message: cut(message),
+        },
+        ConfigError::Invalid {
+            origin,
+            key,
+            message,
+        } => ConfigError::Invalid {
+            origin,
+            key,
+            message: cut(message),
+        },
+        other => other,
+    }
 }
 
 fn not_unicode(name: &str, value: &OsString) -> ConfigError {
