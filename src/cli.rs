@@ -40,7 +40,8 @@ pub enum Command {
     Demo(DemoArgs),
 }
 
-/// `mlmon serve` flags; they override the config file.
+/// `mlmon serve` flags; they override `MLMON_*` environment variables, which override the
+/// config file.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// Config file (YAML or TOML).

@@ -8,34 +8,25 @@ pub enum ConfigError {
     /// `--config` names a file that does not exist.
     #[error("config file {0}: not found")]
     FileMissing(PathBuf),
-    /// The file or environment could not be parsed or has an unknown key.
+    /// The file could not be parsed, or an error not tied to one key.
     #[error("{origin}: {message}")]
     Parse {
-        /// The file (or "configuration" when only env/flags were used).
+        /// The file, `environment variable MLMON_…`, or "configuration".
         origin: String,
-        /// What the parser said, including the key.
+        /// What the parser said.
         message: String,
     },
-    /// A key has a value that parses but cannot be used.
+    /// A key is unknown, or has a value of the wrong type or one that cannot be used.
     #[error("{origin}: {key}: {message}")]
     Invalid {
-        /// The file (or "configuration").
+        /// Where the value in force came from: the file, `environment variable MLMON_…`,
+        /// `flag --…`, or "configuration".
         origin: String,
         /// Dotted key path, e.g. `drift.window`.
         key: String,
         /// What is wrong with the value.
         message: String,
     },
-}
-
-impl ConfigError {
-    /// Wraps an error from the `config` crate, keeping its key path.
-    pub fn from_config(origin: &str, e: config::ConfigError) -> ConfigError {
-        ConfigError::Parse {
-            origin: origin.to_string(),
-            message: e.to_string(),
-        }
-    }
 }
 
 /// Why `mlmon serve` could not start.

@@ -601,10 +601,7 @@ impl DriftEngine {
 }
 
 fn level(p: ThresholdPair) -> Level {
-    Level {
-        warning: p.warning,
-        critical: p.critical,
-    }
+    Level::higher(p.warning, p.critical)
 }
 
 fn feature_drift(
@@ -654,10 +651,7 @@ fn feature_drift(
                 critical: psi_level.critical,
             },
         ) {
-            psi_level = Level {
-                warning: t.warning,
-                critical: t.critical,
-            };
+            psi_level = Level::higher(t.warning, t.critical);
             widened = true;
         }
     }

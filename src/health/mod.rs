@@ -191,10 +191,7 @@ pub fn evaluate(cfg: &Config, model: &str, inputs: &HealthInputs) -> ModelHealth
     }
     checks.push(c);
 
-    let latency_level = Level {
-        warning: t.latency_p95.warning.as_secs_f64(),
-        critical: t.latency_p95.critical.as_secs_f64(),
-    };
+    let latency_level = t.latency_p95.seconds();
     checks.push(check(
         "latency",
         inputs.latency.map(|l| l.p95),
@@ -215,10 +212,7 @@ pub fn evaluate(cfg: &Config, model: &str, inputs: &HealthInputs) -> ModelHealth
     let mut sla_check = check(
         "sla",
         inputs.latency.map(|l| l.sla_quantile),
-        Level {
-            warning: sla,
-            critical: sla,
-        },
+        Level::higher(sla, sla),
         match inputs.latency {
             Some(l) => format!(
                 "window p{} {:.1} ms against sla.latency {:.1} ms",

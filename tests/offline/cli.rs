@@ -106,3 +106,58 @@ fn valid_config_checks_ok() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("http://127.0.0.1:9000"));
 }
+
+fn mlmon_env(args: &[&str], env: &[(&str, std::ffi::OsString)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mlmon"));
+    c.args(args).env("RUST_BACKTRACE", "1");
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("MLMON_") {
+            c.env_remove(k);
+        }
+    }
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+#[test]
+fn env_errors_name_the_variable_key_and_value() {
+    // Env overrides the file (SPEC revision 2), so the bad value in force is the variable's.
+    let f = file(".yaml", "drift:\n  window: 5m\n");
+    let path = f.path().to_str().unwrap();
+    one_line_error(
+        &mlmon_env(
+            &["check-config", "--config", path],
+            &[("MLMON_DRIFT__WINDOW", "forever".into())],
+        ),
+        &[
+            "environment variable MLMON_DRIFT__WINDOW",
+            "drift.window",
+            "\"forever\"",
+        ],
+    );
+    one_line_error(
+        &mlmon_env(
+            &["check-config"],
+            &[("MLMON_CAPTURE__QUEUE", "many".into())],
+        ),
+        &["MLMON_CAPTURE__QUEUE", "capture.queue", "\"many\""],
+    );
+}
+
+#[test]
+fn non_utf8_environment_is_an_error_only_for_our_variables() {
+    use std::os::unix::ffi::OsStringExt;
+    let junk = std::ffi::OsString::from_vec(vec![0x66, 0xff, 0x6f]);
+    let out = mlmon_env(&["check-config"], &[("SOMEONE_ELSES", junk.clone())]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    one_line_error(
+        &mlmon_env(&["check-config"], &[("MLMON_MODEL__NAME", junk)]),
+        &["environment variable MLMON_MODEL__NAME", "not valid UTF-8"],
+    );
+}

@@ -180,10 +180,7 @@ fn per_model_overrides_and_worst_first() {
         "lenient".into(),
         ModelOverrides {
             thresholds: Some(Thresholds {
-                error_rate: Level {
-                    warning: 0.05,
-                    critical: 0.1,
-                },
+                error_rate: Level::higher(0.05, 0.1),
                 ..Thresholds::default()
             }),
         },

@@ -1,0 +1,76 @@
+//! The `sla`, `feedback` and `performance` sections: latency targets and what model
+//! performance is measured against.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::Invalid;
+
+/// The `sla` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlaConfig {
+    /// Latency a request must stay under.
+    #[serde(with = "humantime_serde")]
+    pub latency: Duration,
+    /// Quantile of the window that must stay under `latency`.
+    pub quantile: f64,
+}
+
+impl Default for SlaConfig {
+    fn default() -> Self {
+        SlaConfig {
+            latency: Duration::from_millis(100),
+            quantile: 0.95,
+        }
+    }
+}
+
+impl SlaConfig {
+    pub(super) fn check(&self) -> Result<(), Invalid> {
+        if !(self.quantile > 0.0 && self.quantile < 1.0) {
+            return Err(Invalid::new(
+                "sla.quantile",
+                format!("{} is not between 0 and 1", self.quantile),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The `feedback` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeedbackConfig {
+    /// How long predictions wait for ground truth.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+    /// Predictions kept waiting at most.
+    pub max_pending: usize,
+}
+
+impl Default for FeedbackConfig {
+    fn default() -> Self {
+        FeedbackConfig {
+            ttl: Duration::from_secs(3600),
+            max_pending: 100_000,
+        }
+    }
+}
+
+/// The `performance` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PerformanceConfig {
+    /// Positive label for binary precision/recall/F1.
+    pub positive_class: String,
+}
+
+impl Default for PerformanceConfig {
+    fn default() -> Self {
+        PerformanceConfig {
+            positive_class: "1".into(),
+        }
+    }
+}
