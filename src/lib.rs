@@ -2,40 +2,52 @@
 //!
 //! A sidecar that sits beside an ML model server, transparently proxies its inference
 //! traffic and turns what it sees into Prometheus metrics: latency and SLA, data drift,
-//! data quality, anomalies and model performance.
+//! data quality, anomalies, model performance and feature importance.
 //!
-//! Data flows one way:
+//! Data flows one way (docs/architecture.md):
 //!
 //! ```text
-//! client ─▶ proxy (tee bodies) ─▶ model server
-//!              │ CapturedExchange, try_send (never blocks; drops are counted)
-//!              ▼
-//!          bounded queue ─▶ pipeline (parse payloads, per-model analyses) ─▶ metrics / API
+//! proxy tee ─┐
+//! POST /api/v1/predictions ─┼─ Record ─▶ bounded queue (try_send; full → counted / 503)
+//! POST /api/v1/events ─┘          │
+//!                                 ▼ one low-priority thread
+//!                    worker: payload adapters, baseline capture ─▶ analyses (registry)
+//!                                 │                                  │
+//!                    baseline registry (generation) ─────────────────┘
+//!                                                                    ▼
+//!                                         app state ─▶ health, metrics, admin API
 //! ```
 //!
-//! Layout:
-//! - [`cli`]: the command line (`serve`, `baseline`, `drift`, `check-config`, `demo`).
-//! - [`config`]: configuration (file, `MLMON_` environment, flags) and its validation.
-//! - [`record`]: the neutral records passed from the proxy to the analyses.
-//! - [`proxy`]: the reverse proxy, the body tee and the upstream client.
-//! - [`payload`]: one adapter per wire protocol, turning bodies into rows and predictions.
+//! Layout, lowest layer first:
+//! - [`record`]: the neutral records (captured bytes, parsed rows and predictions, kinds).
 //! - [`stats`]: pure statistics (PSI, JS, KS, Wasserstein, chi-square, quantiles).
-//! - [`baseline`]: the baseline snapshot format, its builder and file readers.
-//! - [`drift`]: sliding windows per feature and the drift engine.
+//! - [`window`]: the one time-bucketed sliding window and running moments.
+//! - [`payload`]: one adapter per wire protocol, turning bodies into rows and predictions.
+//! - [`baseline`]: the snapshot format, its builder, file readers, and the registry of each
+//!   model's snapshot.
+//! - [`config`]: configuration (flags > `MLMON_` environment > file > defaults), validation.
+//! - [`error`]: start-up errors naming the file, key or value.
+//! - [`metrics`]: Prometheus registration and exposition.
+//! - [`latency`]: the proxy's traffic windows (latency summary at scrape, error rate).
+//! - [`proxy`]: the reverse proxy, the body tee, the upstream client and model identity.
+//! - [`ingest`]: records, the bounded capture queue, the event pairing store, the parser
+//!   thread and the worker that feeds the analyses.
+//! - [`analysis`]: the `Analysis` trait every analysis implements, and its context.
+//! - [`drift`]: sliding windows per feature and the drift engine (and offline drift).
+//! - [`quality`]: per-feature data quality over the window and the data quality score.
+//! - [`anomaly`]: per-row anomaly scores against the baseline, rate, trend, recent anomalies.
 //! - [`feedback`]: ground truth joined to predictions by request id (bounded, with a TTL).
 //! - [`performance`]: performance against ground truth and label-free estimates.
-//! - [`health`]: one status per model with reasons and recommendations.
-//! - [`quality`]: per-feature data quality over the window and the data quality score.
-//! - [`anomaly`]: per-row anomaly scores against the baseline, rate, trend and recent anomalies.
 //! - [`explain`]: black-box permutation importance and local explanations via the model server.
-//! - [`pipeline`]: the consumer of the capture queue, feeding the analyses.
-//! - [`latency`]: sliding latency windows for the quantile gauges and the SLA.
-//! - [`metrics`]: Prometheus registration and exposition.
-//! - [`api`]: the admin HTTP server (`/metrics`, `/healthz`, `/readyz`, `/api/v1/...`).
-//! - [`server`]: wiring of all of the above for `mlmon serve`.
-//! - [`demo`]: the built-in example model server and traffic generator.
+//! - [`health`]: one status per model with reasons and recommendations.
+//! - [`app`]: the application state, the wiring of the analyses and the periodic refresh.
+//! - [`api`]: the admin HTTP routes (`/metrics`, `/healthz`, `/readyz`, `/api/v1/...`).
+//! - [`server`]: binds and serves both ports for `mlmon serve`, drains on shutdown.
 //! - [`shutdown`]: signal handling and graceful drain.
+//! - [`cli`]: the command line (`serve`, `baseline`, `drift`, `check-config`, `demo`).
+//! - [`demo`]: the built-in example model server and traffic generator.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod analysis;
 pub mod anomaly;

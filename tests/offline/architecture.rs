@@ -188,3 +188,30 @@ fn layers_hold() {
     // The API sits on top of the app, never the other way round.
     assert!(!deps("app").contains("api"), "app must not depend on api");
 }
+
+#[test]
+fn the_crate_map_names_every_module() {
+    let lib = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs"))
+        .unwrap_or_default();
+    let modules: Vec<&str> = lib
+        .lines()
+        .filter_map(|l| l.strip_prefix("pub mod "))
+        .map(|l| l.trim_end_matches(';').trim_end_matches(" {").trim())
+        .collect();
+    assert!(modules.len() > 10, "{modules:?}");
+    for m in &modules {
+        assert!(
+            lib.contains(&format!("//! - [`{m}`]")),
+            "src/lib.rs's layout list does not describe module {m}"
+        );
+    }
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/architecture.md"))
+            .unwrap_or_default();
+    for m in &modules {
+        assert!(
+            doc.contains(&format!("`{m}`")),
+            "docs/architecture.md does not say what module {m} owns"
+        );
+    }
+}
