@@ -176,12 +176,18 @@ struct ModelState {
     rows: VecDeque<Row>,
 }
 
+/// The upstream client explain sends through: the proxy's client stack with a buffered body.
+type ExplainClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Full<bytes::Bytes>,
+>;
+
 /// Per-model rows, templates and importance results; see the module documentation.
 pub struct ExplainEngine {
     cfg: Arc<Config>,
     metrics: Arc<ExplainMetrics>,
     baselines: Option<Arc<Registry>>,
-    client: reqwest::Client,
+    client: ExplainClient,
     upstream: String,
     models: Mutex<HashMap<String, ModelState>>,
     results: Mutex<HashMap<String, Arc<ImportanceReport>>>,
@@ -202,12 +208,7 @@ impl ExplainEngine {
         metrics: Arc<ExplainMetrics>,
         baselines: Option<Arc<Registry>>,
     ) -> Result<ExplainEngine, String> {
-        let client = reqwest::Client::builder()
-            .timeout(cfg.explain.timeout)
-            .connect_timeout(cfg.proxy.connect_timeout)
-            .no_proxy()
-            .build()
-            .map_err(|e| format!("explain: cannot build the HTTP client: {e}"))?;
+        let client = crate::proxy::upstream_client(&cfg);
         Ok(ExplainEngine {
             upstream: cfg.upstream.trim_end_matches('/').to_string(),
             cfg,
@@ -217,6 +218,50 @@ impl ExplainEngine {
             models: Mutex::new(HashMap::new()),
             results: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// POSTs one JSON body to the model server through the shared client stack, within
+    /// `explain.timeout`, and reads at most [`MAX_RESPONSE_BYTES`] of the answer.
+    async fn send(&self, url: &str, body: Vec<u8>) -> Result<bytes::Bytes, ExplainError> {
+        use http_body_util::BodyExt;
+        let upstream = |detail: String| ExplainError::Upstream {
+            url: url.to_string(),
+            detail,
+        };
+        let req = http::Request::post(url)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(EXPLAIN_HEADER, "1")
+            .header("x-request-id", uuid::Uuid::new_v4().to_string())
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .map_err(|e| upstream(e.to_string()))?;
+        let exchange = async {
+            let resp = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| upstream(e.to_string()))?;
+            let status = resp.status().as_u16();
+            if !(200..300).contains(&status) {
+                return Err(ExplainError::UpstreamStatus {
+                    url: url.to_string(),
+                    status,
+                });
+            }
+            let limited = http_body_util::Limited::new(resp.into_body(), MAX_RESPONSE_BYTES);
+            match limited.collect().await {
+                Ok(b) => Ok(b.to_bytes()),
+                Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                    Err(ExplainError::Response {
+                        url: url.to_string(),
+                        detail: format!("response larger than {MAX_RESPONSE_BYTES} bytes"),
+                    })
+                }
+                Err(e) => Err(upstream(e.to_string())),
+            }
+        };
+        tokio::time::timeout(self.cfg.explain.timeout, exchange)
+            .await
+            .map_err(|_| upstream(format!("no answer within {:?}", self.cfg.explain.timeout)))?
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ModelState>> {
@@ -268,39 +313,7 @@ impl ExplainEngine {
                 detail: format!("cannot serialise the request: {e}"),
             })?;
             requests += 1;
-            let resp = self
-                .client
-                .post(&url)
-                .header(http::header::CONTENT_TYPE, "application/json")
-                .header(EXPLAIN_HEADER, "1")
-                .header("x-request-id", uuid::Uuid::new_v4().to_string())
-                .body(body.clone())
-                .send()
-                .await
-                .map_err(|e| ExplainError::Upstream {
-                    url: url.clone(),
-                    detail: e.to_string(),
-                })?;
-            let status = resp.status().as_u16();
-            if !(200..300).contains(&status) {
-                return Err(ExplainError::UpstreamStatus {
-                    url: url.clone(),
-                    status,
-                });
-            }
-            if resp
-                .content_length()
-                .is_some_and(|n| n as usize > MAX_RESPONSE_BYTES)
-            {
-                return Err(ExplainError::Response {
-                    url: url.clone(),
-                    detail: format!("response larger than {MAX_RESPONSE_BYTES} bytes"),
-                });
-            }
-            let bytes = resp.bytes().await.map_err(|e| ExplainError::Upstream {
-                url: url.clone(),
-                detail: e.to_string(),
-            })?;
+            let bytes = self.send(&url, body.clone()).await?;
             let parsed = payload::parse_lenient(
                 &self.cfg.payload,
                 &template.path,

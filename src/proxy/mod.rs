@@ -66,7 +66,14 @@ pub struct Proxy {
 }
 
 /// Builds the pooled upstream client (HTTP/1.1 keep-alive, or h2c with prior knowledge).
-pub fn upstream_client(cfg: &Config) -> UpstreamClient {
+/// The one client stack for the model server: the proxy and the explainer (which re-sends
+/// rows) both use it, with the same connect timeout, pool and protocol settings.
+pub fn upstream_client<B>(cfg: &Config) -> Client<HttpConnector, B>
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(cfg.proxy.connect_timeout));
