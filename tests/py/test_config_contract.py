@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deploy_helpers import CHART, REPO, by_kind, helm_template, kustomize, pod_spec
+from helpers import CHART, REPO, by_kind, helm_template, kustomize, pod_spec
+
+# helm and kubectl in .tools/bin (conftest.helm_tools).
+pytestmark = pytest.mark.usefixtures("helm_tools")
 
 MLMON = Path(os.environ.get("MLMON_BINARY", REPO / "target" / "debug" / "mlmon"))
 SNAPSHOT = REPO / "tests" / "fixtures" / "baseline" / "python_snapshot.json"

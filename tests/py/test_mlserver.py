@@ -17,7 +17,7 @@ import time
 import numpy as np
 import pytest
 
-from e2e_helpers import FEATURES, ModelServer, describe, request_rows, scrape, value, wait_for_value
+from helpers import FEATURES, ModelServer, describe, request_rows, scrape, value, wait_for_value
 
 BATCH_SIZES = [1, 3, 17, 64]
 

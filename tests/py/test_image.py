@@ -8,7 +8,7 @@ import re
 
 import yaml
 
-from deploy_helpers import CHART, K8S, REPO
+from helpers import CHART, K8S, REPO
 
 DOCKERFILE = (REPO / "Dockerfile").read_text()
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from obs_helpers import (EVENTS, PROM_TESTS_DIR, REPO, RULES_DIR, SEVERITIES, alert_rules, promql_names,
+from helpers import (EVENTS, PROM_TESTS_DIR, REPO, RULES_DIR, SEVERITIES, alert_rules, promql_names,
                          recording_rules, rule_files, run, runbook_anchors, spec_series_names)
 
 RUNBOOK_PREFIX = "https://github.com/mlmon/mlmon/blob/main/docs/runbook.md#"

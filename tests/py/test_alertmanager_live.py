@@ -9,7 +9,7 @@ import time
 import pytest
 import yaml
 
-from obs_helpers import Proc, free_port, http_json, local_alertmanager_config, wait_http_ok, wait_until
+from helpers import ManagedProcess, free_port, http_json, local_alertmanager_config, wait_http_ok, wait_until
 from webhook_receiver import WebhookReceiver
 
 
@@ -19,7 +19,7 @@ def alertmanager(alertmanager_bin, tmp_path):
     cfg = tmp_path / "alertmanager.yml"
     cfg.write_text(yaml.safe_dump(local_alertmanager_config(hook.url)))
     port = free_port()
-    proc = Proc.start("alertmanager", [
+    proc = ManagedProcess.launch("alertmanager", [
         alertmanager_bin, f"--config.file={cfg}", f"--storage.path={tmp_path / 'am-data'}",
         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
     ], tmp_path)

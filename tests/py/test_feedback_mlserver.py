@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from e2e_helpers import FEATURES, request_rows, scrape, value
+from helpers import FEATURES, request_rows, scrape, value
 
 TOKEN = "e2e-feedback-token"
 BATCHES = [1, 4, 9, 16, 30]
@@ -37,7 +37,7 @@ def infer_body(rows: np.ndarray) -> bytes:
 
 
 def truth_for(rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Labels from the rule the training data follows (e2e_helpers.training_data), with noise."""
+    """Labels from the rule the training data follows (helpers.training_data), with noise."""
     age, income, tenure, balance = rows.T
     logit = (0.04 * (age - 45) - 0.00002 * (income - 36000) - 0.02 * (tenure - 60)
              + 0.001 * (balance - 1500))

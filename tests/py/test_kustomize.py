@@ -8,8 +8,11 @@ import json
 import pytest
 import yaml
 
-from deploy_helpers import (K8S, KUBE_VERSIONS, REPO, by_kind, container, helm_template, kustomize, one,
+from helpers import (K8S, KUBE_VERSIONS, REPO, by_kind, container, helm_template, kustomize, one,
                      pod_spec, port_of, source_rule_groups, validate_all)
+
+# helm and kubectl in .tools/bin (conftest.helm_tools).
+pytestmark = pytest.mark.usefixtures("helm_tools")
 
 OVERLAYS = sorted(p.parent.name for p in (K8S / "overlays").glob("*/kustomization.yaml"))
 SOURCE_DASHBOARDS = sorted((REPO / "grafana" / "dashboards").glob("*.json"))

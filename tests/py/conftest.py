@@ -1,12 +1,18 @@
-"""Fixtures for the end-to-end tests: real model servers (MLServer, MLflow) with mlmon in front.
+"""Fixtures of the Python test package (`make py-test`): real model servers (MLServer,
+MLflow) with mlmon in front, Prometheus/Alertmanager tools, helm/kubectl.
 
-Nothing here skips: a server that cannot be started FAILS the tests that need it, with its
-command line and the end of its log. Every server binds 127.0.0.1 on a free port and is
-stopped by its process-group id at teardown.
+Nothing here skips: a server or tool that cannot be started FAILS the tests that need it,
+with its command line and the end of its log. Every server binds 127.0.0.1 on a free port
+and is stopped by its process-group id at teardown.
 
 Environment: `MLMON_BINARY`, the binary under test (default: `target/debug/mlmon` in this
-repository). Server logs are kept in pytest's tmp dirs and quoted in failure messages.
-Model servers are started once per session; each test starts its own mlmon (fresh counters).
+repository); PROMTOOL, AMTOOL, PROMETHEUS, ALERTMANAGER override the tools' paths (Debian
+packages `prometheus` and `prometheus-alertmanager`). Server logs are kept in pytest's tmp
+dirs and quoted in failure messages. Model servers are started once per session; each test
+starts its own mlmon (fresh counters).
+
+The package runs under `--import-mode=importlib`, which does not put its directory on
+sys.path: it is added here for `helpers` and the stand-in servers.
 """
 
 from __future__ import annotations
@@ -23,9 +29,9 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from e2e_helpers import (  # noqa: E402
-    LOOPBACK, ManagedProcess, Mlmon, ModelServer, fit_classifier, free_port, http_ok,
-    mlmon_binary, training_data, wait_until,
+from helpers import (  # noqa: E402
+    LOOPBACK, VALIDATED, ManagedProcess, Mlmon, ModelServer, ensure_tools, find_tool, fit_classifier,
+    free_port, http_ok, mlmon_binary, training_data, wait_ready,
 )
 
 # MLflow reports usage to a remote endpoint unless told not to; these tests send traffic to
@@ -42,7 +48,7 @@ def venv_executable(name: str) -> Path:
     path = Path(sys.executable).parent / name
     if not path.exists():
         pytest.fail(f"{name} is not installed next to {sys.executable} ({path} missing): "
-                    f"install tests/e2e/requirements.txt into this virtualenv")
+                    f"install tests/py/requirements.txt into this virtualenv (make deps)")
     return path
 
 
@@ -113,7 +119,7 @@ def mlserver(tmp_path_factory) -> Iterator[ModelServer]:
         pytest.fail(str(e))
     url = f"http://{LOOPBACK}:{http_port}"
     try:
-        wait_until(process, lambda: http_ok(f"{url}/v2/models/{model_name}/ready"),
+        wait_ready(process, lambda: http_ok(f"{url}/v2/models/{model_name}/ready"),
                    f"ready at {url}/v2/models/{model_name}/ready", SERVER_START_TIMEOUT)
     except AssertionError as e:
         process.stop()
@@ -156,7 +162,7 @@ def mlflow_server(tmp_path_factory) -> Iterator[ModelServer]:
         pytest.fail(str(e))
     url = f"http://{LOOPBACK}:{port}"
     try:
-        wait_until(process, lambda: http_ok(f"{url}/ping"), f"ready at {url}/ping",
+        wait_ready(process, lambda: http_ok(f"{url}/ping"), f"ready at {url}/ping",
                    SERVER_START_TIMEOUT)
     except AssertionError as e:
         process.stop()
@@ -194,7 +200,7 @@ def start_mlmon(mlmon_bin: Path, tmp_path: Path) -> Iterator[MlmonFactory]:
         started.append(process)
         admin_url = f"http://{LOOPBACK}:{admin}"
         try:
-            wait_until(process, lambda: http_ok(f"{admin_url}/readyz"),
+            wait_ready(process, lambda: http_ok(f"{admin_url}/readyz"),
                        f"ready at {admin_url}/readyz", 20.0)
         except AssertionError as e:
             pytest.fail(f"mlmon could not be started with config {config_path}:\n"
@@ -212,3 +218,48 @@ def http() -> Iterator[requests.Session]:
     with requests.Session() as s:
         s.trust_env = False
         yield s
+
+
+# --- Prometheus and Alertmanager tools ------------------------------------------------------
+
+def _tool(name: str) -> str:
+    path = find_tool(name)
+    if path is None:
+        pytest.fail(f"{name} not found: install the Debian packages prometheus and prometheus-alertmanager "
+                    f"(apt-get install -y --no-install-recommends prometheus prometheus-alertmanager)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    return _tool("promtool")
+
+
+@pytest.fixture(scope="session")
+def amtool() -> str:
+    return _tool("amtool")
+
+
+@pytest.fixture(scope="session")
+def prometheus_bin() -> str:
+    return _tool("prometheus")
+
+
+@pytest.fixture(scope="session")
+def alertmanager_bin() -> str:
+    return _tool("alertmanager")
+
+
+# --- helm and kubectl -----------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def helm_tools() -> None:
+    """helm and kubectl in .tools/bin (fetched once); the deploy tests use it module-wide."""
+    ensure_tools()
+
+
+def pytest_terminal_summary(terminalreporter):
+    if VALIDATED:
+        total = sum(VALIDATED.values())
+        kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(VALIDATED.items()))
+        terminalreporter.write_line(f"deploy: validated {total} rendered objects ({kinds})")

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pytest
 
-from e2e_helpers import FEATURES, request_rows
+from helpers import FEATURES, request_rows
 
 CAPTURE = 40
 WINDOW_ROWS = 25

@@ -4,7 +4,7 @@
 Library: `WebhookReceiver().start()` records every notification (path + JSON body) for
 tests. Command line (used by scripts/observe.sh): prints each alert as it arrives.
 
-    python3 tests/observability/webhook_receiver.py --port 9095
+    python3 tests/py/webhook_receiver.py --port 9095
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.cog.plugins import register_default_plugins
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
-from obs_helpers import (DASHBOARDS_DIR, REPO, all_panels, dashboard_queries, dashboards, promql_names,
+from helpers import (DASHBOARDS_DIR, REPO, all_panels, dashboard_queries, dashboards, promql_names,
                          recording_rules, run, spec_series_names, substitute)
 
 register_default_plugins()

@@ -13,7 +13,7 @@ import json
 import numpy as np
 import pytest
 
-from e2e_helpers import FEATURES, describe, request_rows, value, wait_for_value
+from helpers import FEATURES, describe, request_rows, value, wait_for_value
 
 JSON = {"Content-Type": "application/json"}
 

@@ -13,9 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deploy_helpers import (CHART, CI_VALUES, HELM, KUBE_VERSIONS, KUBECTL, OLDEST_KUBE, REPO, by_kind,
+from helpers import (CHART, CI_VALUES, HELM, KUBE_VERSIONS, KUBECTL, OLDEST_KUBE, REPO, by_kind,
                      container, helm_template, helm_template_raw, one, parse_docs, pod_spec, port_of,
                      run, source_rule_groups, validate_all)
+
+# helm and kubectl in .tools/bin (conftest.helm_tools).
+pytestmark = pytest.mark.usefixtures("helm_tools")
 
 VALUES_FILES = sorted(p.name for p in CI_VALUES.glob("*.yaml"))
 SOURCE_DASHBOARDS = sorted((REPO / "grafana" / "dashboards").glob("*.json"))

@@ -8,7 +8,7 @@ It is NOT evidence that mlmon works: test_e2e.py runs the same checks against th
 `mlmon demo` (target "mlmon"); this fake only keeps the Prometheus/Alertmanager/dashboard
 plumbing testable on its own.
 
-    python3 tests/observability/fake_mlmon.py --port 9464 [--drift-after 5]
+    python3 tests/py/fake_mlmon.py --port 9464 [--drift-after 5]
 """
 
 from __future__ import annotations

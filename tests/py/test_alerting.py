@@ -6,9 +6,9 @@ expression of every dashboard must return data from that Prometheus.
 
 Targets (E2E_TARGETS):
   "mlmon" - the real binary: `mlmon demo --drift-after $MLMON_E2E_DRIFT_AFTER` (default 10 s).
-            Binary from $MLMON_BIN or $MLMON_BINARY, else target/release/mlmon, else target/debug/mlmon;
+            Binary from the mlmon_bin fixture ($MLMON_BINARY, $MLMON_BIN, target/debug, target/release);
             missing binary = failure, not a skip.
-  "fake"  - tests/observability/fake_mlmon.py, a Python stand-in serving the SPEC metric
+  "fake"  - tests/py/fake_mlmon.py, a Python stand-in serving the SPEC metric
             names; it exists to develop the plumbing and is not evidence about mlmon.
 The default is the real binary; MLMON_E2E_TARGETS=mlmon,fake runs both. MLMON_E2E_ALERT_TIMEOUT bounds the wait for
 the drift alert (default 60 s for the fake, 300 s for mlmon demo).
@@ -19,13 +19,12 @@ from __future__ import annotations
 import os
 import re
 import urllib.parse
-from pathlib import Path
 
 import pytest
 import yaml
 
 from fake_mlmon import FakeMlmon
-from obs_helpers import (REPO, Proc, dashboard_queries, dashboards, free_port, http_json, local_alertmanager_config,
+from helpers import (REPO, ManagedProcess, dashboard_queries, dashboards, free_port, http_json, local_alertmanager_config,
                          substitute, wait_http_ok, wait_until, write_fast_rules)
 from webhook_receiver import WebhookReceiver
 
@@ -39,19 +38,8 @@ BUILTINS = {"__rate_interval": "1m", "__interval": "15s", "__range": "1h", "__ra
 EXTERNAL_METRICS = re.compile(r"\bcontainer_\w+")
 
 
-def mlmon_binary() -> Path:
-    for env in ("MLMON_BIN", "MLMON_BINARY"):  # the Makefile's py-test sets MLMON_BINARY
-        if os.environ.get(env):
-            return Path(os.environ[env])
-    for profile in ("release", "debug"):
-        p = REPO / "target" / profile / "mlmon"
-        if p.exists():
-            return p
-    pytest.fail("mlmon binary not found: build it (cargo build) or set MLMON_BIN")
-
-
 @pytest.fixture(scope="module", params=E2E_TARGETS)
-def target(request, tmp_path_factory):
+def target(request, tmp_path_factory, mlmon_bin):
     """(kind, host:port of the admin endpoint)."""
     kind = request.param
     if kind == "fake":
@@ -62,7 +50,7 @@ def target(request, tmp_path_factory):
         logs = tmp_path_factory.mktemp("mlmon")
         admin = f"127.0.0.1:{free_port()}"
         drift_after = os.environ.get("MLMON_E2E_DRIFT_AFTER", "10")
-        proc = Proc.start("mlmon-demo", [str(mlmon_binary()), "demo", "--duration", "900", "--drift-after", drift_after,
+        proc = ManagedProcess.launch("mlmon-demo", [str(mlmon_bin), "demo", "--duration", "900", "--drift-after", drift_after,
                                          "--listen", f"127.0.0.1:{free_port()}", "--admin-listen", admin], logs)
         try:
             wait_http_ok(f"http://{admin}/healthz", timeout=60, proc=proc)
@@ -78,12 +66,12 @@ def stack(target, prometheus_bin, alertmanager_bin, tmp_path_factory):
     kind, admin = target
     tmp = tmp_path_factory.mktemp("stack")
     hook = WebhookReceiver().start()
-    procs: list[Proc] = []
+    procs: list[ManagedProcess] = []
     try:
         am_port = free_port()
         am_cfg = tmp / "alertmanager.yml"
         am_cfg.write_text(yaml.safe_dump(local_alertmanager_config(hook.url)))
-        am = Proc.start("alertmanager", [
+        am = ManagedProcess.launch("alertmanager", [
             alertmanager_bin, f"--config.file={am_cfg}", f"--storage.path={tmp / 'am'}",
             f"--web.listen-address=127.0.0.1:{am_port}", "--cluster.listen-address=",
         ], tmp)
@@ -99,7 +87,7 @@ def stack(target, prometheus_bin, alertmanager_bin, tmp_path_factory):
             "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": [admin]}]}],
         }))
         prom_port = free_port()
-        prom = Proc.start("prometheus", [
+        prom = ManagedProcess.launch("prometheus", [
             prometheus_bin, f"--config.file={prom_cfg}", f"--storage.tsdb.path={tmp / 'tsdb'}",
             f"--web.listen-address=127.0.0.1:{prom_port}", "--rules.alert.resend-delay=1s",
         ], tmp)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from obs_helpers import ALERTMANAGER_CONFIG, EVENTS, alert_rules, run
+from helpers import ALERTMANAGER_CONFIG, EVENTS, alert_rules, run
 
 CONFIG = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
 
