@@ -1,7 +1,7 @@
--- wrk script for `make bench` (scripts/bench.py): every request is an Open Inference
+-- wrk script for `make bench` (bench/proxy/run.py): every request is an Open Inference
 -- Protocol v2 inference POST with the body from the file named by MLMON_BENCH_BODY
--- (default bench/infer_request.json, relative to the working directory).
-local path = os.getenv("MLMON_BENCH_BODY") or "bench/infer_request.json"
+-- (default bench/proxy/infer_request.json, relative to the working directory).
+local path = os.getenv("MLMON_BENCH_BODY") or "bench/proxy/infer_request.json"
 local f = assert(io.open(path, "rb"), "cannot open request body " .. path)
 local body = f:read("*a")
 f:close()

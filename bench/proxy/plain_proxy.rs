@@ -1,4 +1,4 @@
-//! The baseline of `make bench` (`scripts/bench.py`): a plain hyper reverse proxy with no
+//! The baseline of `make bench` (`bench/proxy/run.py`): a plain hyper reverse proxy with no
 //! monitoring at all.
 //!
 //! It does what any production HTTP proxy does and nothing more, so that the difference

@@ -5,8 +5,8 @@ Every expected number comes from scikit-learn, never from mlmon. The Rust tests 
 tests/offline/performance/fixtures.rs replay each case through mlmon's PerformanceEngine and
 compare to 1e-9:
 
-    python3 -m venv venv && venv/bin/pip install -r scripts/requirements.txt
-    venv/bin/python scripts/gen_performance_fixtures.py   # writes tests/fixtures/performance/*.json
+    make deps    # .venv from tests/py/requirements.txt
+    .venv/bin/python scripts/gen/performance.py   # writes tests/fixtures/performance/*.json
 
 A case is a sequence of predictions (requests of one or more rows, each with a request id)
 and ground-truth records, each tagged with the phase in which the test sends it:
@@ -29,14 +29,20 @@ from __future__ import annotations
 
 import json
 import math
-import sys
+import os
 from pathlib import Path
+
+# Same OpenBLAS kernels on every x86-64 machine (AVX2): the default picks them per CPU, and
+# linear algebra then differs in the last bits between, say, AMD and Intel AVX-512 hosts.
+os.environ["OPENBLAS_CORETYPE"] = "Haswell"
 
 import numpy as np
 import sklearn
 from sklearn import metrics
 
-OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "performance"
+# Output root: the repository, or $MLMON_GEN_ROOT (`make check-generated` writes to a temp dir).
+ROOT = Path(os.environ.get("MLMON_GEN_ROOT") or Path(__file__).resolve().parents[2])
+OUT = ROOT / "tests" / "fixtures" / "performance"
 
 
 def spell(label, rng):
@@ -212,8 +218,8 @@ def main():
                             [float(v) for v in y], rng))
 
     doc = {
-        "generator": f"scripts/gen_performance_fixtures.py; scikit-learn {sklearn.__version__}, "
-                     f"numpy {np.__version__}, python {sys.version.split()[0]}",
+        "generator": f"scripts/gen/performance.py; scikit-learn {sklearn.__version__}, "
+                     f"numpy {np.__version__}",
         "cases": json.loads(json.dumps(cases, default=to_py)),
     }
     OUT.mkdir(parents=True, exist_ok=True)

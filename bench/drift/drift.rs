@@ -15,7 +15,7 @@
 //!   global allocator (live heap bytes) and cross-checked with the resident set size, and
 //!   heap allocations per ingested batch: one `MLMON_DRIFT_BENCH {json}` line on stdout.
 //!
-//! `scripts/bench_drift.py` runs this (`cargo bench --bench drift`), reads criterion's
+//! `bench/drift/run.py` runs this (`cargo bench --bench drift`), reads criterion's
 //! estimates and writes docs/performance.md. Without `--bench` (`cargo test --all-targets`)
 //! everything runs once at a small scale, as a smoke test.
 

@@ -4,8 +4,8 @@
 Every expected number comes from numpy / scipy / scikit-learn, never from mlmon. The Rust
 tests in tests/offline/anomaly/fixtures.rs load these files and compare.
 
-    python3 -m venv venv && venv/bin/pip install -r scripts/requirements.txt
-    venv/bin/python scripts/gen_anomaly_fixtures.py   # writes tests/fixtures/anomaly/*.json
+    make deps    # .venv from tests/py/requirements.txt
+    .venv/bin/python scripts/gen/anomaly.py   # writes tests/fixtures/anomaly/*.json
 
 Fixed seeds: re-running produces the same files (up to library versions, recorded in
 each file's "generator" field). Inputs are written as decimal strings (Python's shortest
@@ -26,7 +26,12 @@ What is checked:
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+
+# Same OpenBLAS kernels on every x86-64 machine (AVX2): the default picks them per CPU, and
+# linear algebra then differs in the last bits between, say, AMD and Intel AVX-512 hosts.
+os.environ["OPENBLAS_CORETYPE"] = "Haswell"
 
 import numpy as np
 import scipy
@@ -34,8 +39,10 @@ import sklearn
 from scipy import stats
 from sklearn.covariance import LedoitWolf
 
-OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "anomaly"
-GENERATOR = f"scripts/gen_anomaly_fixtures.py numpy {np.__version__} scipy {scipy.__version__} sklearn {sklearn.__version__}"
+# Output root: the repository, or $MLMON_GEN_ROOT (`make check-generated` writes to a temp dir).
+ROOT = Path(os.environ.get("MLMON_GEN_ROOT") or Path(__file__).resolve().parents[2])
+OUT = ROOT / "tests" / "fixtures" / "anomaly"
+GENERATOR = f"scripts/gen/anomaly.py numpy {np.__version__} scipy {scipy.__version__} sklearn {sklearn.__version__}"
 Z99 = stats.norm.ppf(0.99)
 IQR_NORMAL = stats.norm.ppf(0.75) - stats.norm.ppf(0.25)
 

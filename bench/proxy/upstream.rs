@@ -1,4 +1,4 @@
-//! A minimal model server for `make bench` (`scripts/bench.py`).
+//! A minimal model server for `make bench` (`bench/proxy/run.py`).
 //!
 //! It answers every `POST`/`PUT` with one fixed Open Inference Protocol v2 response after
 //! reading the whole request body, as a real model server would, and answers `GET`

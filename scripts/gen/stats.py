@@ -5,8 +5,8 @@ Every expected number comes from numpy / scipy (or, for the adaptive thresholds,
 Monte-Carlo simulation with numpy), never from mlmon itself. The Rust tests in
 tests/offline/stats.rs load these files and compare.
 
-    python3 -m venv venv && venv/bin/pip install -r scripts/requirements.txt
-    venv/bin/python scripts/gen_stats_fixtures.py          # writes tests/fixtures/stats/*.json
+    make deps    # .venv from tests/py/requirements.txt
+    .venv/bin/python scripts/gen/stats.py          # writes tests/fixtures/stats/*.json
 
 Fixed seeds: re-running produces the same files (up to the numpy/scipy versions, which
 are recorded in each file's "generator" field).
@@ -34,15 +34,20 @@ import os
 import sys
 from pathlib import Path
 
+# Same OpenBLAS kernels on every x86-64 machine (AVX2): the default picks them per CPU, and
+# linear algebra then differs in the last bits between, say, AMD and Intel AVX-512 hosts.
+os.environ["OPENBLAS_CORETYPE"] = "Haswell"
+
 import numpy as np
 import scipy
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-ROOT = Path(__file__).resolve().parent.parent
+# Output root: the repository, or $MLMON_GEN_ROOT (`make check-generated` writes to a temp dir).
+ROOT = Path(os.environ.get("MLMON_GEN_ROOT") or Path(__file__).resolve().parents[2])
 OUT = ROOT / "tests" / "fixtures" / "stats"
 PSI_FLOOR = 1e-4
-GENERATOR = f"scripts/gen_stats_fixtures.py (numpy {np.__version__}, scipy {scipy.__version__})"
+GENERATOR = f"scripts/gen/stats.py (numpy {np.__version__}, scipy {scipy.__version__})"
 
 
 def enc(values) -> list:

@@ -20,8 +20,8 @@ With --big PATH it instead writes a 1,000,000-row, 20-column CSV for the
 build benchmark (not committed).
 
 Usage:
-  python scripts/gen_baseline_fixtures.py            # regenerate fixtures
-  python scripts/gen_baseline_fixtures.py --big /tmp/big.csv [--rows N]
+  python scripts/gen/baseline.py            # regenerate fixtures
+  python scripts/gen/baseline.py --big /tmp/big.csv [--rows N]
 """
 
 from __future__ import annotations
@@ -33,12 +33,17 @@ import math
 import os
 from datetime import date, datetime, timezone
 
+# Same OpenBLAS kernels on every x86-64 machine (AVX2): the default picks them per CPU, and
+# linear algebra then differs in the last bits between, say, AMD and Intel AVX-512 hosts.
+os.environ["OPENBLAS_CORETYPE"] = "Haswell"
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Output root: the repository, or $MLMON_GEN_ROOT (`make check-generated` writes to a temp dir).
+ROOT = os.environ.get("MLMON_GEN_ROOT") or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUT = os.path.join(ROOT, "tests", "fixtures", "baseline")
 N = 2000
 BINS = 10
