@@ -1,16 +1,23 @@
 # mlmon — the two commands that matter:
 #   make demo   run the built-in example (model server + sidecar + drifting traffic)
 #   make test   install what the tests need, then run every test and check
+# and, while developing:
+#   make check  the fast tier: fmt, clippy, cargo test (127.0.0.1 only, no Python), minutes warm
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: test deps lint fmt rust-test py-test build demo bench rules-check observe static helm-assets clean
+.PHONY: test check deps lint fmt rust-test py-test build demo bench regen check-generated rules-check observe static helm-assets clean
 
 ## test: everything CI runs (installs Debian packages and a Python venv on first use)
-test: deps lint rust-test py-test
+test: deps lint rust-test py-test check-generated
+
+## check: the fast tier, nothing to install: formatting, clippy, every Rust test (unit,
+## tests/offline, tests/e2e: real servers on 127.0.0.1 only; no Python, no other network)
+check: lint
+	cargo test --all-targets
 
 ## deps: Debian packages (prometheus, alertmanager), .venv with test tools, helm/kubectl
 deps:
@@ -31,18 +38,26 @@ rust-test:
 build:
 	cargo build
 
-## py-test: tests against real MLServer/MLflow, Prometheus, Alertmanager, helm
+## py-test: tests/py against real MLServer/MLflow, Prometheus, Alertmanager, helm (needs `make deps`)
 py-test: build
-	MLMON_BINARY=$(CURDIR)/target/debug/mlmon $(PYTEST) -q -p no:cacheprovider --import-mode=importlib $(sort $(dir $(wildcard tests/*/test_*.py)))
+	MLMON_BINARY=$(CURDIR)/target/debug/mlmon $(PYTEST) -q -p no:cacheprovider --import-mode=importlib tests/py
 
 ## demo: the embedded example; open the printed URLs
 demo:
 	cargo run --release -- demo
 
-## bench: proxy overhead and analysis throughput; writes docs/performance.md
+## bench: proxy overhead and analysis throughput (bench/); writes docs/performance.md
 bench:
-	python3 scripts/bench.py
-	python3 scripts/bench_drift.py
+	python3 bench/proxy/run.py
+	python3 bench/drift/run.py
+
+## regen: rewrite every committed generated file (fixtures, dashboards, chart copies) with its generator
+regen:
+	$(PY) scripts/gen/regen.py
+
+## check-generated: regenerate into a temporary directory and fail if a committed file is stale
+check-generated:
+	$(PY) scripts/gen/regen.py --check
 
 ## rules-check: validate alert/recording rules, their unit tests, Alertmanager routing, dashboards
 rules-check:

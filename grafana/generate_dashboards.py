@@ -7,7 +7,7 @@ their source so that layout, ids, datasource references and variables stay consi
     python3 grafana/generate_dashboards.py           # rewrite grafana/dashboards/*.json
     python3 grafana/generate_dashboards.py --check   # exit 1 if a committed file differs
 
-Standard library only. Conventions (checked by tests/observability/test_dashboards.py):
+Standard library only. Conventions (checked by tests/py/test_dashboards.py):
 - every panel and every query uses the `${datasource}` variable (a Prometheus datasource);
 - `job` and `model` variables on every dashboard, `feature` where features are shown;
   all are multi-value with "All", so queries match them with `=~`;

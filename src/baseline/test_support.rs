@@ -1,5 +1,5 @@
 //! Helpers shared by the baseline module's tests: the fixture table generated
-//! with numpy/pandas by `scripts/gen_baseline_fixtures.py`
+//! with numpy/pandas by `scripts/gen/baseline.py`
 //! (tests/fixtures/baseline/), and small builders of inputs and errors.
 
 use std::path::{Path, PathBuf};

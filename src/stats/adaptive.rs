@@ -33,7 +33,7 @@
 //! With a 5000-value window and 10 bins the noise term is ~0.004 / ~0.006, so the
 //! configured levels dominate; with 100 values it is ~0.22 / ~0.29.
 //!
-//! # Accuracy (checked by simulation in `scripts/gen_stats_fixtures.py`)
+//! # Accuracy (checked by simulation in `scripts/gen/stats.py`)
 //!
 //! The quantiles agree with simulated multinomial PSI quantiles within about 10 % when
 //! every bin expects at least 20 window values (`window_n · min e_i ≥ 20`, see

@@ -1,6 +1,6 @@
 //! Pure statistics for drift and latency (SPEC section 5): no I/O, no async, no state —
 //! functions on slices, each checked against scipy / numpy by fixtures generated with
-//! `scripts/gen_stats_fixtures.py`.
+//! `scripts/gen/stats.py`.
 //!
 //! # Definitions
 //!

@@ -1,8 +1,8 @@
 //! `mlmon::stats` checked against numpy / scipy.
 //!
-//! The fixtures in `tests/fixtures/stats/` are produced by `scripts/gen_stats_fixtures.py`
+//! The fixtures in `tests/fixtures/stats/` are produced by `scripts/gen/stats.py`
 //! (numpy + scipy, fixed seeds); no expected value here is computed by mlmon. Regenerate
-//! with `python scripts/gen_stats_fixtures.py` after installing `scripts/requirements.txt`.
+//! with `python scripts/gen/stats.py` after installing `tests/py/requirements.txt`.
 
 use std::path::PathBuf;
 

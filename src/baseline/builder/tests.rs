@@ -453,7 +453,7 @@ fn a_constant_feature_has_one_edge() {
 
 /// The 1-million-row, 20-column build: run by hand with
 /// `MLMON_BIG_CSV=/tmp/big.csv cargo test --release -- --ignored big_csv`
-/// after `python scripts/gen_baseline_fixtures.py --big /tmp/big.csv`.
+/// after `python scripts/gen/baseline.py --big /tmp/big.csv`.
 #[test]
 #[ignore = "benchmark: needs MLMON_BIG_CSV (see the doc comment)"]
 fn big_csv_builds_in_bounded_memory() {

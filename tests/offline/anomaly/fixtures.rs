@@ -1,9 +1,9 @@
 //! Anomaly scoring statistics checked against scikit-learn / scipy / numpy.
 //!
 //! The fixtures in `tests/fixtures/anomaly/` are produced by
-//! `scripts/gen_anomaly_fixtures.py` (fixed seeds); no expected value here is computed by
-//! mlmon. Regenerate with `python scripts/gen_anomaly_fixtures.py` after installing
-//! `scripts/requirements.txt` (numpy, scipy, scikit-learn).
+//! `scripts/gen/anomaly.py` (fixed seeds); no expected value here is computed by
+//! mlmon. Regenerate with `python scripts/gen/anomaly.py` after installing
+//! `tests/py/requirements.txt` (numpy, scipy, scikit-learn).
 
 use std::path::PathBuf;
 

@@ -1,7 +1,7 @@
 //! `mlmon::performance` checked against scikit-learn.
 //!
 //! The fixtures in `tests/fixtures/performance/` come from
-//! `scripts/gen_performance_fixtures.py` (sklearn, fixed seeds); no expected value here is
+//! `scripts/gen/performance.py` (sklearn, fixed seeds); no expected value here is
 //! computed by mlmon. Each case is replayed through the `PerformanceEngine` with paused
 //! time: early ground truth (before the predictions are analysed), the predictions in
 //! batches, ground truth after them (with duplicates, unknown ids and rows past a batch),
