@@ -130,6 +130,12 @@ mod tests {
             assert_eq!(row[1], Some(f64::from(u8::from(p >= 0.65))), "row {i}");
             assert!(matches!(row[ti], Some(v) if v == 0.0 || v == 1.0));
         }
+        // `mlmon baseline show` names it.
+        let shown = crate::baseline::render_summary(&snap, "b.json");
+        assert!(
+            shown.contains("  probability p (classes 0, 1)\n"),
+            "{shown}"
+        );
         // Written, read back and valid against the published schema.
         let text = snap.to_json().unwrap();
         assert_eq!(
