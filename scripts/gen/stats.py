@@ -481,6 +481,26 @@ def gen_adaptive(rng: np.random.Generator) -> None:
     write("adaptive", cases)
 
 
+def gen_offline_drift(rng: np.random.Generator) -> None:
+    """`mlmon drift` on all rows: a 4 000-row baseline file (its reference sample holds every
+    value) and a 12 000-row batch (more than the 5 000-value live reservoir). KS and
+    Wasserstein of all batch rows against the reference equal scipy's."""
+    base_x = np.round(rng.normal(50.0, 10.0, 4000), 1)
+    batch_x = np.round(rng.normal(52.0, 11.0, 12000), 1)
+    base_w = np.round(rng.lognormal(1.0, 0.5, 4000), 2)
+    batch_w = np.round(rng.lognormal(1.05, 0.5, 12000), 2)
+    for name, cols in (("offline_baseline", (base_x, base_w)), ("offline_batch", (batch_x, batch_w))):
+        lines = ["x,w"] + [f"{a!r},{b!r}" for a, b in zip(*(c.tolist() for c in cols))]
+        (OUT / f"{name}.csv").write_text("\n".join(lines) + "\n")
+    cases = []
+    for col, base, batch in (("x", base_x, batch_x), ("w", base_w, batch_w)):
+        r = stats.ks_2samp(batch, base, method="asymp")
+        cases.append({"name": col, "feature": col, "window_count": int(batch.size),
+                      "ks_statistic": float(r.statistic), "ks_pvalue": float(r.pvalue),
+                      "wasserstein": float(stats.wasserstein_distance(batch, base))})
+    write("offline_drift", cases, baseline="offline_baseline.csv", batch="offline_batch.csv")
+
+
 def main() -> int:
     gen_bins(np.random.default_rng(1))
     gen_quantile_edges(np.random.default_rng(2))
@@ -491,6 +511,7 @@ def main() -> int:
     gen_chi2(np.random.default_rng(7))
     gen_categorical(np.random.default_rng(8))
     gen_adaptive(np.random.default_rng(9))
+    gen_offline_drift(np.random.default_rng(10))
     return 0
 
 

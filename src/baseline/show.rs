@@ -50,6 +50,13 @@ pub fn render(snapshot: &Snapshot, origin: &str) -> String {
             head.push(("built with", parts.join(", ")));
         }
     }
+    if let Some(p) = &s.probability {
+        let mut line = p.columns.join(", ");
+        if !p.classes.is_empty() {
+            let _ = write!(line, " (classes {})", p.classes.join(", "));
+        }
+        head.push(("probability", line));
+    }
     for (k, v) in &head {
         let _ = writeln!(out, "  {k:<11} {v}");
     }

@@ -13,8 +13,8 @@ use crate::baseline::progress::Progress;
 use crate::baseline::reader::{Cell, RowSource};
 use crate::baseline::sampling::SplitMix64;
 use crate::baseline::snapshot::{
-    parse_number, BuildInfo, FeatureBaseline, FeatureType, ModelInfo, NamedMap, ParsedText,
-    Snapshot, SnapshotError, FORMAT_VERSION,
+    parse_number, BuildInfo, FeatureBaseline, ModelInfo, NamedMap, ParsedText, Snapshot,
+    SnapshotError, FORMAT_VERSION,
 };
 use crate::record::FeatureValue;
 
@@ -326,22 +326,21 @@ impl<'o> Engine<'o> {
         out
     }
 
+    /// The snapshot. A live build passes its `prediction_override` entry and `live`
+    /// columns for the joint sample (one cell per row: `prediction`, then its score
+    /// columns, named in `live_scores`).
     pub(super) fn into_snapshot(
         mut self,
         file: &str,
         description: String,
         notes: Vec<String>,
         prediction_override: Option<FeatureBaseline>,
-        prediction_cells: Option<&[Option<f64>]>,
+        live: &[(String, Vec<Option<f64>>)],
+        live_scores: &[String],
     ) -> Result<Snapshot, BuildError> {
         let o = self.options;
         let row_count = self.rows;
-        let prediction_cells = prediction_cells.filter(|_| {
-            prediction_override
-                .as_ref()
-                .is_some_and(|p| p.kind == FeatureType::Numeric)
-        });
-        let joint_sample = self.joint_sample(prediction_cells);
+        let joint_sample = self.joint_sample(live);
         let mut features = Vec::new();
         let mut prediction = prediction_override;
         let mut target = None;
@@ -353,7 +352,12 @@ impl<'o> Engine<'o> {
                 Role::Ignored | Role::Probability => {}
             }
         }
-        let probability = probability_info(&o.probability, target.as_ref(), prediction.as_ref());
+        let score_columns = if o.probability.is_empty() {
+            live_scores
+        } else {
+            &o.probability
+        };
+        let probability = probability_info(score_columns, target.as_ref(), prediction.as_ref());
         if features.is_empty() && prediction.is_none() {
             return Err(BuildError::NothingToDescribe {
                 file: file.to_string(),

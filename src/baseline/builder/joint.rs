@@ -77,10 +77,11 @@ impl JointAcc {
 impl Engine<'_> {
     /// The joint sample of the numeric columns (inputs, prediction, target) in input order,
     /// then the probability columns in `--probability` order; rows in input order.
-    /// `prediction_cells` (one per input row) adds a `prediction` column.
+    /// `extra` adds columns given with one cell per input row (a live build's
+    /// `prediction` and score columns).
     pub(super) fn joint_sample(
         &mut self,
-        prediction_cells: Option<&[Option<f64>]>,
+        extra: &[(String, Vec<Option<f64>>)],
     ) -> Option<JointSample> {
         let mut columns = Vec::new();
         let mut index = Vec::new();
@@ -108,9 +109,7 @@ impl Engine<'_> {
                 index.push(i);
             }
         }
-        if prediction_cells.is_some() {
-            columns.push("prediction".to_string());
-        }
+        columns.extend(extra.iter().map(|(name, _)| name.clone()));
         let mut kept = std::mem::take(&mut self.joint.rows);
         if columns.is_empty() || kept.is_empty() {
             return None;
@@ -123,8 +122,8 @@ impl Engine<'_> {
                     .iter()
                     .map(|&i| cells.get(i).copied().flatten())
                     .collect();
-                if let Some(p) = prediction_cells {
-                    row.push(p.get(n as usize).copied().flatten());
+                for (_, cells) in extra {
+                    row.push(cells.get(n as usize).copied().flatten());
                 }
                 row
             })

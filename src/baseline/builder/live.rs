@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use super::engine::{cell_number, value_cell, Engine};
 use super::{BuildError, BuildOptions};
 use crate::baseline::reader::{MemorySource, MAX_COLUMNS};
-use crate::baseline::snapshot::Snapshot;
+use crate::baseline::snapshot::{FeatureType, Snapshot};
 use crate::record::{FeatureValue, Prediction, Row};
 
 /// Builds a baseline from live rows: push the first rows (and their
@@ -25,6 +25,8 @@ pub struct BaselineBuilder {
     rows: Vec<Vec<(usize, FeatureValue)>>,
     /// Captured prediction values, each as a one-column row.
     predictions: Vec<Vec<(usize, FeatureValue)>>,
+    /// Captured class probabilities, one entry per prediction.
+    scores: Vec<Option<Vec<f64>>>,
 }
 
 impl BaselineBuilder {
@@ -37,6 +39,7 @@ impl BaselineBuilder {
             index: HashMap::new(),
             rows: Vec::new(),
             predictions: Vec::new(),
+            scores: Vec::new(),
         }
     }
 
@@ -67,14 +70,58 @@ impl BaselineBuilder {
         true
     }
 
-    /// Adds one prediction (its value; probabilities are not kept); returns
-    /// false (and ignores it) once `max_rows` predictions are held.
+    /// Adds one prediction: its value (the `prediction` entry) and its class
+    /// probabilities (the snapshot's `probability` columns, when every prediction paired
+    /// with a row has as many); returns false (and ignores it) once `max_rows`
+    /// predictions are held.
     pub fn push_prediction(&mut self, prediction: &Prediction) -> bool {
         if self.predictions.len() >= self.max_rows {
             return false;
         }
         self.predictions.push(vec![(0, prediction.value.clone())]);
+        self.scores.push(prediction.probabilities.clone());
         true
+    }
+
+    /// The score columns of a live build: when every row has a prediction with `k ≥ 2`
+    /// probabilities, `probability` (the second class's score) for `k = 2`, else
+    /// `probability_0 … probability_{k-1}`; none when a name is a feature's.
+    fn score_columns(&self) -> Vec<(String, Vec<Option<f64>>)> {
+        let k = match self.scores.first() {
+            Some(Some(p)) if p.len() >= 2 => p.len(),
+            _ => return Vec::new(),
+        };
+        let paired = self.predictions.len() == self.rows.len();
+        if !paired
+            || !self
+                .scores
+                .iter()
+                .all(|s| s.as_ref().is_some_and(|p| p.len() == k))
+        {
+            return Vec::new();
+        }
+        let column = |i: usize| -> Vec<Option<f64>> {
+            self.scores
+                .iter()
+                .map(|s| {
+                    s.as_ref()
+                        .and_then(|p| p.get(i))
+                        .copied()
+                        .filter(|v| v.is_finite())
+                })
+                .collect()
+        };
+        let out: Vec<(String, Vec<Option<f64>>)> = if k == 2 {
+            vec![("probability".to_string(), column(1))]
+        } else {
+            (0..k)
+                .map(|i| (format!("probability_{i}"), column(i)))
+                .collect()
+        };
+        if out.iter().any(|(n, _)| self.index.contains_key(n)) {
+            return Vec::new();
+        }
+        out
     }
 
     /// Rows held so far.
@@ -134,19 +181,28 @@ impl BaselineBuilder {
             .clone()
             .unwrap_or_else(|| origin.clone());
         // Predictions pair with rows by position when every row had one.
-        let cells: Option<Vec<Option<f64>>> =
-            (self.predictions.len() == self.rows.len()).then(|| {
-                self.predictions
-                    .iter()
-                    .map(|p| p.first().and_then(|(_, v)| cell_number(&value_cell(v))))
-                    .collect()
-            });
+        let mut live = Vec::new();
+        let numeric = prediction
+            .as_ref()
+            .is_some_and(|p| p.kind == FeatureType::Numeric);
+        if numeric && self.predictions.len() == self.rows.len() {
+            let cells = self
+                .predictions
+                .iter()
+                .map(|p| p.first().and_then(|(_, v)| cell_number(&value_cell(v))))
+                .collect();
+            live.push(("prediction".to_string(), cells));
+        }
+        let scores = self.score_columns();
+        let score_names: Vec<String> = scores.iter().map(|(n, _)| n.clone()).collect();
+        live.extend(scores);
         features.into_snapshot(
             &origin,
             description,
             Vec::new(),
             prediction,
-            cells.as_deref(),
+            &live,
+            &score_names,
         )
     }
 }

@@ -287,5 +287,5 @@ pub fn build_from_file(
         .source
         .clone()
         .unwrap_or_else(|| format!("{file} ({})", format.as_str()));
-    engine.into_snapshot(&file, description, notes, None, None)
+    engine.into_snapshot(&file, description, notes, None, &[], &[])
 }

@@ -130,6 +130,12 @@ mod tests {
             assert_eq!(row[1], Some(f64::from(u8::from(p >= 0.65))), "row {i}");
             assert!(matches!(row[ti], Some(v) if v == 0.0 || v == 1.0));
         }
+        // `mlmon baseline show` names it.
+        let shown = crate::baseline::render_summary(&snap, "b.json");
+        assert!(
+            shown.contains("  probability p (classes 0, 1)\n"),
+            "{shown}"
+        );
         // Written, read back and valid against the published schema.
         let text = snap.to_json().unwrap();
         assert_eq!(
@@ -227,6 +233,63 @@ mod tests {
         };
         let snap = build_from_file(&path, None, &o, &mut NoProgress).unwrap();
         assert!(snap.probability.as_ref().unwrap().classes.is_empty());
+    }
+
+    #[test]
+    fn live_captures_keep_labels_as_prediction_and_scores_as_probability() {
+        use crate::baseline::BaselineBuilder;
+        use crate::record::{FeatureValue, Prediction, Row};
+        let mut b = BaselineBuilder::new(BuildOptions::new("live"), 100);
+        for i in 0..100 {
+            let p = f64::from(i) / 100.0;
+            b.push_row(&Row {
+                values: vec![("x".into(), FeatureValue::Number(f64::from(i % 7)))],
+            });
+            b.push_prediction(&Prediction {
+                value: FeatureValue::Number(f64::from(u8::from(p >= 0.65))),
+                probabilities: Some(vec![1.0 - p, p]),
+            });
+        }
+        let snap = b.finish().unwrap();
+        let pred = snap.prediction.as_ref().unwrap();
+        assert_eq!((pred.stats.min, pred.stats.max), (Some(0.0), Some(1.0)));
+        assert_eq!(
+            snap.probability,
+            Some(ProbabilityInfo {
+                columns: vec!["probability".into()],
+                classes: vec!["0".into(), "1".into()],
+            })
+        );
+        let joint = snap.joint_sample.as_ref().unwrap();
+        assert_eq!(joint.columns, ["x", "prediction", "probability"]);
+        for (i, row) in joint.rows.iter().enumerate() {
+            assert_eq!(row[2], Some(i as f64 / 100.0), "row {i}");
+        }
+        // Three classes: one column per class; no probabilities: no `probability`.
+        let mut b = BaselineBuilder::new(BuildOptions::new("live"), 10);
+        let mut plain = BaselineBuilder::new(BuildOptions::new("live"), 10);
+        for i in 0..10 {
+            let row = Row {
+                values: vec![("x".into(), FeatureValue::Number(f64::from(i)))],
+            };
+            b.push_row(&row);
+            plain.push_row(&row);
+            b.push_prediction(&Prediction {
+                value: FeatureValue::Text(["a", "b", "c"][i as usize % 3].into()),
+                probabilities: Some(vec![0.2, 0.3, 0.5]),
+            });
+            plain.push_prediction(&Prediction {
+                value: FeatureValue::Number(1.0),
+                probabilities: None,
+            });
+        }
+        let p = b.finish().unwrap().probability.unwrap();
+        assert_eq!(
+            p.columns,
+            ["probability_0", "probability_1", "probability_2"]
+        );
+        assert_eq!(p.classes, ["a", "b", "c"]);
+        assert_eq!(plain.finish().unwrap().probability, None);
     }
 
     #[test]
