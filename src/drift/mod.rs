@@ -16,8 +16,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
-use rand::rngs::SmallRng;
-use rand::SeedableRng;
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -30,6 +28,7 @@ use crate::metrics::drift::{BaselineLabels, BinLabels, DriftMetrics, FeatureLabe
 use crate::metrics::labels::ModelLabels;
 use crate::record::{FeatureValue, Kind};
 use crate::stats;
+use crate::stats::sketch::{QuantileSketch, DEFAULT_COMPRESSION};
 use window::{FeatureWindow, Layout, WindowView};
 
 pub use crate::record::PREDICTION;
@@ -121,7 +120,7 @@ pub struct WindowCounts {
     pub missing: u64,
     /// Values of the wrong type.
     pub invalid: u64,
-    /// Values in the KS/Wasserstein sample.
+    /// Values behind KS/Wasserstein (all numeric values in the window, sketched).
     pub sample: usize,
 }
 
@@ -188,8 +187,8 @@ struct FeatureState {
     expected: Vec<f64>,
     /// Bin labels per cell.
     cells: Vec<String>,
-    /// Sorted finite reference sample.
-    reference: Vec<f64>,
+    /// The baseline column's sketch (KS / Wasserstein reference).
+    reference: QuantileSketch,
     window: FeatureWindow,
     exported: Vec<u64>,
 }
@@ -201,7 +200,6 @@ struct ModelDrift {
     features: Vec<FeatureState>,
     index: HashMap<String, usize>,
     output: Option<usize>,
-    rng: SmallRng,
     seen: Vec<bool>,
 }
 
@@ -219,6 +217,8 @@ pub struct DriftEngine {
     metrics: Arc<DriftMetrics>,
     baselines: Arc<Registry>,
     models: DashMap<String, Mutex<ModelDrift>>,
+    /// Compression of the windows' sketches.
+    compression: u32,
 }
 
 impl std::fmt::Debug for DriftEngine {
@@ -279,7 +279,16 @@ impl DriftEngine {
             metrics,
             baselines,
             models: DashMap::new(),
+            compression: DEFAULT_COMPRESSION,
         }
+    }
+
+    /// The same engine sketching window values at `compression` (see
+    /// [`crate::stats::sketch`]); [`MAX_COMPRESSION`](crate::stats::sketch::MAX_COMPRESSION)
+    /// keeps every distinct value up to 100 000 per feature (offline `mlmon drift`).
+    pub fn with_window_compression(mut self, compression: u32) -> Self {
+        self.compression = compression;
+        self
     }
 
     /// Installs (or replaces) the baseline of `model` in the registry and starts its
@@ -330,12 +339,8 @@ impl DriftEngine {
                 baseline: b.clone(),
                 expected,
                 cells,
-                reference: stats::sorted_finite(&b.sample),
-                window: FeatureWindow::new(
-                    layout,
-                    self.cfg.drift.window,
-                    self.cfg.drift.sample_size,
-                ),
+                reference: reference_sketch(b),
+                window: FeatureWindow::new(layout, self.cfg.drift.window, self.compression),
                 exported,
             });
         }
@@ -413,7 +418,6 @@ impl DriftEngine {
             features,
             index,
             output,
-            rng: SmallRng::seed_from_u64(0x6d6c6d6f6e),
             seen,
         };
         self.models.insert(model.to_string(), Mutex::new(state));
@@ -450,19 +454,19 @@ impl DriftEngine {
                 if let Some(&i) = m.index.get(name.as_str()) {
                     if !m.seen[i] {
                         m.seen[i] = true;
-                        m.features[i].window.push(value, now, &mut m.rng);
+                        m.features[i].window.push(value, now);
                     }
                 }
             }
             for (i, f) in m.features.iter_mut().enumerate() {
                 if f.kind == Kind::Input && !m.seen[i] {
-                    f.window.push(&FeatureValue::Missing, now, &mut m.rng);
+                    f.window.push(&FeatureValue::Missing, now);
                 }
             }
         }
         if let Some(o) = m.output {
             for p in &ex.parsed.predictions {
-                m.features[o].window.push(&p.value, now, &mut m.rng);
+                m.features[o].window.push(&p.value, now);
             }
         }
     }
@@ -600,6 +604,12 @@ impl DriftEngine {
     }
 }
 
+/// The KS / Wasserstein reference of a numeric baseline entry: its full-column sketch
+/// (snapshot format 2), else a sketch of its reference sample (format 1).
+fn reference_sketch(b: &FeatureBaseline) -> QuantileSketch {
+    QuantileSketch::from_values(DEFAULT_COMPRESSION, &b.sample)
+}
+
 fn level(p: ThresholdPair) -> Level {
     Level::higher(p.warning, p.critical)
 }
@@ -619,11 +629,12 @@ fn feature_drift(
         psi = stats::psi_counts(&f.expected, &view.counts);
         js = stats::js_divergence_counts(&f.expected, &view.counts);
         if numeric {
-            if let Some(ks) = stats::ks_2samp_sorted(&view.sample, &f.reference) {
-                ks_statistic = Some(ks.statistic);
-                ks_pvalue = Some(ks.pvalue);
+            // Both full columns, sketched; the p-value from the true counts.
+            if let Some(c) = stats::compare_sketches(&view.sketch, &f.reference) {
+                ks_statistic = Some(c.ks_statistic);
+                ks_pvalue = c.ks_pvalue();
+                wasserstein = Some(c.wasserstein);
             }
-            wasserstein = stats::wasserstein_sorted(&view.sample, &f.reference);
         } else {
             let aligned = stats::align_categories(
                 f.cells
@@ -700,7 +711,7 @@ fn feature_drift(
             count: n,
             missing: view.missing,
             invalid: view.invalid,
-            sample: view.sample.len(),
+            sample: usize::try_from(view.sketch.count()).unwrap_or(usize::MAX),
         },
         psi,
         js_divergence: js,

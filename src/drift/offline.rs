@@ -51,7 +51,10 @@ pub fn drift_of_file(
     let current = registry
         .set(&model, Arc::new(snapshot))
         .map_err(|e| OfflineError::Baseline(e.to_string()))?;
-    let engine = DriftEngine::new(Arc::new(cfg), Arc::new(DriftMetrics::default()), registry);
+    // Window sketches that keep every distinct value (up to 100 000 per feature): KS and
+    // Wasserstein on all rows of the batch.
+    let engine = DriftEngine::new(Arc::new(cfg), Arc::new(DriftMetrics::default()), registry)
+        .with_window_compression(crate::stats::sketch::MAX_COMPRESSION);
     let mut source =
         open_source(input, format, &[]).map_err(|e| OfflineError::Read(e.to_string()))?;
     let mut batch = ParsedExchange::default();

@@ -14,9 +14,10 @@
 //! greedily while the fused cell spans at most one unit of `k`. Cells are ~`π/δ` of the mass
 //! at the median and shrink to single values in the tails; joining cells by range keeps
 //! them disjoint on stationary data (instead of new cells overlapping old ones deeper at
-//! every flush). Equal atoms are always fused, so a run of equal values is never split: a
-//! feature with few distinct values (booleans, small integer codes, ages) is represented
-//! *exactly*.
+//! every flush). Cells are fused only while there are more than `δ + 1` of them, and equal
+//! atoms are always fused, so a run of equal values is never split: a column with at most
+//! `δ + 1` distinct values (booleans, integer codes, ages, rounded amounts) is represented
+//! *exactly*, whatever its length.
 //!
 //! Memory: after every flush at most `δ + 1` cells (24 bytes each) — two adjacent cells
 //! that were not fused span more than one unit of `k`, whose range is `δ/2` — plus a buffer
@@ -63,8 +64,9 @@
 //! normal, lognormal, Pareto(2.5), Student-t(3) and zero-inflated values, exact on booleans
 //! and integer codes, ≤ 2.2·10⁻⁴ (KS) on real data from statsmodels (see the tests).
 //!
-//! With fewer than `δ` values, or few distinct values, all cells are atoms and both bounds
-//! are 0: KS and Wasserstein equal scipy's (up to floating-point rounding).
+//! With at most `δ + 1` distinct values all cells are atoms and both bounds are 0: KS and
+//! Wasserstein equal scipy's (up to floating-point rounding). At
+//! [`MAX_COMPRESSION`] that is up to 100 001 distinct values (offline `mlmon drift`).
 //!
 //! Non-finite values are ignored by [`insert`](QuantileSketch::insert) (the caller counts
 //! them as missing). Nothing here panics on any input.
@@ -198,7 +200,7 @@ impl QuantileSketch {
         incoming.extend(atoms(std::mem::take(&mut self.buffer)));
         incoming.sort_by(cell_order);
         let merged = merge_sorted(std::mem::take(&mut self.cells), incoming);
-        self.cells = fuse(merged, self.count, self.compression);
+        self.cells = fuse_if_over(merged, self.count, self.compression);
     }
 
     /// The union of several sketches *without* fusing cells: no accuracy is lost (each
@@ -226,7 +228,7 @@ impl QuantileSketch {
         let new = atoms(std::mem::take(&mut self.buffer));
         let free = absorb(&mut self.cells, new, self.count, self.compression);
         let merged = merge_sorted(std::mem::take(&mut self.cells), free);
-        self.cells = fuse(merged, self.count, self.compression);
+        self.cells = fuse_if_over(merged, self.count, self.compression);
     }
 
     /// Bytes held by values: cells and buffer (capacities, not lengths).
@@ -384,7 +386,13 @@ fn absorb(cells: &mut [Cell], new: Vec<Cell>, n: u64, compression: u32) -> Vec<C
     let mut free = Vec::new();
     for a in new {
         let i = cells.partition_point(|c| c.lo <= a.lo);
-        let target = i.checked_sub(1).filter(|&j| a.lo <= cells[j].hi);
+        // Cells sort by (lo, hi): an atom of the same value, if any, is the first with lo = v.
+        let first = cells[..i].partition_point(|c| c.lo < a.lo);
+        let target = if first < i && cells[first].is_atom() {
+            Some(first)
+        } else {
+            i.checked_sub(1).filter(|&j| a.lo <= cells[j].hi)
+        };
         let Some(j) = target else {
             free.push(a);
             continue;
@@ -404,6 +412,16 @@ fn absorb(cells: &mut [Cell], new: Vec<Cell>, n: u64, compression: u32) -> Vec<C
 
 /// Largest `k`-span a cell may reach by absorbing values inside its range.
 const ABSORB_SPAN: f64 = 3.0;
+
+/// [`fuse`] when there are more than `δ + 1` cells; fewer are kept as they are (so up to
+/// `δ + 1` distinct values are represented exactly).
+fn fuse_if_over(cells: Vec<Cell>, n: u64, compression: u32) -> Vec<Cell> {
+    if cells.len() > compression as usize + 1 {
+        fuse(cells, n, compression)
+    } else {
+        cells
+    }
+}
 
 /// Greedy fusion of sorted cells (total `n`) into cells spanning ≤ 1 unit of `k`; equal
 /// atoms are always fused.
