@@ -146,6 +146,13 @@ pub struct FeatureDrift {
     pub ks_pvalue: Option<f64>,
     /// Wasserstein-1 (numeric).
     pub wasserstein: Option<f64>,
+    /// `ks_statistic` is within this of scipy's value on all the window's and the baseline
+    /// column's values (computed from the sketches; 0 when both are exact).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ks_error_bound: Option<f64>,
+    /// `wasserstein` is within this of scipy's value on all values (as `ks_error_bound`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wasserstein_error_bound: Option<f64>,
     /// Chi-square p-value (categorical).
     pub chi2_pvalue: Option<f64>,
     /// Status; `None` when the window is empty.
@@ -625,6 +632,7 @@ fn feature_drift(
     let numeric = matches!(f.window.layout(), Layout::Numeric { .. });
     let (mut psi, mut js, mut ks_statistic, mut ks_pvalue, mut wasserstein, mut chi2_pvalue) =
         (None, None, None, None, None, None);
+    let mut bounds = None;
     if n > 0 {
         psi = stats::psi_counts(&f.expected, &view.counts);
         js = stats::js_divergence_counts(&f.expected, &view.counts);
@@ -634,6 +642,7 @@ fn feature_drift(
                 ks_statistic = Some(c.ks_statistic);
                 ks_pvalue = c.ks_pvalue();
                 wasserstein = Some(c.wasserstein);
+                bounds = Some((c.ks_error_bound, c.wasserstein_error_bound));
             }
         } else {
             let aligned = stats::align_categories(
@@ -718,6 +727,8 @@ fn feature_drift(
         ks_statistic,
         ks_pvalue,
         wasserstein,
+        ks_error_bound: bounds.map(|b| b.0),
+        wasserstein_error_bound: bounds.map(|b| b.1),
         chi2_pvalue,
         status,
         thresholds: ThresholdsReport {
