@@ -614,7 +614,10 @@ impl DriftEngine {
 /// The KS / Wasserstein reference of a numeric baseline entry: its full-column sketch
 /// (snapshot format 2), else a sketch of its reference sample (format 1).
 fn reference_sketch(b: &FeatureBaseline) -> QuantileSketch {
-    QuantileSketch::from_values(DEFAULT_COMPRESSION, &b.sample)
+    match &b.sketch {
+        Some(s) => s.clone(),
+        None => QuantileSketch::from_values(DEFAULT_COMPRESSION, &b.sample),
+    }
 }
 
 fn level(p: ThresholdPair) -> Level {
