@@ -414,13 +414,13 @@ fn invalid_serialized_sketches_are_rejected() {
 }
 
 /// Real data: columns of statsmodels' bundled RAND Health Insurance Experiment data
-/// (20 190 rows) and Fair's affairs data, split as `scripts/gen_sketch_fixtures.py` says,
+/// (20 190 rows) and Fair's affairs data, split as `scripts/gen/sketch.py` says,
 /// with scipy's `ks_2samp` and `wasserstein_distance` on the full columns.
 #[test]
 fn real_data_sets_match_scipy_within_the_spec() {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/stats/sketch_real.json"
+        "/tests/fixtures/sketch/real.json"
     );
     let text = std::fs::read_to_string(path).unwrap();
     let fx: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -462,6 +462,20 @@ fn real_data_sets_match_scipy_within_the_spec() {
             w1_err <= w1_tolerance(scipy_w1, std_a) && w1_err <= c.wasserstein_error_bound + 1e-9,
             "{name}: W1 {} vs scipy {scipy_w1}",
             c.wasserstein
+        );
+        // Forced approximation (δ = 100, far below the default): still within the bounds.
+        let (ta, tb) = (
+            QuantileSketch::from_values(100, &a),
+            QuantileSketch::from_values(100, &b),
+        );
+        let t = compare(&ta, &tb).unwrap();
+        assert!(
+            (t.ks_statistic - scipy_ks).abs() <= t.ks_error_bound + 1e-12,
+            "{name}: {t:?}"
+        );
+        assert!(
+            (t.wasserstein - scipy_w1).abs() <= t.wasserstein_error_bound + 1e-9,
+            "{name}: {t:?}"
         );
         // The p-value from the true counts: exact when the statistic is.
         if c.ks_error_bound == 0.0 {

@@ -10,8 +10,8 @@ distance come from scipy on the *full* parts, never from mlmon. The Rust test
 `stats::sketch::tests::real_data_sets_match_scipy_within_the_spec` sketches both parts at
 the default compression and checks SPEC section 5's accuracy targets.
 
-    python3 -m venv venv && venv/bin/pip install numpy scipy statsmodels pandas
-    venv/bin/python scripts/gen_sketch_fixtures.py   # writes tests/fixtures/stats/sketch_real.json
+    make deps    # .venv from tests/py/requirements.txt (statsmodels included)
+    .venv/bin/python scripts/gen/sketch.py   # writes tests/fixtures/sketch/real.json
 
 Deterministic: no randomness; the generator versions are recorded in the file.
 """
@@ -19,6 +19,7 @@ Deterministic: no randomness; the generator versions are recorded in the file.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +28,9 @@ import statsmodels
 import statsmodels.api as sm
 from scipy import stats
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "tests" / "fixtures" / "stats" / "sketch_real.json"
+# Output root: the repository, or $MLMON_GEN_ROOT (`make check-generated` writes to a temp dir).
+ROOT = Path(os.environ.get("MLMON_GEN_ROOT") or Path(__file__).resolve().parents[2])
+OUT = ROOT / "tests" / "fixtures" / "sketch" / "real.json"
 
 
 def case(name: str, reference, window) -> dict:
@@ -67,7 +69,7 @@ def main() -> None:
         case("co2 weekly ppm, 1958-1980 vs 1980-2001", co2[: len(co2) // 2], co2[len(co2) // 2 :]),
     ]
     out = {
-        "generator": f"scripts/gen_sketch_fixtures.py (numpy {np.__version__}, scipy {scipy.__version__}, statsmodels {statsmodels.__version__})",
+        "generator": f"scripts/gen/sketch.py (numpy {np.__version__}, scipy {scipy.__version__}, statsmodels {statsmodels.__version__})",
         "cases": cases,
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
