@@ -169,6 +169,33 @@ pub struct FeatureDrift {
     pub max: Option<f64>,
 }
 
+/// The sketches behind one numeric feature's KS and Wasserstein.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FeatureSketches {
+    /// Feature name.
+    pub feature: String,
+    /// `input` or `output`.
+    pub kind: Kind,
+    /// The window's values (the union of its live time buckets).
+    pub window: QuantileSketch,
+    /// The baseline column's values.
+    pub baseline: QuantileSketch,
+}
+
+/// The window and baseline sketches of a model's numeric features
+/// (`GET /api/v1/models/{model}/sketch`): what a fleet view merges across replicas.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelSketches {
+    /// Model name.
+    pub model: String,
+    /// Baseline id.
+    pub baseline_id: String,
+    /// Window length in seconds.
+    pub window_seconds: f64,
+    /// Numeric features (inputs, then the output), in baseline order.
+    pub features: Vec<FeatureSketches>,
+}
+
 /// Drift of one model.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelDriftReport {
@@ -476,6 +503,35 @@ impl DriftEngine {
                 m.features[o].window.push(&p.value, now);
             }
         }
+    }
+
+    /// The window and baseline sketches of `model`'s numeric features now; `None` when
+    /// it has no baseline.
+    pub fn sketches(&self, model: &str) -> Option<ModelSketches> {
+        let now = Instant::now();
+        if let Some(current) = self.baselines.get(model) {
+            self.sync(model, &current);
+        }
+        let entry = self.models.get(model)?;
+        let mut m = entry.lock().ok()?;
+        let baseline_id = m.baseline.id.clone();
+        let features = m
+            .features
+            .iter_mut()
+            .filter(|f| matches!(f.window.layout(), Layout::Numeric { .. }))
+            .map(|f| FeatureSketches {
+                feature: f.name.clone(),
+                kind: f.kind,
+                window: f.window.view(now).sketch,
+                baseline: f.reference.clone(),
+            })
+            .collect();
+        Some(ModelSketches {
+            model: model.to_string(),
+            baseline_id,
+            window_seconds: self.cfg.drift.window.as_secs_f64(),
+            features,
+        })
     }
 
     /// Computes the drift of `model` now; `None` when it has no baseline.

@@ -1,8 +1,9 @@
 //! `mlmon drift`: the sidecar's drift statistics on a batch file, for pipelines and CI.
 //!
 //! The rows are pushed through the same [`DriftEngine`] the sidecar runs (one window
-//! holding the whole batch, the same `drift.sample_size` reservoir), so the numbers are
-//! the ones the sidecar would export for that traffic. The prediction column
+//! holding the whole batch), so the numbers are the ones the sidecar would export for that
+//! traffic, except that the window's sketches keep every distinct value (up to 100 001 per
+//! feature): KS and Wasserstein use all rows of the batch. The prediction column
 //! (`--prediction COL`, default a column named `prediction`) is compared with the
 //! baseline's output entry.
 
