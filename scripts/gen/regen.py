@@ -7,8 +7,9 @@
 Generated files and their generators (all deterministic: fixed seeds, pinned library versions
 in tests/py/requirements.txt, no timestamps):
 
-- tests/fixtures/{stats,anomaly,performance,baseline}/: scripts/gen/{stats,anomaly,
-  performance,baseline}.py, expected values from numpy/scipy/scikit-learn/pandas. --check
+- tests/fixtures/{stats,anomaly,performance,baseline,sketch}/: scripts/gen/{stats,anomaly,
+  performance,baseline,sketch}.py, expected values from numpy/scipy/scikit-learn/pandas
+  (sketch: real data bundled with statsmodels). --check
   runs them with MLMON_GEN_ROOT set to a temporary directory and compares byte for byte.
 - grafana/dashboards/*.json: grafana/generate_dashboards.py;
   helm/mlmon/files/ and k8s/components/monitoring/generated/: scripts/gen-helm-assets.py;
@@ -37,6 +38,7 @@ FIXTURES = {
     "scripts/gen/anomaly.py": "tests/fixtures/anomaly",
     "scripts/gen/performance.py": "tests/fixtures/performance",
     "scripts/gen/baseline.py": "tests/fixtures/baseline",
+    "scripts/gen/sketch.py": "tests/fixtures/sketch",
 }
 
 #: Generators with their own check mode: (write command, check command), in dependency order

@@ -82,6 +82,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(events::post_event).layer(DefaultBodyLimit::max(MAX_INGEST_BYTES)),
         )
         .route("/api/v1/models/{model}/drift", get(drift))
+        .route("/api/v1/models/{model}/sketch", get(sketch))
         .route("/api/v1/models/{model}/quality", get(quality::quality))
         .route(
             "/api/v1/models/{model}/anomalies",
@@ -143,6 +144,18 @@ async fn drift(
             ApiError::NotFound(format!("model {model:?} has no baseline"))
         }
     })
+}
+
+/// The window and baseline sketches behind KS and Wasserstein (fleet views merge them).
+async fn sketch(
+    State(state): State<Arc<AppState>>,
+    Path(model): Path<String>,
+) -> Result<Json<crate::drift::ModelSketches>, ApiError> {
+    state
+        .drift
+        .sketches(&model)
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("model {model:?} has no baseline")))
 }
 
 async fn put_baseline(

@@ -3,7 +3,7 @@
 //! live traffic against.
 //!
 //! Layout:
-//! - [`snapshot`]: the JSON format (`format_version: 1`, documented in
+//! - [`snapshot`]: the JSON format (`format_version: 2`, 1 still read; documented in
 //!   `docs/baseline.md` and `docs/baseline.schema.json`): the types in
 //!   `snapshot/mod.rs`, loading and writing (`io`), the checks (`validate`),
 //!   category keys (`key`).
@@ -36,5 +36,5 @@ pub use show::render as render_summary;
 pub use snapshot::{
     category_key, Bins, BuildInfo, EntryRole, FeatureBaseline, FeatureStats, FeatureType,
     JointSample, ModelInfo, NamedMap, ProbabilityInfo, Quantiles, Snapshot, SnapshotError,
-    ThresholdPair, Thresholds, FORMAT_VERSION, OTHER_CATEGORY,
+    ThresholdPair, Thresholds, FORMAT_VERSION, MIN_FORMAT_VERSION, OTHER_CATEGORY,
 };

@@ -16,8 +16,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
-use rand::rngs::SmallRng;
-use rand::SeedableRng;
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -30,6 +28,7 @@ use crate::metrics::drift::{BaselineLabels, BinLabels, DriftMetrics, FeatureLabe
 use crate::metrics::labels::ModelLabels;
 use crate::record::{FeatureValue, Kind};
 use crate::stats;
+use crate::stats::sketch::{QuantileSketch, DEFAULT_COMPRESSION};
 use window::{FeatureWindow, Layout, WindowView};
 
 pub use crate::record::PREDICTION;
@@ -121,7 +120,7 @@ pub struct WindowCounts {
     pub missing: u64,
     /// Values of the wrong type.
     pub invalid: u64,
-    /// Values in the KS/Wasserstein sample.
+    /// Values behind KS/Wasserstein (all numeric values in the window, sketched).
     pub sample: usize,
 }
 
@@ -147,6 +146,13 @@ pub struct FeatureDrift {
     pub ks_pvalue: Option<f64>,
     /// Wasserstein-1 (numeric).
     pub wasserstein: Option<f64>,
+    /// `ks_statistic` is within this of scipy's value on all the window's and the baseline
+    /// column's values (computed from the sketches; 0 when both are exact).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ks_error_bound: Option<f64>,
+    /// `wasserstein` is within this of scipy's value on all values (as `ks_error_bound`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wasserstein_error_bound: Option<f64>,
     /// Chi-square p-value (categorical).
     pub chi2_pvalue: Option<f64>,
     /// Status; `None` when the window is empty.
@@ -161,6 +167,33 @@ pub struct FeatureDrift {
     pub min: Option<f64>,
     /// Window maximum (numeric).
     pub max: Option<f64>,
+}
+
+/// The sketches behind one numeric feature's KS and Wasserstein.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FeatureSketches {
+    /// Feature name.
+    pub feature: String,
+    /// `input` or `output`.
+    pub kind: Kind,
+    /// The window's values (the union of its live time buckets).
+    pub window: QuantileSketch,
+    /// The baseline column's values.
+    pub baseline: QuantileSketch,
+}
+
+/// The window and baseline sketches of a model's numeric features
+/// (`GET /api/v1/models/{model}/sketch`): what a fleet view merges across replicas.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelSketches {
+    /// Model name.
+    pub model: String,
+    /// Baseline id.
+    pub baseline_id: String,
+    /// Window length in seconds.
+    pub window_seconds: f64,
+    /// Numeric features (inputs, then the output), in baseline order.
+    pub features: Vec<FeatureSketches>,
 }
 
 /// Drift of one model.
@@ -188,8 +221,8 @@ struct FeatureState {
     expected: Vec<f64>,
     /// Bin labels per cell.
     cells: Vec<String>,
-    /// Sorted finite reference sample.
-    reference: Vec<f64>,
+    /// The baseline column's sketch (KS / Wasserstein reference).
+    reference: QuantileSketch,
     window: FeatureWindow,
     exported: Vec<u64>,
 }
@@ -201,7 +234,6 @@ struct ModelDrift {
     features: Vec<FeatureState>,
     index: HashMap<String, usize>,
     output: Option<usize>,
-    rng: SmallRng,
     seen: Vec<bool>,
 }
 
@@ -219,6 +251,8 @@ pub struct DriftEngine {
     metrics: Arc<DriftMetrics>,
     baselines: Arc<Registry>,
     models: DashMap<String, Mutex<ModelDrift>>,
+    /// Compression of the windows' sketches.
+    compression: u32,
 }
 
 impl std::fmt::Debug for DriftEngine {
@@ -279,7 +313,16 @@ impl DriftEngine {
             metrics,
             baselines,
             models: DashMap::new(),
+            compression: DEFAULT_COMPRESSION,
         }
+    }
+
+    /// The same engine sketching window values at `compression` (see
+    /// [`crate::stats::sketch`]); [`MAX_COMPRESSION`](crate::stats::sketch::MAX_COMPRESSION)
+    /// keeps every distinct value up to 100 000 per feature (offline `mlmon drift`).
+    pub fn with_window_compression(mut self, compression: u32) -> Self {
+        self.compression = compression;
+        self
     }
 
     /// Installs (or replaces) the baseline of `model` in the registry and starts its
@@ -330,12 +373,8 @@ impl DriftEngine {
                 baseline: b.clone(),
                 expected,
                 cells,
-                reference: stats::sorted_finite(&b.sample),
-                window: FeatureWindow::new(
-                    layout,
-                    self.cfg.drift.window,
-                    self.cfg.drift.sample_size,
-                ),
+                reference: reference_sketch(b),
+                window: FeatureWindow::new(layout, self.cfg.drift.window, self.compression),
                 exported,
             });
         }
@@ -413,7 +452,6 @@ impl DriftEngine {
             features,
             index,
             output,
-            rng: SmallRng::seed_from_u64(0x6d6c6d6f6e),
             seen,
         };
         self.models.insert(model.to_string(), Mutex::new(state));
@@ -450,21 +488,50 @@ impl DriftEngine {
                 if let Some(&i) = m.index.get(name.as_str()) {
                     if !m.seen[i] {
                         m.seen[i] = true;
-                        m.features[i].window.push(value, now, &mut m.rng);
+                        m.features[i].window.push(value, now);
                     }
                 }
             }
             for (i, f) in m.features.iter_mut().enumerate() {
                 if f.kind == Kind::Input && !m.seen[i] {
-                    f.window.push(&FeatureValue::Missing, now, &mut m.rng);
+                    f.window.push(&FeatureValue::Missing, now);
                 }
             }
         }
         if let Some(o) = m.output {
             for p in &ex.parsed.predictions {
-                m.features[o].window.push(&p.value, now, &mut m.rng);
+                m.features[o].window.push(&p.value, now);
             }
         }
+    }
+
+    /// The window and baseline sketches of `model`'s numeric features now; `None` when
+    /// it has no baseline.
+    pub fn sketches(&self, model: &str) -> Option<ModelSketches> {
+        let now = Instant::now();
+        if let Some(current) = self.baselines.get(model) {
+            self.sync(model, &current);
+        }
+        let entry = self.models.get(model)?;
+        let mut m = entry.lock().ok()?;
+        let baseline_id = m.baseline.id.clone();
+        let features = m
+            .features
+            .iter_mut()
+            .filter(|f| matches!(f.window.layout(), Layout::Numeric { .. }))
+            .map(|f| FeatureSketches {
+                feature: f.name.clone(),
+                kind: f.kind,
+                window: f.window.view(now).sketch,
+                baseline: f.reference.clone(),
+            })
+            .collect();
+        Some(ModelSketches {
+            model: model.to_string(),
+            baseline_id,
+            window_seconds: self.cfg.drift.window.as_secs_f64(),
+            features,
+        })
     }
 
     /// Computes the drift of `model` now; `None` when it has no baseline.
@@ -600,6 +667,15 @@ impl DriftEngine {
     }
 }
 
+/// The KS / Wasserstein reference of a numeric baseline entry: its full-column sketch
+/// (snapshot format 2), else a sketch of its reference sample (format 1).
+fn reference_sketch(b: &FeatureBaseline) -> QuantileSketch {
+    match &b.sketch {
+        Some(s) => s.clone(),
+        None => QuantileSketch::from_values(DEFAULT_COMPRESSION, &b.sample),
+    }
+}
+
 fn level(p: ThresholdPair) -> Level {
     Level::higher(p.warning, p.critical)
 }
@@ -615,15 +691,18 @@ fn feature_drift(
     let numeric = matches!(f.window.layout(), Layout::Numeric { .. });
     let (mut psi, mut js, mut ks_statistic, mut ks_pvalue, mut wasserstein, mut chi2_pvalue) =
         (None, None, None, None, None, None);
+    let mut bounds = None;
     if n > 0 {
         psi = stats::psi_counts(&f.expected, &view.counts);
         js = stats::js_divergence_counts(&f.expected, &view.counts);
         if numeric {
-            if let Some(ks) = stats::ks_2samp_sorted(&view.sample, &f.reference) {
-                ks_statistic = Some(ks.statistic);
-                ks_pvalue = Some(ks.pvalue);
+            // Both full columns, sketched; the p-value from the true counts.
+            if let Some(c) = stats::compare_sketches(&view.sketch, &f.reference) {
+                ks_statistic = Some(c.ks_statistic);
+                ks_pvalue = c.ks_pvalue();
+                wasserstein = Some(c.wasserstein);
+                bounds = Some((c.ks_error_bound, c.wasserstein_error_bound));
             }
-            wasserstein = stats::wasserstein_sorted(&view.sample, &f.reference);
         } else {
             let aligned = stats::align_categories(
                 f.cells
@@ -700,13 +779,15 @@ fn feature_drift(
             count: n,
             missing: view.missing,
             invalid: view.invalid,
-            sample: view.sample.len(),
+            sample: usize::try_from(view.sketch.count()).unwrap_or(usize::MAX),
         },
         psi,
         js_divergence: js,
         ks_statistic,
         ks_pvalue,
         wasserstein,
+        ks_error_bound: bounds.map(|b| b.0),
+        wasserstein_error_bound: bounds.map(|b| b.1),
         chi2_pvalue,
         status,
         thresholds: ThresholdsReport {

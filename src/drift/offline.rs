@@ -1,9 +1,9 @@
 //! `mlmon drift`: the sidecar's drift statistics on a batch file, for pipelines and CI.
 //!
-//! The rows are pushed through the same [`DriftEngine`] the sidecar runs, with one window
-//! holding the whole batch and no reservoir: KS and Wasserstein are computed on every row
-//! of the batch against the baseline's reference sample, equal to scipy's `ks_2samp` and
-//! `wasserstein_distance` on those values (memory: 16 bytes per numeric value). The prediction column
+//! The rows are pushed through the same [`DriftEngine`] the sidecar runs (one window
+//! holding the whole batch), so the numbers are the ones the sidecar would export for that
+//! traffic, except that the window's sketches keep every distinct value (up to 100 001 per
+//! feature): KS and Wasserstein use all rows of the batch. The prediction column
 //! (`--prediction COL`, default a column named `prediction`) is compared with the
 //! baseline's output entry.
 
@@ -55,7 +55,10 @@ pub fn drift_of_file(
     let current = registry
         .set(&model, Arc::new(snapshot))
         .map_err(|e| OfflineError::Baseline(e.to_string()))?;
-    let engine = DriftEngine::new(Arc::new(cfg), Arc::new(DriftMetrics::default()), registry);
+    // Window sketches that keep every distinct value (up to 100 000 per feature): KS and
+    // Wasserstein on all rows of the batch.
+    let engine = DriftEngine::new(Arc::new(cfg), Arc::new(DriftMetrics::default()), registry)
+        .with_window_compression(crate::stats::sketch::MAX_COMPRESSION);
     let mut source =
         open_source(input, format, &[]).map_err(|e| OfflineError::Read(e.to_string()))?;
     let mut batch = ParsedExchange::default();

@@ -7,24 +7,23 @@
 //! - exact counts per baseline bin (numeric) or per baseline category (categorical, with
 //!   unseen values pooled in `__other__`) — PSI, JS and chi-square are exact at any rate;
 //! - missing and type-mismatch counts, and Welford moments plus min/max of the values;
-//! - for numeric features, a *bottom-k* sample: every value draws a uniform priority and
-//!   a bucket keeps its `drift.sample_size` lowest-priority values. The lowest `k`
-//!   priorities across the live buckets are a uniform sample without replacement of all
-//!   the window's values, and *all* of them while the window holds `k` or fewer: KS and
-//!   Wasserstein are exact then. When a bucket is closed, values of older buckets that
-//!   can no longer make the window's bottom-k (their priority exceeds the k-th lowest of
-//!   the newer buckets, which outlive them) are pruned, which keeps the memory near
-//!   `k · (2 + H(BUCKETS − 1)) ≈ 4.8 k` values per feature at high rates instead of
-//!   `k · BUCKETS`.
+//! - for numeric features, a [`QuantileSketch`] of the bucket's values (compression
+//!   `δ`, default [`DEFAULT_COMPRESSION`](crate::stats::sketch::DEFAULT_COMPRESSION)). The view is the union of the live buckets'
+//!   sketches (no cell is fused, so each bucket's error bound carries over): KS and
+//!   Wasserstein against the baseline's full-column sketch are within the sketches'
+//!   computed bounds of scipy's values on *all* the window's values, and exact while a
+//!   bucket holds fewer than `δ/2` values or few distinct ones (see [`crate::stats::sketch`]).
+//!   Memory: at most `28·δ + 48` bytes per bucket (56 KiB at `δ = 2000`), so at most
+//!   `(BUCKETS + 1)` times that per numeric feature (≈ 616 KiB) at high rates; a bucket
+//!   holds only what it received below `δ/2` values.
 
-use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
 
-use rand::Rng;
 use tokio::time::Instant;
 
 use crate::record::FeatureValue;
+use crate::stats::sketch::QuantileSketch;
 use crate::window::Buckets;
 pub use crate::window::{Moments, BUCKETS};
 
@@ -55,29 +54,6 @@ impl Layout {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Keyed {
-    priority: f64,
-    value: f64,
-}
-
-impl PartialEq for Keyed {
-    fn eq(&self, other: &Self) -> bool {
-        self.priority == other.priority
-    }
-}
-impl Eq for Keyed {}
-impl PartialOrd for Keyed {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Keyed {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.priority.total_cmp(&other.priority)
-    }
-}
-
 /// One time bucket's aggregates (`counts` sized on first use).
 #[derive(Debug, Default)]
 struct Bucket {
@@ -85,7 +61,7 @@ struct Bucket {
     missing: u64,
     invalid: u64,
     moments: Moments,
-    sample: BinaryHeap<Keyed>,
+    sketch: QuantileSketch,
 }
 
 /// What a value turned out to be when pushed.
@@ -110,8 +86,8 @@ pub struct WindowView {
     pub invalid: u64,
     /// Moments of the numeric values.
     pub moments: Moments,
-    /// Sorted sample of the numeric values (all of them when few).
-    pub sample: Vec<f64>,
+    /// The numeric values' sketch (union of the live buckets').
+    pub sketch: QuantileSketch,
 }
 
 impl WindowView {
@@ -125,19 +101,20 @@ impl WindowView {
 #[derive(Debug)]
 pub struct FeatureWindow {
     layout: Layout,
-    sample_size: usize,
+    compression: u32,
     buckets: Buckets<Bucket>,
     /// Counts per cell since start (for `mlmon_feature_bin_observations_total`).
     pub cumulative: Vec<u64>,
 }
 
 impl FeatureWindow {
-    /// A window of `window` length keeping `sample_size` values for KS/Wasserstein.
-    pub fn new(layout: Layout, window: Duration, sample_size: usize) -> Self {
+    /// A window of `window` length sketching numeric values at `compression` (`δ`; see
+    /// [`crate::stats::sketch`]) for KS/Wasserstein.
+    pub fn new(layout: Layout, window: Duration, compression: u32) -> Self {
         let cells = layout.cells();
         FeatureWindow {
             layout,
-            sample_size: sample_size.max(1),
+            compression,
             buckets: Buckets::new(window),
             cumulative: vec![0; cells],
         }
@@ -149,10 +126,6 @@ impl FeatureWindow {
     }
 
     fn current(&mut self, now: Instant) -> &mut Bucket {
-        if self.buckets.opens_bucket(now) {
-            self.buckets.expire(now);
-            self.prune();
-        }
         let cells = self.layout.cells();
         let b = self.buckets.current(now);
         if b.counts.len() != cells {
@@ -161,35 +134,8 @@ impl FeatureWindow {
         b
     }
 
-    /// Drops sampled values of older buckets that can no longer be among the window's
-    /// `k` lowest priorities.
-    fn prune(&mut self) {
-        let k = self.sample_size;
-        let mut newer: BinaryHeap<Keyed> = BinaryHeap::new(); // k lowest of newer buckets
-        for b in self.buckets.newest_first_mut() {
-            if newer.len() >= k {
-                if let Some(threshold) = newer.peek().map(|t| t.priority) {
-                    let kept: Vec<Keyed> = b
-                        .sample
-                        .drain()
-                        .filter(|x| x.priority < threshold)
-                        .collect();
-                    b.sample = kept.into_iter().collect();
-                }
-            }
-            for x in b.sample.iter() {
-                if newer.len() < k {
-                    newer.push(*x);
-                } else if newer.peek().is_some_and(|t| x.priority < t.priority) {
-                    newer.pop();
-                    newer.push(*x);
-                }
-            }
-        }
-    }
-
     /// Adds one value observed at `now`.
-    pub fn push(&mut self, value: &FeatureValue, now: Instant, rng: &mut impl Rng) -> Pushed {
+    pub fn push(&mut self, value: &FeatureValue, now: Instant) -> Pushed {
         let cell = match &self.layout {
             Layout::Numeric { edges } => match numeric(value) {
                 Numeric::Value(v) => Ok((crate::stats::bin_index(edges, v), Some(v))),
@@ -201,7 +147,6 @@ impl FeatureWindow {
                 None => Err(Pushed::Missing),
             },
         };
-        let k = self.sample_size;
         let (i, numeric_value) = match cell {
             Ok(c) => c,
             Err(p) => {
@@ -213,22 +158,15 @@ impl FeatureWindow {
                 return p;
             }
         };
-        let priority: f64 = if numeric_value.is_some() {
-            rng.random()
-        } else {
-            0.0
-        };
+        let compression = self.compression;
         let b = self.current(now);
         b.counts[i] += 1;
         if let Some(v) = numeric_value {
             b.moments.push(v);
-            let x = Keyed { priority, value: v };
-            if b.sample.len() < k {
-                b.sample.push(x);
-            } else if b.sample.peek().is_some_and(|top| priority < top.priority) {
-                b.sample.pop();
-                b.sample.push(x);
+            if b.sketch.is_empty() && b.sketch.compression() != compression {
+                b.sketch = QuantileSketch::new(compression);
             }
+            b.sketch.insert(v);
         }
         self.cumulative[i] += 1;
         Pushed::Counted(i)
@@ -240,7 +178,7 @@ impl FeatureWindow {
             counts: vec![0; self.layout.cells()],
             ..Default::default()
         };
-        let mut all: Vec<Keyed> = Vec::new();
+        let mut sketches = Vec::new();
         for (_, b) in self.buckets.live(now) {
             for (c, n) in v.counts.iter_mut().zip(&b.counts) {
                 *c += n;
@@ -248,21 +186,15 @@ impl FeatureWindow {
             v.missing += b.missing;
             v.invalid += b.invalid;
             v.moments.merge(&b.moments);
-            all.extend(b.sample.iter().copied());
+            sketches.push(&b.sketch);
         }
-        let k = self.sample_size;
-        if all.len() > k {
-            all.select_nth_unstable(k - 1);
-            all.truncate(k);
-        }
-        v.sample = all.into_iter().map(|x| x.value).collect();
-        v.sample.sort_by(f64::total_cmp);
+        v.sketch = QuantileSketch::union(sketches);
         v
     }
 
-    /// Sampled values held (memory accounting).
-    pub fn held_values(&self) -> usize {
-        self.buckets.held().map(|b| b.sample.len()).sum()
+    /// Bytes held by the buckets' sketches (memory accounting).
+    pub fn sketch_bytes(&self) -> usize {
+        self.buckets.held().map(|b| b.sketch.memory_bytes()).sum()
     }
 }
 
@@ -293,52 +225,57 @@ fn numeric(value: &FeatureValue) -> Numeric {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::sketch::{compare, DEFAULT_COMPRESSION};
     use rand::rngs::SmallRng;
-    use rand::SeedableRng;
+    use rand::{Rng, SeedableRng};
 
-    fn numeric_window(k: usize) -> FeatureWindow {
+    fn numeric_window(compression: u32) -> FeatureWindow {
         FeatureWindow::new(
             Layout::Numeric {
                 edges: vec![0.0, 10.0],
             },
             Duration::from_secs(100),
-            k,
+            compression,
         )
     }
 
     #[tokio::test(start_paused = true)]
-    async fn exact_when_the_window_holds_fewer_than_k() {
-        let mut w = numeric_window(1000);
-        let mut rng = SmallRng::seed_from_u64(1);
+    async fn exact_when_the_buckets_hold_few_values() {
+        let mut w = numeric_window(DEFAULT_COMPRESSION);
         for i in 0..500 {
-            w.push(&FeatureValue::Number(i as f64), Instant::now(), &mut rng);
+            w.push(&FeatureValue::Number(i as f64), Instant::now());
             tokio::time::advance(Duration::from_millis(100)).await;
         }
-        w.push(&FeatureValue::Missing, Instant::now(), &mut rng);
-        w.push(&FeatureValue::Text("abc".into()), Instant::now(), &mut rng);
-        w.push(&FeatureValue::Text("3".into()), Instant::now(), &mut rng);
+        w.push(&FeatureValue::Missing, Instant::now());
+        w.push(&FeatureValue::Text("abc".into()), Instant::now());
+        w.push(&FeatureValue::Text("3".into()), Instant::now());
         let v = w.view(Instant::now());
-        assert_eq!(v.sample.len(), 501);
         // 0 | 1..=10 and the text "3" | 11..=499
         assert_eq!(v.counts, vec![1, 11, 489]);
         assert_eq!(v.missing, 1);
         assert_eq!(v.invalid, 1);
         assert_eq!(v.moments.n, 501);
-        assert_eq!(v.sample.len(), 501);
+        assert_eq!(v.sketch.count(), 501);
+        assert_eq!(v.sketch.rank_error_bound(), 0.0);
+        assert_eq!(
+            v.sketch.cdf(3.0),
+            Some(5.0 / 501.0),
+            "0, 1, 2, 3 and the text 3"
+        );
         assert_eq!(v.moments.min, 0.0);
         assert_eq!(v.moments.max, 499.0);
     }
 
     #[tokio::test(start_paused = true)]
     async fn values_leave_after_the_window() {
-        let mut w = numeric_window(1000);
-        let mut rng = SmallRng::seed_from_u64(1);
-        w.push(&FeatureValue::Number(-5.0), Instant::now(), &mut rng);
+        let mut w = numeric_window(DEFAULT_COMPRESSION);
+        w.push(&FeatureValue::Number(-5.0), Instant::now());
         tokio::time::advance(Duration::from_secs(50)).await;
-        w.push(&FeatureValue::Number(5.0), Instant::now(), &mut rng);
+        w.push(&FeatureValue::Number(5.0), Instant::now());
         tokio::time::advance(Duration::from_secs(65)).await;
         let v = w.view(Instant::now());
         assert_eq!(v.counts, vec![0, 1, 0], "the first value aged out");
+        assert_eq!(v.sketch.count(), 1);
         assert_eq!(
             w.cumulative,
             vec![1, 1, 0],
@@ -347,33 +284,44 @@ mod tests {
         tokio::time::advance(Duration::from_secs(60)).await;
         let v = w.view(Instant::now());
         assert_eq!(v.count(), 0);
-        assert!(v.sample.is_empty());
+        assert!(v.sketch.is_empty());
     }
 
     #[tokio::test(start_paused = true)]
-    async fn sample_is_bounded_and_uniform_over_the_window() {
-        let k = 2000;
-        let mut w = numeric_window(k);
+    async fn sketch_covers_all_live_values_in_bounded_memory() {
+        let mut w = numeric_window(DEFAULT_COMPRESSION);
         let mut rng = SmallRng::seed_from_u64(7);
-        // 100 s of traffic at 1000 values/s, value = second of arrival.
-        for s in 0..100 {
+        // 150 s of traffic at 1000 values/s whose level climbs with time.
+        let mut pushed = Vec::new();
+        for s in 0..150 {
             for _ in 0..1000 {
-                w.push(&FeatureValue::Number(s as f64), Instant::now(), &mut rng);
+                let v = f64::from(s) + rng.random::<f64>() * 20.0;
+                pushed.push(v);
+                w.push(&FeatureValue::Number(v), Instant::now());
             }
             tokio::time::advance(Duration::from_secs(1)).await;
         }
+        let bound = (BUCKETS as usize + 1) * (28 * DEFAULT_COMPRESSION as usize + 48);
+        assert!(w.sketch_bytes() <= bound, "{} > {bound}", w.sketch_bytes());
         let v = w.view(Instant::now());
-        assert_eq!(v.sample.len(), k);
-        // Pruning keeps about k·(2 + H_9) ≈ 4.8k, not k·BUCKETS = 10k.
-        assert!(w.held_values() <= k * 5, "held {}", w.held_values());
-        // Uniform over time: the sample mean is near the window mean (≈ 49.5 … 54.5,
-        // depending on how much of the oldest bucket is still in force).
-        let mean = v.sample.iter().sum::<f64>() / k as f64;
-        assert!(
-            (v.moments.mean - mean).abs() < 2.5,
-            "sample mean {mean} vs {}",
-            v.moments.mean
+        let n = v.moments.n as usize;
+        assert_eq!(v.sketch.count() as usize, n);
+        assert!((100_000..=110_000).contains(&n), "{n} values in force");
+        // The live values are the last n pushed: compare with the exact statistics.
+        let live = &pushed[pushed.len() - n..];
+        let reference: Vec<f64> = (0..50_000)
+            .map(|_| 60.0 + rng.random::<f64>() * 40.0)
+            .collect();
+        let r = QuantileSketch::from_values(DEFAULT_COMPRESSION, &reference);
+        let c = compare(&v.sketch, &r).unwrap();
+        let (a, b) = (
+            crate::stats::sorted_finite(live),
+            crate::stats::sorted_finite(&reference),
         );
+        let ks = crate::stats::ks_2samp_sorted(&a, &b).unwrap().statistic;
+        let w1 = crate::stats::wasserstein_sorted(&a, &b).unwrap();
+        assert!((c.ks_statistic - ks).abs() <= 0.005f64.min(c.ks_error_bound));
+        assert!((c.wasserstein - w1).abs() <= (0.01 * w1).min(c.wasserstein_error_bound));
     }
 
     #[test]

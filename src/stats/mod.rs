@@ -53,6 +53,8 @@
 //! - [`ks`], [`kolmogorov`] (distribution of the KS statistic), [`wasserstein`](mod@wasserstein)
 //! - [`quantiles`](mod@quantiles): sample quantiles and summary statistics
 //! - [`adaptive`]: noise-derived PSI thresholds
+//! - [`sketch`](mod@sketch): a mergeable quantile sketch with computed error bounds; KS and
+//!   Wasserstein-1 between two sketches (live drift over the full baseline and window)
 
 pub mod adaptive;
 pub mod bins;
@@ -63,6 +65,7 @@ pub mod kolmogorov;
 pub mod ks;
 pub mod psi;
 pub mod quantiles;
+pub mod sketch;
 pub mod wasserstein;
 
 pub use adaptive::{
@@ -81,6 +84,7 @@ pub use kolmogorov::{kstwo_sf, smirnov_sf};
 pub use ks::{ks_2samp, ks_2samp_sorted, ks_pvalue_asymp, ks_statistic_sorted, KsResult};
 pub use psi::{psi, psi_counts, PSI_FLOOR};
 pub use quantiles::{quantile_sorted, quantiles, quantiles_sorted, summary, Summary};
+pub use sketch::{compare as compare_sketches, QuantileSketch, SketchComparison};
 pub use wasserstein::{wasserstein, wasserstein_sorted};
 
 /// Invalid bin or proportion specifications (as found in a baseline snapshot).

@@ -166,6 +166,43 @@ async fn drift_from_a_cli_built_baseline_shows_in_metrics_and_api() {
     assert_eq!(colour["status"], "critical");
     let y = feature(&r, "y");
     assert_eq!(y["status"], "ok", "y did not move: {y}");
+
+    // The sketches behind KS and Wasserstein, as a fleet view would fetch and merge them:
+    // they parse back, hold every window value, and give the reported statistics.
+    let s: Value = reqwest::get(format!(
+        "http://{}/api/v1/models/toy/sketch",
+        running.admin_addr
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let sx = s["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["feature"] == "x")
+        .unwrap();
+    let window: mlmon::stats::QuantileSketch =
+        serde_json::from_value(sx["window"].clone()).unwrap();
+    let base: mlmon::stats::QuantileSketch =
+        serde_json::from_value(sx["baseline"].clone()).unwrap();
+    assert_eq!(window.count(), 3000);
+    let c = mlmon::stats::compare_sketches(&window, &base).unwrap();
+    assert!((c.ks_statistic - x["ks_statistic"].as_f64().unwrap()).abs() < 1e-12);
+    assert!((c.wasserstein - x["wasserstein"].as_f64().unwrap()).abs() < 1e-12);
+    let mut merged = window.clone();
+    merged.merge(&window);
+    assert_eq!(merged.count(), 6000, "replica sketches merge");
+    assert!(
+        s["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["feature"] != "colour"),
+        "numeric features only"
+    );
     let score = r["drift_score"].as_f64().unwrap();
     assert!(
         (score - 2.0 / 3.0).abs() < 1e-9,

@@ -124,6 +124,7 @@ pub(super) fn categorical_baseline(
         bins: None,
         categories: Some(categories),
         sample: Vec::new(),
+        sketch: None,
         thresholds: None,
         importance: None,
         notes,

@@ -1,8 +1,10 @@
-//! Numeric columns: moments, a reservoir for quantiles and edges, bin counts.
+//! Numeric columns: moments, a reservoir for quantiles and edges, bin counts, and a
+//! quantile sketch of every value (the snapshot's `sketch`, KS/Wasserstein reference).
 
 use super::BuildOptions;
 use crate::baseline::sampling::{subsample, Reservoir, SplitMix64};
 use crate::baseline::snapshot::{Bins, FeatureBaseline, FeatureStats, FeatureType, Quantiles};
+use crate::stats::sketch::{QuantileSketch, DEFAULT_COMPRESSION};
 
 #[derive(Debug)]
 pub(super) struct NumericAcc {
@@ -18,6 +20,8 @@ pub(super) struct NumericAcc {
     pub(super) max: f64,
     /// Uniform sample for quantiles, edges and the reference sample.
     pub(super) reservoir: Reservoir<f64>,
+    /// Every value, sketched (bounded memory: [`crate::stats::sketch`]).
+    pub(super) sketch: QuantileSketch,
     /// Set after pass 1: the sorted reservoir, its generator, edges.
     pub(super) summary: Option<NumericSummary>,
 }
@@ -47,6 +51,7 @@ impl NumericAcc {
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
             reservoir: Reservoir::new(capacity, rng),
+            sketch: QuantileSketch::new(DEFAULT_COMPRESSION),
             summary: None,
         }
     }
@@ -64,6 +69,7 @@ impl NumericAcc {
             self.max = v;
         }
         self.reservoir.offer(v);
+        self.sketch.insert(v);
     }
 
     /// After pass 1: sort the reservoir, derive edges, count bins when exact.
@@ -158,12 +164,15 @@ pub(super) fn numeric_baseline(acc: NumericAcc, rows: u64, o: &BuildOptions) -> 
         .collect();
     let mut sample = subsample(sorted, o.sample_size, &mut rng);
     sample.sort_by(f64::total_cmp);
+    let mut sketch = acc.sketch;
+    sketch.flush();
     FeatureBaseline {
         kind: FeatureType::Numeric,
         stats,
         bins: Some(Bins { edges, proportions }),
         categories: None,
         sample,
+        sketch: Some(sketch),
         thresholds: None,
         importance: None,
         notes,
@@ -180,6 +189,7 @@ pub(super) fn empty_numeric(stats: FeatureStats) -> FeatureBaseline {
         }),
         categories: None,
         sample: Vec::new(),
+        sketch: None,
         thresholds: None,
         importance: None,
         notes: Vec::new(),

@@ -261,6 +261,41 @@ fn csv_column(name: &str) -> Vec<f64> {
 }
 
 #[test]
+fn numeric_entries_carry_a_sketch_of_every_value() {
+    // A 100-value reference sample, but the sketch (format 2) holds the whole column: its
+    // KS and Wasserstein against the exact column are within its computed bounds.
+    let opts = BuildOptions {
+        sample_size: 100,
+        ..fixture_options()
+    };
+    let snap = build("data.csv", &opts);
+    assert_eq!(snap.format_version, FORMAT_VERSION);
+    assert_eq!(FORMAT_VERSION, 2);
+    for name in ["age", "income", "score"] {
+        let entry = snap.features.get(name).unwrap();
+        let sketch = entry
+            .sketch
+            .as_ref()
+            .expect("numeric entries have a sketch");
+        assert_eq!(sketch.count(), entry.stats.count, "{name}");
+        let values = csv_column(name);
+        assert_eq!(values.len() as u64, sketch.count(), "{name}");
+        let exact = crate::stats::QuantileSketch::from_values(
+            crate::stats::sketch::MAX_COMPRESSION,
+            &values,
+        );
+        let c = crate::stats::compare_sketches(sketch, &exact).unwrap();
+        assert!(c.ks_statistic <= c.ks_error_bound + 1e-12, "{name}: {c:?}");
+        assert!(
+            c.wasserstein <= c.wasserstein_error_bound + 1e-9,
+            "{name}: {c:?}"
+        );
+    }
+    let country = snap.features.get("country").unwrap();
+    assert!(country.sketch.is_none(), "categorical entries have none");
+}
+
+#[test]
 fn inputs_larger_than_the_quantile_sample_take_a_second_exact_pass() {
     let opts = BuildOptions {
         quantile_sample_size: 300,

@@ -1,4 +1,4 @@
-//! The baseline snapshot: the JSON document (`format_version: 1`) that
+//! The baseline snapshot: the JSON document (`format_version: 2`; 1 still loads) that
 //! describes what a model's inputs and outputs looked like at training or
 //! validation time. Field-by-field documentation is in `docs/baseline.md`,
 //! the machine-readable contract in `docs/baseline.schema.json`.
@@ -28,8 +28,12 @@ pub use key::category_key;
 pub(crate) use key::{format_number, parse_number, text_category_key, ParsedText};
 pub use named_map::NamedMap;
 
-/// The snapshot format version this code reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The snapshot format version this code writes (2: numeric entries carry `sketch`).
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest format version this code reads (1: no `sketch`; KS and Wasserstein then use
+/// a sketch of the reference `sample`).
+pub const MIN_FORMAT_VERSION: u32 = 1;
 
 /// The category that pools values beyond the category cap (and, in the drift
 /// engine, values never seen in the baseline).
@@ -108,7 +112,7 @@ impl SnapshotError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Snapshot {
-    /// Always [`FORMAT_VERSION`] (1).
+    /// [`FORMAT_VERSION`] (2) when written by this mlmon; 1 is still read.
     pub format_version: u32,
     /// Which model this baseline describes.
     pub model: ModelInfo,
@@ -257,6 +261,11 @@ pub struct FeatureBaseline {
     /// Wasserstein. Sorted ascending after load or build.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sample: Vec<f64>,
+    /// Numeric only (format 2): a quantile sketch of *all* the column's non-missing
+    /// values, the reference of KS and Wasserstein ([`crate::stats::sketch`]). Absent in
+    /// format 1 snapshots, where the `sample` stands in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sketch: Option<crate::stats::QuantileSketch>,
     /// Per-feature drift thresholds overriding the configured ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thresholds: Option<Thresholds>,

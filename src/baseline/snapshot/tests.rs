@@ -111,6 +111,27 @@ fn malformed_snapshots_are_refused_naming_the_field() {
             "baseline.json: features.age.bins.edgez: unknown field `edgez`".into(),
         ),
         (
+            Box::new(|d| {
+                d["features"]["age"]["sketch"] =
+                    json!({"compression": 100, "count": 2, "cells": [[30.0, 2]]});
+            }),
+            "baseline.json: features.age.sketch.count: 2 values, but stats.count is".into(),
+        ),
+        (
+            Box::new(|d| {
+                d["features"]["age"]["sketch"] =
+                    json!({"compression": 100, "count": 2, "cells": [[30.0, 1]]});
+            }),
+            "baseline.json: features.age.sketch: cell counts add up to 1, not to count 2".into(),
+        ),
+        (
+            Box::new(|d| {
+                d["features"]["country"]["sketch"] =
+                    json!({"compression": 100, "count": 1, "cells": [[1.0, 1]]});
+            }),
+            "baseline.json: features.country.sketch: only numeric features have a sketch".into(),
+        ),
+        (
             Box::new(|d| d["row_count"] = json!("many")),
             "baseline.json: row_count: invalid type: string \"many\"".into(),
         ),
@@ -119,8 +140,8 @@ fn malformed_snapshots_are_refused_naming_the_field() {
             "baseline.json: features.age.sample[4]: invalid type: string \"x\"".into(),
         ),
         (
-            Box::new(|d| d["format_version"] = json!(2)),
-            "baseline.json: format_version: unsupported format_version 2 (this mlmon reads 1)"
+            Box::new(|d| d["format_version"] = json!(3)),
+            "baseline.json: format_version: unsupported format_version 3 (this mlmon reads 1 to 2)"
                 .into(),
         ),
         (
@@ -297,7 +318,7 @@ fn the_json_schema_refuses_what_the_loader_refuses() {
     let mutations: Vec<Mutation> = vec![
         Box::new(|d| d["features"]["age"]["bins"]["edgez"] = json!([])),
         Box::new(|d| d["row_count"] = json!("many")),
-        Box::new(|d| d["format_version"] = json!(2)),
+        Box::new(|d| d["format_version"] = json!(3)),
         Box::new(|d| d["features"]["age"]["type"] = json!("ordinal")),
         Box::new(|d| {
             d["features"]["age"].as_object_mut().unwrap().remove("bins");

@@ -4,7 +4,7 @@
 use super::{
     Bins, EntryRole, FeatureBaseline, FeatureType, JointSample, NamedMap, ProbabilityInfo,
     Quantiles, Snapshot, Thresholds, FORMAT_VERSION, MAX_BINS, MAX_CATEGORIES, MAX_JOINT_CELLS,
-    MAX_SAMPLE_LEN, PROPORTION_SUM_TOLERANCE,
+    MAX_SAMPLE_LEN, MIN_FORMAT_VERSION, PROPORTION_SUM_TOLERANCE,
 };
 
 impl JointSample {
@@ -119,11 +119,11 @@ impl ProbabilityInfo {
 impl Snapshot {
     /// Checks every value; the error is (JSON path, message).
     pub(crate) fn validate(&self) -> Result<(), (String, String)> {
-        if self.format_version != FORMAT_VERSION {
+        if !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&self.format_version) {
             return Err((
                 "format_version".into(),
                 format!(
-                    "unsupported format_version {} (this mlmon reads {FORMAT_VERSION})",
+                    "unsupported format_version {} (this mlmon reads {MIN_FORMAT_VERSION} to {FORMAT_VERSION})",
                     self.format_version
                 ),
             ));
@@ -246,6 +246,18 @@ impl FeatureBaseline {
                 if let Some(i) = self.sample.iter().position(|v| !v.is_finite()) {
                     return err(&format!("sample[{i}]"), "must be a finite number".into());
                 }
+                if let Some(sketch) = &self.sketch {
+                    if sketch.count() != s.count {
+                        return err(
+                            "sketch.count",
+                            format!(
+                                "{} values, but stats.count is {} (the sketch holds every non-missing value)",
+                                sketch.count(),
+                                s.count
+                            ),
+                        );
+                    }
+                }
             }
             FeatureType::Categorical => {
                 if self.bins.is_some() {
@@ -256,6 +268,9 @@ impl FeatureBaseline {
                         "sample",
                         "only numeric features have a reference sample".into(),
                     );
+                }
+                if self.sketch.is_some() {
+                    return err("sketch", "only numeric features have a sketch".into());
                 }
                 let Some(categories) = &self.categories else {
                     return Err((

@@ -1,0 +1,764 @@
+//! A mergeable quantile sketch with a *computed* error bound, and the two-sample KS
+//! statistic and Wasserstein-1 distance between two sketches (SPEC section 5, "Accuracy").
+//!
+//! # The sketch
+//!
+//! [`QuantileSketch`] is a merging digest (the t-digest family, Dunning & Ertl 2019) whose
+//! cells carry their exact range instead of only a centroid: a cell is `(lo, hi, count)`
+//! where `lo` and `hi` are the smallest and largest of the `count` values it absorbed.
+//! Values go to a buffer of `δ/2`; a full buffer is sorted and runs of equal values become
+//! *atoms* (`lo == hi`). An atom inside the range of an existing cell joins that cell as long
+//! as the cell then spans at most three units of the scale function
+//! `k(q) = δ/(2π)·asin(2q − 1)` (`δ` = [`compression`](QuantileSketch::compression)); the
+//! other atoms are merged into the cell list (sorted by `lo`) and adjacent cells are fused
+//! greedily while the fused cell spans at most one unit of `k`. Cells are ~`π/δ` of the mass
+//! at the median and shrink to single values in the tails; joining cells by range keeps
+//! them disjoint on stationary data (instead of new cells overlapping old ones deeper at
+//! every flush). Cells are fused only while there are more than `δ + 1` of them, and equal
+//! atoms are always fused, so a run of equal values is never split: a column with at most
+//! `δ + 1` distinct values (booleans, integer codes, ages, rounded amounts) is represented
+//! *exactly*, whatever its length.
+//!
+//! Memory: after every flush at most `δ + 1` cells (24 bytes each) — two adjacent cells
+//! that were not fused span more than one unit of `k`, whose range is `δ/2` — plus a buffer
+//! of `δ/2` values (8 bytes each): **at most `28·δ + 48` bytes** per sketch (56 KiB at the
+//! default `δ = 2000`), whatever the number of values ([`QuantileSketch::memory_bytes`]).
+//!
+//! Merging ([`QuantileSketch::merge`]) concatenates the cell lists and re-fuses with the
+//! combined count; [`QuantileSketch::union`] concatenates without fusing (nothing is lost:
+//! the time buckets of a drift window are unioned at report time).
+//!
+//! # The estimate and its error bound
+//!
+//! The sketch's CDF `F̂` puts one value on each end of a cell (those values exist) and
+//! spreads the `count − 2` *interior* values uniformly over `(lo, hi)`; an atom is a jump of
+//! its whole count. Only interior values are uncertain, hence, for every `x`,
+//!
+//! ```text
+//! |F̂(x) − F(x)| ≤ ε(x) = Σ_{cells with lo < x < hi} (count − 2) / n      (rank bound)
+//! ∫ |F̂(x) − F(x)| dx ≤ ω = Σ_cells (count − 2)·(hi − lo) / (2n)          (W1 bound)
+//! ```
+//!
+//! (the second because any distribution on `[lo, hi]` is within `(hi − lo)/2` of the uniform
+//! one in Wasserstein-1). Both are deterministic and computed from the sketch itself:
+//! [`rank_error_bound`](QuantileSketch::rank_error_bound) `= sup_x ε(x)` and
+//! [`w1_error_bound`](QuantileSketch::w1_error_bound) `= ω`. For two sketches `A`, `B` of
+//! the samples `a`, `b` ([`compare`]):
+//!
+//! ```text
+//! |KS(Â, B̂) − ks_2samp(a, b).statistic|     ≤ ε_A + ε_B
+//! |W1(Â, B̂) − wasserstein_distance(a, b)|    ≤ ω_A + ω_B
+//! ```
+//!
+//! by the triangle inequality (`sup` resp. `∫` of `|F̂_A − F̂_B| − |F_a − F_b|`); the
+//! p-value uses the estimated statistic and the *true* counts
+//! ([`SketchComparison::ks_pvalue`]).
+//!
+//! On stationary input cells stay disjoint and span at most three units of `k`, so
+//! `ε ≤ 3π/δ` (measured 0.0043 at the default `δ = 2000`, for 2·10⁴ to 10⁶ values); the
+//! bound stays valid, and is reported, after any sequence of merges or a distribution shift
+//! inside one sketch, where overlapping cells add up. `ω` depends on the data (about
+//! `(π/δ)·∫ sqrt(F(1−F)) dx`, a few σ/δ). The estimate's *real* error is far below both
+//! bounds, because interpolation inside a cell is accurate for smooth data and exact for
+//! discrete data: measured KS errors ≤ 1.2·10⁻⁴ and Wasserstein errors ≤ 10⁻⁴·σ on 2·10⁵
+//! normal, lognormal, Pareto(2.5), Student-t(3) and zero-inflated values, exact on booleans
+//! and integer codes, ≤ 2.2·10⁻⁴ (KS) on real data from statsmodels (see the tests).
+//!
+//! With at most `δ + 1` distinct values all cells are atoms and both bounds are 0: KS and
+//! Wasserstein equal scipy's (up to floating-point rounding). At
+//! [`MAX_COMPRESSION`] that is up to 100 001 distinct values (offline `mlmon drift`).
+//!
+//! Non-finite values are ignored by [`insert`](QuantileSketch::insert) (the caller counts
+//! them as missing). Nothing here panics on any input.
+
+use serde::{Deserialize, Serialize};
+
+/// Default compression `δ`: rank bound ≤ 3π/δ ≈ 0.0047 on stationary input, ≤ 56 KiB per
+/// sketch; measured KS errors ~10⁻⁴.
+pub const DEFAULT_COMPRESSION: u32 = 2000;
+/// Smallest accepted compression.
+pub const MIN_COMPRESSION: u32 = 20;
+/// Largest accepted compression (bounds the memory of a deserialized sketch).
+pub const MAX_COMPRESSION: u32 = 100_000;
+
+/// One cell: `count` values, the smallest `lo`, the largest `hi` (`lo == hi`: an atom).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Cell {
+    lo: f64,
+    hi: f64,
+    count: u64,
+}
+
+impl Cell {
+    fn atom(v: f64, count: u64) -> Self {
+        Cell {
+            lo: v,
+            hi: v,
+            count,
+        }
+    }
+
+    fn is_atom(&self) -> bool {
+        self.lo == self.hi
+    }
+
+    /// Values whose position inside the cell is unknown.
+    fn interior(&self) -> u64 {
+        if self.is_atom() {
+            0
+        } else {
+            self.count.saturating_sub(2)
+        }
+    }
+
+    fn absorb(&mut self, o: &Cell) {
+        self.lo = self.lo.min(o.lo);
+        self.hi = self.hi.max(o.hi);
+        self.count = self.count.saturating_add(o.count);
+    }
+}
+
+/// A mergeable quantile sketch of one numeric column (see the [module docs](self)).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "SketchWire", into = "SketchWire")]
+pub struct QuantileSketch {
+    compression: u32,
+    count: u64,
+    /// Sorted by `(lo, hi)`.
+    cells: Vec<Cell>,
+    /// Values not yet merged into `cells` (unsorted, finite).
+    buffer: Vec<f64>,
+}
+
+impl Default for QuantileSketch {
+    fn default() -> Self {
+        Self::new(DEFAULT_COMPRESSION)
+    }
+}
+
+impl QuantileSketch {
+    /// An empty sketch; `compression` is clamped to
+    /// [`MIN_COMPRESSION`]`..=`[`MAX_COMPRESSION`].
+    pub fn new(compression: u32) -> Self {
+        QuantileSketch {
+            compression: compression.clamp(MIN_COMPRESSION, MAX_COMPRESSION),
+            count: 0,
+            cells: Vec::new(),
+            buffer: Vec::new(),
+        }
+    }
+
+    /// A sketch of `values` (non-finite ones skipped).
+    pub fn from_values(compression: u32, values: &[f64]) -> Self {
+        let mut s = Self::new(compression);
+        values.iter().for_each(|v| {
+            s.insert(*v);
+        });
+        s
+    }
+
+    /// The compression `δ`.
+    pub fn compression(&self) -> u32 {
+        self.compression
+    }
+
+    /// Values inserted (finite ones).
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// True when no value was inserted.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Adds a value; `false` (and nothing counted) for NaN or `±inf`.
+    pub fn insert(&mut self, v: f64) -> bool {
+        if !v.is_finite() {
+            return false;
+        }
+        let cap = buffer_capacity(self.compression);
+        if self.buffer.capacity() == 0 {
+            self.buffer.reserve_exact(cap);
+        }
+        self.buffer.push(v);
+        self.count += 1;
+        if self.buffer.len() >= cap {
+            self.flush();
+        }
+        true
+    }
+
+    /// Merges `other` into `self` (the compression stays `self`'s).
+    pub fn merge(&mut self, other: &QuantileSketch) {
+        if other.count == 0 {
+            return;
+        }
+        self.count = self.count.saturating_add(other.count);
+        let mut incoming = other.cells.clone();
+        incoming.extend(atoms(other.buffer.clone()));
+        incoming.extend(atoms(std::mem::take(&mut self.buffer)));
+        incoming.sort_by(cell_order);
+        let merged = merge_sorted(std::mem::take(&mut self.cells), incoming);
+        self.cells = fuse_if_over(merged, self.count, self.compression);
+    }
+
+    /// The union of several sketches *without* fusing cells: no accuracy is lost (each
+    /// input's bounds carry over, weighted by its count) and the memory is the inputs' sum.
+    /// The compression is the largest of the inputs'.
+    pub fn union<'a>(parts: impl IntoIterator<Item = &'a QuantileSketch>) -> QuantileSketch {
+        let mut out = QuantileSketch::new(MIN_COMPRESSION);
+        let mut cells = Vec::new();
+        for p in parts {
+            out.compression = out.compression.max(p.compression);
+            out.count = out.count.saturating_add(p.count);
+            cells.extend_from_slice(&p.cells);
+            cells.extend(atoms(p.buffer.clone()));
+        }
+        cells.sort_by(cell_order);
+        out.cells = cells;
+        out
+    }
+
+    /// Merges the buffer into the cells.
+    pub fn flush(&mut self) {
+        if self.buffer.is_empty() {
+            return;
+        }
+        let new = atoms(std::mem::take(&mut self.buffer));
+        let free = absorb(&mut self.cells, new, self.count, self.compression);
+        let merged = merge_sorted(std::mem::take(&mut self.cells), free);
+        self.cells = fuse_if_over(merged, self.count, self.compression);
+    }
+
+    /// Bytes held by values: cells and buffer (capacities, not lengths).
+    pub fn memory_bytes(&self) -> usize {
+        self.cells.capacity() * std::mem::size_of::<Cell>()
+            + self.buffer.capacity() * std::mem::size_of::<f64>()
+    }
+
+    /// Cells plus buffered values (a size measure independent of allocation slack).
+    pub fn len(&self) -> usize {
+        self.cells.len() + self.buffer.len()
+    }
+
+    /// Smallest value inserted.
+    pub fn min(&self) -> Option<f64> {
+        let c = self.cells.iter().map(|c| c.lo);
+        c.chain(self.buffer.iter().copied()).reduce(f64::min)
+    }
+
+    /// Largest value inserted.
+    pub fn max(&self) -> Option<f64> {
+        let c = self.cells.iter().map(|c| c.hi);
+        c.chain(self.buffer.iter().copied()).reduce(f64::max)
+    }
+
+    /// All cells including the buffered values as atoms, sorted.
+    fn all_cells(&self) -> Vec<Cell> {
+        if self.buffer.is_empty() {
+            return self.cells.clone();
+        }
+        merge_sorted(self.cells.clone(), atoms(self.buffer.clone()))
+    }
+
+    /// `sup_x ε(x)`: the largest possible `|F̂(x) − F(x)|` (module docs), in `[0, 1]`.
+    pub fn rank_error_bound(&self) -> f64 {
+        if self.count == 0 {
+            return 0.0;
+        }
+        // Sweep: an interior count is uncertain on the open interval (lo, hi).
+        let mut events: Vec<(f64, i8, u64)> = Vec::new();
+        for c in &self.cells {
+            let k = c.interior();
+            if k > 0 {
+                events.push((c.lo, 1, k));
+                events.push((c.hi, -1, k));
+            }
+        }
+        // At equal x, close before opening: the intervals are open.
+        events.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let (mut open, mut worst) = (0_u64, 0_u64);
+        for (_, kind, k) in events {
+            if kind > 0 {
+                open = open.saturating_add(k);
+                worst = worst.max(open);
+            } else {
+                open = open.saturating_sub(k);
+            }
+        }
+        (worst as f64 / self.count as f64).min(1.0)
+    }
+
+    /// `ω`: an upper bound of `∫ |F̂(x) − F(x)| dx`, the Wasserstein-1 distance between the
+    /// sketch's distribution and the values inserted (module docs).
+    pub fn w1_error_bound(&self) -> f64 {
+        if self.count == 0 {
+            return 0.0;
+        }
+        let s: f64 = self
+            .cells
+            .iter()
+            .map(|c| c.interior() as f64 * (c.hi - c.lo) / 2.0)
+            .sum();
+        s / self.count as f64
+    }
+
+    /// The estimated CDF `F̂(x)` (share of values `≤ x`), in `[0, 1]`; `None` when empty.
+    pub fn cdf(&self, x: f64) -> Option<f64> {
+        let c = Cdf::of(self)?;
+        Some(c.at(x).1)
+    }
+
+    /// The estimated `q`-quantile (smallest `x` with `F̂(x) ≥ q`), `q` clamped to `[0, 1]`;
+    /// `None` when empty or `q` is NaN.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if q.is_nan() {
+            return None;
+        }
+        let c = Cdf::of(self)?;
+        Some(c.quantile(q.clamp(0.0, 1.0)))
+    }
+}
+
+/// Values buffered before a flush: `δ/2`.
+fn buffer_capacity(compression: u32) -> usize {
+    (compression as usize / 2).max(16)
+}
+
+fn cell_order(a: &Cell, b: &Cell) -> std::cmp::Ordering {
+    a.lo.total_cmp(&b.lo).then(a.hi.total_cmp(&b.hi))
+}
+
+/// Sorted runs of equal values as atoms.
+fn atoms(mut values: Vec<f64>) -> Vec<Cell> {
+    values.sort_unstable_by(f64::total_cmp);
+    let mut out: Vec<Cell> = Vec::new();
+    for v in values {
+        match out.last_mut() {
+            Some(last) if last.lo == v => last.count += 1,
+            _ => out.push(Cell::atom(v, 1)),
+        }
+    }
+    out
+}
+
+/// Merges two lists sorted by `cell_order`.
+fn merge_sorted(a: Vec<Cell>, b: Vec<Cell>) -> Vec<Cell> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut ia, mut ib) = (a.into_iter().peekable(), b.into_iter().peekable());
+    loop {
+        let take_a = match (ia.peek(), ib.peek()) {
+            (Some(x), Some(y)) => cell_order(x, y).is_le(),
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        let next = if take_a { ia.next() } else { ib.next() };
+        out.extend(next);
+    }
+    out
+}
+
+/// The scale function `k(q) = δ/(2π)·asin(2q − 1)`.
+fn scale(q: f64, compression: u32) -> f64 {
+    f64::from(compression) / (2.0 * std::f64::consts::PI) * (2.0 * q - 1.0).clamp(-1.0, 1.0).asin()
+}
+
+/// Adds each atom to the existing cell whose range holds it, if that cell then spans at
+/// most [`ABSORB_SPAN`] units of `k` (`n` counts the atoms); returns the atoms left over.
+///
+/// Without this step, new values inside a full cell would start new cells overlapping it,
+/// and the overlap (hence the rank uncertainty) would deepen with every flush; with it,
+/// stationary data keep disjoint cells of stable relative size.
+fn absorb(cells: &mut [Cell], new: Vec<Cell>, n: u64, compression: u32) -> Vec<Cell> {
+    if cells.is_empty() {
+        return new;
+    }
+    let nf = n.max(1) as f64;
+    // Values left of each cell, before this flush (a cell's position in q moves little).
+    let mut before = Vec::with_capacity(cells.len());
+    let mut acc = 0_u64;
+    for c in cells.iter() {
+        before.push(acc);
+        acc = acc.saturating_add(c.count);
+    }
+    let mut free = Vec::new();
+    for a in new {
+        let i = cells.partition_point(|c| c.lo <= a.lo);
+        // Cells sort by (lo, hi): an atom of the same value, if any, is the first with lo = v.
+        let first = cells[..i].partition_point(|c| c.lo < a.lo);
+        let target = if first < i && cells[first].is_atom() {
+            Some(first)
+        } else {
+            i.checked_sub(1).filter(|&j| a.lo <= cells[j].hi)
+        };
+        let Some(j) = target else {
+            free.push(a);
+            continue;
+        };
+        let c = &mut cells[j];
+        let same_atom = c.is_atom() && c.lo == a.lo;
+        let left = before[j] as f64 / nf;
+        let right = before[j].saturating_add(c.count).saturating_add(a.count) as f64 / nf;
+        if same_atom || scale(right, compression) - scale(left, compression) <= ABSORB_SPAN {
+            c.absorb(&a);
+        } else {
+            free.push(a);
+        }
+    }
+    free
+}
+
+/// Largest `k`-span a cell may reach by absorbing values inside its range.
+const ABSORB_SPAN: f64 = 3.0;
+
+/// [`fuse`] when there are more than `δ + 1` cells; fewer are kept as they are (so up to
+/// `δ + 1` distinct values are represented exactly).
+fn fuse_if_over(cells: Vec<Cell>, n: u64, compression: u32) -> Vec<Cell> {
+    if cells.len() > compression as usize + 1 {
+        fuse(cells, n, compression)
+    } else {
+        cells
+    }
+}
+
+/// Greedy fusion of sorted cells (total `n`) into cells spanning ≤ 1 unit of `k`; equal
+/// atoms are always fused.
+fn fuse(cells: Vec<Cell>, n: u64, compression: u32) -> Vec<Cell> {
+    let mut out: Vec<Cell> = Vec::with_capacity(cells.len().min(compression as usize + 2));
+    let nf = n.max(1) as f64;
+    let mut before = 0_u64; // values left of `cur`
+    let mut iter = cells.into_iter();
+    let Some(mut cur) = iter.next() else {
+        return out;
+    };
+    let mut k_left = scale(0.0, compression);
+    for c in iter {
+        let same_atom = cur.is_atom() && c.is_atom() && cur.lo == c.lo;
+        let right = before.saturating_add(cur.count).saturating_add(c.count);
+        if same_atom || scale(right as f64 / nf, compression) - k_left <= 1.0 {
+            cur.absorb(&c);
+        } else {
+            before = before.saturating_add(cur.count);
+            k_left = scale(before as f64 / nf, compression);
+            out.push(cur);
+            cur = c;
+        }
+    }
+    out.push(cur);
+    out
+}
+
+/// The sketch's CDF as a piecewise-linear function with jumps: at breakpoint `xs[i]` the
+/// left limit is `left[i]` and the value `right[i]`; between `xs[i]` and `xs[i+1]` it is
+/// linear from `right[i]` to `left[i+1]`. Values are shares in `[0, 1]`.
+#[derive(Debug, Clone)]
+struct Cdf {
+    xs: Vec<f64>,
+    left: Vec<f64>,
+    right: Vec<f64>,
+}
+
+impl Cdf {
+    fn of(s: &QuantileSketch) -> Option<Cdf> {
+        if s.count == 0 {
+            return None;
+        }
+        // (x, jump, slope change) events.
+        let mut ev: Vec<(f64, f64, f64)> = Vec::new();
+        for c in s.all_cells() {
+            if c.is_atom() {
+                ev.push((c.lo, c.count as f64, 0.0));
+                continue;
+            }
+            let interior = c.interior() as f64;
+            let slope = interior / (c.hi - c.lo);
+            if slope.is_finite() {
+                ev.push((c.lo, 1.0, slope));
+                ev.push((c.hi, 1.0, -slope));
+            } else {
+                // (hi − lo) is subnormal: put the interior values on the ends.
+                let half = (interior / 2.0).floor();
+                ev.push((c.lo, 1.0 + half, 0.0));
+                ev.push((c.hi, 1.0 + interior - half, 0.0));
+            }
+        }
+        ev.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let n = s.count as f64;
+        let (mut xs, mut left, mut right) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut f, mut slope, mut last_x) = (0.0_f64, 0.0_f64, f64::NAN);
+        let mut slopes_open = 0_usize;
+        for (x, jump, ds) in ev {
+            if x != last_x {
+                if !xs.is_empty() {
+                    let rise = if slopes_open > 0 {
+                        slope * (x - last_x)
+                    } else {
+                        0.0
+                    };
+                    f += rise.max(0.0);
+                }
+                xs.push(x);
+                left.push((f / n).clamp(0.0, 1.0));
+                right.push(0.0);
+                last_x = x;
+            }
+            f += jump;
+            slope += ds;
+            if ds > 0.0 {
+                slopes_open += 1;
+            } else if ds < 0.0 {
+                slopes_open = slopes_open.saturating_sub(1);
+                if slopes_open == 0 {
+                    slope = 0.0; // no drift from rounding once every cell has closed
+                }
+            }
+            if let Some(r) = right.last_mut() {
+                *r = (f / n).clamp(0.0, 1.0);
+            }
+        }
+        if let Some(r) = right.last_mut() {
+            *r = 1.0;
+        }
+        Some(Cdf { xs, left, right })
+    }
+
+    /// `(F(x−), F(x))`.
+    fn at(&self, x: f64) -> (f64, f64) {
+        let i = self.xs.partition_point(|b| *b < x);
+        if i < self.xs.len() && self.xs[i] == x {
+            return (self.left[i], self.right[i]);
+        }
+        if i == 0 {
+            return (0.0, 0.0);
+        }
+        if i == self.xs.len() {
+            return (1.0, 1.0);
+        }
+        let (x0, x1) = (self.xs[i - 1], self.xs[i]);
+        let (y0, y1) = (self.right[i - 1], self.left[i]);
+        let t = ((x - x0) / (x1 - x0)).clamp(0.0, 1.0);
+        let y = y0 + t * (y1 - y0);
+        (y, y)
+    }
+
+    fn quantile(&self, q: f64) -> f64 {
+        // First breakpoint whose value reaches q, or the linear piece before it.
+        let i = self.right.partition_point(|r| *r < q);
+        let i = i.min(self.xs.len().saturating_sub(1));
+        if i > 0 && self.left[i] >= q && self.left[i] > self.right[i - 1] {
+            let (x0, x1) = (self.xs[i - 1], self.xs[i]);
+            let (y0, y1) = (self.right[i - 1], self.left[i]);
+            let t = ((q - y0) / (y1 - y0)).clamp(0.0, 1.0);
+            return x0 + t * (x1 - x0);
+        }
+        self.xs[i]
+    }
+}
+
+/// KS and Wasserstein-1 between two sketches, with their error bounds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SketchComparison {
+    /// `sup_x |F̂_a(x) − F̂_b(x)|`, in `[0, 1]`.
+    pub ks_statistic: f64,
+    /// The statistic is within this of `ks_2samp` on the values inserted (`ε_a + ε_b`).
+    pub ks_error_bound: f64,
+    /// `∫ |F̂_a(x) − F̂_b(x)| dx`.
+    pub wasserstein: f64,
+    /// The distance is within this of `wasserstein_distance` on the values (`ω_a + ω_b`).
+    pub wasserstein_error_bound: f64,
+    /// Values in `a`.
+    pub n_a: u64,
+    /// Values in `b`.
+    pub n_b: u64,
+}
+
+impl SketchComparison {
+    /// The asymptotic two-sided KS p-value from the estimated statistic and the *true*
+    /// counts (`kstwo.sf(D, round(n_a·n_b/(n_a+n_b)))`, as [`super::ks_pvalue_asymp`]).
+    pub fn ks_pvalue(&self) -> Option<f64> {
+        let n_a = usize::try_from(self.n_a).ok()?;
+        let n_b = usize::try_from(self.n_b).ok()?;
+        super::ks_pvalue_asymp(self.ks_statistic, n_a, n_b)
+    }
+}
+
+/// KS statistic and Wasserstein-1 distance between the distributions of two sketches, in
+/// `O(c_a + c_b)` after building their CDFs. `None` when either is empty.
+pub fn compare(a: &QuantileSketch, b: &QuantileSketch) -> Option<SketchComparison> {
+    let (fa, fb) = (Cdf::of(a)?, Cdf::of(b)?);
+    let (mut i, mut j) = (0_usize, 0_usize);
+    let mut ks = 0.0_f64;
+    let mut w1 = 0.0_f64;
+    // Right values at the previous union breakpoint.
+    let mut prev: Option<(f64, f64, f64)> = None;
+    while i < fa.xs.len() || j < fb.xs.len() {
+        let x = match (fa.xs.get(i), fb.xs.get(j)) {
+            (Some(x), Some(y)) => x.min(*y),
+            (Some(x), None) => *x,
+            (None, Some(y)) => *y,
+            (None, None) => break,
+        };
+        let (la, ra) = if fa.xs.get(i) == Some(&x) {
+            i += 1;
+            (fa.left[i - 1], fa.right[i - 1])
+        } else {
+            fa.at(x)
+        };
+        let (lb, rb) = if fb.xs.get(j) == Some(&x) {
+            j += 1;
+            (fb.left[j - 1], fb.right[j - 1])
+        } else {
+            fb.at(x)
+        };
+        if let Some((x0, a0, b0)) = prev {
+            w1 += integral_abs_linear(a0 - b0, la - lb, x - x0);
+        }
+        ks = ks.max((la - lb).abs()).max((ra - rb).abs());
+        prev = Some((x, ra, rb));
+    }
+    Some(SketchComparison {
+        ks_statistic: ks.clamp(0.0, 1.0),
+        ks_error_bound: a.rank_error_bound() + b.rank_error_bound(),
+        wasserstein: w1,
+        wasserstein_error_bound: a.w1_error_bound() + b.w1_error_bound(),
+        n_a: a.count,
+        n_b: b.count,
+    })
+}
+
+/// `∫_0^len |d0 + (d1 − d0)·t/len| dt`.
+fn integral_abs_linear(d0: f64, d1: f64, len: f64) -> f64 {
+    if len.is_nan() || len <= 0.0 {
+        return 0.0;
+    }
+    if d0 * d1 >= 0.0 {
+        len * (d0.abs() + d1.abs()) / 2.0
+    } else {
+        len * (d0 * d0 + d1 * d1) / (2.0 * (d0.abs() + d1.abs()))
+    }
+}
+
+/// Serialized form: `{"compression": δ, "count": n, "cells": [[v, c] | [lo, hi, c], …]}`
+/// (an atom as `[value, count]`), buffered values included as atoms.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SketchWire {
+    compression: u32,
+    count: u64,
+    cells: Vec<WireCell>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum WireCell {
+    Atom(f64, u64),
+    Range(f64, f64, u64),
+}
+
+impl From<QuantileSketch> for SketchWire {
+    fn from(s: QuantileSketch) -> Self {
+        let cells = s
+            .all_cells()
+            .into_iter()
+            .map(|c| {
+                if c.is_atom() {
+                    WireCell::Atom(c.lo, c.count)
+                } else {
+                    WireCell::Range(c.lo, c.hi, c.count)
+                }
+            })
+            .collect();
+        SketchWire {
+            compression: s.compression,
+            count: s.count,
+            cells,
+        }
+    }
+}
+
+/// Why a serialized sketch was rejected.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SketchError {
+    /// Compression outside the accepted range.
+    #[error("compression must be between {MIN_COMPRESSION} and {MAX_COMPRESSION}, found {0}")]
+    Compression(u32),
+    /// A cell with a non-finite bound, `lo > hi`, a zero count, or a range cell of one value.
+    #[error("cell {index} is invalid (finite lo <= hi, count >= 1, and count >= 2 when lo < hi)")]
+    Cell {
+        /// Position of the cell.
+        index: usize,
+    },
+    /// Cell counts do not add up to `count`.
+    #[error("cell counts add up to {found}, not to count {count}")]
+    Count {
+        /// The declared count.
+        count: u64,
+        /// The sum of the cells' counts.
+        found: u64,
+    },
+    /// More cells than the compression allows.
+    #[error("{cells} cells exceed the limit of {limit} for compression {compression}")]
+    TooManyCells {
+        /// Cells found.
+        cells: usize,
+        /// The limit (`2δ + 2`).
+        limit: usize,
+        /// The compression.
+        compression: u32,
+    },
+}
+
+impl TryFrom<SketchWire> for QuantileSketch {
+    type Error = SketchError;
+
+    fn try_from(w: SketchWire) -> Result<Self, Self::Error> {
+        if !(MIN_COMPRESSION..=MAX_COMPRESSION).contains(&w.compression) {
+            return Err(SketchError::Compression(w.compression));
+        }
+        // A flushed sketch has ≤ δ + 1 cells and a buffer of < δ atoms.
+        let limit = 2 * w.compression as usize + 2;
+        if w.cells.len() > limit {
+            return Err(SketchError::TooManyCells {
+                cells: w.cells.len(),
+                limit,
+                compression: w.compression,
+            });
+        }
+        let mut cells = Vec::with_capacity(w.cells.len());
+        let mut total = 0_u64;
+        for (index, c) in w.cells.into_iter().enumerate() {
+            let cell = match c {
+                WireCell::Atom(v, count) => Cell::atom(v, count),
+                WireCell::Range(lo, hi, count) => Cell { lo, hi, count },
+            };
+            let ok = cell.lo.is_finite()
+                && cell.hi.is_finite()
+                && cell.lo <= cell.hi
+                && cell.count >= 1
+                && (cell.is_atom() || cell.count >= 2);
+            if !ok {
+                return Err(SketchError::Cell { index });
+            }
+            total = total.saturating_add(cell.count);
+            cells.push(cell);
+        }
+        if total != w.count {
+            return Err(SketchError::Count {
+                count: w.count,
+                found: total,
+            });
+        }
+        cells.sort_by(cell_order);
+        Ok(QuantileSketch {
+            compression: w.compression,
+            count: w.count,
+            cells,
+            buffer: Vec::new(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
