@@ -89,9 +89,10 @@ async fn binary_estimate_within_two_points_of_the_truth() {
     assert!(r.classification.is_none());
     assert_eq!(
         r.estimated_metrics().len(),
-        4,
-        "binary: accuracy, precision, recall, f1"
+        6,
+        "binary: accuracy, precision, recall, f1, specificity, roc_auc"
     );
+    assert_eq!(r.sampling_errors().len(), 6);
 }
 
 #[tokio::test(start_paused = true)]
@@ -127,7 +128,9 @@ async fn multiclass_accuracy_estimate_within_two_points() {
         "true {actual}, estimated {}",
         est.estimate.accuracy
     );
-    assert!(est.estimate.precision.is_none());
+    // Multi-class models get every metric, macro-averaged one class against the rest.
+    assert_eq!(est.estimate.metrics().len(), 6);
+    assert_eq!(est.estimate.sampling_error.len(), 6);
 }
 
 #[tokio::test(start_paused = true)]
