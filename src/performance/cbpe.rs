@@ -35,10 +35,37 @@ use serde::Serialize;
 /// A monotone map from predicted probability to observed positive rate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Calibrator {
-    /// Block centres (mean score) in increasing order.
-    x: Vec<f64>,
-    /// Observed rate of each block (non-decreasing).
-    y: Vec<f64>,
+    map: Map,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Map {
+    /// Isotonic regression: block centres (mean score) in increasing order and the
+    /// observed rate of each block (non-decreasing).
+    Isotonic { x: Vec<f64>, y: Vec<f64> },
+    /// Logistic on the score's logit (Platt scaling): `σ(a·logit(s) + b)`.
+    Logistic { a: f64, b: f64 },
+}
+
+/// Scores are clamped this far from 0 and 1 before taking their logit.
+const LOGIT_EPS: f64 = 1e-7;
+
+fn logit(s: f64) -> f64 {
+    let s = s.clamp(LOGIT_EPS, 1.0 - LOGIT_EPS);
+    (s / (1.0 - s)).ln()
+}
+
+fn sigmoid(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+/// `ln(1 + e^x)` without overflow.
+fn softplus(x: f64) -> f64 {
+    if x > 30.0 {
+        x
+    } else {
+        x.exp().ln_1p()
+    }
 }
 
 /// Folds of the cross-validation that decides whether calibration helps.
@@ -76,9 +103,91 @@ impl Calibrator {
             return None;
         }
         Some(Calibrator {
-            x: blocks.iter().map(|(x, _, w)| x / w).collect(),
-            y: blocks.iter().map(|(_, y, w)| y / w).collect(),
+            map: Map::Isotonic {
+                x: blocks.iter().map(|(x, _, w)| x / w).collect(),
+                y: blocks.iter().map(|(_, y, w)| y / w).collect(),
+            },
         })
+    }
+
+    /// Fits `σ(a·logit(score) + b)` by maximum likelihood (Newton's method, a little
+    /// ridge for separable data); `None` with fewer than two usable pairs or both
+    /// outcomes absent.
+    pub fn fit_logistic(score: &[f64], outcome: &[bool]) -> Option<Calibrator> {
+        let pairs: Vec<(f64, f64)> = score
+            .iter()
+            .zip(outcome)
+            .filter(|(s, _)| s.is_finite())
+            .map(|(s, o)| (logit(*s), if *o { 1.0 } else { 0.0 }))
+            .collect();
+        let positives = pairs.iter().filter(|p| p.1 > 0.5).count();
+        if pairs.len() < 2 || positives == 0 || positives == pairs.len() {
+            return None;
+        }
+        let ridge = 1e-6;
+        // Penalised log-likelihood of (a, b).
+        let loglik = |a: f64, b: f64| -> f64 {
+            let mut l = -0.5 * ridge * (a * a + b * b);
+            for (z, y) in &pairs {
+                let t = a * z + b;
+                // log σ(t) = −log(1 + e^(−t)), stably.
+                let log_p = -softplus(-t);
+                let log_q = -softplus(t);
+                l += y * log_p + (1.0 - y) * log_q;
+            }
+            l
+        };
+        // Newton's method from the flat model (well conditioned), halving steps that do not
+        // raise the likelihood.
+        let (mut a, mut b) = (0.0, 0.0);
+        let mut current = loglik(a, b);
+        for _ in 0..100 {
+            let (mut ga, mut gb, mut haa, mut hab, mut hbb) =
+                (-ridge * a, -ridge * b, ridge, 0.0, ridge);
+            for (z, y) in &pairs {
+                let p = sigmoid(a * z + b);
+                let w = p * (1.0 - p);
+                ga += (y - p) * z;
+                gb += y - p;
+                haa += w * z * z;
+                hab += w * z;
+                hbb += w;
+            }
+            let det = haa * hbb - hab * hab;
+            if !det.is_finite() || det <= 0.0 {
+                break;
+            }
+            let da = (hbb * ga - hab * gb) / det;
+            let db = (haa * gb - hab * ga) / det;
+            let mut step = 1.0;
+            let mut improved = false;
+            for _ in 0..30 {
+                let (na, nb) = (a + step * da, b + step * db);
+                let l = loglik(na, nb);
+                if l.is_finite() && l >= current {
+                    a = na;
+                    b = nb;
+                    improved = l > current;
+                    current = l;
+                    break;
+                }
+                step /= 2.0;
+            }
+            if !improved || (step * da).abs().max((step * db).abs()) < 1e-10 {
+                break;
+            }
+        }
+        (a > 0.0).then_some(Calibrator {
+            map: Map::Logistic { a, b },
+        })
+    }
+
+    /// `isotonic` or `logistic`.
+    pub fn method(&self) -> &'static str {
+        match self.map {
+            Map::Isotonic { .. } => "isotonic",
+            Map::Logistic { .. } => "logistic",
+        }
     }
 
     fn pool(blocks: &mut Vec<(f64, f64, f64)>) {
@@ -94,9 +203,11 @@ impl Calibrator {
         }
     }
 
-    /// Fits the calibration and keeps it only when, cross-validated on these pairs
-    /// ([`CALIBRATION_FOLDS`] interleaved folds), it predicts the held-out outcomes better
-    /// than the raw scores (lower Brier score). `None`: take the scores as calibrated.
+    /// Chooses the calibration that predicts held-out outcomes best (lowest Brier score,
+    /// cross-validated on these pairs in [`CALIBRATION_FOLDS`] interleaved folds) among
+    /// the raw scores, logistic scaling of their logit ([`Calibrator::fit_logistic`]) and
+    /// isotonic regression ([`Calibrator::fit`]), and fits it on all pairs. `None`: the
+    /// raw scores are best (taken as calibrated).
     pub fn fit_if_better(score: &[f64], outcome: &[bool]) -> Option<Calibrator> {
         let n = score.len().min(outcome.len());
         if n < 2 * CALIBRATION_FOLDS {
@@ -105,7 +216,8 @@ impl Calibrator {
         // Interleave by score rank so that each fold covers the whole score range.
         let mut order: Vec<usize> = (0..n).filter(|&i| score[i].is_finite()).collect();
         order.sort_by(|&a, &b| score[a].total_cmp(&score[b]));
-        let (mut raw, mut fitted) = (0.0, 0.0);
+        // Held-out squared errors per row of the three candidates.
+        let (mut raw, mut isotonic, mut logistic) = (Vec::new(), Vec::new(), Vec::new());
         for fold in 0..CALIBRATION_FOLDS {
             let (mut s, mut o) = (Vec::new(), Vec::new());
             for (r, &i) in order.iter().enumerate() {
@@ -115,37 +227,69 @@ impl Calibrator {
                 }
             }
             let c = Self::fit(&s, &o);
+            let l = Self::fit_logistic(&s, &o);
             for (r, &i) in order.iter().enumerate() {
                 if r % CALIBRATION_FOLDS == fold {
                     let y = if outcome[i] { 1.0 } else { 0.0 };
                     let p = score[i].clamp(0.0, 1.0);
                     let q = c.as_ref().map_or(p, |c| c.apply(score[i]));
-                    raw += (p - y) * (p - y);
-                    fitted += (q - y) * (q - y);
+                    let g = l.as_ref().map_or(p, |c| c.apply(score[i]));
+                    raw.push((p - y) * (p - y));
+                    isotonic.push((q - y) * (q - y));
+                    logistic.push((g - y) * (g - y));
                 }
             }
         }
-        if fitted < raw {
-            Self::fit(score, outcome)
-        } else {
-            None
+        // From the simplest candidate up, a more flexible one is taken only when it is
+        // better by more than two standard errors of the paired difference: noise does not
+        // buy flexibility (and isotonic's flat ends extrapolate worst under covariate shift).
+        let better = |simple: &[f64], flexible: &[f64]| {
+            let d: Vec<f64> = simple.iter().zip(flexible).map(|(a, b)| a - b).collect();
+            let n = d.len() as f64;
+            let mean = d.iter().sum::<f64>() / n;
+            let var = d.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1.0).max(1.0);
+            mean > 2.0 * (var / n).sqrt()
+        };
+        let mut choice = &raw;
+        let mut pick = 0;
+        if better(choice, &logistic) {
+            choice = &logistic;
+            pick = 1;
+        }
+        if better(choice, &isotonic) {
+            pick = 2;
+        }
+        match pick {
+            0 => None,
+            1 => Self::fit_logistic(score, outcome),
+            _ => Self::fit(score, outcome),
         }
     }
 
     /// The calibrated probability of `p` (linear between block centres, flat beyond).
     pub fn apply(&self, p: f64) -> f64 {
-        let n = self.x.len();
+        let (x, y) = match &self.map {
+            Map::Isotonic { x, y } => (x, y),
+            Map::Logistic { a, b } => {
+                return if p.is_finite() {
+                    sigmoid(a * logit(p) + b)
+                } else {
+                    p
+                }
+            }
+        };
+        let n = x.len();
         if n == 0 || !p.is_finite() {
             return p;
         }
-        if p <= self.x[0] {
-            return self.y[0];
+        if p <= x[0] {
+            return y[0];
         }
-        if p >= self.x[n - 1] {
-            return self.y[n - 1];
+        if p >= x[n - 1] {
+            return y[n - 1];
         }
-        let i = self.x.partition_point(|x| *x <= p);
-        let (x0, x1, y0, y1) = (self.x[i - 1], self.x[i], self.y[i - 1], self.y[i]);
+        let i = x.partition_point(|v| *v <= p);
+        let (x0, x1, y0, y1) = (x[i - 1], x[i], y[i - 1], y[i]);
         if x1 == x0 {
             return y1;
         }
@@ -489,8 +633,11 @@ mod tests {
     fn isotonic_pools_violators() {
         // Outcomes 0,1,0,1 at scores .1,.2,.3,.4: the middle pair pools to 0.5.
         let c = Calibrator::fit(&[0.1, 0.2, 0.3, 0.4], &[false, true, false, true]).unwrap();
-        assert_eq!(c.y, vec![0.0, 0.5, 1.0]);
-        assert!((c.x[1] - 0.25).abs() < 1e-12);
+        let Map::Isotonic { x, y } = &c.map else {
+            panic!("isotonic")
+        };
+        assert_eq!(y, &vec![0.0, 0.5, 1.0]);
+        assert!((x[1] - 0.25).abs() < 1e-12);
         assert_eq!(c.apply(0.0), 0.0);
         assert_eq!(c.apply(0.25), 0.5);
         assert_eq!(c.apply(0.9), 1.0);
@@ -581,16 +728,32 @@ mod tests {
     }
 
     #[test]
-    fn calibration_is_kept_only_when_it_helps() {
+    fn calibration_is_chosen_by_held_out_brier_score() {
         let mut rng = StdRng::seed_from_u64(5);
         let n = 4000;
         // Calibrated scores: the raw scores are already right.
         let s: Vec<f64> = (0..n).map(|_| rng.random::<f64>()).collect();
         let y: Vec<bool> = s.iter().map(|p| rng.random::<f64>() < *p).collect();
         assert!(Calibrator::fit_if_better(&s, &y).is_none());
-        // Overconfident scores: calibration helps.
-        let q: Vec<f64> = s.iter().map(|p| p.powf(3.0)).collect();
-        assert!(Calibrator::fit_if_better(&q, &y).is_some());
+        // A distortion that is not logistic: isotonic wins.
+        let q: Vec<f64> = s
+            .iter()
+            .map(|p| if *p < 0.5 { p / 5.0 } else { 0.9 + p / 10.0 })
+            .collect();
+        let c = Calibrator::fit_if_better(&q, &y).expect("calibration helps");
+        assert_eq!(c.method(), "isotonic");
+        // A temperature-scaled model: the logistic map recovers the truth.
+        let t: Vec<f64> = s.iter().map(|p| sigmoid(2.5 * logit(*p))).collect();
+        let c = Calibrator::fit_if_better(&t, &y).expect("calibration helps");
+        assert_eq!(c.method(), "logistic");
+        for p in [0.1, 0.5, 0.8] {
+            let reported = sigmoid(2.5 * logit(p));
+            assert!(
+                (c.apply(reported) - p).abs() < 0.03,
+                "{p}: {}",
+                c.apply(reported)
+            );
+        }
     }
 
     #[test]

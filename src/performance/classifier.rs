@@ -246,6 +246,24 @@ impl Classifier {
         self.calibrators.iter().any(Option::is_some)
     }
 
+    /// How the scores are calibrated: `assumed` (taken as they are), `logistic`,
+    /// `isotonic`, or both names when classes differ (`isotonic+logistic`).
+    pub fn calibration_method(&self) -> String {
+        let mut m: Vec<&str> = self
+            .calibrators
+            .iter()
+            .flatten()
+            .map(Calibrator::method)
+            .collect();
+        m.sort_unstable();
+        m.dedup();
+        if m.is_empty() {
+            "assumed".to_string()
+        } else {
+            m.join("+")
+        }
+    }
+
     /// Scores of one row in column order: a lone score of a binary model is the positive
     /// class's; `None` when the row does not fit the layout.
     pub fn expand(&self, scores: &[f64]) -> Option<Vec<f64>> {

@@ -56,6 +56,56 @@ pub fn scored_reference(columns: &[String], rows: &[Vec<Option<f64>>]) -> Option
     })
 }
 
+/// The joint sample's scored rows when it holds the named score columns (one = the
+/// positive class's score, several = one per class in class order): each row's scores,
+/// its predicted label (the `prediction` column, when it holds labels rather than
+/// probabilities) and its target. `None` when a score column is missing.
+pub fn scored_reference_with(
+    columns: &[String],
+    rows: &[Vec<Option<f64>>],
+    score_columns: &[String],
+) -> Option<Reference> {
+    if score_columns.is_empty() {
+        return None;
+    }
+    let idx: Vec<usize> = score_columns
+        .iter()
+        .map(|c| columns.iter().position(|x| x == c))
+        .collect::<Option<_>>()?;
+    let p = columns.iter().position(|c| c == "prediction");
+    let t = columns.iter().position(|c| c == "target");
+    let cell = |r: &Vec<Option<f64>>, i: Option<usize>| i.and_then(|i| r.get(i).copied().flatten());
+    let predictions_are_labels = p.is_some_and(|p| {
+        let v: Vec<(f64, f64)> = rows
+            .iter()
+            .filter_map(|r| r.get(p).copied().flatten().map(|x| (x, 0.0)))
+            .collect();
+        !v.is_empty() && !are_probabilities(&v)
+    });
+    let out: Vec<ReferenceRow> = rows
+        .iter()
+        .filter_map(|r| {
+            let scores: Vec<f64> = idx
+                .iter()
+                .map(|&i| cell(r, Some(i)))
+                .collect::<Option<_>>()?;
+            Some(ReferenceRow {
+                scores,
+                predicted: if predictions_are_labels {
+                    cell(r, p).map(label)
+                } else {
+                    None
+                },
+                target: cell(r, t).map(label),
+            })
+        })
+        .collect();
+    (!out.is_empty()).then_some(Reference {
+        classes: None,
+        rows: out,
+    })
+}
+
 /// Calibration of the positive-class probability on the joint sample (see
 /// [`scored_reference`]); `None` when the sample has no scores or calibration does not help.
 pub fn calibrator(

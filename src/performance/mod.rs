@@ -17,6 +17,7 @@
 pub mod cbpe;
 pub mod classifier;
 pub mod joint;
+pub mod offline;
 pub mod scores;
 
 use std::collections::{BTreeSet, VecDeque};
@@ -634,8 +635,18 @@ pub fn baseline_calibrator(snapshot: &Snapshot, positive: &str) -> Option<Calibr
 /// The baseline's scored rows (scores, predicted label, target) and class order, when it
 /// holds scores.
 pub fn baseline_scores(snapshot: &Snapshot) -> Option<classifier::Reference> {
+    baseline_scores_for(snapshot, &[])
+}
+
+/// [`baseline_scores`], reading the scores from the joint sample's columns named
+/// `score_columns` when given and present.
+pub fn baseline_scores_for(
+    snapshot: &Snapshot,
+    score_columns: &[String],
+) -> Option<classifier::Reference> {
     let (columns, rows) = joint_sample(snapshot)?;
-    joint::scored_reference(columns, rows)
+    joint::scored_reference_with(columns, rows, score_columns)
+        .or_else(|| joint::scored_reference(columns, rows))
 }
 
 /// The primary metric (accuracy, or R² for regression) of the model on its baseline, when
