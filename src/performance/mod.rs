@@ -256,7 +256,8 @@ struct ModelPerformance {
     pairs: VecDeque<(Instant, MatchedPair)>,
     probabilities: VecDeque<ProbabilityRow>,
     evidence: Evidence,
-    /// Labels seen in predictions with scores (the class order without a baseline).
+    /// Labels seen in predictions with scores and in their ground truth (the class order
+    /// without a baseline).
     labels_seen: BTreeSet<String>,
     calibration: Option<CalibrationState>,
 }
@@ -368,6 +369,13 @@ impl PerformanceEngine {
 
     fn push_pair(m: &mut ModelPerformance, now: Instant, pair: MatchedPair) {
         m.evidence.add(&pair.actual);
+        // Ground truth names classes too (a class the model never predicts still has a
+        // score column).
+        if pair.scores.is_some() && m.labels_seen.len() < MAX_SEEN_LABELS {
+            if let Some(l) = label_of(&pair.actual) {
+                m.labels_seen.insert(l);
+            }
+        }
         if m.pairs.len() >= MAX_PAIRS {
             m.pairs.pop_front();
         }
