@@ -57,15 +57,16 @@ def logit(p):
     return np.log(p / (1 - p))
 
 
-def binary_data(rng, n, shift, distort, threshold):
+def binary_data(rng, n, shift, distort, threshold, power=None):
     """Two inputs; true P(y=1|x) = sigmoid(1.2 x1 - 0.8 x2 - 0.3); the model reports
     sigmoid(distort * logit(p_true)) (distort 1 = calibrated, > 1 overconfident, < 1
-    underconfident) and predicts 1 at score >= threshold."""
+    underconfident), or p_true ** power (a distortion that is not logistic), and predicts 1
+    at score >= threshold."""
     x1 = rng.normal(shift, 1.0, n)
     x2 = rng.normal(-0.5 * shift, 1.0, n)
     p = sigmoid(1.2 * x1 - 0.8 * x2 - 0.3)
     y = (rng.random(n) < p).astype(int)
-    score = sigmoid(distort * logit(p))
+    score = sigmoid(distort * logit(p)) if power is None else p ** power
     y_pred = (score >= threshold).astype(int)
     return pd.DataFrame({"x1": x1, "x2": x2, "score": score, "y_pred": y_pred, "y": y})
 
@@ -100,6 +101,7 @@ SCENARIOS = [
     ("binary overconfident t=0.65", "binary", dict(distort=2.5, threshold=0.65)),
     ("binary underconfident t=0.3", "binary", dict(distort=0.5, threshold=0.3)),
     ("binary overconfident t=0.8", "binary", dict(distort=1.8, threshold=0.8)),
+    ("binary scores p^3 t=0.4", "binary", dict(distort=1.0, threshold=0.4, power=3.0)),
     ("3-class calibrated", "multiclass", dict(temperature=1.0)),
     ("3-class overconfident", "multiclass", dict(temperature=2.0)),
 ]
@@ -107,7 +109,8 @@ SCENARIOS = [
 
 def make(kind, params, rng, n, shift):
     if kind == "binary":
-        return binary_data(rng, n, shift, params["distort"], params["threshold"])
+        return binary_data(rng, n, shift, params["distort"], params["threshold"],
+                           params.get("power"))
     return multiclass_data(rng, n, shift, params["temperature"])
 
 
