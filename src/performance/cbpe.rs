@@ -40,8 +40,9 @@ pub struct Calibrator {
 
 #[derive(Debug, Clone, PartialEq)]
 enum Map {
-    /// Isotonic regression: block centres (mean score) in increasing order and the
-    /// observed rate of each block (non-decreasing).
+    /// Isotonic regression as scikit-learn's `IsotonicRegression(out_of_bounds="clip")`:
+    /// each block's lowest and highest score with the block's observed rate (flat within
+    /// a block, linear between blocks, flat beyond the ends).
     Isotonic { x: Vec<f64>, y: Vec<f64> },
     /// Logistic on the score's logit (Platt scaling): `σ(a·logit(s) + b)`.
     Logistic { a: f64, b: f64 },
@@ -68,6 +69,10 @@ fn softplus(x: f64) -> f64 {
     }
 }
 
+/// A block of pooled adjacent violators: (lowest score, highest score, sum of outcomes,
+/// rows).
+type Block = (f64, f64, f64, f64);
+
 /// Folds of the cross-validation that decides whether calibration helps.
 const CALIBRATION_FOLDS: usize = 5;
 
@@ -86,7 +91,7 @@ impl Calibrator {
         }
         pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
         // Blocks: (sum of x, sum of y, weight); equal scores start as one block.
-        let mut blocks: Vec<(f64, f64, f64)> = Vec::with_capacity(pairs.len());
+        let mut blocks: Vec<Block> = Vec::with_capacity(pairs.len());
         let mut i = 0;
         while i < pairs.len() {
             let s = pairs[i].0;
@@ -96,7 +101,7 @@ impl Calibrator {
                 w += 1.0;
                 i += 1;
             }
-            blocks.push((s * w, ys, w));
+            blocks.push((s, s, ys, w));
             Self::pool(&mut blocks);
         }
         if blocks.len() < 2 {
@@ -104,8 +109,21 @@ impl Calibrator {
         }
         Some(Calibrator {
             map: Map::Isotonic {
-                x: blocks.iter().map(|(x, _, w)| x / w).collect(),
-                y: blocks.iter().map(|(_, y, w)| y / w).collect(),
+                x: blocks
+                    .iter()
+                    .flat_map(|b| if b.0 < b.1 { vec![b.0, b.1] } else { vec![b.0] })
+                    .collect(),
+                y: blocks
+                    .iter()
+                    .flat_map(|b| {
+                        let y = b.2 / b.3;
+                        if b.0 < b.1 {
+                            vec![y, y]
+                        } else {
+                            vec![y]
+                        }
+                    })
+                    .collect(),
             },
         })
     }
@@ -190,16 +208,16 @@ impl Calibrator {
         }
     }
 
-    fn pool(blocks: &mut Vec<(f64, f64, f64)>) {
+    fn pool(blocks: &mut Vec<Block>) {
         while blocks.len() >= 2 {
-            let (x1, y1, w1) = blocks[blocks.len() - 1];
-            let (x0, y0, w0) = blocks[blocks.len() - 2];
+            let (_, x1, y1, w1) = blocks[blocks.len() - 1];
+            let (x0, _, y0, w0) = blocks[blocks.len() - 2];
             if y0 / w0 <= y1 / w1 {
                 break;
             }
             blocks.pop();
             let last = blocks.len() - 1;
-            blocks[last] = (x0 + x1, y0 + y1, w0 + w1);
+            blocks[last] = (x0, x1, y0 + y1, w0 + w1);
         }
     }
 
@@ -266,7 +284,7 @@ impl Calibrator {
         }
     }
 
-    /// The calibrated probability of `p` (linear between block centres, flat beyond).
+    /// The calibrated probability of `p`.
     pub fn apply(&self, p: f64) -> f64 {
         let (x, y) = match &self.map {
             Map::Isotonic { x, y } => (x, y),
@@ -636,12 +654,14 @@ mod tests {
         let Map::Isotonic { x, y } = &c.map else {
             panic!("isotonic")
         };
-        assert_eq!(y, &vec![0.0, 0.5, 1.0]);
-        assert!((x[1] - 0.25).abs() < 1e-12);
+        assert_eq!(y, &vec![0.0, 0.5, 0.5, 1.0]);
+        assert_eq!(x, &vec![0.1, 0.2, 0.3, 0.4]);
+        // sklearn: IsotonicRegression(out_of_bounds="clip").fit([.1,.2,.3,.4], [0,1,0,1])
+        //   .predict([0, .25, .9, .175]) = [0, .5, 1, .375]
         assert_eq!(c.apply(0.0), 0.0);
         assert_eq!(c.apply(0.25), 0.5);
         assert_eq!(c.apply(0.9), 1.0);
-        assert!((c.apply(0.175) - 0.25).abs() < 1e-12);
+        assert!((c.apply(0.175) - 0.375).abs() < 1e-12);
     }
 
     #[test]

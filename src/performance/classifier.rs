@@ -67,6 +67,9 @@ pub struct Classifier {
     pub threshold_source: ThresholdSource,
     /// Calibration per column (`None`: the scores are taken as calibrated).
     pub calibrators: Vec<Option<Calibrator>>,
+    /// Column a lone score belongs to (binary models): the second declared class when the
+    /// baseline declares the classes (`[negative, positive]`), else the positive class.
+    pub lone: usize,
 }
 
 /// The best threshold separating positive from negative predictions of `(score,
@@ -134,7 +137,12 @@ impl Classifier {
         } else {
             0
         };
+        let declared = reference
+            .and_then(|r| r.classes.as_ref())
+            .is_some_and(|c| c.len() == k_cols);
+        let lone = if declared { 1 } else { positive };
         let mut c = Classifier {
+            lone,
             classes,
             positive,
             threshold: 0.5,
@@ -264,8 +272,9 @@ impl Classifier {
         }
     }
 
-    /// Scores of one row in column order: a lone score of a binary model is the positive
-    /// class's; `None` when the row does not fit the layout.
+    /// Scores of one row in column order: a lone score of a binary model is the score of
+    /// the class in column [`Classifier::lone`]; `None` when the row does not fit the
+    /// layout.
     pub fn expand(&self, scores: &[f64]) -> Option<Vec<f64>> {
         if scores.iter().any(|s| !s.is_finite()) {
             return None;
@@ -275,7 +284,7 @@ impl Classifier {
         }
         if scores.len() == 1 && self.is_binary() {
             let mut v = vec![1.0 - scores[0]; 2];
-            v[self.positive] = scores[0];
+            v[self.lone.min(1)] = scores[0];
             return Some(v);
         }
         None
@@ -412,6 +421,10 @@ mod tests {
         let c = Classifier::new(2, Some(&r), &[s("a"), s("b")], "a", None);
         assert_eq!(c.classes, vec![s("b"), s("a")]);
         assert_eq!(c.positive, 1);
+        // A lone score is the second declared class's, whatever the positive class.
+        let c = Classifier::new(1, Some(&r), &[], "b", None);
+        assert_eq!(c.positive, 0);
+        assert_eq!(c.expand(&[0.75]), Some(vec![0.25, 0.75]));
     }
 
     #[test]
