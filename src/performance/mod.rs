@@ -641,7 +641,8 @@ pub fn baseline_calibrator(snapshot: &Snapshot, positive: &str) -> Option<Calibr
 }
 
 /// The baseline's scored rows (scores, predicted label, target) and class order, when it
-/// holds scores.
+/// holds scores: the columns of its `probability` entry, else (snapshots built with the
+/// score as `--prediction`) a `prediction` column of probabilities.
 pub fn baseline_scores(snapshot: &Snapshot) -> Option<classifier::Reference> {
     baseline_scores_for(snapshot, &[])
 }
@@ -653,6 +654,18 @@ pub fn baseline_scores_for(
     score_columns: &[String],
 ) -> Option<classifier::Reference> {
     let (columns, rows) = joint_sample(snapshot)?;
+    // The snapshot's declared score columns (`mlmon baseline build --probability`) and
+    // their classes, when the caller names none or the same ones.
+    if let Some(p) = snapshot.probability.as_ref() {
+        if score_columns.is_empty() || score_columns == p.columns.as_slice() {
+            if let Some(mut r) = joint::scored_reference_with(columns, rows, &p.columns) {
+                if !p.classes.is_empty() {
+                    r.classes = Some(p.classes.iter().map(|c| label_of_str(c)).collect());
+                }
+                return Some(r);
+            }
+        }
+    }
     joint::scored_reference_with(columns, rows, score_columns)
         .or_else(|| joint::scored_reference(columns, rows))
 }

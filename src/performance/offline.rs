@@ -52,7 +52,7 @@ pub struct Options {
     /// The column holding the model's prediction (label or value).
     pub prediction: String,
     /// Score columns: one = the positive class's score, several = one per class in class
-    /// order. Empty: the baseline's, if it declares them.
+    /// order. Empty: the baseline's (`probability.columns`), if it declares them.
     pub probability: Vec<String>,
     /// The ground-truth column.
     pub target: String,
@@ -267,6 +267,20 @@ pub fn performance_of_file(
     opts: &Options,
     cfg: &Config,
 ) -> Result<Report, OfflineError> {
+    // Without --probability, the baseline's declared score columns.
+    let declared;
+    let opts = if opts.probability.is_empty() {
+        let mut o = opts.clone();
+        o.probability = snapshot
+            .probability
+            .as_ref()
+            .map(|p| p.columns.clone())
+            .unwrap_or_default();
+        declared = o;
+        &declared
+    } else {
+        opts
+    };
     let rows = read_rows(input, opts)?;
     let positive = scores::label_of_str(&cfg.performance.positive_class);
     let threshold = cfg.performance.threshold;
@@ -519,7 +533,8 @@ pub struct PerformanceArgs {
     #[arg(long, default_value = "prediction")]
     pub prediction: String,
     /// Score column(s): one = the positive class's score, several = one per class in class
-    /// order (repeat the flag or separate with commas).
+    /// order (repeat the flag or separate with commas). Default: the baseline's
+    /// `probability.columns`.
     #[arg(long, value_delimiter = ',')]
     pub probability: Vec<String>,
     /// Column with the ground truth (rows without it get estimates only).

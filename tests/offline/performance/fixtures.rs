@@ -191,7 +191,7 @@ async fn scores_match_sklearn() {
         if let Some(want) = case["expected_confusion"].as_object() {
             for (actual, row) in want {
                 for (predicted, n) in row.as_object().unwrap() {
-                    let v = common::value(
+                    let v = crate::common::value(
                         &samples,
                         "mlmon_confusion_matrix",
                         &[
