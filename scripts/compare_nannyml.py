@@ -174,12 +174,12 @@ def run_mlmon(mlmon, kind, reference, analysis, classes, tmp):
     base = tmp / "baseline.json"
     reference.to_csv(ref_csv, index=False)
     analysis.drop(columns=["y"]).to_csv(ana_csv, index=False)
-    subprocess.run(
-        [mlmon, "baseline", "build", "--input", str(ref_csv), "--output", str(base),
-         "--prediction", "y_pred", "--target", "y", "--sample-size", str(REF_ROWS)],
-        check=True, capture_output=True,
-    )
     probability = ["score"] if kind == "binary" else [f"p{c}" for c in classes]
+    build = [mlmon, "baseline", "build", "--input", str(ref_csv), "--output", str(base),
+             "--prediction", "y_pred", "--target", "y", "--sample-size", str(REF_ROWS)]
+    for col in probability:
+        build += ["--probability", col]
+    subprocess.run(build, check=True, capture_output=True)
     out = subprocess.run(
         [mlmon, "performance", "--baseline", str(base), "--input", str(ana_csv),
          "--prediction", "y_pred", "--probability", ",".join(probability),
