@@ -11,8 +11,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::performance::scores::ConfusionMatrix;
-
 /// `{model,metric}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ModelMetricLabels {
@@ -94,23 +92,26 @@ impl PerformanceMetrics {
         m
     }
 
-    /// Sets `model`'s confusion matrix (removing cells no longer in it); `None` removes all.
-    pub fn set_confusion(&self, model: &str, matrix: Option<&ConfusionMatrix>) {
-        let Ok(mut cells) = self.confusion_cells.lock() else {
+    /// Sets `model`'s confusion matrix from its `(actual, predicted, count)` cells
+    /// (removing cells no longer in it); no cells remove all.
+    pub fn set_confusion<'a>(
+        &self,
+        model: &str,
+        cells: impl IntoIterator<Item = (&'a str, &'a str, u64)>,
+    ) {
+        let Ok(mut exported) = self.confusion_cells.lock() else {
             return;
         };
-        let old = cells.remove(model).unwrap_or_default();
+        let old = exported.remove(model).unwrap_or_default();
         let mut new = Vec::new();
-        if let Some(m) = matrix {
-            for (actual, predicted, count) in m.cells() {
-                let labels = ConfusionLabels {
-                    model: model.to_string(),
-                    actual: actual.to_string(),
-                    predicted: predicted.to_string(),
-                };
-                self.confusion.get_or_create(&labels).set(count as f64);
-                new.push(labels);
-            }
+        for (actual, predicted, count) in cells {
+            let labels = ConfusionLabels {
+                model: model.to_string(),
+                actual: actual.to_string(),
+                predicted: predicted.to_string(),
+            };
+            self.confusion.get_or_create(&labels).set(count as f64);
+            new.push(labels);
         }
         for labels in old {
             if !new.contains(&labels) {
@@ -118,7 +119,7 @@ impl PerformanceMetrics {
             }
         }
         if !new.is_empty() {
-            cells.insert(model.to_string(), new);
+            exported.insert(model.to_string(), new);
         }
     }
 }

@@ -614,10 +614,12 @@ impl PerformanceEngine {
         set(&self.metrics.performance, r.metrics());
         set(&self.metrics.estimated, r.estimated_metrics());
         set(&self.metrics.sampling_error, r.sampling_errors());
-        self.metrics.set_confusion(
-            &r.model,
-            r.classification.as_ref().map(|c| &c.confusion_matrix),
-        );
+        let cells: Vec<(&str, &str, u64)> = r
+            .classification
+            .as_ref()
+            .map(|c| c.confusion_matrix.cells().collect())
+            .unwrap_or_default();
+        self.metrics.set_confusion(&r.model, cells);
     }
 }
 
