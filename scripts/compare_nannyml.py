@@ -13,12 +13,13 @@ P(y | x) does not: CBPE's assumption of no concept drift holds). It then
 and prints, per scenario and metric, the mean absolute error of each tool's estimate
 against the realized value over the chunks (and the overall MAE per metric).
 
-    python3 -m venv /tmp/venv && /tmp/venv/bin/pip install 'nannyml==0.13.*' 'pandas<3' scikit-learn
+    python3 -m venv /tmp/venv && /tmp/venv/bin/pip install 'nannyml==0.13.*' 'pandas<3' scikit-learn statsmodels
     cargo build --release
     NML_DISABLE_USAGE_LOGGING=1 /tmp/venv/bin/python scripts/compare_nannyml.py \\
         --mlmon target/release/mlmon [--markdown]
 
 Fixed seeds: re-running gives the same data; the figures depend only on the two tools.
+Its own venv: NannyML 0.13 needs pandas < 3, the test venv (tests/py) pins pandas 3.
 """
 
 from __future__ import annotations
