@@ -46,7 +46,7 @@ fn observe(e: &PerformanceEngine, model: &str, id: usize, probs: Vec<f64>, label
 
 #[tokio::test(start_paused = true)]
 async fn binary_estimate_within_two_points_of_the_truth() {
-    let (e, _m) = engine();
+    let (e, m) = engine();
     let mut rng = StdRng::seed_from_u64(7);
     // A skewed score distribution (most rows confident, some near 0.5).
     let beta = Beta::new(0.7, 0.5).unwrap();
@@ -78,6 +78,11 @@ async fn binary_estimate_within_two_points_of_the_truth() {
             2.0 * tp / (2.0 * tp + fp + fn_),
             est.estimate.f1.unwrap(),
         ),
+        (
+            "specificity",
+            tn / (tn + fp),
+            est.estimate.specificity.unwrap(),
+        ),
     ];
     for (metric, actual, estimated) in truth {
         assert!(
@@ -93,6 +98,28 @@ async fn binary_estimate_within_two_points_of_the_truth() {
         "binary: accuracy, precision, recall, f1, specificity, roc_auc"
     );
     assert_eq!(r.sampling_errors().len(), 6);
+    // Exported: every estimate with its sampling error, a few thousandths for 20 000 rows.
+    e.refresh();
+    let (text, _) = m.encode(None);
+    let samples = crate::common::parse_exposition(&text);
+    for metric in [
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "specificity",
+        "roc_auc",
+    ] {
+        let labels = [("model", "bin"), ("metric", metric)];
+        assert!(crate::common::value(&samples, "mlmon_estimated_performance", &labels).is_some());
+        let se = crate::common::value(
+            &samples,
+            "mlmon_estimated_performance_sampling_error",
+            &labels,
+        )
+        .unwrap_or_else(|| panic!("no sampling error for {metric}"));
+        assert!(se > 0.0 && se < 0.01, "{metric}: {se}");
+    }
 }
 
 #[tokio::test(start_paused = true)]
