@@ -35,6 +35,10 @@ pub enum Command {
     /// Drift of a data batch against a baseline snapshot (same statistics as the sidecar).
     /// Exit code: 0 ok, 1 warning, 2 critical, 3 error.
     Drift(DriftArgs),
+    /// Performance of a data batch, chunk by chunk: realized metrics where the target is
+    /// present, label-free estimates (with sampling error) from the scores.
+    /// Exit code: 0 ok, 1 warning, 2 critical, 3 error.
+    Performance(crate::performance::offline::PerformanceArgs),
     /// Run a built-in example model server, the sidecar in front of it, and synthetic
     /// traffic that drifts after a while. Needs nothing but this binary.
     Demo(DemoArgs),
@@ -189,6 +193,7 @@ pub fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Drift(args) => drift(args),
+        Command::Performance(args) => crate::performance::offline::run(args),
         Command::CheckConfig { config } => {
             match Config::load(config.as_deref(), &Overrides::default()).and_then(|cfg| {
                 crate::server::load_baselines(&cfg)

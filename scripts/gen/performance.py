@@ -69,18 +69,24 @@ def batches(n, rng, max_batch):
 
 
 def build_case(name, task, y_pred, y_true, rng, positive_class="1", spell_labels=False,
-               max_batch=5, noise=True):
+               max_batch=5, noise=True, scores=None, classes=None):
+    """`scores` (optional): one score vector per row, columns in `classes` order (sorted
+    labels, as scikit-learn's classes_); the realized ROC AUC is expected then."""
     n = len(y_pred)
     requests = []
     feedback = []
     pairs = []  # (pred, actual) that must be scored
+    pair_scores = []  # score vectors of the pairs
     for k, (lo, hi) in enumerate(batches(n, rng, max_batch)):
         rid = f"{name}-req-{k}"
         preds = []
         for i in range(lo, hi):
             p = y_pred[i]
             preds.append(spell(p, rng) if spell_labels else p)
-        requests.append({"request_id": rid, "predictions": preds})
+        req = {"request_id": rid, "predictions": preds}
+        if scores is not None:
+            req["probabilities"] = [list(map(float, scores[i])) for i in range(lo, hi)]
+        requests.append(req)
         for row, i in enumerate(range(lo, hi)):
             a = y_true[i]
             phase = ["before", "after", "after", "after", "late"][int(rng.integers(0, 5))]
@@ -88,6 +94,8 @@ def build_case(name, task, y_pred, y_true, rng, positive_class="1", spell_labels
             feedback.append({"request_id": rid, "row": row, "actual": wire, "phase": phase})
             if phase != "late":
                 pairs.append((y_pred[i], a))
+                if scores is not None:
+                    pair_scores.append(scores[i])
                 if noise and rng.random() < 0.15:
                     # A duplicate with a different value: must be ignored.
                     other = y_true[int(rng.integers(0, n))]
@@ -126,6 +134,7 @@ def build_case(name, task, y_pred, y_true, rng, positive_class="1", spell_labels
     p = np.array([x for x, _ in pairs])
     a = np.array([x for _, x in pairs])
     expected = {}
+    confusion = None
     if task == "regression":
         expected["mae"] = metrics.mean_absolute_error(a, p)
         expected["rmse"] = math.sqrt(metrics.mean_squared_error(a, p))
@@ -142,6 +151,27 @@ def build_case(name, task, y_pred, y_true, rng, positive_class="1", spell_labels
         expected["precision"] = metrics.precision_score(a, p, average=avg, zero_division=0, **kw)
         expected["recall"] = metrics.recall_score(a, p, average=avg, zero_division=0, **kw)
         expected["f1"] = metrics.f1_score(a, p, average=avg, zero_division=0, **kw)
+        # Specificity: TN / (TN + FP) of the positive class (binary) or the mean over the
+        # classes (macro), from sklearn's per-class confusion matrices.
+        mcm = metrics.multilabel_confusion_matrix(a, p, labels=labels)
+        spec = [m[0, 0] / (m[0, 0] + m[0, 1]) if (m[0, 0] + m[0, 1]) > 0 else 0.0 for m in mcm]
+        if binary:
+            expected["specificity"] = spec[labels.index(pos)] if pos in labels else (
+                1.0 if len(a) else 0.0)
+        else:
+            expected["specificity"] = float(np.mean(spec))
+        if scores is not None:
+            sc = np.array(pair_scores, dtype=float)
+            cls = list(classes)
+            if len(cls) == 2:
+                col = cls.index(pos)
+                expected["roc_auc"] = metrics.roc_auc_score(a == pos, sc[:, col])
+            else:
+                expected["roc_auc"] = metrics.roc_auc_score(
+                    a, sc, multi_class="ovr", average="macro", labels=cls)
+        cm = metrics.confusion_matrix(a, p, labels=labels)
+        confusion = {str(x): {str(y): int(cm[i, j]) for j, y in enumerate(labels)}
+                     for i, x in enumerate(labels)}
         averaging = avg
     counts = {
         "matched": len(pairs),
@@ -156,6 +186,7 @@ def build_case(name, task, y_pred, y_true, rng, positive_class="1", spell_labels
         "requests": requests,
         "feedback": feedback,
         "expected": {k: float(v) for k, v in expected.items()},
+        "expected_confusion": confusion if task != "regression" else None,
         "expected_counts": counts,
     }
 
@@ -204,6 +235,23 @@ def main():
     # Binary where the positive class is never predicted nor true (all zeros): 0 by zero division.
     cases.append(build_case("binary_all_negative", "classification", [0] * 50, [0] * 50, rng,
                             noise=False))
+
+    # Binary with scores and a 0.65 decision threshold (ROC AUC from the scores).
+    s1 = rng.beta(2.0, 2.0, 500)
+    y = (rng.random(500) < s1).astype(int)
+    yp = (s1 >= 0.65).astype(int)
+    cases.append(build_case("binary_scores", "classification", [int(v) for v in yp],
+                            [int(v) for v in y], rng, spell_labels=True,
+                            scores=[[1.0 - v, v] for v in s1], classes=[0, 1]))
+
+    # Multi-class with scores (three classes, all present), ROC AUC one-vs-rest macro.
+    z = rng.normal(0.0, 1.0, (600, 3))
+    pr = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    y = np.array([int(rng.choice(3, p=row)) for row in pr])
+    yp = pr.argmax(axis=1)
+    cases.append(build_case("multiclass_scores", "classification", [int(v) for v in yp],
+                            [int(v) for v in y], rng, max_batch=6,
+                            scores=[list(row) for row in pr], classes=[0, 1, 2]))
 
     # Regression, batches.
     y = rng.normal(100.0, 15.0, 600)

@@ -205,6 +205,7 @@ impl Config {
         self.capture.check()?;
         self.drift.check()?;
         self.sla.check()?;
+        self.performance.check()?;
         self.explain.check()?;
         self.anomaly.check()?;
         self.admin.check()?;

@@ -65,12 +65,29 @@ impl Default for FeedbackConfig {
 pub struct PerformanceConfig {
     /// Positive label for binary precision/recall/F1.
     pub positive_class: String,
+    /// Decision threshold of a binary model on its positive-class score, for rows whose
+    /// response carries scores but no label (default: learnt from the baseline, else 0.5).
+    pub threshold: Option<f64>,
 }
 
 impl Default for PerformanceConfig {
     fn default() -> Self {
         PerformanceConfig {
             positive_class: "1".into(),
+            threshold: None,
+        }
+    }
+}
+
+impl PerformanceConfig {
+    /// Checks `performance.threshold` (a score between 0 and 1).
+    pub(super) fn check(&self) -> Result<(), Invalid> {
+        match self.threshold {
+            Some(t) if !(0.0..=1.0).contains(&t) => Err(Invalid::new(
+                "performance.threshold",
+                format!("{t} is not between 0 and 1"),
+            )),
+            _ => Ok(()),
         }
     }
 }

@@ -80,6 +80,8 @@ impl Outcome {
 pub struct MatchedPair {
     /// What the model predicted.
     pub predicted: FeatureValue,
+    /// The class scores the model returned with it (what the realized ROC AUC needs).
+    pub scores: Option<Vec<f64>>,
     /// The ground truth.
     pub actual: FeatureValue,
 }
@@ -95,6 +97,7 @@ pub struct Expired {
 
 struct Slot {
     predicted: FeatureValue,
+    scores: Option<Vec<f64>>,
     matched: bool,
 }
 
@@ -219,6 +222,17 @@ impl FeedbackStore {
         predicted: Vec<FeatureValue>,
         now: Instant,
     ) -> Vec<(usize, MatchedPair)> {
+        self.insert_scored(id, predicted.into_iter().map(|p| (p, None)).collect(), now)
+    }
+
+    /// [`FeedbackStore::insert`] with each row's class scores, kept until the row is matched
+    /// so that the realized ROC AUC can be computed.
+    pub fn insert_scored(
+        &mut self,
+        id: &str,
+        predicted: Vec<(FeatureValue, Option<Vec<f64>>)>,
+        now: Instant,
+    ) -> Vec<(usize, MatchedPair)> {
         let mut predicted = predicted;
         predicted.truncate(self.max_pending);
         if predicted.is_empty() {
@@ -239,8 +253,9 @@ impl FeedbackStore {
         self.next_generation += 1;
         let mut rows: Vec<Slot> = predicted
             .into_iter()
-            .map(|p| Slot {
+            .map(|(p, scores)| Slot {
                 predicted: p,
+                scores,
                 matched: false,
             })
             .collect();
@@ -253,6 +268,7 @@ impl FeedbackStore {
                         i,
                         MatchedPair {
                             predicted: slot.predicted.clone(),
+                            scores: slot.scores.take(),
                             actual,
                         },
                     ));
@@ -292,6 +308,7 @@ impl FeedbackStore {
                     slot.matched = true;
                     Outcome::Matched(MatchedPair {
                         predicted: slot.predicted.clone(),
+                        scores: slot.scores.take(),
                         actual,
                     })
                 }
@@ -330,6 +347,7 @@ mod tests {
             s.feedback("a", 1, n(1.0), t0),
             Outcome::Matched(MatchedPair {
                 predicted: n(0.0),
+                scores: None,
                 actual: n(1.0)
             })
         );
@@ -366,6 +384,7 @@ mod tests {
                 0,
                 MatchedPair {
                     predicted: n(2.0),
+                    scores: None,
                     actual: n(3.0)
                 }
             )]
@@ -392,6 +411,7 @@ mod tests {
             s.feedback("b", 0, n(5.0), t),
             Outcome::Matched(MatchedPair {
                 predicted: n(5.0),
+                scores: None,
                 actual: n(5.0)
             })
         );

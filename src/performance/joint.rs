@@ -4,6 +4,7 @@
 //! the live one with.
 
 use super::cbpe::Calibrator;
+use super::classifier::{Classifier, Reference, ReferenceRow};
 use super::scores::{self, label_of_str};
 use crate::config::Task;
 
@@ -34,30 +35,114 @@ fn label(x: f64) -> String {
     label_of_str(&format!("{x}"))
 }
 
-/// Isotonic calibration of the positive-class probability on the joint sample, when its
-/// prediction column holds probabilities and its targets are labels.
+/// The joint sample's scored rows, when its `prediction` column holds probabilities (a
+/// baseline built with the positive-class score as its prediction): one score per row (the
+/// positive class's), no predicted label, the target label.
+pub fn scored_reference(columns: &[String], rows: &[Vec<Option<f64>>]) -> Option<Reference> {
+    let pairs = pairs(columns, rows)?;
+    if !are_probabilities(&pairs) {
+        return None;
+    }
+    Some(Reference {
+        classes: None,
+        rows: pairs
+            .iter()
+            .map(|(p, t)| ReferenceRow {
+                scores: vec![*p],
+                predicted: None,
+                target: Some(label(*t)),
+            })
+            .collect(),
+    })
+}
+
+/// The joint sample's scored rows when it holds the named score columns (one = the
+/// positive class's score, several = one per class in class order): each row's scores,
+/// its predicted label (the `prediction` column, when it holds labels rather than
+/// probabilities) and its target. `None` when a score column is missing.
+pub fn scored_reference_with(
+    columns: &[String],
+    rows: &[Vec<Option<f64>>],
+    score_columns: &[String],
+) -> Option<Reference> {
+    if score_columns.is_empty() {
+        return None;
+    }
+    let idx: Vec<usize> = score_columns
+        .iter()
+        .map(|c| columns.iter().position(|x| x == c))
+        .collect::<Option<_>>()?;
+    let p = columns.iter().position(|c| c == "prediction");
+    let t = columns.iter().position(|c| c == "target");
+    let cell = |r: &Vec<Option<f64>>, i: Option<usize>| i.and_then(|i| r.get(i).copied().flatten());
+    let predictions_are_labels = p.is_some_and(|p| {
+        let v: Vec<(f64, f64)> = rows
+            .iter()
+            .filter_map(|r| r.get(p).copied().flatten().map(|x| (x, 0.0)))
+            .collect();
+        !v.is_empty() && !are_probabilities(&v)
+    });
+    let out: Vec<ReferenceRow> = rows
+        .iter()
+        .filter_map(|r| {
+            let scores: Vec<f64> = idx
+                .iter()
+                .map(|&i| cell(r, Some(i)))
+                .collect::<Option<_>>()?;
+            Some(ReferenceRow {
+                scores,
+                predicted: if predictions_are_labels {
+                    cell(r, p).map(label)
+                } else {
+                    None
+                },
+                target: cell(r, t).map(label),
+            })
+        })
+        .collect();
+    (!out.is_empty()).then_some(Reference {
+        classes: None,
+        rows: out,
+    })
+}
+
+/// Calibration of the positive-class probability on the joint sample (see
+/// [`scored_reference`]); `None` when the sample has no scores or calibration does not help.
 pub fn calibrator(
     columns: &[String],
     rows: &[Vec<Option<f64>>],
     positive: &str,
 ) -> Option<Calibrator> {
-    let pairs = pairs(columns, rows)?;
-    if !are_probabilities(&pairs) {
-        return None;
-    }
-    let (p, y): (Vec<f64>, Vec<bool>) = pairs
-        .iter()
-        .map(|(p, t)| (*p, label(*t) == positive))
-        .unzip();
-    Calibrator::fit(&p, &y)
+    let reference = scored_reference(columns, rows)?;
+    let c = Classifier::new(1, Some(&reference), &[], positive, None);
+    c.calibrators.get(c.positive).cloned().flatten()
 }
 
-/// The primary metric on the joint sample: accuracy for classifiers (a probability column
-/// predicts the positive class at 0.5 or more, with labels `1`/`0`), R² for regressors.
+/// Accuracy of the model on scored rows: each row's predicted label (its own, else the
+/// classifier's decision rule) against its target.
+pub fn reference_accuracy(reference: &Reference, classifier: &Classifier) -> Option<f64> {
+    let (mut a, mut p) = (Vec::new(), Vec::new());
+    for r in &reference.rows {
+        let (Some(t), Some(d)) = (
+            r.target.as_ref(),
+            classifier.predicted_label(&r.scores, r.predicted.as_deref()),
+        ) else {
+            continue;
+        };
+        a.push(t.clone());
+        p.push(d);
+    }
+    scores::classification(&a, &p, &classifier.classes[classifier.positive]).map(|s| s.accuracy)
+}
+
+/// The primary metric on the joint sample: accuracy for classifiers (scores decide by the
+/// model's decision rule, see [`Classifier`]; labels are compared as they are), R² for
+/// regressors.
 pub fn reference(
     columns: &[String],
     rows: &[Vec<Option<f64>>],
     positive: &str,
+    threshold: Option<f64>,
     task: Task,
 ) -> Option<f64> {
     let pairs = pairs(columns, rows)?;
@@ -67,27 +152,12 @@ pub fn reference(
             scores::regression(&t, &p).and_then(|s| s.r2)
         }
         _ => {
-            let probabilities = are_probabilities(&pairs);
-            let (p, t): (Vec<String>, Vec<String>) = pairs
-                .iter()
-                .map(|(p, t)| {
-                    let predicted = if probabilities {
-                        if *p >= 0.5 {
-                            positive.to_string()
-                        } else {
-                            // The other class of a 0/1 target.
-                            if positive == "1" {
-                                "0".into()
-                            } else {
-                                "1".into()
-                            }
-                        }
-                    } else {
-                        label(*p)
-                    };
-                    (predicted, label(*t))
-                })
-                .unzip();
+            if let Some(r) = scored_reference(columns, rows) {
+                let c = Classifier::new(1, Some(&r), &[], positive, threshold);
+                return reference_accuracy(&r, &c);
+            }
+            let (p, t): (Vec<String>, Vec<String>) =
+                pairs.iter().map(|(p, t)| (label(*p), label(*t))).unzip();
             scores::classification(&t, &p, positive).map(|s| s.accuracy)
         }
     }
@@ -96,7 +166,7 @@ pub fn reference(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::performance::cbpe::estimate_binary;
+    use crate::performance::cbpe::{estimate_binary, BinaryRow};
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
@@ -131,9 +201,13 @@ mod tests {
         let c = calibrator(&cols(), &baseline, "1").expect("probabilities and labels");
         let live = sample(&mut rng, 20_000);
         let truth = live.iter().filter(|(q, y)| (*q >= 0.5) == *y).count() as f64 / 20_000.0;
-        let raw: Vec<(f64, bool)> = live.iter().map(|(q, _)| (*q, *q >= 0.5)).collect();
-        let calibrated: Vec<(f64, bool)> =
-            live.iter().map(|(q, _)| (c.apply(*q), *q >= 0.5)).collect();
+        let row = |q: f64, p: f64| BinaryRow {
+            score: q,
+            p,
+            predicted_positive: q >= 0.5,
+        };
+        let raw: Vec<BinaryRow> = live.iter().map(|(q, _)| row(*q, *q)).collect();
+        let calibrated: Vec<BinaryRow> = live.iter().map(|(q, _)| row(*q, c.apply(*q))).collect();
         let raw = estimate_binary(&raw).unwrap().accuracy;
         let fixed = estimate_binary(&calibrated).unwrap().accuracy;
         assert!(
@@ -150,7 +224,7 @@ mod tests {
             .filter(|r| (r[1].unwrap() >= 0.5) == (r[2].unwrap() == 1.0))
             .count() as f64
             / 5000.0;
-        let got = reference(&cols(), &baseline, "1", Task::Classification).unwrap();
+        let got = reference(&cols(), &baseline, "1", None, Task::Classification).unwrap();
         assert!((got - want).abs() < 1e-12);
     }
 
@@ -163,17 +237,17 @@ mod tests {
         ];
         assert!(calibrator(&cols(), &rows, "1").is_none());
         assert_eq!(
-            reference(&cols(), &rows, "1", Task::Classification),
+            reference(&cols(), &rows, "1", None, Task::Classification),
             Some(0.5)
         );
-        assert!(reference(&["a".to_string()], &rows, "1", Task::Classification).is_none());
+        assert!(reference(&["a".to_string()], &rows, "1", None, Task::Classification).is_none());
         let reg = vec![
             vec![None, Some(1.0), Some(1.5)],
             vec![None, Some(2.0), Some(2.5)],
             vec![None, Some(3.0), Some(2.0)],
         ];
         // sklearn.metrics.r2_score([1.5, 2.5, 2.0], [1, 2, 3]) = 1 - 1.5 / 0.5 = -2
-        let r2 = reference(&cols(), &reg, "1", Task::Regression).unwrap();
+        let r2 = reference(&cols(), &reg, "1", None, Task::Regression).unwrap();
         assert!((r2 + 2.0).abs() < 1e-12, "{r2}");
     }
 }

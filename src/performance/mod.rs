@@ -15,7 +15,9 @@
 //! → classification).
 
 pub mod cbpe;
+pub mod classifier;
 pub mod joint;
+pub mod offline;
 pub mod scores;
 
 use std::collections::{BTreeSet, VecDeque};
@@ -32,7 +34,8 @@ use crate::config::{Config, Task};
 use crate::feedback::{FeedbackStore, MatchedPair, Outcome};
 use crate::metrics::performance::{FeedbackLabels, ModelMetricLabels, PerformanceMetrics};
 use crate::record::FeatureValue;
-use cbpe::{Calibrator, Estimate};
+use cbpe::{Calibrator, Estimate, ESTIMATED_METRICS};
+use classifier::{Classifier, ThresholdSource};
 use scores::{label_of, label_of_str, number_of, ClassificationScores, RegressionScores};
 
 /// Matched pairs kept per model at most (the newest win).
@@ -47,7 +50,7 @@ pub const MAX_AUTO_CLASSES: usize = 20;
 /// The metric names of `mlmon_performance{metric}` per task.
 pub const REGRESSION_METRICS: [&str; 3] = ["mae", "rmse", "r2"];
 /// The classification metric names.
-pub const CLASSIFICATION_METRICS: [&str; 4] = ["accuracy", "precision", "recall", "f1"];
+pub const CLASSIFICATION_METRICS: [&str; 6] = ESTIMATED_METRICS;
 
 /// One ground-truth record of `POST /api/v1/feedback/{model}`.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,6 +87,14 @@ pub struct EstimatedPerformance {
     /// The positive class of binary estimates.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub positive_class: Option<String>,
+    /// The class order of the score columns.
+    pub classes: Vec<String>,
+    /// The decision threshold applied to rows without a label (binary estimates).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// Where that threshold came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold_source: Option<ThresholdSource>,
 }
 
 /// Feedback bookkeeping of a model.
@@ -152,26 +163,34 @@ impl PerformanceReport {
             out.push(("precision", c.precision));
             out.push(("recall", c.recall));
             out.push(("f1", c.f1));
+            out.push(("specificity", c.specificity));
+            if let Some(v) = c.roc_auc {
+                out.push(("roc_auc", v));
+            }
         }
         out
     }
 
     /// The exported estimated `(metric, value)` pairs.
     pub fn estimated_metrics(&self) -> Vec<(&'static str, f64)> {
-        let Some(e) = &self.estimated else {
-            return Vec::new();
-        };
-        let mut out = vec![("accuracy", e.estimate.accuracy)];
-        for (name, v) in [
-            ("precision", e.estimate.precision),
-            ("recall", e.estimate.recall),
-            ("f1", e.estimate.f1),
-        ] {
-            if let Some(v) = v {
-                out.push((name, v));
-            }
-        }
-        out
+        self.estimated
+            .as_ref()
+            .map(|e| e.estimate.metrics())
+            .unwrap_or_default()
+    }
+
+    /// The exported `(metric, sampling error)` pairs of the estimate.
+    pub fn sampling_errors(&self) -> Vec<(&'static str, f64)> {
+        self.estimated
+            .as_ref()
+            .map(|e| {
+                e.estimate
+                    .sampling_error
+                    .iter()
+                    .map(|(k, v)| (*k, *v))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 
@@ -224,17 +243,22 @@ struct ProbabilityRow {
 }
 
 struct CalibrationState {
-    baseline_id: String,
-    calibrator: Option<Calibrator>,
+    /// Baseline id, score columns and labels seen the classifier was built from.
+    key: (String, usize, usize),
+    classifier: Classifier,
 }
+
+/// Labels remembered per model for the class order (sorted, as scikit-learn's `classes_`).
+const MAX_SEEN_LABELS: usize = 64;
 
 struct ModelPerformance {
     store: FeedbackStore,
     pairs: VecDeque<(Instant, MatchedPair)>,
     probabilities: VecDeque<ProbabilityRow>,
     evidence: Evidence,
-    /// Class label of each probability index, learned from (argmax, predicted label).
-    class_names: Vec<Option<String>>,
+    /// Labels seen in predictions with scores and in their ground truth (the class order
+    /// without a baseline).
+    labels_seen: BTreeSet<String>,
     calibration: Option<CalibrationState>,
 }
 
@@ -252,14 +276,6 @@ impl std::fmt::Debug for PerformanceEngine {
             .field("models", &self.models.len())
             .finish_non_exhaustive()
     }
-}
-
-fn argmax(p: &[f64]) -> Option<usize> {
-    p.iter()
-        .enumerate()
-        .filter(|(_, v)| v.is_finite())
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map(|(i, _)| i)
 }
 
 /// The task a baseline implies: from its target when it has one (the labels the model
@@ -314,7 +330,7 @@ impl PerformanceEngine {
             pairs: VecDeque::new(),
             probabilities: VecDeque::new(),
             evidence: Evidence::default(),
-            class_names: Vec::new(),
+            labels_seen: BTreeSet::new(),
             calibration: None,
         })
     }
@@ -353,6 +369,13 @@ impl PerformanceEngine {
 
     fn push_pair(m: &mut ModelPerformance, now: Instant, pair: MatchedPair) {
         m.evidence.add(&pair.actual);
+        // Ground truth names classes too (a class the model never predicts still has a
+        // score column).
+        if pair.scores.is_some() && m.labels_seen.len() < MAX_SEEN_LABELS {
+            if let Some(l) = label_of(&pair.actual) {
+                m.labels_seen.insert(l);
+            }
+        }
         if m.pairs.len() >= MAX_PAIRS {
             m.pairs.pop_front();
         }
@@ -413,32 +436,36 @@ impl PerformanceEngine {
         }
     }
 
-    fn class_name(m: &ModelPerformance, i: usize) -> String {
-        m.class_names
-            .get(i)
-            .and_then(|c| c.clone())
-            .unwrap_or_else(|| i.to_string())
-    }
-
-    /// The calibrator for `model`'s current baseline (refitted when the baseline changes).
-    fn calibrator(
+    /// The classifier of `model` for rows of `k` score columns: class order, positive
+    /// class and decision rule from the baseline and the configuration (rebuilt when the
+    /// baseline or the labels seen change).
+    fn classifier(
         &self,
         model: &str,
         m: &mut ModelPerformance,
+        k: usize,
         positive: &str,
-    ) -> Option<Calibrator> {
-        let snapshot = self.baselines.as_ref().and_then(|d| d.snapshot(model))?;
-        let fresh = m
-            .calibration
-            .as_ref()
-            .is_some_and(|c| c.baseline_id == snapshot.id);
-        if !fresh {
-            m.calibration = Some(CalibrationState {
-                baseline_id: snapshot.id.clone(),
-                calibrator: baseline_calibrator(&snapshot, positive),
-            });
+    ) -> Classifier {
+        let snapshot = self.baselines.as_ref().and_then(|d| d.snapshot(model));
+        let id = snapshot.as_ref().map(|s| s.id.clone()).unwrap_or_default();
+        let key = (id, k, m.labels_seen.len());
+        if let Some(c) = m.calibration.as_ref().filter(|c| c.key == key) {
+            return c.classifier.clone();
         }
-        m.calibration.as_ref().and_then(|c| c.calibrator.clone())
+        let reference = snapshot.as_deref().and_then(baseline_scores);
+        let seen: Vec<String> = m.labels_seen.iter().cloned().collect();
+        let classifier = Classifier::new(
+            k,
+            reference.as_ref(),
+            &seen,
+            positive,
+            self.cfg.performance.threshold,
+        );
+        m.calibration = Some(CalibrationState {
+            key,
+            classifier: classifier.clone(),
+        });
+        classifier
     }
 
     fn estimate(
@@ -448,52 +475,25 @@ impl PerformanceEngine {
         positive: &str,
     ) -> Option<EstimatedPerformance> {
         let k = m.probabilities.back()?.probabilities.len();
-        if k == 2 {
-            let pos = (0..2)
-                .find(|&i| Self::class_name(m, i) == positive)
-                .unwrap_or(1);
-            let pos_name = Self::class_name(m, pos);
-            let calibrator = self.calibrator(model, m, positive);
-            let rows: Vec<(f64, bool)> = m
-                .probabilities
+        let c = self.classifier(model, m, k, positive);
+        let estimate = c.estimate(
+            m.probabilities
                 .iter()
-                .filter(|r| r.probabilities.len() == 2)
-                .filter_map(|r| {
-                    let p = r.probabilities[pos];
-                    if !p.is_finite() {
-                        return None;
-                    }
-                    let predicted_positive = match &r.predicted {
-                        Some(l) => *l == pos_name,
-                        None => argmax(&r.probabilities) == Some(pos),
-                    };
-                    let p = calibrator.as_ref().map_or(p, |c| c.apply(p));
-                    Some((p, predicted_positive))
-                })
-                .collect();
-            let estimate = cbpe::estimate_binary(&rows)?;
-            Some(EstimatedPerformance {
-                estimate,
-                calibration: if calibrator.is_some() {
-                    "baseline"
-                } else {
-                    "assumed"
-                },
-                positive_class: Some(pos_name),
-            })
-        } else {
-            let probs: Vec<f64> = m
-                .probabilities
-                .iter()
-                .filter(|r| r.probabilities.len() == k)
-                .filter_map(|r| argmax(&r.probabilities).map(|i| r.probabilities[i]))
-                .collect();
-            Some(EstimatedPerformance {
-                estimate: cbpe::estimate_multiclass(&probs)?,
-                calibration: "assumed",
-                positive_class: None,
-            })
-        }
+                .map(|r| (r.probabilities.as_slice(), r.predicted.as_deref())),
+        )?;
+        let binary = c.is_binary();
+        Some(EstimatedPerformance {
+            estimate,
+            calibration: if c.calibrated() {
+                "baseline"
+            } else {
+                "assumed"
+            },
+            positive_class: binary.then(|| c.classes[c.positive].clone()),
+            classes: c.classes.clone(),
+            threshold: binary.then_some(c.threshold),
+            threshold_source: binary.then_some(c.threshold_source),
+        })
     }
 
     /// Scores `model`'s window now; `None` when the model has no performance state.
@@ -533,6 +533,22 @@ impl PerformanceEngine {
                     }
                 }
                 classification = scores::classification(&a, &p, &positive);
+                if let (Some(c), Some(k)) = (
+                    classification.as_mut(),
+                    m.pairs
+                        .iter()
+                        .find_map(|(_, p)| p.scores.as_ref().map(Vec::len)),
+                ) {
+                    let cl = self.classifier(model, &mut m, k, &positive);
+                    let (mut a, mut s) = (Vec::new(), Vec::new());
+                    for (_, pair) in &m.pairs {
+                        if let (Some(x), Some(v)) = (label_of(&pair.actual), pair.scores.as_ref()) {
+                            a.push(x);
+                            s.push(v.as_slice());
+                        }
+                    }
+                    c.roc_auc = scores::roc_auc_ovr(&a, &s, &cl.classes, cl.positive);
+                }
             }
             None => unusable = m.pairs.len(),
         }
@@ -597,6 +613,13 @@ impl PerformanceEngine {
         };
         set(&self.metrics.performance, r.metrics());
         set(&self.metrics.estimated, r.estimated_metrics());
+        set(&self.metrics.sampling_error, r.sampling_errors());
+        let cells: Vec<(&str, &str, u64)> = r
+            .classification
+            .as_ref()
+            .map(|c| c.confusion_matrix.cells().collect())
+            .unwrap_or_default();
+        self.metrics.set_confusion(&r.model, cells);
     }
 }
 
@@ -619,11 +642,47 @@ pub fn baseline_calibrator(snapshot: &Snapshot, positive: &str) -> Option<Calibr
     joint::calibrator(columns, rows, positive)
 }
 
-/// The primary metric (accuracy, or R² for regression) of the model on its baseline, when
-/// the baseline holds predictions and targets jointly.
-pub fn baseline_reference(snapshot: &Snapshot, positive: &str, task: Task) -> Option<f64> {
+/// The baseline's scored rows (scores, predicted label, target) and class order, when it
+/// holds scores: the columns of its `probability` entry, else (snapshots built with the
+/// score as `--prediction`) a `prediction` column of probabilities.
+pub fn baseline_scores(snapshot: &Snapshot) -> Option<classifier::Reference> {
+    baseline_scores_for(snapshot, &[])
+}
+
+/// [`baseline_scores`], reading the scores from the joint sample's columns named
+/// `score_columns` when given and present.
+pub fn baseline_scores_for(
+    snapshot: &Snapshot,
+    score_columns: &[String],
+) -> Option<classifier::Reference> {
     let (columns, rows) = joint_sample(snapshot)?;
-    joint::reference(columns, rows, positive, task)
+    // The snapshot's declared score columns (`mlmon baseline build --probability`) and
+    // their classes, when the caller names none or the same ones.
+    if let Some(p) = snapshot.probability.as_ref() {
+        if score_columns.is_empty() || score_columns == p.columns.as_slice() {
+            if let Some(mut r) = joint::scored_reference_with(columns, rows, &p.columns) {
+                if !p.classes.is_empty() {
+                    r.classes = Some(p.classes.iter().map(|c| label_of_str(c)).collect());
+                }
+                return Some(r);
+            }
+        }
+    }
+    joint::scored_reference_with(columns, rows, score_columns)
+        .or_else(|| joint::scored_reference(columns, rows))
+}
+
+/// The primary metric (accuracy, or R² for regression) of the model on its baseline, when
+/// the baseline holds predictions and targets jointly. Scores decide by the model's own
+/// decision rule (`threshold` when configured, else learnt from the baseline).
+pub fn baseline_reference(
+    snapshot: &Snapshot,
+    positive: &str,
+    threshold: Option<f64>,
+    task: Task,
+) -> Option<f64> {
+    let (columns, rows) = joint_sample(snapshot)?;
+    joint::reference(columns, rows, positive, threshold, task)
 }
 
 /// A health source giving each model's [`baseline_reference`] (task from `model.task`,
@@ -636,7 +695,7 @@ pub fn reference(baselines: &Registry, cfg: &Config, model: &str) -> Option<f64>
             t => t,
         };
         let positive = label_of_str(&cfg.performance.positive_class);
-        baseline_reference(&snapshot, &positive, task)
+        baseline_reference(&snapshot, &positive, cfg.performance.threshold, task)
     }
 }
 
@@ -675,11 +734,10 @@ impl Analysis for PerformanceEngine {
             }
             m.evidence.probabilities = true;
             let predicted = label_of(&p.value);
-            if let (Some(i), Some(l)) = (argmax(probs), predicted.as_ref()) {
-                if m.class_names.len() < probs.len() {
-                    m.class_names.resize(probs.len(), None);
+            if let Some(l) = predicted.as_ref() {
+                if m.labels_seen.len() < MAX_SEEN_LABELS {
+                    m.labels_seen.insert(l.clone());
                 }
-                m.class_names[i] = Some(l.clone());
             }
             if m.probabilities.len() >= MAX_PROBABILITY_ROWS {
                 m.probabilities.pop_front();
@@ -690,8 +748,17 @@ impl Analysis for PerformanceEngine {
                 predicted,
             });
         }
-        let values = predictions.iter().map(|p| p.value.clone()).collect();
-        let matched = m.store.insert(obs.request_id, values, now);
+        let values = predictions
+            .iter()
+            .map(|p| {
+                let scores = p
+                    .probabilities
+                    .as_ref()
+                    .filter(|s| !s.is_empty() && s.len() <= MAX_CLASSES);
+                (p.value.clone(), scores.cloned())
+            })
+            .collect();
+        let matched = m.store.insert_scored(obs.request_id, values, now);
         let n = matched.len() as u64;
         for (_, pair) in matched {
             Self::push_pair(&mut m, now, pair);
@@ -700,3 +767,6 @@ impl Analysis for PerformanceEngine {
         self.count(model, "matched", n);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -7,7 +7,15 @@
 //!   `average="binary"` and `pos_label = performance.positive_class` when the window holds
 //!   at most two labels and the positive class is one of them (or only one label is seen),
 //!   else `average="macro"` over the labels seen in truth and predictions. Undefined ratios
-//!   (0/0) are 0, sklearn's `zero_division="warn"` value.
+//!   (0/0) are 0, sklearn's `zero_division="warn"` value. Specificity is the recall of the
+//!   negative side: binary `TN / (TN + FP)` of the positive class, macro the mean over the
+//!   classes of each class's `TN / (TN + FP)` (from `multilabel_confusion_matrix`).
+//! - ROC AUC: `roc_auc_score` of the positive class's score (binary), and
+//!   `roc_auc_score(multi_class="ovr", average="macro")` for multi-class models, over the
+//!   classes that have both positive and negative rows in the window (sklearn refuses a
+//!   window where a class is absent; mlmon averages the classes it can score).
+//! - Confusion matrix: counts per (actual, predicted), at most [`MAX_MATRIX_CLASSES`] labels
+//!   (the most frequent; the rest pooled into `__other__`).
 //!
 //! Labels are normalised ([`label_of`]) so that `"1"`, `1` and `1.0` are the same class.
 
@@ -129,10 +137,140 @@ pub struct ClassificationScores {
     pub recall: f64,
     /// F1 (binary or macro).
     pub f1: f64,
+    /// Specificity (binary or macro).
+    pub specificity: f64,
+    /// ROC AUC, when the window's pairs carry scores ([`roc_auc_ovr`]).
+    pub roc_auc: Option<f64>,
+    /// Counts per (actual, predicted).
+    pub confusion_matrix: ConfusionMatrix,
     /// Binary (positive class) or macro.
     pub averaging: Averaging,
     /// Classes seen in truth or predictions, sorted.
     pub classes: Vec<String>,
+}
+
+/// Labels kept in a confusion matrix at most; the rest are pooled into `__other__`.
+pub const MAX_MATRIX_CLASSES: usize = 16;
+
+/// Window counts per (actual, predicted) label.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct ConfusionMatrix {
+    /// Row and column labels (the most frequent first, then `__other__` when pooled).
+    pub labels: Vec<String>,
+    /// `counts[actual][predicted]`.
+    pub counts: Vec<Vec<u64>>,
+}
+
+impl ConfusionMatrix {
+    /// The matrix of `actual` vs `predicted` labels.
+    pub fn of(actual: &[String], predicted: &[String]) -> ConfusionMatrix {
+        let mut freq: BTreeMap<&str, u64> = BTreeMap::new();
+        for l in actual.iter().chain(predicted) {
+            *freq.entry(l.as_str()).or_default() += 1;
+        }
+        let mut by_freq: Vec<(&str, u64)> = freq.into_iter().collect();
+        // Most frequent first; ties by label (stable: BTreeMap order).
+        by_freq.sort_by_key(|e| std::cmp::Reverse(e.1));
+        let pooled = by_freq.len() > MAX_MATRIX_CLASSES;
+        let keep = if pooled {
+            MAX_MATRIX_CLASSES
+        } else {
+            by_freq.len()
+        };
+        let mut labels: Vec<String> = by_freq[..keep].iter().map(|(l, _)| l.to_string()).collect();
+        labels.sort_by(|a, b| compare_labels(a, b));
+        if pooled {
+            labels.push(crate::baseline::OTHER_CATEGORY.to_string());
+        }
+        let index = |l: &str| labels.iter().position(|x| x == l).unwrap_or(keep);
+        let mut counts = vec![vec![0u64; labels.len()]; labels.len()];
+        for (a, p) in actual.iter().zip(predicted) {
+            let (i, j) = (index(a), index(p));
+            if let Some(c) = counts.get_mut(i).and_then(|r| r.get_mut(j)) {
+                *c += 1;
+            }
+        }
+        ConfusionMatrix { labels, counts }
+    }
+
+    /// `(actual, predicted, count)` of every cell.
+    pub fn cells(&self) -> impl Iterator<Item = (&str, &str, u64)> {
+        self.counts.iter().enumerate().flat_map(move |(i, row)| {
+            row.iter()
+                .enumerate()
+                .map(move |(j, c)| (self.labels[i].as_str(), self.labels[j].as_str(), *c))
+        })
+    }
+}
+
+/// Orders labels as scikit-learn orders `classes_`: numerically when both are numbers,
+/// else as text.
+pub fn compare_labels(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.parse::<f64>(), b.parse::<f64>()) {
+        (Ok(x), Ok(y)) => x.total_cmp(&y),
+        (Ok(_), Err(_)) => std::cmp::Ordering::Less,
+        (Err(_), Ok(_)) => std::cmp::Ordering::Greater,
+        _ => a.cmp(b),
+    }
+}
+
+/// `roc_auc_score(labels, scores)`: the probability that a positive row scores above a
+/// negative one (ties count half); `None` without both positives and negatives.
+pub fn roc_auc(labels: &[bool], scores: &[f64]) -> Option<f64> {
+    let mut rows: Vec<(f64, bool)> = scores
+        .iter()
+        .zip(labels)
+        .filter(|(s, _)| s.is_finite())
+        .map(|(s, l)| (*s, *l))
+        .collect();
+    rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let pos = rows.iter().filter(|r| r.1).count() as f64;
+    let neg = rows.len() as f64 - pos;
+    if pos == 0.0 || neg == 0.0 {
+        return None;
+    }
+    // Mann–Whitney U with average ranks for ties.
+    let mut rank_sum = 0.0;
+    let mut i = 0;
+    while i < rows.len() {
+        let mut j = i;
+        while j < rows.len() && rows[j].0 == rows[i].0 {
+            j += 1;
+        }
+        let avg_rank = (i + 1 + j) as f64 / 2.0;
+        rank_sum += avg_rank * rows[i..j].iter().filter(|r| r.1).count() as f64;
+        i = j;
+    }
+    Some((rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg))
+}
+
+/// ROC AUC of labels `actual` against score vectors whose columns are `classes`: the
+/// positive class's column for two classes, else one class against the rest,
+/// macro-averaged over the classes with positive and negative rows. `None` when no class
+/// can be scored.
+pub fn roc_auc_ovr(
+    actual: &[String],
+    scores: &[&[f64]],
+    classes: &[String],
+    positive: usize,
+) -> Option<f64> {
+    let k = classes.len();
+    let rows: Vec<(&String, &[f64])> = actual
+        .iter()
+        .zip(scores)
+        .filter(|(_, s)| s.len() == k)
+        .map(|(a, s)| (a, *s))
+        .collect();
+    let of_class = |c: usize| {
+        let labels: Vec<bool> = rows.iter().map(|(a, _)| **a == classes[c]).collect();
+        let s: Vec<f64> = rows.iter().map(|(_, s)| s[c]).collect();
+        roc_auc(&labels, &s)
+    };
+    if k == 2 {
+        return of_class(positive.min(1));
+    }
+    let aucs: Vec<f64> = (0..k).filter_map(of_class).collect();
+    (!aucs.is_empty()).then(|| aucs.iter().sum::<f64>() / aucs.len() as f64)
 }
 
 #[derive(Default, Clone, Copy)]
@@ -159,6 +297,10 @@ impl Counts {
     }
     fn f1(&self) -> f64 {
         ratio(2 * self.tp, 2 * self.tp + self.fp + self.fn_)
+    }
+    fn specificity(&self, n: u64) -> f64 {
+        let tn = n - self.tp - self.fp - self.fn_;
+        ratio(tn, tn + self.fp)
     }
 }
 
@@ -193,18 +335,26 @@ pub fn classification(
     }
     let classes: Vec<String> = per.keys().map(|k| k.to_string()).collect();
     let binary = per.len() < 2 || (per.len() == 2 && per.contains_key(positive));
-    let (precision, recall, f1, averaging) = if binary {
+    let n64 = n as u64;
+    let (precision, recall, f1, specificity, averaging) = if binary {
         let c = per.get(positive).copied().unwrap_or_default();
-        (c.precision(), c.recall(), c.f1(), Averaging::Binary)
+        (
+            c.precision(),
+            c.recall(),
+            c.f1(),
+            c.specificity(n64),
+            Averaging::Binary,
+        )
     } else {
         let k = per.len() as f64;
-        let (mut p, mut r, mut f) = (0.0, 0.0, 0.0);
+        let (mut p, mut r, mut f, mut s) = (0.0, 0.0, 0.0, 0.0);
         for c in per.values() {
             p += c.precision();
             r += c.recall();
             f += c.f1();
+            s += c.specificity(n64);
         }
-        (p / k, r / k, f / k, Averaging::Macro)
+        (p / k, r / k, f / k, s / k, Averaging::Macro)
     };
     Some(ClassificationScores {
         count: n,
@@ -212,6 +362,9 @@ pub fn classification(
         precision,
         recall,
         f1,
+        specificity,
+        roc_auc: None,
+        confusion_matrix: ConfusionMatrix::of(actual, predicted),
         averaging,
         classes,
     })
@@ -240,5 +393,32 @@ mod tests {
         );
         assert_eq!(label_of(&FeatureValue::Missing), None);
         assert_eq!(label_of_str("1.0"), "1");
+    }
+
+    #[test]
+    fn roc_auc_counts_ties_half() {
+        // sklearn.metrics.roc_auc_score([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) = 0.75
+        let auc = roc_auc(&[false, false, true, true], &[0.1, 0.4, 0.35, 0.8]).unwrap();
+        assert!((auc - 0.75).abs() < 1e-12);
+        // roc_auc_score([0, 1], [0.5, 0.5]) = 0.5
+        assert_eq!(roc_auc(&[false, true], &[0.5, 0.5]), Some(0.5));
+        assert_eq!(roc_auc(&[true, true], &[0.1, 0.2]), None);
+    }
+
+    #[test]
+    fn confusion_matrix_pools_past_sixteen_labels() {
+        let actual: Vec<String> = (0..20).map(|i| i.to_string()).collect();
+        let mut predicted = actual.clone();
+        predicted[19] = "0".into();
+        let m = ConfusionMatrix::of(&actual, &predicted);
+        assert_eq!(m.labels.len(), MAX_MATRIX_CLASSES + 1);
+        assert_eq!(m.labels[0], "0");
+        assert_eq!(m.labels.last().map(String::as_str), Some("__other__"));
+        let total: u64 = m.cells().map(|(_, _, c)| c).sum();
+        assert_eq!(total, 20);
+        // "0" is the most frequent (3 times) and keeps its own row and column.
+        let cell = |a: &str, p: &str| m.cells().find(|c| c.0 == a && c.1 == p).map(|c| c.2);
+        assert_eq!(cell("0", "0"), Some(1));
+        assert_eq!(cell("__other__", "0"), Some(1));
     }
 }

@@ -88,15 +88,23 @@ async fn scores_match_sklearn() {
             assert_eq!(o, Outcome::Early, "{name}: early feedback is held");
         }
         for r in case["requests"].as_array().unwrap() {
+            let scores = r["probabilities"].as_array();
             let parsed = ParsedExchange {
                 rows: Vec::new(),
                 predictions: r["predictions"]
                     .as_array()
                     .unwrap()
                     .iter()
-                    .map(|p| Prediction {
+                    .enumerate()
+                    .map(|(i, p)| Prediction {
                         value: fv(p),
-                        probabilities: None,
+                        probabilities: scores.map(|s| {
+                            s[i].as_array()
+                                .unwrap()
+                                .iter()
+                                .map(|x| x.as_f64().unwrap())
+                                .collect()
+                        }),
                     })
                     .collect(),
             };
@@ -139,6 +147,25 @@ async fn scores_match_sklearn() {
         if let Some(c) = &report.classification {
             let avg = serde_json::to_value(c.averaging).unwrap();
             assert_eq!(avg, case["averaging"], "{name}: averaging");
+            // sklearn.metrics.confusion_matrix, cell by cell (every label, zeros included).
+            let want = case["expected_confusion"].as_object().unwrap();
+            let mut cells = 0;
+            for (actual, row) in want {
+                for (predicted, n) in row.as_object().unwrap() {
+                    let got = c
+                        .confusion_matrix
+                        .cells()
+                        .find(|(a, p, _)| a == actual && p == predicted)
+                        .map(|(_, _, n)| n);
+                    assert_eq!(got, n.as_u64(), "{name}: confusion[{actual}][{predicted}]");
+                    cells += 1;
+                }
+            }
+            assert_eq!(
+                c.confusion_matrix.cells().count(),
+                cells,
+                "{name}: matrix size"
+            );
         }
         let counts = &case["expected_counts"];
         for result in ["matched", "unmatched", "late"] {
@@ -159,6 +186,27 @@ async fn scores_match_sklearn() {
             )
             .unwrap_or_else(|| panic!("{name}: mlmon_performance{{metric={metric}}} missing"));
             assert!((v - want.as_f64().unwrap()).abs() <= TOL * v.abs().max(1.0));
+        }
+        // The confusion matrix gauges.
+        if let Some(want) = case["expected_confusion"].as_object() {
+            for (actual, row) in want {
+                for (predicted, n) in row.as_object().unwrap() {
+                    let v = crate::common::value(
+                        &samples,
+                        "mlmon_confusion_matrix",
+                        &[
+                            ("model", name),
+                            ("actual", actual),
+                            ("predicted", predicted),
+                        ],
+                    );
+                    assert_eq!(
+                        v,
+                        n.as_f64(),
+                        "{name}: mlmon_confusion_matrix {actual}/{predicted}"
+                    );
+                }
+            }
         }
     }
 }
