@@ -194,7 +194,7 @@ mod tests {
 
     /// `mlmon drift` computes on all rows: KS and Wasserstein of a 12 000-row batch (more
     /// than the live 5 000-value reservoir) against a baseline whose reference sample holds
-    /// every value equal scipy's (scripts/gen_stats_fixtures.py, `offline_drift.json`).
+    /// every value equal scipy's (scripts/gen/stats.py, `offline_drift.json`).
     #[test]
     fn offline_ks_and_wasserstein_use_every_row_and_equal_scipy() {
         let doc: serde_json::Value =
