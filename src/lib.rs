@@ -65,6 +65,7 @@ pub mod health;
 pub mod ingest;
 pub mod latency;
 pub mod metrics;
+pub mod net;
 pub mod payload;
 pub mod performance;
 pub mod proxy;
