@@ -337,3 +337,71 @@ fn logs_written_to_a_file_carry_no_colour_codes() {
         "ANSI codes in a log file: {text:?}"
     );
 }
+
+/// A baseline over 100 categories `{prefix}0..{prefix}99` of feature `f` for model `cat`.
+fn categorical_baseline(prefix: &str) -> Vec<u8> {
+    use mlmon::baseline::{BaselineBuilder, BuildOptions};
+    use mlmon::record::{FeatureValue, Row};
+    let mut b = BaselineBuilder::new(BuildOptions::new("cat"), 1000);
+    for i in 0..1000 {
+        b.push_row(&Row {
+            values: vec![(
+                "f".into(),
+                FeatureValue::Text(format!("{prefix}{}", i % 100)),
+            )],
+        });
+    }
+    serde_json::to_vec(&b.finish().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn replacing_a_baseline_drops_the_old_bins_series() {
+    let up = upstream(crate::common::records_model).await;
+    let mut cfg = config(up);
+    cfg.model.name = "cat".into();
+    let running = mlmon::server::start(cfg).await.unwrap();
+    let client = reqwest::Client::new();
+    let mut sent = 0;
+    let mut series = Vec::new();
+    for prefix in ["a", "b", "c"] {
+        let r = client
+            .put(format!(
+                "http://{}/api/v1/models/cat/baseline",
+                running.admin_addr
+            ))
+            .body(categorical_baseline(prefix))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        let rows: Vec<serde_json::Value> = (0..100)
+            .map(|i| serde_json::json!({ "f": format!("{prefix}{i}") }))
+            .collect();
+        let r = client
+            .post(format!("http://{}/predict", running.proxy_addr))
+            .json(&rows)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        sent += 1;
+        crate::common::analysed(&running, sent).await;
+        let m = scrape(running.admin_addr).await;
+        let n = m
+            .iter()
+            .filter(|s| s.name == "mlmon_feature_bin_observations_total")
+            .count();
+        let stale = m.iter().any(|s| {
+            s.name == "mlmon_feature_bin_observations_total"
+                && s.labels
+                    .get("bin")
+                    .is_some_and(|b| !b.starts_with(prefix) && b != "__other__")
+        });
+        assert!(!stale, "bins of a replaced baseline are still exported");
+        series.push(n);
+    }
+    // One baseline's worth of bins (100 categories, __other__), not three.
+    assert!(series.iter().all(|&n| n <= 101), "{series:?}");
+    running.shutdown();
+    running.wait().await;
+}
