@@ -9,10 +9,10 @@ PY := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: test check deps lint fmt rust-test py-test build demo bench regen check-generated rules-check observe static helm-assets clean
+.PHONY: test check deps lint fmt rust-test py-test build demo bench regen check-generated rules-check observe static helm-assets clean reliability soak fuzz
 
 ## test: everything CI runs (installs Debian packages and a Python venv on first use)
-test: deps lint rust-test py-test check-generated
+test: deps lint rust-test py-test check-generated reliability
 
 ## check: the fast tier, nothing to install: formatting, clippy, every Rust test (unit,
 ## tests/offline, tests/e2e: real servers on 127.0.0.1 only; no Python, no other network)
@@ -41,6 +41,20 @@ build:
 ## py-test: tests/py against real MLServer/MLflow, Prometheus, Alertmanager, helm (needs `make deps`)
 py-test: build
 	MLMON_BINARY=$(CURDIR)/target/debug/mlmon $(PYTEST) -q -p no:cacheprovider --import-mode=importlib tests/py
+
+## reliability: hostile-traffic probes (short form) against the release binary on 127.0.0.1
+reliability:
+	cargo build --release
+	$(PY) tests/reliability/probes.py --binary target/release/mlmon
+
+## soak: the probes with larger floods, then a 10-minute steady soak; figures in docs/reliability.md
+soak:
+	cargo build --release
+	$(PY) tests/reliability/probes.py --binary target/release/mlmon --long --soak 600 --json target/reliability.json
+
+## fuzz: the fuzz targets (proptest on stable) with many more cases than `cargo test` runs
+fuzz:
+	MLMON_FUZZ_CASES=20000 cargo test --release --test fuzz
 
 ## demo: the embedded example; open the printed URLs
 demo:

@@ -42,6 +42,7 @@
 //! - [`health`]: one status per model with reasons and recommendations.
 //! - [`app`]: the application state, the wiring of the analyses and the periodic refresh.
 //! - [`api`]: the admin HTTP routes (`/metrics`, `/healthz`, `/readyz`, `/api/v1/...`).
+//! - [`net`]: serving a port within limits (header/body timeouts, connection cap, bounded drain).
 //! - [`server`]: binds and serves both ports for `mlmon serve`, drains on shutdown.
 //! - [`shutdown`]: signal handling and graceful drain.
 //! - [`cli`]: the command line (`serve`, `baseline`, `drift`, `check-config`, `demo`).
@@ -65,6 +66,7 @@ pub mod health;
 pub mod ingest;
 pub mod latency;
 pub mod metrics;
+pub mod net;
 pub mod payload;
 pub mod performance;
 pub mod proxy;

@@ -4,12 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
@@ -17,8 +12,7 @@ use crate::analysis::Analysis;
 pub use crate::app::{load_baselines, AppState};
 use crate::config::Config;
 use crate::error::StartError;
-use crate::proxy::Proxy;
-use crate::shutdown::{self, Shutdown, Trigger};
+use crate::shutdown::{self, Trigger};
 
 /// A started sidecar.
 #[derive(Debug)]
@@ -88,22 +82,47 @@ pub async fn start_with(cfg: Config, extra: Vec<Arc<dyn Analysis>>) -> Result<Ru
 
     let (trigger, shutdown) = shutdown::channel();
     let mut tasks = JoinSet::new();
-    tasks.spawn(serve_proxy(
+    // Both ports within the limits of SPEC section 9 (timeouts, connection caps, a
+    // shutdown bounded by proxy.shutdown_grace): see crate::net.
+    let proxy_service = tower::service_fn(move |req| proxy.clone().handle(req));
+    tasks.spawn(crate::net::serve(
         proxy_listener,
-        proxy,
+        proxy_service,
+        crate::net::Limits::proxy(&cfg),
         shutdown.clone(),
-        cfg.proxy.shutdown_grace,
     ));
-    let router = crate::api::router(state.clone());
-    let mut admin_shutdown = shutdown.clone();
-    tasks.spawn(async move {
-        let serve = axum::serve(admin_listener, router)
-            .with_graceful_shutdown(async move { admin_shutdown.wait().await });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "admin server failed");
-        }
-    });
+    tasks.spawn(crate::net::serve(
+        admin_listener,
+        crate::api::router(state.clone()),
+        crate::net::Limits::admin(&cfg),
+        shutdown.clone(),
+    ));
     crate::app::spawn_background(&state, receiver, &shutdown, &mut tasks);
+    // KServe logger halves whose other half never came leave the store on a timer.
+    let (expired_state, dropped_state) = (state.clone(), state.clone());
+    tasks.spawn(crate::ingest::events::expire_every(
+        state.events.clone(),
+        crate::ingest::events::EXPIRY_TICK,
+        move |p| {
+            // A full queue is counted by enqueue (capture_dropped{reason="queue_full"}).
+            let record = crate::ingest::Record::Captured(Box::new(crate::api::events::captured(
+                &expired_state,
+                p,
+            )));
+            let _ = expired_state.enqueue(record);
+        },
+        move |n| {
+            dropped_state
+                .metrics
+                .proxy
+                .capture_dropped
+                .get_or_create(&crate::metrics::labels::ReasonLabels {
+                    reason: "event_unpaired",
+                })
+                .inc_by(n);
+        },
+        shutdown.clone(),
+    ));
     tracing::info!(proxy = %proxy_addr, admin = %admin_addr, upstream = %cfg.upstream, "mlmon started");
     Ok(Running {
         proxy_addr,
@@ -122,48 +141,4 @@ pub async fn serve(cfg: Config) -> Result<(), StartError> {
     running.wait().await;
     tracing::info!("mlmon stopped");
     Ok(())
-}
-
-async fn serve_proxy(
-    listener: TcpListener,
-    proxy: Arc<Proxy>,
-    mut shutdown: Shutdown,
-    grace: Duration,
-) {
-    let graceful = GracefulShutdown::new();
-    // HTTP/1.1 (keep-alive) and HTTP/2 with prior knowledge (h2c) on the same port.
-    let builder = auto::Builder::new(TokioExecutor::new());
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, _) = match accepted {
-                    Ok(s) => s,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off, keep serving.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let proxy = proxy.clone();
-                let svc = tower::service_fn(move |req| proxy.clone().handle(req));
-                let conn = builder
-                    .serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc))
-                    .into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "client connection ended with an error");
-                    }
-                });
-            }
-            _ = shutdown.wait() => break,
-        }
-    }
-    drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => tracing::debug!("proxy connections drained"),
-        _ = tokio::time::sleep(grace) => tracing::warn!(?grace, "proxy shutdown grace expired with requests in flight"),
-    }
 }

@@ -101,6 +101,13 @@ pub fn router(state: Arc<AppState>) -> Router {
             put(put_baseline).layer(DefaultBodyLimit::max(MAX_BASELINE_BYTES)),
         )
         .fallback(not_found)
+        // Outermost last: JSON errors wrap everything, the auth guard runs before any
+        // handler (and so before any body is read).
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(auth::Policy::from_config(&state.config)),
+            auth::guard,
+        ))
+        .layer(axum::middleware::from_fn(error::json_errors))
         .with_state(state)
 }
 

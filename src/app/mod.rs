@@ -249,7 +249,12 @@ pub fn build(cfg: Arc<Config>, extra: Vec<Arc<dyn Analysis>>) -> Result<Built, S
     metrics.add_scrape_writer(Arc::new(LatencyCollector {
         windows: latency.clone(),
     }));
-    let names = Arc::new(ModelNames::new(cfg.model.max_models));
+    let names = Arc::new(ModelNames::with_name_limit(
+        cfg.model.max_models,
+        cfg.limits.max_name_bytes,
+    ));
+    // Slots go first to the configured model and the models with a baseline (SPEC 6).
+    names.reserve(&cfg.model.name);
     let (queue, rx) = ingest::queue(cfg.capture.queue, cfg.capture.max_queue_bytes);
     let registry = Arc::new(Registry::new(
         cfg.baseline.capture_rows,
@@ -258,7 +263,7 @@ pub fn build(cfg: Arc<Config>, extra: Vec<Arc<dyn Analysis>>) -> Result<Built, S
     for snap in baselines {
         let model = snap.model.name.clone();
         let path_hint = snap.id.clone();
-        names.fold(&model);
+        names.reserve(&model);
         registry.set(&model, Arc::new(snap)).map_err(|e| {
             StartError::Other(format!("baseline {path_hint} for model {model}: {e}"))
         })?;
@@ -300,12 +305,15 @@ pub fn build(cfg: Arc<Config>, extra: Vec<Arc<dyn Analysis>>) -> Result<Built, S
     let analyses = Analyses::new(list);
     // Series of the loaded baselines exist from the first scrape.
     analyses.refresh(&registry);
-    let worker = Arc::new(Worker::new(
-        cfg.payload.clone(),
-        metrics.proxy.clone(),
-        registry.clone(),
-        analyses.clone(),
-    ));
+    let worker = Arc::new(
+        Worker::new(
+            cfg.payload.clone(),
+            metrics.proxy.clone(),
+            registry.clone(),
+            analyses.clone(),
+        )
+        .with_max_name_bytes(cfg.limits.max_name_bytes),
+    );
     let proxy = Arc::new(
         Proxy::new(
             &cfg,
@@ -333,7 +341,10 @@ pub fn build(cfg: Arc<Config>, extra: Vec<Arc<dyn Analysis>>) -> Result<Built, S
         performance,
         health,
         explain,
-        events: Arc::new(crate::ingest::events::EventPairing::new()),
+        events: Arc::new(crate::ingest::events::EventPairing::with_limits(
+            cfg.events.max_bytes,
+            cfg.events.ttl,
+        )),
     });
 
     Ok(Built {

@@ -51,6 +51,8 @@ pub fn demo_config(args: &DemoArgs, upstream: &str) -> Result<Config, StartError
     };
     let mut cfg = Config::load_from(None, &overrides, std::iter::empty())?;
     cfg.drift.window = Duration::from_secs(60);
+    // The demo's traffic posts ground truth without a token (SPEC section 9).
+    cfg.admin.allow_unauthenticated = true;
     cfg.drift.interval = Duration::from_secs(2);
     cfg.sla.latency = Duration::from_millis(50);
     // The demo model is local and cheap: show permutation importance (off by default).

@@ -413,12 +413,16 @@ impl DriftEngine {
                 };
                 self.metrics.remove_feature_values(&labels);
                 for bin in cells {
-                    self.metrics.baseline_bin_ratio.remove(&BinLabels {
+                    let labels = BinLabels {
                         model: model.to_string(),
                         feature: feature.clone(),
                         kind: kind.as_str(),
                         bin,
-                    });
+                    };
+                    self.metrics.baseline_bin_ratio.remove(&labels);
+                    // The old bins' live counts go too: they count against bins that no
+                    // longer exist (issue 11, finding 12: 20k -> 60k series after 3 PUTs).
+                    self.metrics.bin_observations.remove(&labels);
                 }
             }
         }

@@ -11,6 +11,7 @@
 //! /events ───┘                  full: counted, 503 for the API
 //! ```
 
+pub mod admit;
 pub mod events;
 pub mod parser;
 pub mod worker;

@@ -24,6 +24,8 @@ pub struct Worker {
     max_decoded: usize,
     /// Models whose error counters are initialised.
     initialised: dashmap::DashSet<String>,
+    /// `limits.max_name_bytes`: longer input names are refused.
+    max_name_bytes: usize,
     metrics: Arc<ProxyMetrics>,
     baselines: Arc<Registry>,
     analyses: Analyses,
@@ -53,12 +55,19 @@ impl Worker {
             payload,
             max_decoded: MAX_DECODED_BYTES,
             initialised: dashmap::DashSet::new(),
+            max_name_bytes: crate::config::LimitsConfig::default().max_name_bytes,
             metrics,
             baselines,
             analyses,
             analysed: AtomicU64::new(0),
             analysed_tx: watch::channel(0).0,
         }
+    }
+
+    /// Refuses input names longer than `max` bytes (`limits.max_name_bytes`).
+    pub fn with_max_name_bytes(mut self, max: usize) -> Self {
+        self.max_name_bytes = max;
+        self
     }
 
     /// Drains the queue until every sender is gone.
@@ -241,6 +250,24 @@ impl Worker {
         // A model without a baseline may be capturing one from its first rows; those rows
         // (the one completing the capture included) are not compared with themselves.
         let baseline = self.baselines.get(model);
+        // With a baseline only its inputs are analysed; over-long names never are.
+        let (parsed, refused) = super::admit::admit(
+            parsed,
+            baseline.as_ref().map(|b| b.order.as_slice()),
+            self.max_name_bytes,
+        );
+        let parsed = &*parsed;
+        if refused.unknown > 0 {
+            self.metrics
+                .unknown_features
+                .get_or_create(&ModelLabels {
+                    model: model.to_string(),
+                })
+                .inc_by(refused.unknown);
+        }
+        if refused.too_long > 0 {
+            self.count_reason(model, "name_too_long");
+        }
         if baseline.is_none() {
             self.baselines.capture(model, version, parsed);
         }

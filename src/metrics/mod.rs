@@ -1,12 +1,14 @@
 //! Prometheus metrics: one group struct per area, each built by `register(registry)`.
 //!
-//! Exposition: prometheus-client encodes OpenMetrics; [`encode`] serves that to scrapers
-//! that ask for `application/openmetrics-text` and converts it to the Prometheus text
-//! format 0.0.4 for everyone else (curl, older Prometheus, most tools).
+//! Exposition: [`Metrics::encode`] writes OpenMetrics for scrapers that ask for
+//! `application/openmetrics-text` and the Prometheus text format 0.0.4 for everyone else
+//! (curl, older Prometheus, most tools), each with its own encoder and escaping rules.
 
 pub mod anomaly;
 pub mod drift;
 pub mod explain;
+#[cfg(test)]
+mod exposition_tests;
 pub mod health;
 pub mod labels;
 pub mod performance;
@@ -151,14 +153,27 @@ impl Metrics {
 
     /// Encodes the registry for a scraper sending `accept`.
     /// Returns the body and its content type.
+    ///
+    /// Each format is written by its own encoder, with its own label-value escaping:
+    /// converting one text into the other means re-parsing label values, and a value such
+    /// as `x # {y` (OpenMetrics' exemplar marker) once cut a line in half that way.
     pub fn encode(&self, accept: Option<&str>) -> (String, &'static str) {
         let mut out = String::with_capacity(16 * 1024);
+        let openmetrics = wants_openmetrics(accept);
+        let written = if openmetrics {
+            prometheus_client::encoding::text::encode(&mut out, &self.registry)
+        } else {
+            prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+        };
         // Writing into a String cannot fail; an error here would be a bug in an encoder,
-        // and an empty exposition is the honest answer to it.
-        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+        // and an empty exposition (plus the OpenMetrics terminator) is the honest answer.
+        if written.is_err() {
             out.clear();
+            if openmetrics {
+                out.push_str("# EOF\n");
+            }
         }
-        if wants_openmetrics(accept) {
+        if openmetrics {
             // Scrape-time families go before the closing `# EOF`.
             if out.ends_with("# EOF\n") {
                 out.truncate(out.len() - "# EOF\n".len());
@@ -167,9 +182,8 @@ impl Metrics {
             out.push_str("# EOF\n");
             (out, OPENMETRICS_CONTENT_TYPE)
         } else {
-            let mut text = openmetrics_to_prometheus(&out);
-            self.write_scraped(&mut text, false);
-            (text, PROMETHEUS_CONTENT_TYPE)
+            self.write_scraped(&mut out, false);
+            (out, PROMETHEUS_CONTENT_TYPE)
         }
     }
 }
@@ -196,69 +210,6 @@ pub fn wants_openmetrics(accept: Option<&str>) -> bool {
     best_om > 0.0 && best_om >= best_text
 }
 
-/// Converts an OpenMetrics text exposition into the Prometheus 0.0.4 text format:
-/// counters are declared under their `_total` sample name, `info` becomes `gauge`,
-/// `unknown` becomes `untyped`, and `# UNIT` / `# EOF` lines are dropped.
-pub fn openmetrics_to_prometheus(om: &str) -> String {
-    let mut out = String::with_capacity(om.len());
-    let mut counters = std::collections::HashSet::new();
-    for line in om.lines() {
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            if let Some((name, ty)) = rest.split_once(' ') {
-                if ty == "counter" {
-                    counters.insert(name.to_string());
-                }
-            }
-        }
-    }
-    for line in om.lines() {
-        if line == "# EOF" || line.starts_with("# UNIT ") {
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            match rest.split_once(' ') {
-                Some((name, "counter")) => {
-                    out.push_str(&format!("# TYPE {name}_total counter\n"));
-                }
-                Some((name, "info")) => out.push_str(&format!("# TYPE {name}_info gauge\n")),
-                Some((name, "unknown")) => out.push_str(&format!("# TYPE {name} untyped\n")),
-                _ => {
-                    out.push_str(line);
-                    out.push('\n');
-                }
-            }
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("# HELP ") {
-            if let Some((name, help)) = rest.split_once(' ') {
-                if counters.contains(name) {
-                    out.push_str(&format!("# HELP {name}_total {help}\n"));
-                    continue;
-                }
-            }
-        }
-        if line.starts_with('#') {
-            out.push_str(line);
-            out.push('\n');
-            continue;
-        }
-        // Samples: drop `_created` series and exemplars, which 0.0.4 cannot carry.
-        let sample = match line.find(" # {") {
-            Some(i) => &line[..i],
-            None => line,
-        };
-        let name_end = sample.find(['{', ' ']).unwrap_or(sample.len());
-        if sample[..name_end].ends_with("_created")
-            && counters.contains(sample[..name_end].trim_end_matches("_created"))
-        {
-            continue;
-        }
-        out.push_str(sample);
-        out.push('\n');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,17 +225,5 @@ mod tests {
         assert!(!wants_openmetrics(Some(
             "application/openmetrics-text;q=0.2,text/plain;q=0.9"
         )));
-    }
-
-    #[test]
-    fn conversion_declares_counters_by_sample_name() {
-        let om = "# HELP mlmon_requests Proxied requests.\n# TYPE mlmon_requests counter\nmlmon_requests_total{model=\"m\",code=\"2xx\"} 3\n# HELP mlmon_request_duration_seconds Latency.\n# TYPE mlmon_request_duration_seconds histogram\n# UNIT mlmon_request_duration_seconds seconds\nmlmon_request_duration_seconds_sum 0.1\n# EOF\n";
-        let text = openmetrics_to_prometheus(om);
-        assert!(text.contains("# TYPE mlmon_requests_total counter\n"));
-        assert!(text.contains("# HELP mlmon_requests_total Proxied requests.\n"));
-        assert!(text.contains("mlmon_requests_total{model=\"m\",code=\"2xx\"} 3\n"));
-        assert!(!text.contains("# EOF"));
-        assert!(!text.contains("# UNIT"));
-        assert!(text.contains("# TYPE mlmon_request_duration_seconds histogram\n"));
     }
 }

@@ -39,6 +39,9 @@ pub struct ProxyMetrics {
     pub payload_errors: Family<ModelReasonLabels, Counter>,
     /// `mlmon_capture_dropped_total{reason}`.
     pub capture_dropped: Family<ReasonLabels, Counter>,
+    /// `mlmon_unknown_features_total{model}`: input values whose name is not in the
+    /// model's baseline (left out of every analysis).
+    pub unknown_features: Family<ModelLabels, Counter>,
     /// `mlmon_last_prediction_timestamp_seconds{model}`.
     pub last_prediction: Family<ModelLabels, Gauge<f64, AtomicU64>>,
     /// `mlmon_capture_queue_length`: records waiting for analysis.
@@ -56,12 +59,13 @@ impl ProxyMetrics {
             predictions: Family::default(),
             payload_errors: Family::default(),
             capture_dropped: Family::default(),
+            unknown_features: Family::default(),
             last_prediction: Family::default(),
             queue_length: Gauge::default(),
         };
         registry.register(
             "requests",
-            "Proxied requests by model and status class (2xx, 3xx, 4xx, 5xx, error = upstream unreachable or timed out)",
+            "Proxied requests by model and status class (2xx, 3xx, 4xx, 5xx, error = upstream unreachable or timed out, canceled = the client went away first)",
             m.requests.clone(),
         );
         registry.register_with_unit(
@@ -93,8 +97,13 @@ impl ProxyMetrics {
         );
         registry.register(
             "capture_dropped",
-            "Captures skipped: queue_full (analysis behind), too_large (body over capture.max_body_bytes), body_error",
+            "Captures skipped: queue_full (analysis behind), too_large (body over capture.max_body_bytes), body_error, event_unpaired (a logged response whose request never came)",
             m.capture_dropped.clone(),
+        );
+        registry.register(
+            "unknown_features",
+            "Input values whose name is not among the model's baseline features; they are left out of quality, anomaly and health",
+            m.unknown_features.clone(),
         );
         registry.register(
             "last_prediction_timestamp_seconds",

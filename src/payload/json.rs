@@ -173,8 +173,8 @@ pub(crate) fn parse_body<'a>(
     }
 }
 
-/// Rewrites `NaN`, `Infinity` and `-Infinity` outside strings to `null`; `None` when there
-/// were none.
+/// Rewrites `NaN`, `Infinity`, `-Infinity` and numbers beyond f64's range outside strings
+/// to `null`; `None` when there were none.
 fn replace_non_finite(bytes: &[u8]) -> Option<Vec<u8>> {
     const TOKENS: [&[u8]; 3] = [b"-Infinity", b"Infinity", b"NaN"];
     let mut out: Option<Vec<u8>> = None;
@@ -206,6 +206,26 @@ fn replace_non_finite(bytes: &[u8]) -> Option<Vec<u8>> {
             buf.extend_from_slice(b"null");
             i += token.len();
             copied = i;
+            continue;
+        }
+        // A number outside f64's range (`1e400`) is one missing value, not a batch that
+        // cannot be read (issue 11, finding 13).
+        if b == b'-' || b.is_ascii_digit() {
+            let end = bytes[i..]
+                .iter()
+                .position(|c| !matches!(c, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+                .map_or(bytes.len(), |n| i + n);
+            let overflows = std::str::from_utf8(&bytes[i..end])
+                .ok()
+                .and_then(|t| t.parse::<f64>().ok())
+                .is_some_and(f64::is_infinite);
+            if overflows {
+                let buf = out.get_or_insert_with(|| Vec::with_capacity(bytes.len()));
+                buf.extend_from_slice(&bytes[copied..i]);
+                buf.extend_from_slice(b"null");
+                copied = end;
+            }
+            i = end;
             continue;
         }
         i += 1;
@@ -423,6 +443,22 @@ mod tests {
         // An escaped quote must not end the string early.
         let v = parse(r#"["a\"NaN", NaN]"#).unwrap();
         assert_eq!(v, Json::Arr(vec![Json::Str("a\"NaN".into()), Json::Null]));
+    }
+
+    #[test]
+    fn a_number_beyond_f64_is_one_missing_value_not_an_invalid_batch() {
+        // v1: one `1e400` made the whole batch invalid_json.
+        let v = parse(r#"{"x": [1.5, 1e400, -2E+999, 3e-5], "s": "1e400"}"#).unwrap();
+        assert_eq!(
+            v.get("x"),
+            Some(&Json::Arr(vec![
+                Json::Num(1.5),
+                Json::Null,
+                Json::Null,
+                Json::Num(3e-5)
+            ]))
+        );
+        assert_eq!(v.get("s").and_then(Json::as_str), Some("1e400"));
     }
 
     #[test]

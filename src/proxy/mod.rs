@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::header::{
-    HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_ENCODING, CONTENT_TYPE,
+    HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_ENCODING, CONTENT_TYPE, HOST,
 };
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full};
@@ -46,7 +46,7 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub type ProxyBody = Either<ResponseTee<Incoming>, ResponseTee<Full<Bytes>>>;
 
 /// The upstream HTTP client.
-pub type UpstreamClient = Client<HttpConnector, RequestTee<Incoming>>;
+pub type UpstreamClient = Client<HttpConnector, RequestTee<crate::net::Body>>;
 
 /// Everything the proxy needs, shared by all connections.
 #[derive(Debug)]
@@ -118,7 +118,7 @@ impl Proxy {
     /// Proxies one request. Never fails: upstream problems become 502/504 responses.
     pub async fn handle(
         self: Arc<Self>,
-        req: Request<Incoming>,
+        req: Request<crate::net::Body>,
     ) -> Result<Response<ProxyBody>, Infallible> {
         let started = Instant::now();
         let received_at = SystemTime::now();
@@ -127,6 +127,12 @@ impl Proxy {
         let path = parts.uri.path().to_string();
         let (path_model, path_version) = model_id::from_path(&path);
         let model = self.names.fold(path_model.unwrap_or(&self.default_model));
+        // Counts the request as `canceled` if the client goes away before its answer
+        // (hyper drops this future then).
+        let mut gone = ClientGone {
+            metrics: Some(self.metrics.clone()),
+            model: model.clone(),
+        };
         let version = path_version
             .map(str::to_string)
             .or_else(|| self.default_version.clone());
@@ -145,10 +151,23 @@ impl Proxy {
         };
 
         remove_hop_by_hop(&mut parts.headers);
+        // An HTTP/2 client names the host in the `:authority` of the URI, which is about
+        // to become the upstream's: keep it for the model server as `Host`, as HTTP/1
+        // clients' `Host` is kept.
+        if !parts.headers.contains_key(HOST) {
+            if let Some(v) = parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            {
+                parts.headers.insert(HOST, v);
+            }
+        }
         parts.uri = match self.upstream_uri(&parts.uri) {
             Ok(uri) => uri,
             Err(e) => {
                 tracing::warn!(error = %e, path = %path, "cannot build upstream URI");
+                gone.disarm();
                 return Ok(self.local_error(
                     StatusCode::BAD_REQUEST,
                     "bad request URI",
@@ -169,10 +188,15 @@ impl Proxy {
         };
         parts.version = self.upstream_version;
 
-        let req_tap: Option<SharedTap> =
-            inference.then(|| Arc::new(Mutex::new(Tap::new(self.max_body))));
+        // Every request body is watched (to tell a client's failure from the upstream's);
+        // only inference bodies are copied.
+        let req_tap: SharedTap = Arc::new(Mutex::new(Tap::new(if inference {
+            self.max_body
+        } else {
+            0
+        })));
         let method = parts.method.clone();
-        let upstream_req = Request::from_parts(parts, RequestTee::new(body, req_tap.clone()));
+        let upstream_req = Request::from_parts(parts, RequestTee::new(body, Some(req_tap.clone())));
         let mut ctx = Context::new(
             &self,
             model,
@@ -183,12 +207,14 @@ impl Proxy {
             received_at,
             started,
             inference,
-            req_tap,
+            Some(req_tap.clone()),
         );
         ctx.request_encoding = request_encoding;
 
         let sent = Instant::now();
         let result = tokio::time::timeout(self.timeout, self.client.request(upstream_req)).await;
+        gone.disarm();
+        let client_failed = req_tap.lock().map(|t| t.failed).unwrap_or(false);
         match result {
             Ok(Ok(resp)) => {
                 let upstream_elapsed = sent.elapsed();
@@ -210,6 +236,24 @@ impl Proxy {
                 let copy = inference && !streaming;
                 let body = ResponseTee::new(body, self.max_body, copy, Box::new(finish));
                 Ok(Response::from_parts(parts, Either::Left(body)))
+            }
+            Ok(Err(e)) if client_failed => {
+                // The client stopped sending its body (aborted, or silent past
+                // `server.body_timeout`): not the upstream's fault.
+                ctx.canceled = true;
+                if crate::net::is_body_timeout(&e) {
+                    tracing::debug!(path = %ctx.path, "request body timed out");
+                    Ok(
+                        self.local_error(
+                            StatusCode::REQUEST_TIMEOUT,
+                            "request body timed out",
+                            ctx,
+                        ),
+                    )
+                } else {
+                    tracing::debug!(error = %e, path = %ctx.path, "client aborted its request body");
+                    Ok(self.local_error(StatusCode::BAD_REQUEST, "request body aborted", ctx))
+                }
             }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, upstream = %self.upstream, "upstream request failed");
@@ -269,7 +313,39 @@ struct Context {
     req_tap: Option<SharedTap>,
     request_encoding: Option<String>,
     response_encoding: Option<String>,
+    /// The client went away or stopped sending before the exchange ended.
+    canceled: bool,
 }
+
+/// Counts a request as `code="canceled"` when dropped armed: the client went away
+/// before the proxy had an answer for it.
+struct ClientGone {
+    metrics: Option<Arc<ProxyMetrics>>,
+    model: Arc<str>,
+}
+
+impl ClientGone {
+    /// The request reached an outcome that is counted elsewhere.
+    fn disarm(&mut self) {
+        self.metrics = None;
+    }
+}
+
+impl Drop for ClientGone {
+    fn drop(&mut self) {
+        if let Some(m) = self.metrics.take() {
+            m.requests
+                .get_or_create(&ModelCodeLabels {
+                    model: self.model.to_string(),
+                    code: CANCELED,
+                })
+                .inc();
+        }
+    }
+}
+
+/// `mlmon_requests_total{code}` of requests whose client went away first.
+pub const CANCELED: &str = "canceled";
 
 fn header_string(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
     headers
@@ -308,6 +384,7 @@ impl Context {
             req_tap,
             request_encoding: None,
             response_encoding: None,
+            canceled: false,
         }
     }
 
@@ -335,7 +412,7 @@ struct Finisher {
 }
 
 impl Finish for Finisher {
-    fn finish(self: Box<Self>, mut response: Tap, _ended: bool) {
+    fn finish(self: Box<Self>, mut response: Tap, ended: bool) {
         let Finisher {
             ctx,
             status,
@@ -347,13 +424,19 @@ impl Finish for Finisher {
         let model = ModelLabels {
             model: ctx.model.to_string(),
         };
+        // Dropped before its end without an upstream error: the client went away.
+        let canceled = ctx.canceled || (!ended && !response.failed);
         m.requests
             .get_or_create(&ModelCodeLabels {
                 model: model.model.clone(),
-                code: status_class(status),
+                code: if canceled {
+                    CANCELED
+                } else {
+                    status_class(status)
+                },
             })
             .inc();
-        if !ctx.inference {
+        if !ctx.inference || ctx.canceled {
             return;
         }
         m.request_duration

@@ -7,8 +7,9 @@ use dashmap::DashMap;
 /// The label all models past `model.max_models` fold into.
 pub const OTHER: &str = "__other__";
 
-/// Longest model name kept; longer names are cut (label values stay small).
-const MAX_NAME_LEN: usize = 128;
+/// Default `limits.max_name_bytes`: longer model names are not exported under their own
+/// label (they fold into [`OTHER`]), so label values stay small.
+pub const MAX_NAME_BYTES: usize = 128;
 
 /// Model name and version as the path carries them.
 ///
@@ -43,24 +44,50 @@ pub fn from_path(path: &str) -> (Option<&str>, Option<&str>) {
 }
 
 /// The set of model names seen so far, at most `max` of them.
+///
+/// Slots go first to reserved names ([`ModelNames::reserve`]: `model.name` and models
+/// with a baseline), so that a burst of junk names after a restart cannot push the real
+/// model into `__other__`; the remaining slots are first come, first served.
 #[derive(Debug)]
 pub struct ModelNames {
     max: usize,
+    max_name_bytes: usize,
     names: DashMap<String, Arc<str>>,
 }
 
 impl ModelNames {
-    /// At most `max` distinct names (the configured default counts as one once seen).
+    /// At most `max` distinct names, each at most [`MAX_NAME_BYTES`] long.
     pub fn new(max: usize) -> Self {
+        Self::with_name_limit(max, MAX_NAME_BYTES)
+    }
+
+    /// At most `max` distinct names, each at most `max_name_bytes` long (UTF-8 bytes).
+    pub fn with_name_limit(max: usize, max_name_bytes: usize) -> Self {
         ModelNames {
             max,
+            max_name_bytes,
             names: DashMap::new(),
         }
     }
 
-    /// The label value for `name`: itself while there is room, else `__other__`.
+    /// Gives `name` a slot of its own whatever the count (a configured or baselined model;
+    /// these come from the operator, not from traffic). Returns its label value.
+    pub fn reserve(&self, name: &str) -> Arc<str> {
+        let Some(name) = self.clean(name) else {
+            return Arc::from(OTHER);
+        };
+        self.names
+            .entry(name.clone())
+            .or_insert_with(|| Arc::from(name.as_str()))
+            .clone()
+    }
+
+    /// The label value for `name`: itself while there is room, else `__other__`; names
+    /// longer than the limit, or holding control characters, are `__other__` too.
     pub fn fold(&self, name: &str) -> Arc<str> {
-        let name = clean(name);
+        let Some(name) = self.clean(name) else {
+            return Arc::from(OTHER);
+        };
         if let Some(n) = self.names.get(name.as_str()) {
             return n.clone();
         }
@@ -73,17 +100,16 @@ impl ModelNames {
             .clone()
     }
 
+    /// `name` when it may be a label value on its own.
+    fn clean(&self, name: &str) -> Option<String> {
+        (name.len() <= self.max_name_bytes && !name.chars().any(char::is_control))
+            .then(|| name.to_string())
+    }
+
     /// Names seen so far.
     pub fn names(&self) -> Vec<String> {
         self.names.iter().map(|e| e.key().clone()).collect()
     }
-}
-
-fn clean(name: &str) -> String {
-    name.chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_NAME_LEN)
-        .collect()
 }
 
 #[cfg(test)]
@@ -121,5 +147,36 @@ mod tests {
         assert_eq!(&*n.fold("c"), OTHER);
         assert_eq!(&*n.fold("a"), "a");
         assert_eq!(n.fold(&"x".repeat(1000)).len(), OTHER.len());
+    }
+
+    #[test]
+    fn long_names_fold_into_other() {
+        let n = ModelNames::new(100);
+        assert_eq!(&*n.fold(&"m".repeat(MAX_NAME_BYTES)), "m".repeat(128));
+        assert_eq!(&*n.fold(&"m".repeat(MAX_NAME_BYTES + 1)), OTHER);
+        // Bytes, not characters: 65 two-byte characters are 130 bytes.
+        assert_eq!(&*n.fold(&"é".repeat(65)), OTHER);
+        // Quotes, backslashes and `#` are escaped by the exposition; control characters
+        // have no business in a model name.
+        assert_eq!(&*n.fold(r#"a"b\c # {d"#), r#"a"b\c # {d"#);
+        assert_eq!(&*n.fold("bad\nname"), OTHER);
+        assert_eq!(&*n.fold("a\u{0}b"), OTHER);
+        assert_eq!(&*n.reserve(&"r".repeat(500)), OTHER);
+    }
+
+    #[test]
+    fn reserved_names_keep_their_slot_after_a_flood() {
+        // The v1 finding: 40 junk names after a restart took all 32 slots, and the real
+        // model's traffic was counted as `__other__`.
+        let n = ModelNames::new(32);
+        n.reserve("default");
+        n.reserve("iris");
+        for i in 0..40 {
+            n.fold(&format!("junk{i}"));
+        }
+        assert_eq!(&*n.fold("iris"), "iris");
+        assert_eq!(&*n.fold("default"), "default");
+        assert_eq!(&*n.fold("junk39"), OTHER);
+        assert_eq!(n.names().len(), 32);
     }
 }

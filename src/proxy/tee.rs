@@ -151,6 +151,7 @@ pin_project! {
         inner: B,
         tap: Tap,
         copy: bool,
+        empty: bool,
         finish: Option<Box<dyn Finish>>,
     }
 
@@ -158,16 +159,23 @@ pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if let Some(f) = this.finish.take() {
-                f.finish(std::mem::take(this.tap), false);
+                // An empty body (HEAD, 204, 304, `content-length: 0`) may be dropped
+                // without a poll: it has still ended.
+                let ended = *this.empty;
+                if ended {
+                    this.tap.complete = true;
+                }
+                f.finish(std::mem::take(this.tap), ended);
             }
         }
     }
 }
 
-impl<B> ResponseTee<B> {
+impl<B: Body> ResponseTee<B> {
     /// Wraps `inner`; copies at most `limit` bytes when `copy` is true.
     pub fn new(inner: B, limit: usize, copy: bool, finish: Box<dyn Finish>) -> Self {
         ResponseTee {
+            empty: inner.is_end_stream(),
             inner,
             tap: Tap::new(limit),
             copy,

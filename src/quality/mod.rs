@@ -667,8 +667,10 @@ impl QualityEngine {
                 problem_ratio: problem,
                 mean: numeric.then_some(c.moments.mean),
                 std: if numeric { c.moments.std() } else { None },
-                min: numeric.then_some(c.moments.min),
-                max: numeric.then_some(c.moments.max),
+                // Window extremes are raw feature values: withheld from the API and
+                // `mlmon_feature_stat` unless privacy.log_values (SPEC section 1).
+                min: (numeric && self.cfg.privacy.log_values).then_some(c.moments.min),
+                max: (numeric && self.cfg.privacy.log_values).then_some(c.moments.max),
                 limits,
                 errors_total: ErrorTotals {
                     missing: f.totals[0],

@@ -59,7 +59,11 @@ pub fn config(upstream: SocketAddr) -> Config {
         upstream: Some(format!("http://{upstream}")),
         ..Default::default()
     };
-    Config::load_from(None, &overrides, std::iter::empty()).unwrap()
+    let mut cfg = Config::load_from(None, &overrides, std::iter::empty()).unwrap();
+    // Most tests post predictions, feedback and baselines without a token; the auth tests
+    // set admin.token (or unset this) themselves.
+    cfg.admin.allow_unauthenticated = true;
+    cfg
 }
 
 /// The longest any test waits for the sidecar before failing.

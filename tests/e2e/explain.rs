@@ -166,6 +166,8 @@ struct Setup {
     running: mlmon::server::Running,
     seen: Arc<Seen>,
     client: reqwest::Client,
+    /// The admin token, which reads need too when set.
+    token: Option<String>,
 }
 
 async fn setup(oip: bool, token: Option<&str>) -> Setup {
@@ -187,6 +189,7 @@ async fn setup_with(oip: bool, token: Option<&str>, interval: Duration) -> Setup
         running,
         seen,
         client: reqwest::Client::new(),
+        token: token.map(str::to_string),
     }
 }
 
@@ -227,7 +230,11 @@ async fn importance(s: &Setup) -> Value {
     let url = format!("http://{}/api/v1/models/m/importance", s.running.admin_addr);
     // Computed by the periodic `explain.interval` task.
     eventually("the importance of m", || async {
-        let r = s.client.get(&url).send().await.unwrap();
+        let mut req = s.client.get(&url);
+        if let Some(t) = &s.token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.unwrap();
         if r.status() == 200 {
             return Ok(r.json().await.unwrap());
         }

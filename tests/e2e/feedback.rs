@@ -48,7 +48,13 @@ async fn post(admin: SocketAddr, path: &str, body: Value, token: Option<&str>) -
 }
 
 async fn get(admin: SocketAddr, path: &str) -> (u16, Value) {
-    let r = reqwest::get(format!("http://{admin}{path}")).await.unwrap();
+    // With a token configured, reads need it too (SPEC section 9).
+    let r = reqwest::Client::new()
+        .get(format!("http://{admin}{path}"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
     (r.status().as_u16(), r.json().await.unwrap())
 }
 

@@ -12,6 +12,7 @@ mod drift;
 mod events;
 mod explain;
 mod feedback;
+mod hardening;
 mod health;
 mod proxy;
 mod quality;

@@ -193,15 +193,19 @@ async fn quality_and_anomalies_through_the_proxy() {
         value(&m, "mlmon_anomaly_trend", &[("model", "toy")]),
         Some(0.0)
     );
-    assert!(
-        value(
-            &m,
-            "mlmon_feature_stat",
-            &[("model", "toy"), ("feature", "x"), ("stat", "max")]
-        )
-        .unwrap()
-            >= 6.0
-    );
+    // Window extremes are raw values: not exported while privacy.log_values is off.
+    assert!(value(
+        &m,
+        "mlmon_feature_stat",
+        &[("model", "toy"), ("feature", "x"), ("stat", "mean")]
+    )
+    .is_some());
+    assert!(value(
+        &m,
+        "mlmon_feature_stat",
+        &[("model", "toy"), ("feature", "x"), ("stat", "max")]
+    )
+    .is_none());
     assert!(value(
         &m,
         "mlmon_feature_missing_ratio",
@@ -216,6 +220,78 @@ async fn quality_and_anomalies_through_the_proxy() {
     let (status, _) = api(running.admin_addr, "/api/v1/models/nope/quality").await;
     assert_eq!(status, 404);
 
+    running.shutdown();
+    running.wait().await;
+}
+
+/// Issue 11, findings 6 and 9: one request with 245 names the baseline does not know once
+/// dropped the quality score from 0.9998 to 0.04 and turned health critical until restart;
+/// and window min/max (raw values) were exported with `privacy.log_values` off.
+#[tokio::test]
+async fn unknown_input_names_cannot_poison_quality_and_extremes_stay_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = upstream(model).await;
+    let mut cfg = config(up);
+    cfg.model.name = "toy".into();
+    cfg.baseline.files = vec![baseline_file(dir.path())];
+    cfg.drift.interval = Duration::from_millis(100);
+    let running = mlmon::server::start(cfg).await.unwrap();
+    let mut rng = StdRng::seed_from_u64(23);
+    for i in 0..10 {
+        let batch: Vec<Value> = (0..50)
+            .map(|_| {
+                let (x, y, c) = draw(&mut rng);
+                json!({ "x": x, "y": y, "colour": c })
+            })
+            .collect();
+        send(running.proxy_addr, &format!("clean-{i}"), json!(batch)).await;
+    }
+    let (x, y, c) = draw(&mut rng);
+    let mut row = serde_json::Map::new();
+    row.insert("x".into(), json!(x));
+    row.insert("y".into(), json!(y));
+    row.insert("colour".into(), json!(c));
+    for i in 0..245 {
+        row.insert(format!("extra_{i}"), json!(1.0));
+    }
+    send(running.proxy_addr, "poison", json!([Value::Object(row)])).await;
+    analysed(&running, 11).await;
+    let m = eventually("a score after the poisoned request", || async {
+        let m = scrape(running.admin_addr).await;
+        match value(&m, "mlmon_unknown_features_total", &[("model", "toy")]) {
+            Some(245.0) => Ok(m),
+            seen => Err(format!("unknown features {seen:?}")),
+        }
+    })
+    .await;
+    let (_, q) = api(running.admin_addr, "/api/v1/models/toy/quality").await;
+    let score = q["score"].as_f64().unwrap();
+    assert!(score > 0.9, "quality score {score} after unknown names");
+    assert!(
+        q["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| !f["feature"].as_str().unwrap().starts_with("extra_")),
+        "unknown names reached the quality report"
+    );
+    assert!(
+        value(&m, "mlmon_model_health", &[("model", "toy")]).unwrap_or(0.0) < 2.0,
+        "health turned critical"
+    );
+    // privacy.log_values is off: no window extremes anywhere.
+    assert!(feature(&q, "x")["min"].is_null() && feature(&q, "x")["max"].is_null());
+    assert!(feature(&q, "x")["mean"].is_number());
+    for stat in ["min", "max"] {
+        assert_eq!(
+            value(
+                &m,
+                "mlmon_feature_stat",
+                &[("model", "toy"), ("feature", "x"), ("stat", stat)]
+            ),
+            None
+        );
+    }
     running.shutdown();
     running.wait().await;
 }

@@ -65,7 +65,10 @@ fn r(values: Vec<(&str, FeatureValue)>) -> Row {
 #[test]
 fn injected_problems_are_counted_exactly() {
     let metrics = Metrics::new("test");
-    let e = QualityEngine::new(Arc::new(Config::default()), metrics.quality.clone(), None);
+    // Window min/max are raw values, reported only with privacy.log_values.
+    let mut cfg = Config::default();
+    cfg.privacy.log_values = true;
+    let e = QualityEngine::new(Arc::new(cfg), metrics.quality.clone(), None);
     e.set_baseline("m", &snapshot());
     let mut rows = Vec::new();
     // 100 clean rows.

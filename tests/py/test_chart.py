@@ -25,7 +25,7 @@ SOURCE_DASHBOARDS = sorted((REPO / "grafana" / "dashboards").glob("*.json"))
 
 # What each values file must render, beyond what every render has.
 EXPECTED_KINDS = {
-    "default": {"ServiceAccount", "ConfigMap", "Deployment", "Service", "Pod"},
+    "default": {"ServiceAccount", "ConfigMap", "Secret", "Deployment", "Service", "Pod", "NetworkPolicy"},
     "native-sidecar-off.yaml": {"ServiceAccount", "ConfigMap", "Deployment", "Service", "Pod",
                                 "NetworkPolicy", "PodDisruptionBudget", "HorizontalPodAutoscaler"},
     "monitoring-crds.yaml": {"ServiceAccount", "ConfigMap", "Secret", "Deployment", "Service", "Pod",
@@ -208,8 +208,24 @@ def test_existing_secret_for_the_token_is_referenced_not_created():
     assert ref == {"name": "mlmon-admin", "key": "bearer"}
 
 
-def test_no_token_env_without_a_token():
-    mlmon, _ = container(pod_spec(one(render("default"), "Deployment")), "mlmon")
+def test_a_random_admin_token_by_default():
+    tokens = set()
+    for _ in range(2):
+        objs = render("default")
+        mlmon, _ = container(pod_spec(one(objs, "Deployment")), "mlmon")
+        ref = {e["name"]: e for e in mlmon["env"]}["MLMON_ADMIN__TOKEN"]["valueFrom"]["secretKeyRef"]
+        secret = one(objs, "Secret")
+        assert ref == {"name": secret["metadata"]["name"], "key": "token"}
+        token = base64.b64decode(secret["data"]["token"]).decode()
+        assert len(token) == 40 and token.isalnum(), token
+        tokens.add(token)
+    assert len(tokens) == 2, "the generated token is not random"
+
+
+def test_no_token_env_when_generation_is_off():
+    objs = render("default", "--set", "mlmon.adminToken.generate=false")
+    assert not by_kind(objs, "Secret")
+    mlmon, _ = container(pod_spec(one(objs, "Deployment")), "mlmon")
     assert "MLMON_ADMIN__TOKEN" not in {e["name"] for e in mlmon.get("env", [])}
 
 
@@ -227,7 +243,9 @@ def test_inline_baseline_is_mounted_where_the_config_points():
 
 def test_existing_configmap_and_secret_are_mounted_not_created():
     objs = render("existing-configmap.yaml")
-    assert not by_kind(objs, "ConfigMap") and not by_kind(objs, "Secret")
+    assert not by_kind(objs, "ConfigMap")
+    # The only Secret is the generated admin token; the baselines' Secret is the user's.
+    assert [s["metadata"]["labels"]["app.kubernetes.io/component"] for s in by_kind(objs, "Secret")] == ["admin-token"]
     spec = pod_spec(one(objs, "Deployment"))
     mlmon, _ = container(spec, "mlmon")
     assert mlmon["args"][:3] == ["serve", "--config", "/etc/mlmon/mlmon.yaml"]
@@ -326,6 +344,13 @@ def test_network_policy_exposes_only_mlmon_ports():
     assert "from" not in proxy_rule
     assert np["spec"]["podSelector"]["matchLabels"].items() <= \
         one(objs, "Deployment")["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_network_policy_is_on_by_default_and_hides_the_model_port():
+    objs = render("default")
+    np = one(objs, "NetworkPolicy")
+    ports = sorted(p["port"] for rule in np["spec"]["ingress"] for p in rule["ports"])
+    assert ports == [8000, 9464], "the model server's port 8080 must not be reachable from outside the pod"
 
 
 def test_hpa_and_pdb_target_the_deployment():

@@ -130,7 +130,7 @@ config.yaml
 {{- define "mlmon.adminTokenSecret" -}}
 {{- if .Values.mlmon.adminToken.existingSecret -}}
 {{- .Values.mlmon.adminToken.existingSecret -}}
-{{- else if .Values.mlmon.adminToken.value -}}
+{{- else if or .Values.mlmon.adminToken.value .Values.mlmon.adminToken.generate -}}
 {{- include "mlmon.suffixed" (list . "admin") -}}
 {{- end -}}
 {{- end -}}
