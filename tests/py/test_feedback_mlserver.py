@@ -121,14 +121,15 @@ def test_ground_truth_by_returned_request_ids(mlserver, start_mlmon, http):
                       metric="accuracy")
     assert estimated == pytest.approx(float(np.mean(p_pred)), abs=1e-9)
 
+    # With admin.token set, reads need the token too (SPEC section 7).
     report = http.get(f"{mlmon.admin}/api/v1/models/{mlserver.model}/performance",
-                      timeout=10).json()
+                      headers=AUTH, timeout=10).json()
     assert report["task"] == "classification"
     assert report["classification"]["averaging"] == "binary"
     assert report["estimated"]["calibration"] == "assumed"
     assert report["feedback"]["matched_in_window"] == rows_total
 
-    models = http.get(f"{mlmon.admin}/api/v1/models", timeout=10).json()["models"]
+    models = http.get(f"{mlmon.admin}/api/v1/models", headers=AUTH, timeout=10).json()["models"]
     (entry,) = [m for m in models if m["model"] == mlserver.model]
     assert entry["status"] in ("healthy", "warning", "critical")
     assert {c["check"] for c in entry["checks"]} >= {"drift", "latency", "error_rate",
