@@ -13,9 +13,9 @@ P(y | x) does not: CBPE's assumption of no concept drift holds). It then
 and prints, per scenario and metric, the mean absolute error of each tool's estimate
 against the realized value over the chunks (and the overall MAE per metric).
 
-    python3 -m venv /tmp/venv && /tmp/venv/bin/pip install 'nannyml==0.13.*' 'pandas<3' scikit-learn statsmodels
+    scripts/test-env.sh   # or: python3 -m venv .venv-nannyml && .venv-nannyml/bin/pip install -r scripts/nannyml-requirements.txt
     cargo build --release
-    NML_DISABLE_USAGE_LOGGING=1 /tmp/venv/bin/python scripts/compare_nannyml.py \\
+    NML_DISABLE_USAGE_LOGGING=1 .venv-nannyml/bin/python scripts/compare_nannyml.py \\
         --mlmon target/release/mlmon [--markdown]
 
 `--json FILE` writes the overall MAE per metric of both tools (the test suite,
