@@ -99,4 +99,4 @@ helm-assets:
 
 clean:
 	cargo clean
-	rm -rf $(VENV) .tools
+	rm -rf $(VENV) .venv-nannyml .tools

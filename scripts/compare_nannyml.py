@@ -13,10 +13,15 @@ P(y | x) does not: CBPE's assumption of no concept drift holds). It then
 and prints, per scenario and metric, the mean absolute error of each tool's estimate
 against the realized value over the chunks (and the overall MAE per metric).
 
-    python3 -m venv /tmp/venv && /tmp/venv/bin/pip install 'nannyml==0.13.*' 'pandas<3' scikit-learn statsmodels
+    scripts/test-env.sh   # or: python3 -m venv .venv-nannyml && .venv-nannyml/bin/pip install -r scripts/nannyml-requirements.txt
     cargo build --release
-    NML_DISABLE_USAGE_LOGGING=1 /tmp/venv/bin/python scripts/compare_nannyml.py \\
+    NML_DISABLE_USAGE_LOGGING=1 .venv-nannyml/bin/python scripts/compare_nannyml.py \\
         --mlmon target/release/mlmon [--markdown]
+
+`--json FILE` writes the overall MAE per metric of both tools (the test suite,
+tests/py/test_statistics_reference.py, runs this script and reads it; ~50 s on 2 cores).
+`--chunks N` draws N analysis chunks (same shift range) instead of 20: other data, so other
+figures (with 6, mlmon picks logistic scaling for the p^3 scores and loses to NannyML).
 
 Fixed seeds: re-running gives the same data; the figures depend only on the two tools.
 Its own venv: NannyML 0.13 needs pandas < 3, the test venv (tests/py) pins pandas 3.
@@ -198,7 +203,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--mlmon", default="target/release/mlmon")
     ap.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    ap.add_argument("--chunks", type=int, default=CHUNKS,
+                    help=f"analysis chunks of {CHUNK} rows per scenario (default {CHUNKS})")
+    ap.add_argument("--json", type=Path,
+                    help="write {metric: {mlmon, nannyml}} overall MAEs to this file")
     args = ap.parse_args()
+    chunks = args.chunks
+    if chunks < 2:
+        ap.error("--chunks must be at least 2")
+
     rng = np.random.default_rng(20261201)
     rows = []
     totals = {m: {"mlmon": [], "nannyml": []} for m in METRICS}
@@ -208,17 +221,17 @@ def main():
             classes = [0, 1] if kind == "binary" else [0, 1, 2]
             reference = make(kind, params, rng, REF_ROWS, 0.0)
             analysis = pd.concat(
-                [make(kind, params, rng, CHUNK, 1.5 * i / (CHUNKS - 1)) for i in range(CHUNKS)],
+                [make(kind, params, rng, CHUNK, 1.5 * i / (chunks - 1)) for i in range(chunks)],
                 ignore_index=True,
             )
             truth = [realized(kind, analysis.iloc[i * CHUNK:(i + 1) * CHUNK], classes)
-                     for i in range(CHUNKS)]
+                     for i in range(chunks)]
             nml_est = run_nannyml(kind, reference, analysis, classes)
             mlm_est = run_mlmon(args.mlmon, kind, reference, analysis, classes, tmp)
-            assert len(nml_est) == len(mlm_est) == CHUNKS, (len(nml_est), len(mlm_est))
+            assert len(nml_est) == len(mlm_est) == chunks, (len(nml_est), len(mlm_est))
             for m in METRICS:
-                e_mlmon = [abs(mlm_est[i][m] - truth[i][m]) for i in range(CHUNKS)]
-                e_nml = [abs(nml_est[i][m] - truth[i][m]) for i in range(CHUNKS)]
+                e_mlmon = [abs(mlm_est[i][m] - truth[i][m]) for i in range(chunks)]
+                e_nml = [abs(nml_est[i][m] - truth[i][m]) for i in range(chunks)]
                 totals[m]["mlmon"].extend(e_mlmon)
                 totals[m]["nannyml"].extend(e_nml)
                 rows.append((name, m, float(np.mean(e_mlmon)), float(np.mean(e_nml))))
@@ -241,6 +254,12 @@ def main():
             a = float(np.mean(totals[m]["mlmon"]))
             b = float(np.mean(totals[m]["nannyml"]))
             print(f"{'ALL':32} {m:12} {a:8.4f} {b:8.4f}")
+    if args.json:
+        args.json.write_text(json.dumps({
+            m: {"mlmon": float(np.mean(totals[m]["mlmon"])),
+                "nannyml": float(np.mean(totals[m]["nannyml"])),
+                "chunks": len(totals[m]["mlmon"])}
+            for m in METRICS}, indent=2))
     worse = [m for m in METRICS
              if np.mean(totals[m]["mlmon"]) > np.mean(totals[m]["nannyml"]) + 1e-4]
     if worse:
