@@ -16,7 +16,8 @@
 //! f is the positive-class probability when the model returns probabilities (index 1 of a
 //! binary distribution, else index 1 of the scores, else the only score), else the numeric
 //! prediction; for class labels without probabilities the change is 1 when the label
-//! changes, else 0.//!
+//! changes, else 0.
+//!
 //! Files: [`encode`] (rows written back in the model's wire format), [`engine`] (per-model
 //! state, the requests to the model server and the [`Analysis`](crate::analysis::Analysis)
 //! impl), [`report`] (the compared output and importance reports), [`config`] (the keys it
