@@ -441,7 +441,7 @@ impl DriftEngine {
             set(&m.chi2_pvalue, f.chi2_pvalue);
             match f.status {
                 Some(s) => {
-                    m.status.get_or_create(&labels).set(s.code());
+                    m.status.get_or_create(&labels).set(i64::from(s.code()));
                 }
                 None => {
                     m.status.remove(&labels);

@@ -11,36 +11,9 @@ use crate::record::Kind;
 use crate::stats;
 use crate::stats::sketch::QuantileSketch;
 
-/// Drift status of a feature or model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    /// Within the warning threshold.
-    Ok,
-    /// At or past the warning threshold.
-    Warning,
-    /// At or past the critical threshold.
-    Critical,
-}
-
-impl Status {
-    /// 0, 1 or 2 as exported.
-    pub fn code(self) -> i64 {
-        match self {
-            Status::Ok => 0,
-            Status::Warning => 1,
-            Status::Critical => 2,
-        }
-    }
-
-    fn from_code(c: u8) -> Status {
-        match c {
-            0 => Status::Ok,
-            1 => Status::Warning,
-            _ => Status::Critical,
-        }
-    }
-}
+/// Drift status of a feature or model: the one warning/critical status every analysis
+/// shares.
+pub use crate::config::Status;
 
 /// Warning/critical pair in a report.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -191,8 +164,14 @@ pub struct ModelDriftReport {
     pub features: Vec<FeatureDrift>,
 }
 
-fn level(p: ThresholdPair) -> Level {
+/// A baseline's levels of a figure that gets worse as it grows.
+fn higher(p: ThresholdPair) -> Level {
     Level::higher(p.warning, p.critical)
+}
+
+/// A baseline's levels of a figure that gets worse as it shrinks (p-values).
+fn lower(p: ThresholdPair) -> Level {
+    Level::lower(p.warning, p.critical)
 }
 
 pub(super) fn feature_drift(
@@ -233,7 +212,7 @@ pub(super) fn feature_drift(
         }
     }
     let own = f.baseline.thresholds.as_ref();
-    let mut psi_level = own.and_then(|t| t.psi).map(level).unwrap_or(cfg.psi);
+    let mut psi_level = own.and_then(|t| t.psi).map(higher).unwrap_or(cfg.psi);
     let mut widened = false;
     if adaptive && n > 0 {
         if let Some(t) = stats::adaptive_psi_thresholds(
@@ -249,41 +228,30 @@ pub(super) fn feature_drift(
             widened = true;
         }
     }
-    let js_level = own.and_then(|t| t.js_divergence).map(level).or(cfg.js);
+    let js_level = own.and_then(|t| t.js_divergence).map(higher).or(cfg.js);
     let ks_level = own
         .and_then(|t| t.ks_statistic)
-        .map(level)
+        .map(higher)
         .or(cfg.ks_statistic);
-    let ks_p_level = own.and_then(|t| t.ks_pvalue).map(level);
-    let chi2_level = own.and_then(|t| t.chi2_pvalue).map(level);
-    let w_level = own.and_then(|t| t.wasserstein).map(level);
+    let ks_p_level = own.and_then(|t| t.ks_pvalue).map(lower);
+    let chi2_level = own.and_then(|t| t.chi2_pvalue).map(lower);
+    let w_level = own.and_then(|t| t.wasserstein).map(higher);
 
+    // The worst status over every figure that has levels; a figure without a value (or a
+    // NaN) does not count.
     let status = (n > 0).then(|| {
-        let mut code = psi.map(|v| psi_level.status(v)).unwrap_or(0);
-        let mut worse = |l: Option<Level>, v: Option<f64>| {
-            if let (Some(l), Some(v)) = (l, v) {
-                code = code.max(l.status(v));
-            }
-        };
-        worse(js_level, js);
-        worse(ks_level, ks_statistic);
-        worse(w_level, wasserstein);
-        // Lower p-values are worse.
-        let mut lower_is_worse = |l: Option<Level>, p: Option<f64>| {
-            if let (Some(l), Some(p)) = (l, p) {
-                let c = if p <= l.critical {
-                    2
-                } else if p <= l.warning {
-                    1
-                } else {
-                    0
-                };
-                code = code.max(c);
-            }
-        };
-        lower_is_worse(ks_p_level, ks_pvalue);
-        lower_is_worse(chi2_level, chi2_pvalue);
-        Status::from_code(code)
+        [
+            (Some(psi_level), psi),
+            (js_level, js),
+            (ks_level, ks_statistic),
+            (w_level, wasserstein),
+            (ks_p_level, ks_pvalue),
+            (chi2_level, chi2_pvalue),
+        ]
+        .into_iter()
+        .filter_map(|(level, value)| Some(level?.classify(value?)))
+        .max()
+        .unwrap_or(Status::Ok)
     });
     let numeric_stat = |v: f64| (numeric && view.moments.n > 0).then_some(v);
     FeatureDrift {

@@ -2,8 +2,8 @@
 
 use serde::Serialize;
 
-use crate::config::{Config, Level};
-use crate::drift::{ModelDriftReport, Status};
+use crate::config::{Config, Level, Status};
+use crate::drift::ModelDriftReport;
 use crate::latency::{ErrorRate, LatencySummary};
 use crate::performance::PerformanceReport;
 
@@ -29,11 +29,11 @@ impl HealthStatus {
         }
     }
 
-    fn from_level(l: u8) -> HealthStatus {
-        match l {
-            0 => HealthStatus::Healthy,
-            1 => HealthStatus::Warning,
-            _ => HealthStatus::Critical,
+    fn from_status(s: Status) -> HealthStatus {
+        match s {
+            Status::Ok => HealthStatus::Healthy,
+            Status::Warning => HealthStatus::Warning,
+            Status::Critical => HealthStatus::Critical,
         }
     }
 }
@@ -105,7 +105,7 @@ fn check(
     message: String,
     recommendation: &'static str,
 ) -> Check {
-    let status = value.map(|v| HealthStatus::from_level(level.status(v)));
+    let status = value.map(|v| HealthStatus::from_status(level.classify(v)));
     Check {
         check: name,
         status,
@@ -243,31 +243,17 @@ pub fn evaluate(cfg: &Config, model: &str, inputs: &HealthInputs) -> ModelHealth
         REC_ANOMALY,
     ));
 
-    // Lower is worse: the level counts from the bottom.
-    let q = inputs.data_quality;
-    let dq = t.data_quality;
-    let mut quality = check(
+    // Lower is worse: `thresholds.data_quality` is a `Level::lower`.
+    checks.push(check(
         "data_quality",
-        q,
-        dq,
-        match q {
+        inputs.data_quality,
+        t.data_quality,
+        match inputs.data_quality {
             Some(s) => format!("data quality score {s:.3}"),
             None => "no data quality figures".to_string(),
         },
         REC_QUALITY,
-    );
-    if let Some(s) = q {
-        let st = if s <= dq.critical {
-            HealthStatus::Critical
-        } else if s <= dq.warning {
-            HealthStatus::Warning
-        } else {
-            HealthStatus::Healthy
-        };
-        quality.status = Some(st);
-        quality.recommendation = (st > HealthStatus::Healthy).then(|| REC_QUALITY.to_string());
-    }
-    checks.push(quality);
+    ));
 
     let (current, source) = primary_metric(inputs.performance.as_ref());
     let drop = match (current, inputs.performance_reference) {
