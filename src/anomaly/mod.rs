@@ -23,5 +23,8 @@ pub mod mahalanobis;
 pub mod report;
 pub mod scorer;
 
+#[cfg(test)]
+mod tests;
+
 pub use engine::{joint_rows, AnomalyEngine};
 pub use report::{trend_test, AnomalyRecord, AnomalyReport, Trend, WindowTally, TREND_Z};

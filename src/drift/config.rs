@@ -4,7 +4,7 @@
 //! | key | effect |
 //! |---|---|
 //! | `drift.window` | length of every feature's sliding window (values older than that, up to one bucket more, leave it) |
-//! | `drift.sample_size` | values kept per feature for KS and Wasserstein (exact below it) |
+//! | `drift.sample_size` | not read here: the reference sample size of baselines captured from live rows ([`crate::baseline::Registry`]); KS and Wasserstein use the windows' sketches |
 //! | `drift.adaptive` | widens the PSI levels by the sampling noise of small windows |
 //! | `drift.interval` | how often [`super::DriftEngine::refresh`] runs (driven by [`crate::app`]) |
 //! | `limits.max_features` | input features followed per model (baseline order) |

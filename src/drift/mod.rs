@@ -22,6 +22,9 @@ pub mod offline;
 pub mod report;
 pub mod window;
 
+#[cfg(test)]
+mod tests;
+
 pub use crate::record::PREDICTION;
 pub use engine::{BaselineError, DriftEngine};
 pub use report::{

@@ -32,6 +32,9 @@ pub mod config;
 pub mod engine;
 pub mod report;
 
+#[cfg(test)]
+mod tests;
+
 pub use check::{Check, OUTLIER_IQR_FACTOR};
 pub use engine::QualityEngine;
 pub use report::{ErrorTotals, FeatureQualityReport, QualityCounts, QualityLimits, QualityReport};
