@@ -24,6 +24,9 @@ pub mod config;
 pub mod engine;
 pub mod report;
 
+#[cfg(test)]
+mod tests;
+
 pub use crate::latency::ErrorRate;
 pub use engine::HealthEngine;
 pub use report::{evaluate, primary_metric, Check, HealthInputs, HealthStatus, ModelHealth};
