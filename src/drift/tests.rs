@@ -245,11 +245,12 @@ async fn a_replaced_baseline_resets_the_windows_and_drops_the_old_series() {
     let text = f.metrics.encode(None).0;
     let x_bins = "mlmon_baseline_bin_ratio{model=\"m\",feature=\"x\"";
     let x_psi = "mlmon_feature_psi{model=\"m\",feature=\"x\"";
+    let x_counts = "mlmon_feature_bin_observations_total{model=\"m\",feature=\"x\"";
     let old_info = format!(
         "mlmon_baseline_info{{model=\"m\",id=\"{}\"}}",
         first.snapshot.id
     );
-    for line in [x_bins, x_psi, &old_info] {
+    for line in [x_bins, x_psi, x_counts, &old_info] {
         assert!(text.contains(line), "{line} missing before the replacement");
     }
 
@@ -270,7 +271,7 @@ async fn a_replaced_baseline_resets_the_windows_and_drops_the_old_series() {
         "the 100 rows seen before the replacement are not in the new window"
     );
     let text = f.metrics.encode(None).0;
-    for line in [x_bins, x_psi, &old_info] {
+    for line in [x_bins, x_psi, x_counts, &old_info] {
         assert!(!text.contains(line), "{line} still exported:\n{text}");
     }
     assert!(text.contains("mlmon_baseline_info{model=\"m\",id=\"second\"} 1"));
