@@ -160,3 +160,95 @@ fn pointer_format_is_refused_and_missing_features_are_errors() {
     let err = t.encode(&[short]).unwrap_err();
     assert!(err.to_string().contains("\"n\""), "{err}");
 }
+
+mod engine {
+    //! The explain engine fed exchanges directly: what it learns from which exchange.
+
+    use std::sync::Arc;
+    use std::time::SystemTime;
+
+    use serde_json::json;
+    use tokio::time::Instant;
+
+    use crate::analysis::{Analysis, Exchange, RawRequest};
+    use crate::config::Config;
+    use crate::explain::ExplainEngine;
+    use crate::metrics::Metrics;
+    use crate::record::{FeatureValue, ParsedExchange, Prediction, Row};
+
+    const PATH: &str = "/v2/models/m/infer";
+
+    fn row() -> Row {
+        Row {
+            values: vec![
+                ("age".into(), FeatureValue::Number(40.0)),
+                ("city".into(), FeatureValue::Text("Oslo".into())),
+            ],
+        }
+    }
+
+    fn feed(e: &ExplainEngine, request: Option<&[u8]>, predictions: usize) {
+        let parsed = ParsedExchange {
+            rows: vec![row()],
+            predictions: (0..predictions)
+                .map(|_| Prediction {
+                    value: FeatureValue::Number(1.0),
+                    probabilities: None,
+                })
+                .collect(),
+        };
+        Analysis::observe(
+            e,
+            &Exchange {
+                model: "m",
+                version: None,
+                request_id: "r",
+                received_at: SystemTime::now(),
+                now: Instant::now(),
+                parsed: &parsed,
+                request: request.map(|body| RawRequest { path: PATH, body }),
+                baseline: None,
+            },
+        );
+    }
+
+    #[tokio::test]
+    async fn the_template_is_learnt_only_from_a_raw_request_with_predictions() {
+        let metrics = Metrics::new("test");
+        let e = ExplainEngine::new(Arc::new(Config::default()), metrics.explain.clone(), None)
+            .expect("engine");
+        let body = json!({"inputs": [
+            {"name": "age", "shape": [1], "datatype": "FP64", "data": [40.0]},
+            {"name": "city", "shape": [1], "datatype": "BYTES", "data": ["Oslo"]},
+        ]})
+        .to_string();
+
+        // The model did not answer understandably: no template, the row is kept.
+        feed(&e, Some(body.as_bytes()), 0);
+        assert!(e.template("m").is_none());
+        // Records posted to /api/v1/predictions carry no raw request.
+        feed(&e, None, 1);
+        assert!(e.template("m").is_none());
+        assert_eq!(e.recent_rows("m"), 2);
+
+        feed(&e, Some(body.as_bytes()), 1);
+        let t = e.template("m").expect("a template");
+        assert_eq!(t.path, PATH);
+        assert_eq!(t.features, ["age", "city"]);
+        assert_eq!(e.recent_rows("m"), 3);
+        // No importance computed yet: nothing to report.
+        assert!(Analysis::report(&e, "m").is_none());
+    }
+
+    #[tokio::test]
+    async fn the_ring_keeps_the_most_recent_rows() {
+        let metrics = Metrics::new("test");
+        let e = ExplainEngine::new(Arc::new(Config::default()), metrics.explain.clone(), None)
+            .expect("engine");
+        for _ in 0..crate::explain::RING_ROWS + 5 {
+            feed(&e, None, 1);
+        }
+        assert_eq!(e.recent_rows("m"), crate::explain::RING_ROWS);
+        assert_eq!(e.recent_rows("other"), 0);
+    }
+}

@@ -1,0 +1,483 @@
+//! The drift engine: per model the baseline's cells and one window per feature, following
+//! the model's baseline in the registry by generation.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use dashmap::DashMap;
+use tokio::time::Instant;
+
+use super::report::{feature_drift, summarise, FeatureSketches, ModelDriftReport, ModelSketches};
+use super::window::{FeatureWindow, Layout};
+use super::PREDICTION;
+use crate::analysis::{Analysis, Exchange};
+use crate::baseline::{Current, FeatureBaseline, FeatureType, Registry, Snapshot, OTHER_CATEGORY};
+use crate::config::Config;
+use crate::metrics::drift::{BaselineLabels, BinLabels, DriftMetrics, FeatureLabels};
+use crate::metrics::labels::ModelLabels;
+use crate::record::{FeatureValue, Kind};
+use crate::stats::sketch::{QuantileSketch, DEFAULT_COMPRESSION};
+
+/// One followed feature: its baseline cells, reference sample and live window.
+pub(super) struct FeatureState {
+    pub(super) name: String,
+    pub(super) kind: Kind,
+    pub(super) baseline: FeatureBaseline,
+    /// Expected proportions per window cell.
+    pub(super) expected: Vec<f64>,
+    /// Bin labels per cell.
+    pub(super) cells: Vec<String>,
+    /// The baseline column's sketch (KS / Wasserstein reference).
+    pub(super) reference: QuantileSketch,
+    pub(super) window: FeatureWindow,
+    pub(super) exported: Vec<u64>,
+}
+
+/// The drift state of one model, built for one baseline generation.
+struct ModelDrift {
+    /// Registry generation the windows were built for.
+    generation: u64,
+    baseline: Arc<Snapshot>,
+    features: Vec<FeatureState>,
+    index: HashMap<String, usize>,
+    output: Option<usize>,
+    seen: Vec<bool>,
+}
+
+/// Why a baseline cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum BaselineError {
+    /// The snapshot is inconsistent for drift (e.g. a numeric feature without bins).
+    #[error("{0}")]
+    Unusable(String),
+}
+
+/// Drift state of every model.
+pub struct DriftEngine {
+    cfg: Arc<Config>,
+    metrics: Arc<DriftMetrics>,
+    baselines: Arc<Registry>,
+    models: DashMap<String, Mutex<ModelDrift>>,
+    /// Compression of the windows' sketches.
+    compression: u32,
+}
+
+impl std::fmt::Debug for DriftEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DriftEngine")
+            .field("models", &self.models.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn cells_of(b: &FeatureBaseline) -> Result<(Layout, Vec<f64>, Vec<String>), String> {
+    match b.kind {
+        FeatureType::Numeric => {
+            let bins = b
+                .bins
+                .as_ref()
+                .ok_or_else(|| "numeric feature has no bins".to_string())?;
+            let labels = (0..bins.proportions.len()).map(|i| i.to_string()).collect();
+            Ok((
+                Layout::Numeric {
+                    edges: bins.edges.clone(),
+                },
+                bins.proportions.clone(),
+                labels,
+            ))
+        }
+        FeatureType::Categorical => {
+            let cats = b
+                .categories
+                .as_ref()
+                .ok_or_else(|| "categorical feature has no categories".to_string())?;
+            let mut index = HashMap::new();
+            let mut expected = Vec::new();
+            let mut labels = Vec::new();
+            let mut other = 0.0;
+            for (name, p) in cats.iter() {
+                if name == OTHER_CATEGORY {
+                    other += p;
+                    continue;
+                }
+                index.insert(name.to_string(), labels.len());
+                labels.push(name.to_string());
+                expected.push(*p);
+            }
+            let len = labels.len();
+            labels.push(OTHER_CATEGORY.to_string());
+            expected.push(other);
+            Ok((Layout::Categorical { index, len }, expected, labels))
+        }
+    }
+}
+
+impl DriftEngine {
+    /// An engine following the baselines of `baselines`.
+    pub fn new(cfg: Arc<Config>, metrics: Arc<DriftMetrics>, baselines: Arc<Registry>) -> Self {
+        DriftEngine {
+            cfg,
+            metrics,
+            baselines,
+            models: DashMap::new(),
+            compression: DEFAULT_COMPRESSION,
+        }
+    }
+
+    /// The same engine sketching window values at `compression` (see
+    /// [`crate::stats::sketch`]); [`MAX_COMPRESSION`](crate::stats::sketch::MAX_COMPRESSION)
+    /// keeps every distinct value up to 100 000 per feature (offline `mlmon drift`).
+    pub fn with_window_compression(mut self, compression: u32) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// Installs (or replaces) the baseline of `model` in the registry and starts its
+    /// windows empty (the offline `mlmon drift` and tests; the sidecar installs through the
+    /// registry and the engine follows).
+    pub fn set_baseline(&self, model: &str, snapshot: Arc<Snapshot>) -> Result<(), BaselineError> {
+        let current = self
+            .baselines
+            .set(model, snapshot)
+            .map_err(|e| BaselineError::Unusable(e.to_string()))?;
+        self.install(model, &current)
+    }
+
+    /// Rebuilds `model`'s windows when the registry holds a newer baseline.
+    fn sync(&self, model: &str, current: &Current) {
+        let same = self
+            .models
+            .get(model)
+            .and_then(|m| m.lock().ok().map(|m| m.generation == current.generation))
+            .unwrap_or(false);
+        if !same {
+            if let Err(e) = self.install(model, current) {
+                tracing::warn!(model, error = %e, "baseline unusable for drift");
+            }
+        }
+    }
+
+    fn install(&self, model: &str, current: &Current) -> Result<(), BaselineError> {
+        let snapshot = current.snapshot.clone();
+        let max = self.cfg.limits.max_features;
+        let mut features = Vec::new();
+        let inputs = snapshot
+            .features
+            .iter()
+            .take(max)
+            .map(|(n, b)| (n, Kind::Input, b));
+        let output = snapshot
+            .prediction
+            .as_ref()
+            .map(|b| (PREDICTION, Kind::Output, b));
+        for (name, kind, b) in inputs.chain(output) {
+            let (layout, expected, cells) =
+                cells_of(b).map_err(|m| BaselineError::Unusable(format!("{name}: {m}")))?;
+            let exported = vec![0; cells.len()];
+            features.push(FeatureState {
+                name: name.to_string(),
+                kind,
+                baseline: b.clone(),
+                expected,
+                cells,
+                reference: reference_sketch(b),
+                window: FeatureWindow::new(layout, self.cfg.drift.window, self.compression),
+                exported,
+            });
+        }
+        let mut index = HashMap::new();
+        let mut output = None;
+        for (i, f) in features.iter().enumerate() {
+            if f.kind == Kind::Output {
+                output = Some(i);
+            } else {
+                index.insert(f.name.clone(), i);
+            }
+        }
+        let old = self.models.get(model).and_then(|m| {
+            m.lock().ok().map(|m| {
+                (
+                    Some(m.baseline.id.clone()),
+                    m.features
+                        .iter()
+                        .map(|f| (f.name.clone(), f.kind, f.cells.clone()))
+                        .collect::<Vec<_>>(),
+                )
+            })
+        });
+        if let Some((old_id, old_features)) = old {
+            if let Some(id) = old_id {
+                self.metrics.baseline_info.remove(&BaselineLabels {
+                    model: model.to_string(),
+                    id,
+                });
+            }
+            for (feature, kind, cells) in old_features {
+                let labels = FeatureLabels {
+                    model: model.to_string(),
+                    feature: feature.clone(),
+                    kind: kind.as_str(),
+                };
+                self.metrics.remove_feature_values(&labels);
+                for bin in cells {
+                    let labels = BinLabels {
+                        model: model.to_string(),
+                        feature: feature.clone(),
+                        kind: kind.as_str(),
+                        bin,
+                    };
+                    self.metrics.baseline_bin_ratio.remove(&labels);
+                    // The old bins' live counts go too: they count against bins that no
+                    // longer exist (issue 11, finding 12: 20k -> 60k series after 3 PUTs).
+                    self.metrics.bin_observations.remove(&labels);
+                }
+            }
+        }
+        for f in &features {
+            for (bin, p) in f.cells.iter().zip(&f.expected) {
+                let labels = BinLabels {
+                    model: model.to_string(),
+                    feature: f.name.clone(),
+                    kind: f.kind.as_str(),
+                    bin: bin.clone(),
+                };
+                self.metrics
+                    .baseline_bin_ratio
+                    .get_or_create(&labels)
+                    .set(*p);
+                // Zero-initialised, so rate() and increase() see every bin from the start.
+                let _ = self.metrics.bin_observations.get_or_create(&labels);
+            }
+        }
+        self.metrics
+            .baseline_info
+            .get_or_create(&BaselineLabels {
+                model: model.to_string(),
+                id: snapshot.id.clone(),
+            })
+            .set(1);
+        let seen = vec![false; features.len()];
+        let state = ModelDrift {
+            generation: current.generation,
+            baseline: snapshot,
+            features,
+            index,
+            output,
+            seen,
+        };
+        self.models.insert(model.to_string(), Mutex::new(state));
+        Ok(())
+    }
+
+    /// The registry this engine follows.
+    pub fn baselines(&self) -> &Arc<Registry> {
+        &self.baselines
+    }
+
+    /// Models with drift state.
+    pub fn models(&self) -> Vec<String> {
+        self.models.iter().map(|e| e.key().clone()).collect()
+    }
+
+    /// Pushes the rows and predictions of one exchange into the windows of its model.
+    pub fn observe(&self, ex: &Exchange<'_>) {
+        let (model, now) = (ex.model, ex.now);
+        // The baseline in force when the exchange was taken, not a newer one: the rows
+        // that complete a live capture are not compared with themselves.
+        let Some(current) = ex.baseline else {
+            return;
+        };
+        self.sync(model, current);
+        let Some(entry) = self.models.get(model) else {
+            return;
+        };
+        let Ok(mut m) = entry.lock() else { return };
+        let m = &mut *m;
+        for row in &ex.parsed.rows {
+            m.seen.iter_mut().for_each(|s| *s = false);
+            for (name, value) in &row.values {
+                if let Some(&i) = m.index.get(name.as_str()) {
+                    if !m.seen[i] {
+                        m.seen[i] = true;
+                        m.features[i].window.push(value, now);
+                    }
+                }
+            }
+            for (i, f) in m.features.iter_mut().enumerate() {
+                if f.kind == Kind::Input && !m.seen[i] {
+                    f.window.push(&FeatureValue::Missing, now);
+                }
+            }
+        }
+        if let Some(o) = m.output {
+            for p in &ex.parsed.predictions {
+                m.features[o].window.push(&p.value, now);
+            }
+        }
+    }
+
+    /// The window and baseline sketches of `model`'s numeric features now; `None` when
+    /// it has no baseline.
+    pub fn sketches(&self, model: &str) -> Option<ModelSketches> {
+        let now = Instant::now();
+        if let Some(current) = self.baselines.get(model) {
+            self.sync(model, &current);
+        }
+        let entry = self.models.get(model)?;
+        let mut m = entry.lock().ok()?;
+        let baseline_id = m.baseline.id.clone();
+        let features = m
+            .features
+            .iter_mut()
+            .filter(|f| matches!(f.window.layout(), Layout::Numeric { .. }))
+            .map(|f| FeatureSketches {
+                feature: f.name.clone(),
+                kind: f.kind,
+                window: f.window.view(now).sketch,
+                baseline: f.reference.clone(),
+            })
+            .collect();
+        Some(ModelSketches {
+            model: model.to_string(),
+            baseline_id,
+            window_seconds: self.cfg.drift.window.as_secs_f64(),
+            features,
+        })
+    }
+
+    /// Computes the drift of `model` now; `None` when it has no baseline.
+    pub fn report(&self, model: &str) -> Option<ModelDriftReport> {
+        let now = Instant::now();
+        if let Some(current) = self.baselines.get(model) {
+            self.sync(model, &current);
+        }
+        let entry = self.models.get(model)?;
+        let mut m = entry.lock().ok()?;
+        let baseline = m.baseline.clone();
+        let thresholds = self.cfg.thresholds_for(model).clone();
+        let adaptive = self.cfg.drift.adaptive;
+        let mut features = Vec::with_capacity(m.features.len());
+        for f in m.features.iter_mut() {
+            let view = f.window.view(now);
+            features.push(feature_drift(
+                f,
+                &view,
+                &thresholds,
+                adaptive,
+                baseline.row_count,
+            ));
+        }
+        let (drift_score, worst) = summarise(&features, &m.features);
+        Some(ModelDriftReport {
+            model: model.to_string(),
+            baseline_id: baseline.id.clone(),
+            window_seconds: self.cfg.drift.window.as_secs_f64(),
+            drift_score,
+            status: worst,
+            features,
+        })
+    }
+
+    /// Recomputes every model's drift and updates the gauges and bin counters.
+    pub fn refresh(&self) -> Vec<ModelDriftReport> {
+        let mut reports = Vec::new();
+        for model in self.baselines.models() {
+            if let Some(current) = self.baselines.get(&model) {
+                self.sync(&model, &current);
+            }
+        }
+        for model in self.models() {
+            self.export_bin_counts(&model);
+            let Some(report) = self.report(&model) else {
+                continue;
+            };
+            self.export(&report);
+            reports.push(report);
+        }
+        reports
+    }
+
+    fn export_bin_counts(&self, model: &str) {
+        let Some(entry) = self.models.get(model) else {
+            return;
+        };
+        let Ok(mut m) = entry.lock() else { return };
+        for f in m.features.iter_mut() {
+            for (i, bin) in f.cells.iter().enumerate() {
+                let now = f.window.cumulative[i];
+                let delta = now.saturating_sub(f.exported[i]);
+                if delta > 0 {
+                    self.metrics
+                        .bin_observations
+                        .get_or_create(&BinLabels {
+                            model: model.to_string(),
+                            feature: f.name.clone(),
+                            kind: f.kind.as_str(),
+                            bin: bin.clone(),
+                        })
+                        .inc_by(delta);
+                    f.exported[i] = now;
+                }
+            }
+        }
+    }
+
+    fn export(&self, r: &ModelDriftReport) {
+        let m = &self.metrics;
+        for f in &r.features {
+            let labels = FeatureLabels {
+                model: r.model.clone(),
+                feature: f.feature.clone(),
+                kind: f.kind.as_str(),
+            };
+            let set = |family: &crate::metrics::F64Family<FeatureLabels>, v: Option<f64>| {
+                crate::metrics::set_or_remove(family, &labels, v)
+            };
+            set(&m.psi, f.psi);
+            set(&m.js, f.js_divergence);
+            set(&m.ks_statistic, f.ks_statistic);
+            set(&m.ks_pvalue, f.ks_pvalue);
+            set(&m.wasserstein, f.wasserstein);
+            set(&m.chi2_pvalue, f.chi2_pvalue);
+            match f.status {
+                Some(s) => {
+                    m.status.get_or_create(&labels).set(i64::from(s.code()));
+                }
+                None => {
+                    m.status.remove(&labels);
+                }
+            }
+        }
+        let labels = ModelLabels {
+            model: r.model.clone(),
+        };
+        crate::metrics::set_or_remove(&m.drift_score, &labels, r.drift_score);
+    }
+}
+
+/// The KS / Wasserstein reference of a numeric baseline entry: its full-column sketch
+/// (snapshot format 2), else a sketch of its reference sample (format 1).
+fn reference_sketch(b: &FeatureBaseline) -> QuantileSketch {
+    match &b.sketch {
+        Some(s) => s.clone(),
+        None => QuantileSketch::from_values(DEFAULT_COMPRESSION, &b.sample),
+    }
+}
+
+impl Analysis for DriftEngine {
+    fn name(&self) -> &'static str {
+        "drift"
+    }
+
+    fn observe(&self, exchange: &Exchange<'_>) {
+        DriftEngine::observe(self, exchange);
+    }
+
+    fn refresh(&self, _baselines: &Registry) {
+        DriftEngine::refresh(self);
+    }
+
+    fn report(&self, model: &str) -> Option<serde_json::Value> {
+        DriftEngine::report(self, model).and_then(|r| serde_json::to_value(r).ok())
+    }
+}
