@@ -18,8 +18,8 @@ pub struct PrivacyConfig {
 pub struct LimitsConfig {
     /// Features exported per model.
     pub max_features: usize,
-    /// Longest model, version, feature or category name kept, in bytes (UTF-8); longer
-    /// names are shortened before they become labels.
+    /// Longest name kept, in bytes (UTF-8): longer model names fold into `__other__`,
+    /// longer input feature names are refused (`payload_errors{reason="name_too_long"}`).
     pub max_name_bytes: usize,
 }
 

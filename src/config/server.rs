@@ -84,7 +84,8 @@ impl AdminConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EventsConfig {
-    /// Bytes of unpaired halves held at most; past it new halves are refused.
+    /// Bytes of unpaired halves held at most; past it the oldest halves make room (a
+    /// request is then analysed alone, a lone response dropped and counted).
     pub max_bytes: usize,
     /// How long a half waits for its partner; expired halves are evicted on a timer.
     #[serde(with = "humantime_serde")]
