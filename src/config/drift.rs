@@ -16,7 +16,8 @@ pub struct DriftConfig {
     /// How often the drift gauges are recomputed.
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
-    /// Reservoir size per feature within the window.
+    /// Reference sample size of baselines captured from live rows (`baseline.capture_rows`).
+    /// The window itself sketches every value for KS and Wasserstein (`stats::sketch`).
     pub sample_size: usize,
     /// Derive per-feature thresholds from the baseline's own sampling noise.
     pub adaptive: bool,

@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::metrics::drift::{BaselineLabels, BinLabels, DriftMetrics, FeatureLabels};
 use crate::metrics::labels::ModelLabels;
 use crate::record::{FeatureValue, Kind};
-use crate::stats::sketch::{QuantileSketch, DEFAULT_COMPRESSION};
+use crate::stats::sketch::{QuantileSketch, DEFAULT_COMPRESSION, MAX_COMPRESSION};
 
 /// One followed feature: its baseline cells, reference sample and live window.
 pub(super) struct FeatureState {
@@ -455,12 +455,15 @@ impl DriftEngine {
     }
 }
 
-/// The KS / Wasserstein reference of a numeric baseline entry: its full-column sketch
-/// (snapshot format 2), else a sketch of its reference sample (format 1).
+/// The KS / Wasserstein reference of a numeric baseline entry: the reference sample kept
+/// exactly when it holds the whole column (baselines of at most `--sample-size` rows), else
+/// the full-column sketch (snapshot format 2), else a sketch of the sample (format 1).
 fn reference_sketch(b: &FeatureBaseline) -> QuantileSketch {
+    let whole_column = b.sample.len() as u64 == b.stats.count;
     match &b.sketch {
-        Some(s) => s.clone(),
-        None => QuantileSketch::from_values(DEFAULT_COMPRESSION, &b.sample),
+        Some(s) if !whole_column || s.rank_error_bound() == 0.0 => s.clone(),
+        _ if whole_column => QuantileSketch::from_values(MAX_COMPRESSION, &b.sample),
+        _ => QuantileSketch::from_values(DEFAULT_COMPRESSION, &b.sample),
     }
 }
 
@@ -479,5 +482,46 @@ impl Analysis for DriftEngine {
 
     fn report(&self, model: &str) -> Option<serde_json::Value> {
         DriftEngine::report(self, model).and_then(|r| serde_json::to_value(r).ok())
+    }
+}
+
+#[cfg(test)]
+mod reference_tests {
+    use super::*;
+
+    #[test]
+    fn a_sample_holding_the_whole_column_is_the_exact_reference() {
+        let values: Vec<f64> = (0..4000)
+            .map(|i| (f64::from(i) * 0.618).sin() * 10.0)
+            .collect();
+        let mut b = FeatureBaseline {
+            kind: crate::baseline::FeatureType::Numeric,
+            stats: crate::baseline::FeatureStats {
+                count: 4000,
+                ..Default::default()
+            },
+            bins: None,
+            categories: None,
+            sample: values.clone(),
+            sketch: Some(QuantileSketch::from_values(DEFAULT_COMPRESSION, &values)),
+            thresholds: None,
+            importance: None,
+            notes: Vec::new(),
+        };
+        assert!(
+            b.sketch
+                .as_ref()
+                .is_some_and(|s| s.rank_error_bound() > 0.0),
+            "4000 distinct values"
+        );
+        let r = reference_sketch(&b);
+        assert_eq!((r.count(), r.rank_error_bound()), (4000, 0.0), "exact");
+        // A sample of part of the column: the full-column sketch is the reference.
+        b.stats.count = 1_000_000;
+        b.sketch = Some(QuantileSketch::from_values(DEFAULT_COMPRESSION, &values));
+        assert!(reference_sketch(&b).rank_error_bound() > 0.0);
+        // Format 1 (no sketch): the sample, sketched.
+        b.sketch = None;
+        assert_eq!(reference_sketch(&b).count(), 4000);
     }
 }

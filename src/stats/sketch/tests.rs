@@ -487,3 +487,35 @@ fn real_data_sets_match_scipy_within_the_spec() {
         }
     }
 }
+
+/// Throughput figures (run with `cargo test --release --lib sketch_speed -- --ignored
+/// --nocapture`): nanoseconds per insert, and per comparison of two full sketches.
+#[test]
+#[ignore]
+fn sketch_speed() {
+    let xs = sample(2_000_000, 90, |r| r.random::<f64>());
+    let t = std::time::Instant::now();
+    let mut s = QuantileSketch::default();
+    for x in &xs {
+        s.insert(*x);
+    }
+    let per_insert = t.elapsed().as_nanos() as f64 / xs.len() as f64;
+    let other = sketch(&xs[..500_000]);
+    let t = std::time::Instant::now();
+    let rounds = 200;
+    for _ in 0..rounds {
+        std::hint::black_box(compare(&s, &other));
+    }
+    let per_compare = t.elapsed().as_micros() as f64 / f64::from(rounds);
+    let buckets: Vec<QuantileSketch> = xs.chunks(200_000).map(sketch).collect();
+    let t = std::time::Instant::now();
+    for _ in 0..rounds {
+        std::hint::black_box(QuantileSketch::union(&buckets));
+    }
+    let per_union = t.elapsed().as_micros() as f64 / f64::from(rounds);
+    eprintln!(
+        "insert {per_insert:.0} ns, compare {per_compare:.0} µs ({} + {} cells), union of 10 buckets {per_union:.0} µs",
+        s.len(),
+        other.len()
+    );
+}
