@@ -16,7 +16,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
-use axum::Json;
+
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -155,42 +155,47 @@ pub async fn post_predictions(
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     auth::require(&state.config, &headers)?;
-    let records = state
-        .parser
-        .run(move || parse_predictions(&body, SystemTime::now()))
-        .await
-        .map_err(|_| {
-            ApiError::Unavailable("too many ingestion bodies are being parsed: retry later".into())
-        })??;
-    let model = state.names.fold(&model).to_string();
+    let names = state.names.clone();
     let version = state.config.model.version.clone();
-    let ids: Vec<String> = records.iter().map(|(id, _, _)| id.clone()).collect();
-    let latest = records
-        .iter()
-        .filter_map(|(_, t, _)| t.duration_since(UNIX_EPOCH).ok())
-        .max()
-        .map(|d| d.as_secs_f64());
-    let rows = records
-        .into_iter()
-        .map(|(request_id, received_at, parsed)| LoggedRow {
-            request_id,
-            received_at,
-            parsed,
-        })
-        .collect();
-    match state.enqueue(ingest::Record::Logged {
-        model: model.clone(),
-        version,
-        rows,
-    }) {
-        Ok(()) => Ok((
-            StatusCode::ACCEPTED,
-            Json(json!({
+    // Everything proportional to the body (parsing, the rows, the answer with one id per
+    // record) is done on the parser thread, never on a runtime worker the proxy shares.
+    let (record, answer) = state
+        .parser
+        .run(move || -> Result<_, ApiError> {
+            let records = parse_predictions(&body, SystemTime::now())?;
+            let model = names.fold(&model).to_string();
+            let latest = records
+                .iter()
+                .filter_map(|(_, t, _)| t.duration_since(UNIX_EPOCH).ok())
+                .max()
+                .map(|d| d.as_secs_f64());
+            let ids: Vec<&str> = records.iter().map(|(id, _, _)| id.as_str()).collect();
+            let answer = serde_json::to_vec(&json!({
                 "model": model,
                 "accepted": ids.len(),
                 "request_ids": ids,
                 "latest_timestamp": latest,
-            })),
+            }))
+            .map_err(|e| ApiError::Unavailable(format!("cannot write the answer: {e}")))?;
+            let rows: Vec<LoggedRow> = records
+                .into_iter()
+                .map(|(request_id, received_at, parsed)| LoggedRow {
+                    request_id,
+                    received_at,
+                    parsed,
+                })
+                .collect();
+            Ok((ingest::Record::logged(model, version, rows), answer))
+        })
+        .await
+        .map_err(|_| {
+            ApiError::Unavailable("too many ingestion bodies are being parsed: retry later".into())
+        })??;
+    match state.enqueue(record) {
+        Ok(()) => Ok((
+            StatusCode::ACCEPTED,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            answer,
         )),
         Err(Rejected::Full) => Err(ApiError::Unavailable(
             "the analysis queue is full (capture.queue / capture.max_queue_bytes): retry later"

@@ -51,6 +51,9 @@ pub enum Record {
         version: Option<String>,
         /// The rows, one exchange each.
         rows: Vec<LoggedRow>,
+        /// Their size for the queue's byte budget ([`Record::logged_size`]), computed once
+        /// by the ingress off the runtime's workers.
+        size: usize,
     },
 }
 
@@ -59,29 +62,40 @@ impl Record {
     pub fn queued_bytes(&self) -> usize {
         match self {
             Record::Captured(ex) => ex.captured_bytes(),
-            Record::Logged { model, rows, .. } => {
-                model.len()
-                    + rows
-                        .iter()
-                        .map(|r| {
-                            let row: usize = r
-                                .parsed
-                                .rows
-                                .iter()
-                                .flat_map(|row| row.values.iter())
-                                .map(|(n, v)| n.len() + value_bytes(v) + 48)
-                                .sum();
-                            let probs: usize = r
-                                .parsed
-                                .predictions
-                                .iter()
-                                .map(|p| 48 + p.probabilities.as_ref().map_or(0, |p| 8 * p.len()))
-                                .sum();
-                            row + probs + r.request_id.len() + 96
-                        })
-                        .sum::<usize>()
-            }
+            Record::Logged { size, .. } => *size,
         }
+    }
+
+    /// A logged record with its size computed (walks every row once).
+    pub fn logged(model: String, version: Option<String>, rows: Vec<LoggedRow>) -> Record {
+        let size = Self::logged_size(&model, &rows);
+        Record::Logged {
+            model,
+            version,
+            rows,
+            size,
+        }
+    }
+
+    /// Approximate memory of logged rows while queued.
+    pub fn logged_size(model: &str, rows: &[LoggedRow]) -> usize {
+        let row_bytes = |r: &LoggedRow| {
+            let values: usize = r
+                .parsed
+                .rows
+                .iter()
+                .flat_map(|row| row.values.iter())
+                .map(|(n, v)| n.len() + value_bytes(v) + 48)
+                .sum();
+            let predictions: usize = r
+                .parsed
+                .predictions
+                .iter()
+                .map(|p| 48 + p.probabilities.as_ref().map_or(0, |p| 8 * p.len()))
+                .sum();
+            values + predictions + r.request_id.len() + 96
+        };
+        model.len() + rows.iter().map(row_bytes).sum::<usize>()
     }
 
     /// Exchanges (rows for logged records, one for a captured exchange) this record holds.
@@ -245,10 +259,10 @@ mod tests {
     use crate::record::{FeatureValue, Prediction, Row};
 
     fn logged(n: usize) -> Record {
-        Record::Logged {
-            model: "m".into(),
-            version: None,
-            rows: (0..n)
+        Record::logged(
+            "m".into(),
+            None,
+            (0..n)
                 .map(|i| LoggedRow {
                     request_id: format!("r{i}"),
                     received_at: SystemTime::now(),
@@ -263,7 +277,7 @@ mod tests {
                     },
                 })
                 .collect(),
-        }
+        )
     }
 
     #[test]

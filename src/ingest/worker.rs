@@ -106,6 +106,7 @@ impl Worker {
                 model,
                 version,
                 rows,
+                ..
             } => {
                 for LoggedRow {
                     request_id,
