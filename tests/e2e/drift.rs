@@ -227,11 +227,24 @@ async fn drift_from_a_cli_built_baseline_shows_in_metrics_and_api() {
                 &[("model", "toy"), ("feature", "x"), ("kind", "input")],
             );
             let score = value(&m, "mlmon_model_drift_score", &[("model", "toy")]);
-            if observed == 3000.0 && status == Some(2.0) && score.is_some_and(|s| s > 0.6) {
+            // A scrape can land in the middle of a refresh (new counters, previous gauges):
+            // wait for the refresh that exported the full window's PSI too.
+            let psi = value(
+                &m,
+                "mlmon_feature_psi",
+                &[("model", "toy"), ("feature", "x"), ("kind", "input")],
+            );
+            let api_psi = x["psi"].as_f64().unwrap_or(f64::NAN);
+            let psi_follows = psi.is_some_and(|p| (p - api_psi).abs() < 0.05);
+            if observed == 3000.0
+                && status == Some(2.0)
+                && score.is_some_and(|s| s > 0.6)
+                && psi_follows
+            {
                 Ok(m)
             } else {
                 Err(format!(
-                    "{observed} values, status {status:?}, score {score:?}"
+                    "{observed} values, status {status:?}, score {score:?}, psi {psi:?} (api {api_psi})"
                 ))
             }
         },
