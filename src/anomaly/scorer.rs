@@ -159,9 +159,21 @@ impl Uni {
                         props.push((name.to_string(), *p));
                     }
                 }
-                // Tail of a category: the share of categories at most as frequent.
-                let all: Vec<f64> = props.iter().map(|(_, p)| *p).chain(other).collect();
-                let tail_of = |p: f64| all.iter().filter(|q| **q <= p).sum::<f64>();
+                // Tail of a category: the share of categories at most as frequent. Sorted
+                // proportions with prefix sums: O(n log n), so a baseline with 100 000
+                // categories fits in milliseconds (a sum per category was quadratic).
+                let mut sorted: Vec<f64> = props.iter().map(|(_, p)| *p).chain(other).collect();
+                sorted.sort_by(f64::total_cmp);
+                let mut prefix = Vec::with_capacity(sorted.len() + 1);
+                prefix.push(0.0_f64);
+                for q in &sorted {
+                    let last = prefix.last().copied().unwrap_or(0.0);
+                    prefix.push(last + q);
+                }
+                let tail_of = |p: f64| {
+                    let k = sorted.partition_point(|q| *q <= p);
+                    prefix.get(k).copied().unwrap_or(0.0)
+                };
                 let sigma = props
                     .iter()
                     .map(|(n, p)| (n.clone(), sigma_of_tail(tail_of(*p))))
