@@ -153,9 +153,14 @@ impl LatencyWindows {
             return None;
         }
         weighted.sort_by(|a, b| a.0.total_cmp(&b.0));
+        // Exact windows use numpy's interpolation on the values themselves.
+        let values: Vec<f64> = if exact {
+            weighted.iter().map(|(v, _)| *v).collect()
+        } else {
+            Vec::new()
+        };
         let q = |p: f64| -> f64 {
             if exact {
-                let values: Vec<f64> = weighted.iter().map(|(v, _)| *v).collect();
                 crate::stats::quantile_sorted(&values, p).unwrap_or(f64::NAN)
             } else {
                 weighted_quantile(&weighted, p)

@@ -11,6 +11,7 @@
 //!                                   └─ importance ┘
 //! ```
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +29,7 @@ use crate::health::{HealthEngine, HealthInputs, ModelHealth};
 use crate::ingest::{self, Record, Rejected, WeakQueue, Worker};
 use crate::latency::{LatencyCollector, LatencyWindows};
 use crate::metrics::Metrics;
-use crate::performance::PerformanceEngine;
+use crate::performance::{PerformanceEngine, PerformanceReport};
 use crate::proxy::model_id::ModelNames;
 use crate::proxy::Proxy;
 use crate::quality::QualityEngine;
@@ -139,26 +140,44 @@ impl AppState {
 
     /// Refreshes every analysis (gauges), then health, for every model.
     pub fn refresh_analyses(&self) {
-        // Drift first: its reports feed health below without being computed twice.
-        let drift = self.drift.refresh();
-        for a in self.analyses.names() {
-            if a != "drift" {
-                if let Some(a) = self.analyses.get(a) {
-                    a.refresh(&self.baselines);
-                }
+        // Drift and performance first, by hand: their reports feed health below without
+        // being computed twice.
+        let mut drift: HashMap<String, ModelDriftReport> = self
+            .drift
+            .refresh()
+            .into_iter()
+            .map(|r| (r.model.clone(), r))
+            .collect();
+        let mut performance: HashMap<String, PerformanceReport> = self
+            .performance
+            .refresh()
+            .into_iter()
+            .map(|r| (r.model.clone(), r))
+            .collect();
+        for name in self.analyses.names() {
+            if name == self.drift.name() || name == self.performance.name() {
+                continue;
+            }
+            if let Some(a) = self.analyses.get(name) {
+                a.refresh(&self.baselines);
             }
         }
-        let mut drift: std::collections::HashMap<String, ModelDriftReport> =
-            drift.into_iter().map(|r| (r.model.clone(), r)).collect();
         for model in self.model_names() {
-            let inputs = self.health_inputs(&model, drift.remove(&model));
+            let inputs =
+                self.health_inputs(&model, drift.remove(&model), performance.remove(&model));
             let h = self.health.evaluate(&model, &inputs);
             self.health.export(&h);
         }
     }
 
-    /// What health is computed from for `model`, with `drift` when already computed.
-    pub fn health_inputs(&self, model: &str, drift: Option<ModelDriftReport>) -> HealthInputs {
+    /// What health is computed from for `model`; `drift` and `performance` when already
+    /// computed, else computed now.
+    pub fn health_inputs(
+        &self,
+        model: &str,
+        drift: Option<ModelDriftReport>,
+        performance: Option<PerformanceReport>,
+    ) -> HealthInputs {
         let requests = self.latency.errors(model);
         HealthInputs {
             drift: drift.or_else(|| self.drift.report(model)),
@@ -166,7 +185,7 @@ impl AppState {
             errors: Some(requests),
             anomaly_rate: self.anomaly.rate(model),
             data_quality: self.quality.score(model),
-            performance: self.performance.report(model),
+            performance: performance.or_else(|| self.performance.report(model)),
             performance_reference: crate::performance::reference(
                 &self.baselines,
                 &self.config,
@@ -177,7 +196,7 @@ impl AppState {
 
     /// Health of `model` now (drift and performance computed on demand).
     pub fn model_health(&self, model: &str) -> ModelHealth {
-        let inputs = self.health_inputs(model, None);
+        let inputs = self.health_inputs(model, None, None);
         self.health.evaluate(model, &inputs)
     }
 
