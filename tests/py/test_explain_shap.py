@@ -8,7 +8,8 @@ explained in-process by `shap` with the same background:
   (`shap.LinearExplainer` for a linear regression, `shap.explainers.ExactExplainer` and a
   direct enumeration for a logistic regression);
 - sampled coalitions (F = 16, explain.shap_coalitions = 4094 of 65534): within SAMPLED_TOL of
-  the exact values and of `shap.KernelExplainer` with the same number of coalitions;
+  the exact values and KERNEL_TOL of `shap.KernelExplainer` with the same number of
+  coalitions;
 - efficiency: sum(phi) = f(x) - E[f] to 1e-9, E[f] as computed here to 1e-9;
 - sensitivity: the analytic gradient of the logistic model within 1e-4 (relative);
 - the number of model-server requests: the documented formula.
@@ -34,9 +35,14 @@ shap = pytest.importorskip("shap", reason="shap is in tests/py/requirements.txt 
 BACKGROUND = 8
 #: Coalitions mlmon evaluates (explain.shap_coalitions, the default): exact up to 12 features.
 COALITIONS = 4094
-#: Largest |phi_mlmon - phi| on the probability scale for 16 features with 4094 sampled
-#: coalitions (measured: see the assertion messages; phi are up to ~0.1 here).
+#: Largest |phi_mlmon - phi_exact| on the probability scale for 16 features with 4094 sampled
+#: coalitions x 8 background rows (1 + 8 x 4095 = 32 761 model rows, 8 requests of <= 4096).
+#: Measured: 0.0021 and 0.0030 (largest |phi| 0.22 and 0.27); KernelExplainer with the same
+#: budget: 0.0020 and 0.0035.
 SAMPLED_TOL = 0.01
+#: Largest |phi_mlmon - phi_KernelExplainer| (l1_reg=False, nsamples=4094, same background):
+#: both sample, so up to the sum of their errors. Measured: 0.0037 and 0.0044.
+KERNEL_TOL = 0.015
 
 JSON = {"Content-Type": "application/json"}
 
@@ -271,7 +277,7 @@ def test_sixteen_features_sampled_within_tolerance_of_exact_and_kernel_explainer
     cols = names(16)
     bg = joint_background(baselines["logit16"], cols)
     f = lambda a: model.predict_proba(a)[:, 1]  # noqa: E731
-    errors, kernel_errors = [], []
+    errors, kernel_errors, kernel_exact = [], [], []
     for i in (5, 250):
         row = x[i]
         v = explain(admin, s, "logit16", "shap", dict(zip(cols, row.tolist())))
@@ -281,14 +287,18 @@ def test_sixteen_features_sampled_within_tolerance_of_exact_and_kernel_explainer
         phi = phi_of(v, cols)
         exact, e_f = exact_shapley(f, row, bg)
         check_efficiency(v, phi, float(f(row[None, :])[0]), e_f)
-        kernel = shap.KernelExplainer(f, bg).shap_values(row[None, :], nsamples=COALITIONS, silent=True)[0]
+        np.random.seed(20261202)  # KernelExplainer samples with numpy's global generator
+        # l1_reg=False: plain KernelSHAP (its default selects 10 features when sampling).
+        kernel = shap.KernelExplainer(f, bg).shap_values(row[None, :], nsamples=COALITIONS, l1_reg=False,
+                                                         silent=True)[0]
         errors.append(float(np.max(np.abs(phi - exact))))
+        kernel_exact.append(float(np.max(np.abs(kernel - exact))))
         kernel_errors.append(float(np.max(np.abs(phi - kernel))))
         scale = float(np.max(np.abs(exact)))
+        print(f"row {i}: largest |phi| {scale:.4f}; max |phi - exact| {errors[-1]:.5f}; KernelExplainer: "
+              f"max |kernel - exact| {kernel_exact[-1]:.5f}, max |phi - kernel| {kernel_errors[-1]:.5f}")
         assert errors[-1] < SAMPLED_TOL, f"max |phi - exact| {errors[-1]} (largest |phi| {scale})"
-        assert kernel_errors[-1] < 2 * SAMPLED_TOL, f"max |phi - KernelExplainer| {kernel_errors[-1]}"
-    print(f"16 features, {COALITIONS} coalitions x {BACKGROUND} background rows: "
-          f"max |phi - exact| {errors}, max |phi - KernelExplainer| {kernel_errors}")
+        assert kernel_errors[-1] < KERNEL_TOL, f"max |phi - KernelExplainer| {kernel_errors[-1]}"
 
 
 def test_sensitivity_is_the_analytic_gradient_of_the_logistic_model(served, mlmon_shap):
