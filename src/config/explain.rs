@@ -8,8 +8,7 @@ use serde::Deserialize;
 use super::{positive_duration, Invalid};
 
 /// A global importance method computed every `explain.interval`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ImportanceMethod {
     /// Mean |f(x) − f(x with the feature's column shuffled)| over recent rows.
     Permutation,
@@ -17,6 +16,24 @@ pub enum ImportanceMethod {
     Shap,
     /// Mean |central finite-difference derivative| × the feature's baseline scale.
     Sensitivity,
+}
+
+impl<'de> Deserialize<'de> for ImportanceMethod {
+    /// By name; anything else is refused in one line naming the value (shortened, escaped).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.trim() {
+            "permutation" => Ok(ImportanceMethod::Permutation),
+            "shap" => Ok(ImportanceMethod::Shap),
+            "sensitivity" => Ok(ImportanceMethod::Sensitivity),
+            other => {
+                let shown: String = other.chars().take(40).collect();
+                Err(serde::de::Error::custom(format!(
+                    "{shown:?} is not one of: permutation, shap, sensitivity"
+                )))
+            }
+        }
+    }
 }
 
 impl ImportanceMethod {
