@@ -155,3 +155,87 @@ fn kmeans_summarises_separated_clusters_by_their_sizes() {
     assert_eq!(c, vec![vec![1.0, 2.0]]);
     assert_eq!(w, vec![1.0]);
 }
+
+mod picker {
+    use crate::baseline::{ProbabilityInfo, Snapshot};
+    use crate::explain::{Output, OutputPicker};
+    use crate::record::{FeatureValue, Prediction};
+
+    fn snapshot(classes: &[&str]) -> Snapshot {
+        let mut b =
+            crate::baseline::BaselineBuilder::new(crate::baseline::BuildOptions::new("m"), 10);
+        for i in 0..10 {
+            b.push_row(&crate::record::Row {
+                values: vec![("x".into(), FeatureValue::Number(i as f64))],
+            });
+        }
+        let mut s = b.finish().unwrap();
+        s.probability = Some(ProbabilityInfo {
+            columns: classes.iter().map(|c| format!("p_{c}")).collect(),
+            classes: classes.iter().map(|c| c.to_string()).collect(),
+        });
+        s
+    }
+
+    fn proba(p: &[f64]) -> Prediction {
+        Prediction {
+            value: FeatureValue::Missing,
+            probabilities: Some(p.to_vec()),
+        }
+    }
+
+    #[test]
+    fn the_positive_class_picks_the_score_column() {
+        let p = proba(&[0.7, 0.2, 0.1]);
+        // No class order known: the column numbered by an integer positive class, else 1.
+        assert_eq!(OutputPicker::new("1", None).output(&p), Output::Score(0.2));
+        assert_eq!(OutputPicker::new("0", None).output(&p), Output::Score(0.7));
+        assert_eq!(OutputPicker::new("2", None).output(&p), Output::Score(0.1));
+        assert_eq!(
+            OutputPicker::new("yes", None).output(&proba(&[0.3, 0.7])),
+            Output::Score(0.7)
+        );
+        assert_eq!(
+            OutputPicker::new("true", None).output(&proba(&[0.3, 0.7])),
+            Output::Score(0.7)
+        );
+        // The baseline's class order wins.
+        let s = snapshot(&["yes", "no"]);
+        assert_eq!(
+            OutputPicker::new("yes", Some(&s)).output(&proba(&[0.8, 0.2])),
+            Output::Score(0.8)
+        );
+        assert_eq!(
+            OutputPicker::new("no", Some(&s)).output(&proba(&[0.8, 0.2])),
+            Output::Score(0.2)
+        );
+        let s = snapshot(&["cat", "dog", "eel"]);
+        assert_eq!(
+            OutputPicker::new("eel", Some(&s)).output(&p),
+            Output::Score(0.1)
+        );
+        // One score column: that score.
+        assert_eq!(
+            OutputPicker::new("0", None).output(&proba(&[0.4])),
+            Output::Score(0.4)
+        );
+    }
+
+    #[test]
+    fn labels_are_the_positive_class_indicator_for_shap() {
+        let label = |l: &str| Prediction {
+            value: FeatureValue::Text(l.into()),
+            probabilities: None,
+        };
+        let pick = OutputPicker::new("fraud", None);
+        let o = pick.output(&label("fraud"));
+        assert_eq!(o, Output::Label("fraud".into()));
+        assert_eq!(pick.score(&o), 1.0);
+        assert_eq!(pick.score(&pick.output(&label("ok"))), 0.0);
+        let num = Prediction {
+            value: FeatureValue::Number(3.5),
+            probabilities: None,
+        };
+        assert_eq!(pick.score(&pick.output(&num)), 3.5);
+    }
+}
