@@ -29,6 +29,9 @@ pub const TEMPLATE_REFRESH: Duration = Duration::from_secs(30);
 pub const EXPLAIN_HEADER: &str = "x-mlmon-explain";
 /// Largest response body read from the model server.
 const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+/// Most rows one KernelSHAP run (an explanation, or a refresh's rows) may send: bounds the
+/// outputs held in memory (about 40 MB) and the load on the model server.
+pub const MAX_SHAP_ROWS: usize = 1 << 20;
 /// Seed of KernelSHAP's coalition sampling (explanations are reproducible).
 const SHAP_SEED: u64 = 0x6d6c_6d6f_6e53;
 
@@ -368,6 +371,8 @@ impl ExplainEngine {
                     Err(ExplainError::NotEnoughRows { .. } | ExplainError::NoTemplate { .. }) => {
                         break
                     }
+                    // SHAP and sensitivity need a baseline (background, scales): not an error.
+                    Err(ExplainError::NoBaseline { .. }) => {}
                     Err(e) => {
                         tracing::warn!(model = %model, method = method.as_str(), error = %e, "importance failed")
                     }
@@ -551,6 +556,12 @@ impl ExplainEngine {
         let k = bg.rows.len();
         let block = 1 + k * (c.masks.len() + 1);
         let total = xs.len() * block;
+        if total > MAX_SHAP_ROWS {
+            return Err(ExplainError::BadRow(format!(
+                "KernelSHAP would send {total} rows to the model server (more than {MAX_SHAP_ROWS}): \
+                 lower explain.shap_coalitions, explain.background or explain.shap_rows"
+            )));
+        }
         // Row i of block r: 0..k background b (v0), k: the row, then coalition-major.
         let make = |i: usize| -> Row {
             let (r, j) = (i / block, i % block);

@@ -373,6 +373,8 @@ async fn oip_v2_model_importance_and_explanation() {
     assert_eq!(r.status(), 404);
     assert!(r.json::<Value>().await.unwrap()["error"].is_string());
     traffic(&s, true).await;
+    // Every row analysed: the baseline (captured from the first 40) is in place.
+    analysed(&s.running, 30).await;
     check_importance(&s).await;
     check_explain(&s, None).await;
     s.running.shutdown();
@@ -383,6 +385,7 @@ async fn oip_v2_model_importance_and_explanation() {
 async fn kserve_v1_model_importance_and_explanation_with_token() {
     let s = setup(false, Some("s3cret")).await;
     traffic(&s, false).await;
+    analysed(&s.running, 30).await;
     check_importance(&s).await;
     let (status, _) = post_explain(&s, "m", r#"{"features": {"a": 1, "b": 2}}"#, None).await;
     assert_eq!(status, 401);
