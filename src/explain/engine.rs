@@ -1031,7 +1031,7 @@ pub enum ExplainMethod {
 pub struct ShapRow {
     /// f(x).
     pub prediction: f64,
-    /// E[f] over the background.
+    /// E\[f\] over the background.
     pub expected_value: f64,
     /// φ per player, in [`ShapRun::players`] order; Σ φ = prediction − expected_value.
     pub phi: Vec<f64>,

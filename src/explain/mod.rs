@@ -17,7 +17,7 @@
 //! - **KernelSHAP** ([`shap`]): Shapley values of f against a background ([`background`]: a
 //!   k-means summary of the baseline's joint sample), all coalitions when they fit in
 //!   `explain.shap_coalitions`, else sampled as `shap.KernelExplainer` does; weighted least
-//!   squares with Σ φ = f(x) − E[f]. Global importance = mean |φ|, also fed to the drift score
+//!   squares with Σ φ = f(x) − E\[f\]. Global importance = mean |φ|, also fed to the drift score
 //!   ([`live`]).
 //! - **Sensitivity**: central finite differences per numeric feature, step =
 //!   `explain.sensitivity_step` × the baseline's standard deviation.
