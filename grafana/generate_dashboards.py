@@ -389,6 +389,14 @@ def drift() -> dict:
         panel("timeseries", "Feature mean and std (window)",
               [target(f'avg by (model, feature, stat) (mlmon_feature_stat{{{FSEL}, stat=~"mean|std"}})', "{{model}} {{feature}} {{stat}}")],
               12, 8),
+        panel("timeseries", "Importance per feature (SHAP, mean |φ|)",
+              [target(f'max by (model, feature) (mlmon_feature_importance{{{FSEL}, method="shap"}})', "{{model}} {{feature}}")],
+              12, 8, min_=0,
+              description="Mean absolute KernelSHAP value over recent rows, recomputed every explain.interval by re-sending rows to the model server; it also weights the model drift score (docs/explainability.md). Side by side with the drift of the same features on the right."),
+        panel("timeseries", "Drift per feature (PSI), next to its importance",
+              [target(f'max by (model, feature) (mlmon_feature_psi{{{FSEL}, kind="input"}})', "{{model}} {{feature}}")],
+              12, 8, thresholds=psi_th, threshold_line=True,
+              description="Input feature PSI (worst replica) of the same features as the importance panel on the left: a drifting feature that carries importance is what moves predictions."),
     ]
     return dashboard("mlmon-drift", "mlmon / Drift",
                      "Feature and prediction drift: per replica and fleet-wide.", panels, feature=True)

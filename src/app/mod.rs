@@ -288,11 +288,12 @@ pub fn build(cfg: Arc<Config>, extra: Vec<Arc<dyn Analysis>>) -> Result<Built, S
         })?;
     }
     // The analyses, each following the registry; fed in this order for every exchange.
-    let drift = Arc::new(DriftEngine::new(
-        cfg.clone(),
-        metrics.drift.clone(),
-        registry.clone(),
-    ));
+    // Live SHAP importance (explain) weights the drift score.
+    let live_importance = Arc::new(crate::explain::LiveImportance::default());
+    let drift = Arc::new(
+        DriftEngine::new(cfg.clone(), metrics.drift.clone(), registry.clone())
+            .with_live_importance(live_importance.clone()),
+    );
     let quality = Arc::new(QualityEngine::new(
         cfg.clone(),
         metrics.quality.clone(),
@@ -310,7 +311,8 @@ pub fn build(cfg: Arc<Config>, extra: Vec<Arc<dyn Analysis>>) -> Result<Built, S
     ));
     let explain = Arc::new(
         ExplainEngine::new(cfg.clone(), metrics.explain.clone(), Some(registry.clone()))
-            .map_err(StartError::Other)?,
+            .map_err(StartError::Other)?
+            .with_live_importance(live_importance),
     );
     let health = Arc::new(HealthEngine::new(cfg.clone(), metrics.health.clone()));
     let mut list: Vec<Arc<dyn Analysis>> = vec![

@@ -363,7 +363,10 @@ mod tests {
             .filter(|k| k.kind == KeyKind::List)
             .map(|k| k.path.as_str())
             .collect();
-        assert_eq!(lists, ["payload.feature_names", "baseline.files"]);
+        assert_eq!(
+            lists,
+            ["payload.feature_names", "baseline.files", "explain.methods"]
+        );
         let task = keys()
             .unwrap()
             .iter()

@@ -38,7 +38,10 @@ use crate::error::ConfigError;
 
 pub use self::anomaly::AnomalyConfig;
 pub use self::drift::DriftConfig;
-pub use self::explain::{ExplainConfig, MAX_EXPLAIN_ROWS};
+pub use self::explain::{
+    ExplainConfig, ImportanceMethod, MAX_BACKGROUND, MAX_BATCH_ROWS, MAX_COALITIONS,
+    MAX_EXPLAIN_ROWS,
+};
 pub use self::limits::{LimitsConfig, PrivacyConfig};
 pub use self::load::{Overrides, ENV_PREFIX};
 pub use self::log::{LogConfig, LogFormat};

@@ -643,3 +643,30 @@ fn readme_documents_every_key() {
     }
     assert!(missing.is_empty(), "not in README.md: {missing:?}");
 }
+
+#[test]
+fn explain_methods_from_the_environment() {
+    let c = load(
+        None,
+        &Overrides::default(),
+        &[("MLMON_EXPLAIN__METHODS", "shap,sensitivity")],
+    )
+    .unwrap();
+    assert_eq!(
+        c.explain.methods,
+        [
+            crate::config::ImportanceMethod::Shap,
+            crate::config::ImportanceMethod::Sensitivity
+        ]
+    );
+    let e = load(
+        None,
+        &Overrides::default(),
+        &[("MLMON_EXPLAIN__METHODS", "shap,lime")],
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("explain.methods") && e.contains("\"lime\" is not one of"),
+        "{e}"
+    );
+}

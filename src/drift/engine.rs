@@ -60,6 +60,8 @@ pub struct DriftEngine {
     models: DashMap<String, Mutex<ModelDrift>>,
     /// Compression of the windows' sketches.
     compression: u32,
+    /// Live SHAP importances weighting the drift score (explain's global SHAP).
+    live: Option<Arc<crate::explain::LiveImportance>>,
 }
 
 impl std::fmt::Debug for DriftEngine {
@@ -121,7 +123,15 @@ impl DriftEngine {
             baselines,
             models: DashMap::new(),
             compression: DEFAULT_COMPRESSION,
+            live: None,
         }
+    }
+
+    /// The same engine weighting its drift score by the live SHAP importances of `live`
+    /// when a model has them (docs/explainability.md).
+    pub fn with_live_importance(mut self, live: Arc<crate::explain::LiveImportance>) -> Self {
+        self.live = Some(live);
+        self
     }
 
     /// The same engine sketching window values at `compression` (see
@@ -367,7 +377,8 @@ impl DriftEngine {
                 baseline.row_count,
             ));
         }
-        let (drift_score, worst) = summarise(&features, &m.features);
+        let live = self.live.as_ref().and_then(|l| l.get(model));
+        let (drift_score, worst) = summarise(&features, &m.features, live.as_deref());
         Some(ModelDriftReport {
             model: model.to_string(),
             baseline_id: baseline.id.clone(),

@@ -290,11 +290,13 @@ pub(super) fn feature_drift(
 }
 
 /// The model's drift score (share of input features at warning or worse, weighted by the
+/// live SHAP importances when explain computed them (`live`, feature → mean |φ|), else by the
 /// baseline's importances when it has any) and its worst input feature status; both `None`
 /// before any input feature has values in the window.
 pub(super) fn summarise(
     features: &[FeatureDrift],
     states: &[FeatureState],
+    live: Option<&std::collections::HashMap<String, f64>>,
 ) -> (Option<f64>, Option<Status>) {
     let mut weight = 0.0;
     let mut drifted = 0.0;
@@ -307,7 +309,9 @@ pub(super) fn summarise(
             continue;
         }
         let Some(status) = fd.status else { continue };
-        let w = if has_importance {
+        let w = if let Some(live) = live {
+            live.get(&fd.feature).copied().unwrap_or(0.0).max(0.0)
+        } else if has_importance {
             f.baseline.importance.unwrap_or(0.0).max(0.0)
         } else {
             1.0

@@ -297,3 +297,56 @@ async fn exchanges_without_a_baseline_are_not_analysed() {
     assert!(f.engine.report("m").is_none());
     assert!(Analysis::report(&f.engine, "m").is_none());
 }
+
+#[tokio::test(start_paused = true)]
+async fn live_shap_importance_weights_the_drift_score() {
+    // colour 80/20 (critical), x spread like the baseline's 0..999 (ok): unweighted 1/2.
+    let rows = |f: &Fixture, current: &Arc<Current>| {
+        let rows: Vec<Row> = (0..100)
+            .map(|i| Row {
+                values: vec![
+                    (
+                        "colour".to_string(),
+                        FeatureValue::Text(if i < 80 { "red" } else { "blue" }.into()),
+                    ),
+                    ("x".to_string(), FeatureValue::Number((i * 10) as f64 + 4.5)),
+                ],
+            })
+            .collect();
+        observe(&f.engine, current, rows);
+    };
+    let f = fixture();
+    let current = f
+        .registry
+        .set("m", Arc::new(snapshot(true)))
+        .expect("usable");
+    rows(&f, &current);
+    let r = f.engine.report("m").expect("a report");
+    assert_eq!(feature(&r, "x").status, Some(Status::Ok), "{r:?}");
+    assert!(close(r.drift_score, 0.5), "{:?}", r.drift_score);
+    // Explain's mean |φ|: colour 3, x 1 → 3 / 4 of the weight is drifted.
+    let live = Arc::new(crate::explain::LiveImportance::default());
+    let mut cfg = Config::default();
+    cfg.drift.window = WINDOW;
+    let engine = DriftEngine::new(Arc::new(cfg), f.metrics.drift.clone(), f.registry.clone())
+        .with_live_importance(live.clone());
+    let g = Fixture {
+        metrics: Metrics::new("test"),
+        registry: f.registry.clone(),
+        engine,
+    };
+    rows(&g, &current);
+    let both = |c: f64, x: f64| {
+        [("colour".to_string(), c), ("x".to_string(), x)]
+            .into_iter()
+            .collect()
+    };
+    live.set("m", both(3.0, 1.0));
+    assert!(close(g.engine.report("m").unwrap().drift_score, 0.75));
+    // The model ignores colour: its drift does not count.
+    live.set("m", both(0.0, 1.0));
+    assert!(close(g.engine.report("m").unwrap().drift_score, 0.0));
+    // No positive importance yet: back to equal weights.
+    live.set("m", both(0.0, 0.0));
+    assert!(close(g.engine.report("m").unwrap().drift_score, 0.5));
+}

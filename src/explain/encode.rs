@@ -88,6 +88,9 @@ pub struct Template {
     pub layout: Layout,
     /// OIP top-level `parameters` to repeat (e.g. `{"content_type": "pd"}`).
     pub parameters: Option<Value>,
+    /// OIP `outputs` the client asked for, repeated (e.g. `[{"name": "predict_proba"}]`, so
+    /// that explanations compare the scores the client reads).
+    pub outputs: Option<Value>,
     /// Feature names in the order of the request's rows.
     pub features: Vec<String>,
 }
@@ -109,6 +112,7 @@ impl Template {
         };
         let features: Vec<String> = first_row.values.iter().map(|(n, _)| n.clone()).collect();
         let mut parameters = None;
+        let mut outputs = None;
         let layout = match format {
             PayloadFormat::OipV2 => {
                 let inputs = body
@@ -116,6 +120,7 @@ impl Template {
                     .and_then(Value::as_array)
                     .ok_or_else(|| unusable("no inputs list"))?;
                 parameters = body.get("parameters").cloned();
+                outputs = body.get("outputs").cloned();
                 let tensor = inputs.len() == 1
                     && inputs[0]
                         .get("shape")
@@ -172,6 +177,7 @@ impl Template {
             path: path.to_string(),
             layout,
             parameters,
+            outputs,
             features,
         })
     }
@@ -267,8 +273,13 @@ impl Template {
     }
 
     fn with_parameters(&self, mut body: Value) -> Value {
-        if let (Some(p), Some(m)) = (&self.parameters, body.as_object_mut()) {
-            m.insert("parameters".into(), p.clone());
+        if let Some(m) = body.as_object_mut() {
+            if let Some(p) = &self.parameters {
+                m.insert("parameters".into(), p.clone());
+            }
+            if let Some(o) = &self.outputs {
+                m.insert("outputs".into(), o.clone());
+            }
         }
         body
     }

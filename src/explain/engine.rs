@@ -8,13 +8,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use super::encode::{EncodeError, Template};
-use super::report::{mean_abs_diff, FeatureImportance, ImportanceReport, Output};
+use super::background::{self, Background};
+use super::encode::{EncodeError, Layout, Template};
+use super::live::LiveImportance;
+use super::report::{mean_abs_diff, FeatureImportance, ImportanceReport, Output, OutputPicker};
+use super::shap;
 use crate::analysis::{Analysis, Exchange};
 use crate::baseline::FeatureType;
-use crate::baseline::Registry;
-use crate::config::Config;
-use crate::metrics::explain::{ExplainMetrics, ImportanceLabels};
+use crate::baseline::{Registry, Snapshot};
+use crate::config::{Config, ImportanceMethod};
+use crate::metrics::explain::{ExplainMetrics, ImportanceLabels, RequestLabels};
 use crate::payload;
 use crate::record::{FeatureValue, Row};
 
@@ -26,6 +29,11 @@ pub const TEMPLATE_REFRESH: Duration = Duration::from_secs(30);
 pub const EXPLAIN_HEADER: &str = "x-mlmon-explain";
 /// Largest response body read from the model server.
 const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+/// Most rows one KernelSHAP run (an explanation, or a refresh's rows) may send: bounds the
+/// outputs held in memory (about 40 MB) and the load on the model server.
+pub const MAX_SHAP_ROWS: usize = 1 << 20;
+/// Seed of KernelSHAP's coalition sampling (explanations are reproducible).
+const SHAP_SEED: u64 = 0x6d6c_6d6f_6e53;
 
 /// Why an importance or an explanation could not be computed.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +73,8 @@ pub enum ExplainError {
         url: String,
         /// What failed.
         detail: String,
+        /// Whether it was `explain.timeout` running out.
+        timeout: bool,
     },
     /// The model server answered with an error status.
     #[error("model server answered {status} to {url}")]
@@ -106,7 +116,8 @@ pub struct ExplainEngine {
     client: ExplainClient,
     upstream: String,
     models: Mutex<HashMap<String, ModelState>>,
-    results: Mutex<HashMap<String, Arc<ImportanceReport>>>,
+    results: Mutex<HashMap<String, HashMap<&'static str, Arc<ImportanceReport>>>>,
+    live: Arc<LiveImportance>,
 }
 
 impl std::fmt::Debug for ExplainEngine {
@@ -133,16 +144,46 @@ impl ExplainEngine {
             client,
             models: Mutex::new(HashMap::new()),
             results: Mutex::new(HashMap::new()),
+            live: Arc::new(LiveImportance::default()),
         })
+    }
+
+    /// The same engine publishing its SHAP importances to `live` (read by the drift score).
+    pub fn with_live_importance(mut self, live: Arc<LiveImportance>) -> ExplainEngine {
+        self.live = live;
+        self
     }
 
     /// POSTs one JSON body to the model server through the shared client stack, within
     /// `explain.timeout`, and reads at most [`MAX_RESPONSE_BYTES`] of the answer.
-    async fn send(&self, url: &str, body: Vec<u8>) -> Result<bytes::Bytes, ExplainError> {
+    async fn send(
+        &self,
+        model: &str,
+        url: &str,
+        body: Vec<u8>,
+    ) -> Result<bytes::Bytes, ExplainError> {
+        let result = self.send_once(url, body).await;
+        let label = match &result {
+            Ok(_) => "ok",
+            Err(ExplainError::Upstream { timeout: true, .. }) => "timeout",
+            Err(_) => "error",
+        };
+        self.metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                model: model.to_string(),
+                result: label,
+            })
+            .inc();
+        result
+    }
+
+    async fn send_once(&self, url: &str, body: Vec<u8>) -> Result<bytes::Bytes, ExplainError> {
         use http_body_util::BodyExt;
         let upstream = |detail: String| ExplainError::Upstream {
             url: url.to_string(),
             detail,
+            timeout: false,
         };
         let req = http::Request::post(url)
             .header(http::header::CONTENT_TYPE, "application/json")
@@ -177,7 +218,11 @@ impl ExplainEngine {
         };
         tokio::time::timeout(self.cfg.explain.timeout, exchange)
             .await
-            .map_err(|_| upstream(format!("no answer within {:?}", self.cfg.explain.timeout)))?
+            .map_err(|_| ExplainError::Upstream {
+                url: url.to_string(),
+                detail: format!("no answer within {:?}", self.cfg.explain.timeout),
+                timeout: true,
+            })?
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ModelState>> {
@@ -194,42 +239,84 @@ impl ExplainEngine {
         self.lock().get(model).map_or(0, |s| s.rows.len())
     }
 
-    /// The last permutation importance of `model`.
-    pub fn importance(&self, model: &str) -> Option<Arc<ImportanceReport>> {
-        self.results
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(model)
-            .cloned()
+    /// The last importance of `model` by `method` (`None`: permutation when computed, else
+    /// the first computed of shap, sensitivity).
+    pub fn importance(&self, model: &str, method: Option<&str>) -> Option<Arc<ImportanceReport>> {
+        let results = self.results.lock().unwrap_or_else(|e| e.into_inner());
+        let per = results.get(model)?;
+        match method {
+            Some(m) => per.get(m).cloned(),
+            None => ["permutation", "shap", "sensitivity"]
+                .iter()
+                .find_map(|m| per.get(m).cloned()),
+        }
     }
 
     fn max_rows(&self) -> usize {
         self.cfg.explain.max_rows.clamp(1, RING_ROWS)
     }
 
+    /// Rows per request: `explain.batch_rows`, 1 for a format that takes one row at a time.
+    pub fn batch(&self, template: &Template) -> usize {
+        if template.batches() {
+            self.cfg.explain.batch_rows.max(1)
+        } else {
+            1
+        }
+    }
+
+    fn picker(&self, model: &str) -> OutputPicker {
+        let snapshot = self.baselines.as_ref().and_then(|b| b.snapshot(model));
+        OutputPicker::new(&self.cfg.performance.positive_class, snapshot.as_deref())
+    }
+
+    fn snapshot(&self, model: &str) -> Result<Arc<Snapshot>, ExplainError> {
+        self.baselines
+            .as_ref()
+            .and_then(|d| d.snapshot(model))
+            .ok_or_else(|| ExplainError::NoBaseline {
+                model: model.to_string(),
+            })
+    }
+
     /// Predicts `rows` through the model server, in the template's format.
     /// Returns the outputs and the number of requests sent.
     pub async fn predict(
         &self,
+        model: &str,
         template: &Template,
         rows: &[Row],
     ) -> Result<(Vec<Output>, usize), ExplainError> {
-        let chunk = if template.batches() {
-            self.max_rows()
-        } else {
-            1
-        };
+        self.predict_with(model, template, rows.len(), |i| rows[i].clone())
+            .await
+    }
+
+    /// Predicts `total` rows made by `row(i)` on demand, `explain.batch_rows` per request
+    /// (rows are built one request at a time, so memory stays bounded by one request).
+    async fn predict_with(
+        &self,
+        model: &str,
+        template: &Template,
+        total: usize,
+        row: impl Fn(usize) -> Row,
+    ) -> Result<(Vec<Output>, usize), ExplainError> {
+        let picker = self.picker(model);
+        let chunk = self.batch(template);
         let url = format!("{}{}", self.upstream, template.path);
-        let mut out = Vec::with_capacity(rows.len());
+        let mut out = Vec::with_capacity(total);
         let mut requests = 0;
-        for part in rows.chunks(chunk) {
-            let body = template.encode(part)?;
+        let mut start = 0;
+        while start < total {
+            let end = (start + chunk).min(total);
+            let part: Vec<Row> = (start..end).map(&row).collect();
+            start = end;
+            let body = template.encode(&part)?;
             let body = serde_json::to_vec(&body).map_err(|e| ExplainError::Response {
                 url: url.clone(),
                 detail: format!("cannot serialise the request: {e}"),
             })?;
             requests += 1;
-            let bytes = self.send(&url, body.clone()).await?;
+            let bytes = self.send(model, &url, body.clone()).await?;
             let parsed = payload::parse_lenient(
                 &self.cfg.payload,
                 &template.path,
@@ -247,32 +334,150 @@ impl ExplainEngine {
                     detail: e.to_string(),
                 });
             }
-            out.extend(
-                parsed
-                    .exchange
-                    .predictions
-                    .iter()
-                    .map(Output::from_prediction),
-            );
+            let predictions = &parsed.exchange.predictions;
+            if predictions.len() != part.len() {
+                return Err(ExplainError::Response {
+                    url: url.clone(),
+                    detail: format!(
+                        "{} predictions for {} rows sent",
+                        predictions.len(),
+                        part.len()
+                    ),
+                });
+            }
+            out.extend(predictions.iter().map(|p| picker.output(p)));
         }
         Ok((out, requests))
     }
 
-    /// Computes permutation importance of every model with enough recent rows, updates
-    /// the gauges and the API answer. Failures are logged and leave the last result.
+    /// Computes every method of `explain.methods` for every model with enough recent rows,
+    /// updates the gauges and the API answers. Failures are logged (and counted in
+    /// `mlmon_explain_requests_total`) and leave the last result in place.
     pub async fn refresh(&self) {
         let models: Vec<String> = self.lock().keys().cloned().collect();
         for model in models {
-            match self.compute_importance(&model).await {
-                Ok(report) => {
-                    tracing::debug!(model = %model, rows = report.rows, requests = report.requests, "permutation importance computed")
-                }
-                Err(ExplainError::NotEnoughRows { .. } | ExplainError::NoTemplate { .. }) => {}
-                Err(e) => {
-                    tracing::warn!(model = %model, error = %e, "permutation importance failed")
+            for method in self.cfg.explain.methods.clone() {
+                let result = match method {
+                    ImportanceMethod::Permutation => self.compute_importance(&model).await,
+                    ImportanceMethod::Shap => self.compute_shap_importance(&model).await,
+                    ImportanceMethod::Sensitivity => {
+                        self.compute_sensitivity_importance(&model).await
+                    }
+                };
+                match result {
+                    Ok(report) => {
+                        tracing::debug!(model = %model, method = method.as_str(), rows = report.rows, requests = report.requests, "importance computed")
+                    }
+                    Err(ExplainError::NotEnoughRows { .. } | ExplainError::NoTemplate { .. }) => {
+                        break
+                    }
+                    // SHAP and sensitivity need a baseline (background, scales): not an error.
+                    Err(ExplainError::NoBaseline { .. }) => {}
+                    Err(e) => {
+                        tracing::warn!(model = %model, method = method.as_str(), error = %e, "importance failed")
+                    }
                 }
             }
         }
+    }
+
+    /// The template and the most recent `n` rows that carry every feature of it, once the
+    /// model has `explain.min_rows` of them.
+    fn recent(&self, model: &str, n: usize) -> Result<(Arc<Template>, Vec<Row>), ExplainError> {
+        let models = self.lock();
+        let state = models.get(model);
+        let template =
+            state
+                .and_then(|s| s.template.clone())
+                .ok_or_else(|| ExplainError::NoTemplate {
+                    model: model.to_string(),
+                })?;
+        let complete: Vec<&Row> = state
+            .map(|s| {
+                s.rows
+                    .iter()
+                    .rev()
+                    .filter(|r| template.features.iter().all(|f| r.get(f).is_some()))
+                    .take(self.max_rows().max(n))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let min = self.cfg.explain.min_rows.max(2);
+        if complete.len() < min.min(RING_ROWS) {
+            return Err(ExplainError::NotEnoughRows {
+                model: model.to_string(),
+                rows: complete.len(),
+                min,
+            });
+        }
+        let rows = complete.into_iter().take(n).cloned().collect();
+        Ok((template, rows))
+    }
+
+    /// Stores `features` (unsorted) as the importance of `model` by `method`: gauges (features
+    /// gone from the previous result are removed), API answer, live SHAP weights.
+    fn publish(
+        &self,
+        model: &str,
+        method: ImportanceMethod,
+        mut features: Vec<FeatureImportance>,
+        rows: usize,
+        model_rows: usize,
+        requests: usize,
+    ) -> Arc<ImportanceReport> {
+        let name = method.as_str();
+        features.sort_by(|a, b| b.importance.total_cmp(&a.importance));
+        if let Some(previous) = self.importance(model, Some(name)) {
+            for gone in previous
+                .features
+                .iter()
+                .filter(|p| !features.iter().any(|f| f.feature == p.feature))
+            {
+                self.metrics.importance.remove(&ImportanceLabels {
+                    model: model.to_string(),
+                    feature: gone.feature.clone(),
+                    method: name,
+                });
+            }
+        }
+        for f in &features {
+            self.metrics
+                .importance
+                .get_or_create(&ImportanceLabels {
+                    model: model.to_string(),
+                    feature: f.feature.clone(),
+                    method: name,
+                })
+                .set(f.importance);
+        }
+        if method == ImportanceMethod::Shap {
+            self.live.set(
+                model,
+                features
+                    .iter()
+                    .map(|f| (f.feature.clone(), f.importance))
+                    .collect(),
+            );
+        }
+        let report = Arc::new(ImportanceReport {
+            model: model.to_string(),
+            method: name,
+            rows,
+            model_rows,
+            requests,
+            computed_at: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0),
+            features,
+        });
+        self.results
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(model.to_string())
+            .or_default()
+            .insert(name, report.clone());
+        report
     }
 
     /// Computes permutation importance of `model` now.
@@ -280,37 +485,8 @@ impl ExplainEngine {
         &self,
         model: &str,
     ) -> Result<Arc<ImportanceReport>, ExplainError> {
-        let (template, rows) = {
-            let models = self.lock();
-            let state = models.get(model);
-            let template =
-                state
-                    .and_then(|s| s.template.clone())
-                    .ok_or_else(|| ExplainError::NoTemplate {
-                        model: model.to_string(),
-                    })?;
-            let rows: Vec<Row> = state
-                .map(|s| {
-                    s.rows
-                        .iter()
-                        .rev()
-                        .filter(|r| template.features.iter().all(|f| r.get(f).is_some()))
-                        .take(self.max_rows())
-                        .cloned()
-                        .collect()
-                })
-                .unwrap_or_default();
-            (template, rows)
-        };
-        let min = self.cfg.explain.min_rows.max(2);
-        if rows.len() < min {
-            return Err(ExplainError::NotEnoughRows {
-                model: model.to_string(),
-                rows: rows.len(),
-                min,
-            });
-        }
-        let (base, mut requests) = self.predict(&template, &rows).await?;
+        let (template, rows) = self.recent(model, self.max_rows())?;
+        let (base, mut requests) = self.predict(model, &template, &rows).await?;
         let features: Vec<&String> = template
             .features
             .iter()
@@ -329,55 +505,402 @@ impl ExplainEngine {
                 .zip(column)
                 .map(|(r, v)| replace(r, feature, v))
                 .collect();
-            let (perm, n) = self.predict(&template, &permuted).await?;
+            let (perm, n) = self.predict(model, &template, &permuted).await?;
             requests += n;
-            let importance = mean_abs_diff(&base, &perm);
             out.push(FeatureImportance {
                 feature: (*feature).clone(),
-                importance,
+                importance: mean_abs_diff(&base, &perm),
             });
         }
-        out.sort_by(|a, b| b.importance.total_cmp(&a.importance));
-        // Features the model no longer receives stop being exported.
-        if let Some(previous) = self.importance(model) {
-            for gone in previous
+        let model_rows = rows.len() * (1 + features.len());
+        Ok(self.publish(
+            model,
+            ImportanceMethod::Permutation,
+            out,
+            rows.len(),
+            model_rows,
+            requests,
+        ))
+    }
+
+    /// KernelSHAP values of each of `xs` against `bg`, through the model server; see
+    /// [`ShapRun`].
+    pub async fn kernel_shap(
+        &self,
+        model: &str,
+        template: &Template,
+        xs: &[Row],
+        bg: &Background,
+    ) -> Result<ShapRun, ExplainError> {
+        let features: Vec<&String> = template
+            .features
+            .iter()
+            .take(self.cfg.limits.max_features)
+            .collect();
+        // Players: features the background gives a value; the others keep the row's value.
+        let players: Vec<(String, Vec<FeatureValue>)> = features
+            .iter()
+            .filter_map(|f| {
+                let column: Option<Vec<FeatureValue>> =
+                    bg.rows.iter().map(|r| r.get(f).cloned()).collect();
+                column.map(|c| ((*f).clone(), c))
+            })
+            .collect();
+        let skipped: Vec<String> = template
+            .features
+            .iter()
+            .filter(|f| !players.iter().any(|(p, _)| p == *f))
+            .cloned()
+            .collect();
+        let c = shap::coalitions(players.len(), self.cfg.explain.shap_coalitions, SHAP_SEED);
+        let k = bg.rows.len();
+        let block = 1 + k * (c.masks.len() + 1);
+        let total = xs.len() * block;
+        if total > MAX_SHAP_ROWS {
+            return Err(ExplainError::BadRow(format!(
+                "KernelSHAP would send {total} rows to the model server (more than {MAX_SHAP_ROWS}): \
+                 lower explain.shap_coalitions, explain.background or explain.shap_rows"
+            )));
+        }
+        // Row i of block r: 0..k background b (v0), k: the row, then coalition-major.
+        let make = |i: usize| -> Row {
+            let (r, j) = (i / block, i % block);
+            let x = &xs[r];
+            if j == k {
+                return x.clone();
+            }
+            let (mask, b) = if j < k {
+                (None, j)
+            } else {
+                let t = j - k - 1;
+                (Some(&c.masks[t / k]), t % k)
+            };
+            let mut row = x.clone();
+            for (p, (name, column)) in players.iter().enumerate() {
+                if mask.is_some_and(|m| m[p]) {
+                    continue;
+                }
+                if let Some(slot) = row.values.iter_mut().find(|(n, _)| n == name) {
+                    slot.1 = column[b].clone();
+                }
+            }
+            row
+        };
+        let (outputs, requests) = self.predict_with(model, template, total, make).await?;
+        let picker = self.picker(model);
+        let scores: Vec<f64> = outputs.iter().map(|o| picker.score(o)).collect();
+        let weigh = |from: usize| -> f64 { (0..k).map(|b| bg.weights[b] * scores[from + b]).sum() };
+        let mut rows = Vec::with_capacity(xs.len());
+        for r in 0..xs.len() {
+            let base = r * block;
+            let v0 = weigh(base);
+            let v1 = scores[base + k];
+            let v: Vec<f64> = (0..c.masks.len())
+                .map(|t| weigh(base + k + 1 + t * k))
+                .collect();
+            let phi = shap::solve(&c, &v, v0, v1).map_err(ExplainError::BadRow)?;
+            rows.push(ShapRow {
+                prediction: v1,
+                expected_value: v0,
+                phi,
+            });
+        }
+        Ok(ShapRun {
+            players: players.into_iter().map(|(n, _)| n).collect(),
+            skipped,
+            coalitions: c.masks.len(),
+            exact: c.exact,
+            background_rows: k,
+            model_rows: total,
+            requests,
+            rows,
+        })
+    }
+
+    /// The background of `model`: a k-means summary of its baseline's joint sample.
+    fn baseline_background(
+        &self,
+        snapshot: &Snapshot,
+        template: &Template,
+    ) -> Result<Background, ExplainError> {
+        background::from_baseline(snapshot, &template.features, self.cfg.explain.background)
+            .ok_or_else(|| {
+                ExplainError::BadRow(format!(
+                    "the baseline of model {:?} has no value for any of its features ({})",
+                    snapshot.model.name,
+                    template.features.join(", ")
+                ))
+            })
+    }
+
+    /// Mean |KernelSHAP value| of `model` over its `explain.shap_rows` most recent rows.
+    pub async fn compute_shap_importance(
+        &self,
+        model: &str,
+    ) -> Result<Arc<ImportanceReport>, ExplainError> {
+        let (template, rows) = self.recent(model, self.cfg.explain.shap_rows)?;
+        let snapshot = self.snapshot(model)?;
+        let bg = self.baseline_background(&snapshot, &template)?;
+        let run = self.kernel_shap(model, &template, &rows, &bg).await?;
+        let n = run.rows.len().max(1) as f64;
+        let out = run
+            .players
+            .iter()
+            .enumerate()
+            .map(|(j, name)| FeatureImportance {
+                feature: name.clone(),
+                importance: run.rows.iter().map(|r| r.phi[j].abs()).sum::<f64>() / n,
+            })
+            .collect();
+        Ok(self.publish(
+            model,
+            ImportanceMethod::Shap,
+            out,
+            rows.len(),
+            run.model_rows,
+            run.requests,
+        ))
+    }
+
+    /// Features sensitivity can differentiate: numeric in the baseline, with a numeric
+    /// value in every row, sent as a real number; with their scale and step.
+    fn numeric_features(
+        &self,
+        template: &Template,
+        snapshot: &Snapshot,
+        xs: &[Row],
+    ) -> (Vec<Differentiable>, Vec<String>) {
+        let mut out = Vec::new();
+        let mut skipped = Vec::new();
+        for name in template.features.iter().take(self.cfg.limits.max_features) {
+            let scale = snapshot
                 .features
+                .get(name)
+                .filter(|b| b.kind == FeatureType::Numeric)
+                .and_then(baseline_scale);
+            let numeric_values = xs
                 .iter()
-                .filter(|p| !out.iter().any(|f| f.feature == p.feature))
-            {
-                self.metrics.importance.remove(&ImportanceLabels {
-                    model: model.to_string(),
-                    feature: gone.feature.clone(),
-                    method: "permutation",
-                });
+                .all(|r| matches!(r.get(name), Some(FeatureValue::Number(_))));
+            match scale {
+                Some(scale) if numeric_values && sends_reals(template, name) => {
+                    out.push(Differentiable {
+                        name: name.clone(),
+                        scale,
+                        step: scale * self.cfg.explain.sensitivity_step,
+                    })
+                }
+                _ => skipped.push(name.clone()),
             }
         }
-        for f in &out {
-            self.metrics
-                .importance
-                .get_or_create(&ImportanceLabels {
-                    model: model.to_string(),
-                    feature: f.feature.clone(),
-                    method: "permutation",
-                })
-                .set(f.importance);
+        (out, skipped)
+    }
+
+    /// Central finite differences of f at each of `xs` for each of `features`: rows per
+    /// explained row 1 + 2 × features (the row, then +h and −h per feature). Returns the
+    /// outputs at the rows, the derivatives (row-major) and (rows sent, requests).
+    async fn gradients(
+        &self,
+        model: &str,
+        template: &Template,
+        xs: &[Row],
+        features: &[Differentiable],
+    ) -> Result<(Vec<f64>, Vec<Vec<f64>>, usize, usize), ExplainError> {
+        let block = 1 + 2 * features.len();
+        let total = xs.len() * block;
+        let make = |i: usize| -> Row {
+            let (r, j) = (i / block, i % block);
+            let x = &xs[r];
+            if j == 0 {
+                return x.clone();
+            }
+            let d = &features[(j - 1) / 2];
+            let sign = if (j - 1) % 2 == 0 { 1.0 } else { -1.0 };
+            let v = match x.get(&d.name) {
+                Some(FeatureValue::Number(v)) => FeatureValue::Number(v + sign * d.step),
+                other => other.cloned().unwrap_or(FeatureValue::Missing),
+            };
+            replace(x, &d.name, v)
+        };
+        let (outputs, requests) = self.predict_with(model, template, total, make).await?;
+        let picker = self.picker(model);
+        let scores: Vec<f64> = outputs.iter().map(|o| picker.score(o)).collect();
+        let mut fx = Vec::with_capacity(xs.len());
+        let mut grads = Vec::with_capacity(xs.len());
+        for r in 0..xs.len() {
+            let base = r * block;
+            fx.push(scores[base]);
+            grads.push(
+                features
+                    .iter()
+                    .enumerate()
+                    .map(|(j, d)| {
+                        (scores[base + 1 + 2 * j] - scores[base + 2 + 2 * j]) / (2.0 * d.step)
+                    })
+                    .collect(),
+            );
         }
-        let report = Arc::new(ImportanceReport {
-            model: model.to_string(),
-            method: "permutation",
-            rows: rows.len(),
+        Ok((fx, grads, total, requests))
+    }
+
+    /// Sensitivity of `model`: mean over its `explain.max_rows` most recent rows of
+    /// |∂f/∂x_j| × the feature's baseline scale.
+    pub async fn compute_sensitivity_importance(
+        &self,
+        model: &str,
+    ) -> Result<Arc<ImportanceReport>, ExplainError> {
+        let (template, rows) = self.recent(model, self.max_rows())?;
+        let snapshot = self.snapshot(model)?;
+        let (features, _) = self.numeric_features(&template, &snapshot, &rows);
+        let (_, grads, model_rows, requests) =
+            self.gradients(model, &template, &rows, &features).await?;
+        let n = grads.len().max(1) as f64;
+        let out = features
+            .iter()
+            .enumerate()
+            .map(|(j, d)| FeatureImportance {
+                feature: d.name.clone(),
+                importance: d.scale * grads.iter().map(|g| g[j].abs()).sum::<f64>() / n,
+            })
+            .collect();
+        Ok(self.publish(
+            model,
+            ImportanceMethod::Sensitivity,
+            out,
+            rows.len(),
+            model_rows,
             requests,
-            computed_at: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs_f64())
-                .unwrap_or(0.0),
-            features: out,
-        });
-        self.results
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(model.to_string(), report.clone());
-        Ok(report)
+        ))
+    }
+
+    /// The row of an explanation request, checked against the model's features.
+    fn row_of(
+        &self,
+        model: &str,
+        template: &Template,
+        features: &serde_json::Map<String, serde_json::Value>,
+        what: &str,
+    ) -> Result<Row, ExplainError> {
+        if let Some(unknown) = features.keys().find(|k| !template.features.contains(k)) {
+            return Err(ExplainError::BadRow(format!(
+                "{what}.{unknown}: not a feature of model {model:?} (known: {})",
+                template.features.join(", ")
+            )));
+        }
+        let mut row = Row::default();
+        for name in &template.features {
+            let v = features.get(name).ok_or_else(|| {
+                ExplainError::BadRow(format!(
+                    "{what}.{name}: missing (every feature of the model is needed)"
+                ))
+            })?;
+            let v = FeatureValue::from_json(v).ok_or_else(|| {
+                ExplainError::BadRow(format!("{what}.{name}: not a number, string or null"))
+            })?;
+            row.values.push((name.clone(), v));
+        }
+        Ok(row)
+    }
+
+    /// Explanation of one row given as `{feature: value}` by `method` (docs/explainability.md).
+    /// `background` (KernelSHAP only) replaces the baseline's background: rows of every
+    /// feature, equally weighted.
+    pub async fn explain_with(
+        &self,
+        model: &str,
+        method: ExplainMethod,
+        features: &serde_json::Map<String, serde_json::Value>,
+        background: Option<&[serde_json::Map<String, serde_json::Value>]>,
+    ) -> Result<serde_json::Value, ExplainError> {
+        let template = self
+            .template(model)
+            .ok_or_else(|| ExplainError::NoTemplate {
+                model: model.to_string(),
+            })?;
+        let row = self.row_of(model, &template, features, "features")?;
+        match method {
+            ExplainMethod::Occlusion => {
+                if background.is_some() {
+                    return Err(ExplainError::BadRow(
+                        "background: only method=shap takes a background".into(),
+                    ));
+                }
+                self.occlusion(model, &template, row).await
+            }
+            ExplainMethod::Sensitivity => {
+                if background.is_some() {
+                    return Err(ExplainError::BadRow(
+                        "background: only method=shap takes a background".into(),
+                    ));
+                }
+                self.sensitivity(model, &template, row).await
+            }
+            ExplainMethod::Shap => {
+                let (bg, baseline_id) = match background {
+                    Some(rows) => {
+                        if rows.is_empty() || rows.len() > crate::config::MAX_BACKGROUND {
+                            return Err(ExplainError::BadRow(format!(
+                                "background: {} rows; between 1 and {} are accepted",
+                                rows.len(),
+                                crate::config::MAX_BACKGROUND
+                            )));
+                        }
+                        let parsed = rows
+                            .iter()
+                            .enumerate()
+                            .map(|(i, r)| {
+                                self.row_of(model, &template, r, &format!("background[{i}]"))
+                            })
+                            .collect::<Result<Vec<Row>, _>>()?;
+                        let n = parsed.len();
+                        (
+                            Background {
+                                rows: parsed,
+                                weights: vec![1.0 / n as f64; n],
+                                source: format!("request ({n} rows)"),
+                            },
+                            None,
+                        )
+                    }
+                    None => {
+                        let snapshot = self.snapshot(model)?;
+                        (
+                            self.baseline_background(&snapshot, &template)?,
+                            Some(snapshot.id.clone()),
+                        )
+                    }
+                };
+                let run = self
+                    .kernel_shap(model, &template, std::slice::from_ref(&row), &bg)
+                    .await?;
+                let Some(r) = run.rows.first() else {
+                    return Err(ExplainError::BadRow("no prediction for the row".into()));
+                };
+                let mut contributions: Vec<(String, f64)> = run
+                    .players
+                    .iter()
+                    .cloned()
+                    .zip(r.phi.iter().copied())
+                    .collect();
+                contributions.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
+                Ok(serde_json::json!({
+                    "model": model,
+                    "method": "shap",
+                    "output": "score",
+                    "prediction": r.prediction,
+                    "expected_value": r.expected_value,
+                    "baseline_id": baseline_id,
+                    "background": {"rows": run.background_rows, "source": bg.source},
+                    "coalitions": run.coalitions,
+                    "exact": run.exact,
+                    "model_rows": run.model_rows,
+                    "requests": run.requests,
+                    "features": contributions.iter().map(|(f, v)| serde_json::json!({
+                        "feature": f, "shap": v,
+                    })).collect::<Vec<_>>(),
+                    "skipped": run.skipped,
+                }))
+            }
+        }
     }
 
     /// Occlusion explanation of one row given as `{feature: value}`; see the module docs.
@@ -386,36 +909,61 @@ impl ExplainEngine {
         model: &str,
         features: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<serde_json::Value, ExplainError> {
-        let baseline = self
-            .baselines
-            .as_ref()
-            .and_then(|d| d.snapshot(model))
-            .ok_or_else(|| ExplainError::NoBaseline {
-                model: model.to_string(),
-            })?;
-        let template = self
-            .template(model)
-            .ok_or_else(|| ExplainError::NoTemplate {
-                model: model.to_string(),
-            })?;
-        if let Some(unknown) = features.keys().find(|k| !template.features.contains(k)) {
-            return Err(ExplainError::BadRow(format!(
-                "features.{unknown}: not a feature of model {model:?} (known: {})",
-                template.features.join(", ")
-            )));
-        }
-        let mut row = Row::default();
-        for name in &template.features {
-            let v = features.get(name).ok_or_else(|| {
-                ExplainError::BadRow(format!(
-                    "features.{name}: missing (every feature of the model is needed)"
-                ))
-            })?;
-            let v = FeatureValue::from_json(v).ok_or_else(|| {
-                ExplainError::BadRow(format!("features.{name}: not a number, string or null"))
-            })?;
-            row.values.push((name.clone(), v));
-        }
+        self.explain_with(model, ExplainMethod::Occlusion, features, None)
+            .await
+    }
+
+    async fn sensitivity(
+        &self,
+        model: &str,
+        template: &Template,
+        row: Row,
+    ) -> Result<serde_json::Value, ExplainError> {
+        let snapshot = self.snapshot(model)?;
+        let xs = std::slice::from_ref(&row);
+        let (features, skipped) = self.numeric_features(template, &snapshot, xs);
+        let (fx, grads, model_rows, requests) =
+            self.gradients(model, template, xs, &features).await?;
+        let (Some(fx), Some(g)) = (fx.first(), grads.first()) else {
+            return Err(ExplainError::BadRow("no prediction for the row".into()));
+        };
+        let mut out: Vec<serde_json::Value> = features
+            .iter()
+            .zip(g)
+            .map(|(d, g)| {
+                serde_json::json!({
+                    "feature": d.name,
+                    "gradient": g,
+                    "step": d.step,
+                    "scale": d.scale,
+                    "importance": (g * d.scale).abs(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            let key = |v: &serde_json::Value| v["importance"].as_f64().unwrap_or(0.0);
+            key(b).total_cmp(&key(a))
+        });
+        Ok(serde_json::json!({
+            "model": model,
+            "method": "sensitivity",
+            "output": "score",
+            "prediction": fx,
+            "baseline_id": snapshot.id,
+            "model_rows": model_rows,
+            "requests": requests,
+            "features": out,
+            "skipped": skipped,
+        }))
+    }
+
+    async fn occlusion(
+        &self,
+        model: &str,
+        template: &Template,
+        row: Row,
+    ) -> Result<serde_json::Value, ExplainError> {
+        let baseline = self.snapshot(model)?;
         let mut rows = vec![row.clone()];
         let mut occluded = Vec::new();
         let mut skipped = Vec::new();
@@ -428,7 +976,7 @@ impl ExplainEngine {
                 None => skipped.push(name.clone()),
             }
         }
-        let (outputs, requests) = self.predict(&template, &rows).await?;
+        let (outputs, requests) = self.predict(model, template, &rows).await?;
         let Some(fx) = outputs.first() else {
             return Err(ExplainError::BadRow("no prediction for the row".into()));
         };
@@ -465,8 +1013,91 @@ impl ExplainEngine {
     }
 }
 
+/// The method of a local explanation (`?method=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExplainMethod {
+    /// One feature at a time replaced by its baseline reference (the default).
+    #[default]
+    Occlusion,
+    /// KernelSHAP values.
+    Shap,
+    /// Central finite-difference derivatives.
+    Sensitivity,
+}
+
+/// KernelSHAP values of one explained row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShapRow {
+    /// f(x).
+    pub prediction: f64,
+    /// E\[f\] over the background.
+    pub expected_value: f64,
+    /// φ per player, in [`ShapRun::players`] order; Σ φ = prediction − expected_value.
+    pub phi: Vec<f64>,
+}
+
+/// KernelSHAP values of several rows and what they cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShapRun {
+    /// Features explained (those the background gives a value).
+    pub players: Vec<String>,
+    /// Features held at the row's value (no background value): φ = 0.
+    pub skipped: Vec<String>,
+    /// Coalitions evaluated per row (C).
+    pub coalitions: usize,
+    /// Whether all 2^M − 2 coalitions were evaluated.
+    pub exact: bool,
+    /// Background rows (K).
+    pub background_rows: usize,
+    /// Rows sent: rows × (1 + K × (C + 1)).
+    pub model_rows: usize,
+    /// Requests sent: ⌈model_rows / batch⌉.
+    pub requests: usize,
+    /// One result per explained row.
+    pub rows: Vec<ShapRow>,
+}
+
+/// A feature sensitivity differentiates.
+#[derive(Debug, Clone, PartialEq)]
+struct Differentiable {
+    name: String,
+    /// Baseline scale (standard deviation, else IQR / 1.349, else 1).
+    scale: f64,
+    /// Step h = `explain.sensitivity_step` × scale.
+    step: f64,
+}
+
+/// A numeric feature's scale: its baseline standard deviation, else its interquartile range
+/// / 1.349, else 1; `None` without baseline statistics.
+fn baseline_scale(b: &crate::baseline::FeatureBaseline) -> Option<f64> {
+    if let Some(sd) = b.stats.std.filter(|s| s.is_finite() && *s > 0.0) {
+        return Some(sd);
+    }
+    if let Some(q) = b.stats.quantiles {
+        let iqr = (q.p75 - q.p25) / 1.349;
+        if iqr.is_finite() && iqr > 0.0 {
+            return Some(iqr);
+        }
+    }
+    (b.stats.count > 0).then_some(1.0)
+}
+
+/// Whether the template sends `feature` as a real number (integer, boolean and string
+/// tensors would round or refuse a step).
+fn sends_reals(template: &Template, feature: &str) -> bool {
+    let real = |d: &str| d.starts_with("FP");
+    match &template.layout {
+        Layout::OipInputs { inputs } => inputs
+            .iter()
+            .find(|i| i.name == feature)
+            .is_some_and(|i| real(&i.datatype)),
+        Layout::OipTensor { datatype, .. } => real(datatype),
+        _ => true,
+    }
+}
 /// The baseline value a feature is occluded with.
-fn reference_value(f: &crate::baseline::FeatureBaseline) -> Option<FeatureValue> {
+pub(super) fn reference_value(f: &crate::baseline::FeatureBaseline) -> Option<FeatureValue> {
     match f.kind {
         FeatureType::Numeric => f
             .stats
@@ -548,7 +1179,7 @@ impl Analysis for ExplainEngine {
     fn refresh(&self, _baselines: &Registry) {}
 
     fn report(&self, model: &str) -> Option<serde_json::Value> {
-        self.importance(model)
+        self.importance(model, None)
             .and_then(|r| serde_json::to_value(&*r).ok())
     }
 }

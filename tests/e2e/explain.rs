@@ -1,6 +1,7 @@
 //! End to end: a real model server on 127.0.0.1 (p = sigmoid(2·a + 0·b)) speaking OIP v2 or
 //! KServe v1 and parsing every body strictly; live traffic through the proxy; permutation
-//! importance and occlusion explanations computed by re-sending rows to it.
+//! importance, KernelSHAP, sensitivity and occlusion explanations computed by re-sending rows
+//! to it; the number of requests each costs; a failing or slow model server.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -25,6 +26,8 @@ struct Seen {
     invalid: AtomicUsize,
     /// Answer 500 to explain requests.
     fail: AtomicBool,
+    /// Delay explain answers by this many milliseconds.
+    delay_ms: std::sync::atomic::AtomicU64,
     /// Rows of every explain request, in arrival order.
     log: std::sync::Mutex<Vec<Vec<(f64, f64)>>>,
 }
@@ -130,6 +133,10 @@ async fn serve(
         if seen.fail.load(Ordering::SeqCst) {
             return json_response(500, json!({"error": "model crashed"}));
         }
+        let delay = seen.delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
     }
     let body = req.into_body().collect().await.unwrap().to_bytes();
     let parsed = serde_json::from_slice::<Value>(&body)
@@ -175,6 +182,15 @@ async fn setup(oip: bool, token: Option<&str>) -> Setup {
 }
 
 async fn setup_with(oip: bool, token: Option<&str>, interval: Duration) -> Setup {
+    setup_cfg(oip, token, interval, |_| {}).await
+}
+
+async fn setup_cfg(
+    oip: bool,
+    token: Option<&str>,
+    interval: Duration,
+    tweak: impl FnOnce(&mut mlmon::config::Config),
+) -> Setup {
     let seen = Arc::new(Seen::default());
     let s = seen.clone();
     let addr = upstream(move |req| serve(s.clone(), oip, req)).await;
@@ -184,6 +200,7 @@ async fn setup_with(oip: bool, token: Option<&str>, interval: Duration) -> Setup
     cfg.explain.max_rows = 64;
     cfg.baseline.capture_rows = 40;
     cfg.admin.token = token.map(str::to_string);
+    tweak(&mut cfg);
     let running = mlmon::server::start(cfg).await.unwrap();
     Setup {
         running,
@@ -281,10 +298,20 @@ async fn check_importance(s: &Setup) {
 }
 
 async fn post_explain(s: &Setup, model: &str, body: &str, token: Option<&str>) -> (u16, Value) {
+    post_explain_query(s, model, "", body, token).await
+}
+
+async fn post_explain_query(
+    s: &Setup,
+    model: &str,
+    query: &str,
+    body: &str,
+    token: Option<&str>,
+) -> (u16, Value) {
     let mut req = s
         .client
         .post(format!(
-            "http://{}/api/v1/models/{model}/explain",
+            "http://{}/api/v1/models/{model}/explain{query}",
             s.running.admin_addr
         ))
         .header("content-type", "application/json")
@@ -346,6 +373,8 @@ async fn oip_v2_model_importance_and_explanation() {
     assert_eq!(r.status(), 404);
     assert!(r.json::<Value>().await.unwrap()["error"].is_string());
     traffic(&s, true).await;
+    // Every row analysed: the baseline (captured from the first 40) is in place.
+    analysed(&s.running, 30).await;
     check_importance(&s).await;
     check_explain(&s, None).await;
     s.running.shutdown();
@@ -356,6 +385,7 @@ async fn oip_v2_model_importance_and_explanation() {
 async fn kserve_v1_model_importance_and_explanation_with_token() {
     let s = setup(false, Some("s3cret")).await;
     traffic(&s, false).await;
+    analysed(&s.running, 30).await;
     check_importance(&s).await;
     let (status, _) = post_explain(&s, "m", r#"{"features": {"a": 1, "b": 2}}"#, None).await;
     assert_eq!(status, 401);
@@ -459,4 +489,320 @@ fn explain_config_from_environment_and_refusals() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("explain.timeout"), "{err}");
+}
+
+fn feature<'a>(v: &'a Value, name: &str) -> &'a Value {
+    v["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["feature"] == name)
+        .unwrap_or_else(|| panic!("no feature {name} in {v}"))
+}
+
+/// KernelSHAP of one row with a supplied background, checked against the closed form (f
+/// depends on `a` only: φ_a = f(x) − mean_b f(b), φ_b = 0), with the rows it sent: one
+/// request of 1 + K × (C + 1) = 1 + 2 × 3 rows. With the baseline's background (captured
+/// rows): efficiency to 1e-12 and φ_b = 0.
+#[tokio::test]
+async fn shap_explanation_is_exact_for_two_features_and_costs_one_request() {
+    let s = setup_with(true, None, Duration::ZERO).await;
+    traffic(&s, true).await;
+    analysed(&s.running, 30).await;
+    let before = s.seen.explain.load(Ordering::SeqCst);
+    let body = r#"{"features": {"a": 1.0, "b": 2.0},
+                   "background": [{"a": 0.0, "b": 0.0}, {"a": -1.0, "b": 1.0}]}"#;
+    let (status, v) = post_explain_query(&s, "m", "?method=shap", body, None).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["method"], "shap");
+    assert_eq!(v["exact"], true);
+    assert_eq!(v["coalitions"], 2);
+    assert_eq!(v["background"]["rows"], 2);
+    let e = (p(0.0, 0.0) + p(-1.0, 1.0)) / 2.0;
+    assert!(
+        (v["expected_value"].as_f64().unwrap() - e).abs() < 1e-15,
+        "{v}"
+    );
+    assert!((v["prediction"].as_f64().unwrap() - p(1.0, 2.0)).abs() < 1e-15);
+    let phi_a = feature(&v, "a")["shap"].as_f64().unwrap();
+    let phi_b = feature(&v, "b")["shap"].as_f64().unwrap();
+    assert!((phi_a - (p(1.0, 2.0) - e)).abs() < 1e-12, "{v}");
+    assert!(phi_b.abs() < 1e-12, "{v}");
+    assert_eq!(v["model_rows"], 7);
+    assert_eq!(v["requests"], 1);
+    assert_eq!(s.seen.explain.load(Ordering::SeqCst) - before, 1);
+    let log = s.seen.log.lock().unwrap().clone();
+    let sent = log.last().unwrap();
+    assert_eq!(sent.len(), 7);
+    // v0 rows are the background; then the row; then each coalition × background.
+    assert_eq!(&sent[..3], &[(0.0, 0.0), (-1.0, 1.0), (1.0, 2.0)]);
+    let mut coalition_rows = sent[3..].to_vec();
+    coalition_rows.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.total_cmp(&y.1)));
+    assert_eq!(
+        coalition_rows,
+        vec![(-1.0, 2.0), (0.0, 2.0), (1.0, 0.0), (1.0, 1.0)]
+    );
+
+    // The baseline's own background (captured rows' joint sample, k-means summary).
+    let (status, v) = post_explain_query(
+        &s,
+        "m",
+        "?method=shap",
+        r#"{"features": {"a": 0.7, "b": -0.2}}"#,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let k = v["background"]["rows"].as_u64().unwrap();
+    assert!((1..=10).contains(&k), "{v}");
+    let sum =
+        feature(&v, "a")["shap"].as_f64().unwrap() + feature(&v, "b")["shap"].as_f64().unwrap();
+    let diff = v["prediction"].as_f64().unwrap() - v["expected_value"].as_f64().unwrap();
+    assert!((sum - diff).abs() < 1e-12, "{v}");
+    assert!(feature(&v, "b")["shap"].as_f64().unwrap().abs() < 1e-12);
+    assert_eq!(v["model_rows"], 1 + k * 3);
+
+    // Bad requests.
+    let (status, v) = post_explain_query(
+        &s,
+        "m",
+        "?method=lime",
+        r#"{"features": {"a": 1, "b": 2}}"#,
+        None,
+    )
+    .await;
+    assert_eq!(status, 422, "{v}");
+    let (status, v) = post_explain_query(
+        &s,
+        "m",
+        "?method=shap",
+        r#"{"features": {"a": 1, "b": 2}, "background": [{"a": 1}]}"#,
+        None,
+    )
+    .await;
+    assert_eq!(status, 422, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("background[0].b"),
+        "{v}"
+    );
+    assert_eq!(s.seen.invalid.load(Ordering::SeqCst), 0);
+    s.running.shutdown();
+    s.running.wait().await;
+}
+
+/// Sensitivity: the central difference of sigmoid(2a) matches the analytic derivative
+/// 2σ(2a)(1 − σ(2a)) to 1e-6 (relative), b's is exactly 0; 1 + 2F rows in one request.
+#[tokio::test]
+async fn sensitivity_is_the_analytic_gradient() {
+    let s = setup_with(false, None, Duration::ZERO).await;
+    traffic(&s, false).await;
+    analysed(&s.running, 30).await;
+    let (status, v) = post_explain_query(
+        &s,
+        "m",
+        "?method=sensitivity",
+        r#"{"features": {"a": 0.3, "b": 5.0}}"#,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let q = p(0.3, 0.0);
+    let exact = 2.0 * q * (1.0 - q);
+    let g = feature(&v, "a")["gradient"].as_f64().unwrap();
+    assert!(((g - exact) / exact).abs() < 1e-6, "{g} vs {exact}");
+    assert_eq!(feature(&v, "b")["gradient"].as_f64().unwrap(), 0.0);
+    assert_eq!(v["model_rows"], 5);
+    assert_eq!(v["requests"], 1);
+    s.running.shutdown();
+    s.running.wait().await;
+}
+
+/// Global importances by every method, with their request counts: permutation 1 + F
+/// requests; KernelSHAP ⌈R (1 + K (C + 1)) / batch⌉ with R = explain.shap_rows; sensitivity
+/// ⌈R' (1 + 2F) / batch⌉ with R' = explain.max_rows. The model server saw exactly those.
+/// Live SHAP importance then weights the drift score.
+#[tokio::test]
+async fn global_importances_cost_the_documented_requests() {
+    let s = setup_cfg(true, None, Duration::ZERO, |c| {
+        c.explain.batch_rows = 50;
+        c.explain.shap_rows = 4;
+    })
+    .await;
+    traffic(&s, true).await;
+    analysed(&s.running, 30).await;
+    let explain = s.running.state.explain.clone();
+    let before = s.seen.explain.load(Ordering::SeqCst);
+    let shap = explain.compute_shap_importance("m").await.unwrap();
+    let sent = s.seen.explain.load(Ordering::SeqCst) - before;
+    let k = s
+        .running
+        .state
+        .baselines
+        .snapshot("m")
+        .and_then(|b| b.joint_sample.as_ref().map(|j| j.rows.len().min(10)))
+        .unwrap_or(1);
+    let rows = 4 * (1 + k * 3);
+    assert_eq!(shap.model_rows, rows);
+    assert_eq!(shap.requests, rows.div_ceil(50));
+    assert_eq!(sent, shap.requests);
+    let imp = |r: &mlmon::explain::ImportanceReport, f: &str| {
+        r.features
+            .iter()
+            .find(|x| x.feature == f)
+            .unwrap()
+            .importance
+    };
+    assert!(imp(&shap, "a") > 0.01, "{shap:?}");
+    assert!(imp(&shap, "b") < 1e-12, "{shap:?}");
+
+    let before = s.seen.explain.load(Ordering::SeqCst);
+    let sens = explain.compute_sensitivity_importance("m").await.unwrap();
+    assert_eq!(sens.model_rows, 60 * 5);
+    assert_eq!(sens.requests, 300usize.div_ceil(50));
+    assert_eq!(
+        s.seen.explain.load(Ordering::SeqCst) - before,
+        sens.requests
+    );
+    assert_eq!(imp(&sens, "b"), 0.0);
+    // mean |∂f/∂a| × sd(a) over the 60 rows the server received.
+    let log = s.seen.log.lock().unwrap().clone();
+    let received: Vec<f64> = log[log.len() - sens.requests..]
+        .iter()
+        .flatten()
+        .step_by(5)
+        .map(|r| r.0)
+        .collect();
+    assert_eq!(received.len(), 60);
+    let sd = s
+        .running
+        .state
+        .baselines
+        .snapshot("m")
+        .unwrap()
+        .features
+        .get("a")
+        .unwrap()
+        .stats
+        .std
+        .unwrap();
+    let expected = sd
+        * received
+            .iter()
+            .map(|a| {
+                let q = p(*a, 0.0);
+                2.0 * q * (1.0 - q)
+            })
+            .sum::<f64>()
+        / 60.0;
+    assert!(((imp(&sens, "a") - expected) / expected).abs() < 1e-6);
+
+    let m = scrape(s.running.admin_addr).await;
+    for (method, f) in [("shap", "a"), ("sensitivity", "a")] {
+        assert!(
+            value(
+                &m,
+                "mlmon_feature_importance",
+                &[("model", "m"), ("feature", f), ("method", method)]
+            )
+            .unwrap()
+                > 0.0,
+            "{method}"
+        );
+    }
+    // `GET .../importance?method=shap`.
+    let r = s
+        .client
+        .get(format!(
+            "http://{}/api/v1/models/m/importance?method=shap",
+            s.running.admin_addr
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["method"], "shap");
+    assert_eq!(body["requests"], shap.requests);
+    s.running.shutdown();
+    s.running.wait().await;
+}
+
+/// A model server that fails or hangs: explanations answer 502 within explain.timeout, the
+/// periodic refresh keeps going, failures are counted by result.
+#[tokio::test]
+async fn failing_and_slow_model_servers_are_counted_and_do_not_block() {
+    let s = setup_cfg(true, None, Duration::from_millis(200), |c| {
+        c.explain.timeout = Duration::from_millis(300);
+    })
+    .await;
+    traffic(&s, true).await;
+    analysed(&s.running, 30).await;
+    s.seen.delay_ms.store(5_000, Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    let (status, v) = post_explain_query(
+        &s,
+        "m",
+        "?method=shap",
+        r#"{"features": {"a": 1, "b": 2}}"#,
+        None,
+    )
+    .await;
+    assert_eq!(status, 502, "{v}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    s.seen.delay_ms.store(0, Ordering::SeqCst);
+    s.seen.fail.store(true, Ordering::SeqCst);
+    let (status, _) = post_explain_query(
+        &s,
+        "m",
+        "?method=sensitivity",
+        r#"{"features": {"a": 1, "b": 2}}"#,
+        None,
+    )
+    .await;
+    assert_eq!(status, 502);
+    let admin = s.running.admin_addr;
+    eventually("timeouts and errors counted", || async move {
+        let m = scrape(admin).await;
+        let t = value(
+            &m,
+            "mlmon_explain_requests_total",
+            &[("model", "m"), ("result", "timeout")],
+        );
+        let e = value(
+            &m,
+            "mlmon_explain_requests_total",
+            &[("model", "m"), ("result", "error")],
+        );
+        match (t, e) {
+            (Some(t), Some(e)) if t >= 1.0 && e >= 2.0 => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    // Analysis is not blocked: drift still answers, and the model server recovers.
+    s.seen.fail.store(false, Ordering::SeqCst);
+    let r = s
+        .client
+        .get(format!("http://{admin}/api/v1/models/m/drift"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    eventually("shap importance after recovery", || async move {
+        let m = scrape(admin).await;
+        value(
+            &m,
+            "mlmon_feature_importance",
+            &[("model", "m"), ("feature", "a"), ("method", "shap")],
+        )
+        .map(|_| ())
+        .ok_or_else(|| "none yet".to_string())
+    })
+    .await;
+    s.running.shutdown();
+    s.running.wait().await;
 }
