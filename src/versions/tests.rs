@@ -1,0 +1,284 @@
+//! Engine-level tests: versions kept apart, ground truth joined to the version that
+//! answered, comparisons and their verdicts, bounded labels, exported series.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::compare::{CompareParams, Verdict};
+use super::engine::VersionsEngine;
+use super::significance;
+use crate::analysis::{Analysis, Exchange};
+use crate::baseline::Registry;
+use crate::config::{Config, Task};
+use crate::latency::LatencyWindows;
+use crate::metrics::Metrics;
+use crate::performance::FeedbackItem;
+use crate::proxy::model_id::{ModelNames, OTHER};
+use crate::record::{FeatureValue, ParsedExchange, Prediction};
+
+struct Fixture {
+    engine: VersionsEngine,
+    latency: Arc<LatencyWindows>,
+    metrics: Metrics,
+}
+
+fn fixture(task: Task, max_versions: usize) -> Fixture {
+    let mut cfg = Config::default();
+    cfg.drift.window = Duration::from_secs(3600);
+    cfg.model.task = task;
+    let metrics = Metrics::new("test");
+    let latency = Arc::new(LatencyWindows::new(cfg.drift.window));
+    let names = Arc::new(ModelNames::new(8).with_max_versions(max_versions));
+    let engine = VersionsEngine::new(
+        Arc::new(cfg),
+        names,
+        latency.clone(),
+        Arc::new(Registry::new(0, 100)),
+        metrics.versions.clone(),
+    );
+    Fixture {
+        engine,
+        latency,
+        metrics,
+    }
+}
+
+fn observe(e: &VersionsEngine, version: Option<&str>, id: &str, values: &[FeatureValue]) {
+    let parsed = ParsedExchange {
+        rows: Vec::new(),
+        predictions: values
+            .iter()
+            .map(|v| Prediction {
+                value: v.clone(),
+                probabilities: None,
+            })
+            .collect(),
+    };
+    e.observe(&Exchange {
+        model: "m",
+        version,
+        request_id: id,
+        received_at: SystemTime::now(),
+        now: tokio::time::Instant::now(),
+        parsed: &parsed,
+        request: None,
+        baseline: None,
+    });
+}
+
+fn truth(id: &str, actual: f64) -> FeedbackItem {
+    FeedbackItem {
+        request_id: id.to_string(),
+        row: 0,
+        actual: FeatureValue::Number(actual),
+    }
+}
+
+/// v1 right on 90 of 100 rows, v2 on 70 of 100: the realized accuracies, the z-test of
+/// statsmodels (`proportions_ztest([70, 90], [100, 100])`) and `b_worse`.
+#[tokio::test(start_paused = true)]
+async fn accuracy_per_version_and_a_significant_regression() {
+    let f = fixture(Task::Classification, 4);
+    let mut items = Vec::new();
+    for i in 0..100 {
+        for (v, right) in [("v1", i < 90), ("v2", i < 70)] {
+            let id = format!("{v}-{i}");
+            observe(&f.engine, Some(v), &id, &[FeatureValue::Number(1.0)]);
+            items.push(truth(&id, if right { 1.0 } else { 0.0 }));
+        }
+    }
+    // Unversioned traffic is not this analysis' business.
+    observe(&f.engine, None, "plain", &[FeatureValue::Number(1.0)]);
+    items.push(truth("plain", 1.0));
+    assert_eq!(f.engine.feedback("m", &items), 200);
+
+    let c = f
+        .engine
+        .compare("m", "v1", "v2", &CompareParams::default())
+        .unwrap();
+    let acc = c.metrics.iter().find(|m| m.metric == "accuracy").unwrap();
+    assert_eq!(
+        (acc.a, acc.b, acc.n_a, acc.n_b),
+        (Some(0.9), Some(0.7), 100, 100)
+    );
+    let want = significance::two_proportion(90, 100, 70, 100, 0.05).unwrap();
+    assert_eq!(acc.p_value, Some(want.p_value));
+    assert!(acc.p_value.unwrap() < 0.001);
+    assert_eq!(acc.verdict, Verdict::BWorse);
+    // The same labels from both: the distributions agree.
+    let dist = c
+        .metrics
+        .iter()
+        .find(|m| m.metric == "prediction_distribution")
+        .unwrap();
+    assert_eq!(dist.test, "chi2_homogeneity");
+    assert_eq!(dist.p_value, Some(1.0));
+
+    // The reverse direction is an improvement.
+    let c = f
+        .engine
+        .compare("m", "v2", "v1", &CompareParams::default())
+        .unwrap();
+    assert_eq!(c.metrics[0].verdict, Verdict::BBetter);
+    assert!(f
+        .engine
+        .compare("m", "v1", "v9", &CompareParams::default())
+        .is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn few_rows_are_not_enough_and_many_equal_rows_are_no_difference() {
+    let f = fixture(Task::Classification, 4);
+    let mut items = Vec::new();
+    for i in 0..20 {
+        for (v, right) in [("a", i < 18), ("b", i < 10)] {
+            let id = format!("{v}-{i}");
+            observe(&f.engine, Some(v), &id, &[FeatureValue::Number(1.0)]);
+            items.push(truth(&id, if right { 1.0 } else { 0.0 }));
+        }
+    }
+    f.engine.feedback("m", &items);
+    let c = f
+        .engine
+        .compare("m", "a", "b", &CompareParams::default())
+        .unwrap();
+    assert_eq!(c.metrics[0].metric, "accuracy");
+    assert!(c.metrics[0].p_value.unwrap() < 0.05, "significant but tiny");
+    assert_eq!(c.metrics[0].verdict, Verdict::NotEnoughData);
+
+    // 500 rows each at 80 %: not significant and past the 393 needed for h = 0.2.
+    let f = fixture(Task::Classification, 4);
+    let mut items = Vec::new();
+    for i in 0..500 {
+        for v in ["a", "b"] {
+            let id = format!("{v}-{i}");
+            observe(&f.engine, Some(v), &id, &[FeatureValue::Number(1.0)]);
+            items.push(truth(&id, if i % 5 == 0 { 0.0 } else { 1.0 }));
+        }
+    }
+    f.engine.feedback("m", &items);
+    let c = f
+        .engine
+        .compare("m", "a", "b", &CompareParams::default())
+        .unwrap();
+    assert_eq!(c.metrics[0].sample_size_needed, Some(393));
+    assert_eq!(c.metrics[0].verdict, Verdict::NoDifference);
+    // A stricter effect needs more rows than there are.
+    let strict = CompareParams {
+        min_effect: 0.1,
+        ..CompareParams::default()
+    };
+    let c = f.engine.compare("m", "a", "b", &strict).unwrap();
+    assert_eq!(c.metrics[0].verdict, Verdict::NotEnoughData);
+}
+
+/// Regression: absolute errors by Welch's t-test, prediction distributions by KS; latency
+/// and errors come from the proxy's windows.
+#[tokio::test(start_paused = true)]
+async fn regression_errors_latency_and_distributions() {
+    let f = fixture(Task::Regression, 4);
+    let mut items = Vec::new();
+    let (mut ea, mut eb) = (Vec::new(), Vec::new());
+    for i in 0..60 {
+        let x = i as f64;
+        for (v, pred) in [("v1", x + 0.5), ("v2", x + 3.0 + (i % 3) as f64)] {
+            let id = format!("{v}-{i}");
+            observe(&f.engine, Some(v), &id, &[FeatureValue::Number(pred)]);
+            items.push(truth(&id, x));
+            if v == "v1" {
+                ea.push(0.5)
+            } else {
+                eb.push(3.0 + (i % 3) as f64)
+            }
+        }
+        f.latency
+            .record_version("m", "v1", Duration::from_millis(10 + i % 5), false);
+        f.latency
+            .record_version("m", "v2", Duration::from_millis(30 + i % 7), i % 10 == 0);
+    }
+    f.engine.feedback("m", &items);
+    let c = f
+        .engine
+        .compare("m", "v1", "v2", &CompareParams::default())
+        .unwrap();
+    let names: Vec<&str> = c.metrics.iter().map(|m| m.metric).collect();
+    assert_eq!(
+        names,
+        [
+            "absolute_error",
+            "error_rate",
+            "latency_mean",
+            "prediction_distribution"
+        ]
+    );
+    let abs = &c.metrics[0];
+    assert_eq!(abs.test, "welch_t");
+    let ma = significance::Moments::of(&ea).unwrap();
+    let mb = significance::Moments::of(&eb).unwrap();
+    let want = significance::welch(ma, mb, 0.05).unwrap();
+    assert!((abs.statistic.unwrap() - want.statistic).abs() < 1e-9);
+    assert_eq!(abs.verdict, Verdict::BWorse);
+    // 6 errors of 60 against none: statsmodels proportions_ztest([6, 0], [60, 60]).
+    assert_eq!(c.metrics[1].verdict, Verdict::BWorse);
+    assert!((c.metrics[1].p_value.unwrap() - 0.011966745157436275).abs() < 1e-12);
+    assert_eq!(c.metrics[2].verdict, Verdict::BWorse, "30 ms against 10 ms");
+    assert_eq!(c.metrics[3].test, "ks");
+
+    // The refresh exports each version against the reference (the one with most
+    // requests; a tie goes to the first name): v2 worse on latency.
+    f.engine.refresh(&Registry::new(0, 100));
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &f.metrics.registry).unwrap();
+    assert!(out.contains(
+        "mlmon_version_comparison_verdict{model=\"m\",version=\"v2\",reference=\"v1\",metric=\"latency_mean\"} -1.0"
+    ), "{out}");
+    assert!(
+        out.contains("mlmon_version_performance{model=\"m\",version=\"v1\",metric=\"mae\"} 0.5")
+    );
+    assert!(out.contains(
+        "mlmon_version_prediction_psi{model=\"m\",version=\"v2\",against=\"reference\"}"
+    ));
+    // The window empties: the series go.
+    tokio::time::advance(Duration::from_secs(4000)).await;
+    f.engine.refresh(&Registry::new(0, 100));
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &f.metrics.registry).unwrap();
+    assert!(!out.contains("mlmon_version_comparison_verdict{"), "{out}");
+    assert!(!out.contains("mlmon_version_performance{"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn versions_and_labels_stay_bounded() {
+    let f = fixture(Task::Auto, 2);
+    for i in 0..50 {
+        let v = format!("v{i}");
+        observe(
+            &f.engine,
+            Some(&v),
+            &format!("r{i}"),
+            &[FeatureValue::Text(format!("label{i}"))],
+        );
+    }
+    let r = f.engine.versions_report("m").unwrap();
+    let names: Vec<&str> = r.versions.iter().map(|v| v.version.as_str()).collect();
+    assert_eq!(names, [OTHER, "v0", "v1"]);
+    let other = r.versions.iter().find(|v| v.version == OTHER).unwrap();
+    assert_eq!(other.prediction_rows, 48);
+    assert_eq!(r.task, Some("classification"));
+}
+
+/// Ground truth sent before the exchange was analysed joins when it is.
+#[tokio::test(start_paused = true)]
+async fn early_ground_truth_joins_its_version() {
+    let f = fixture(Task::Classification, 4);
+    assert_eq!(f.engine.feedback("m", &[truth("late-bird", 1.0)]), 0);
+    observe(
+        &f.engine,
+        Some("v1"),
+        "late-bird",
+        &[FeatureValue::Number(1.0)],
+    );
+    let r = f.engine.versions_report("m").unwrap();
+    let acc = r.versions[0].accuracy.unwrap();
+    assert_eq!((acc.value, acc.n), (1.0, 1));
+}
