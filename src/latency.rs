@@ -10,6 +10,7 @@
 //! value stands for `count / sampled` requests of its bucket, so a burst in one bucket cannot
 //! crowd the rest of the window out.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -206,9 +207,10 @@ struct VersionWindow {
 pub struct LatencyWindows {
     window: Duration,
     models: DashMap<String, Mutex<ModelWindow>>,
-    /// Keyed by (model, version) label values: bounded by `model.max_models` ×
-    /// `model.max_versions` because the proxy folds both.
-    versions: DashMap<(String, String), Mutex<VersionWindow>>,
+    /// Model → version → window, keyed by label values: bounded by `model.max_models` ×
+    /// `model.max_versions` because the proxy folds both. Looked up by `&str` at both
+    /// levels, so recording allocates only for a new version.
+    versions: DashMap<String, Mutex<HashMap<String, VersionWindow>>>,
 }
 
 impl LatencyWindows {
@@ -248,18 +250,38 @@ impl LatencyWindows {
     /// at most `model.max_versions` per model by the caller).
     pub fn record_version(&self, model: &str, version: &str, latency: Duration, error: bool) {
         let now = Instant::now();
-        let key = (model.to_string(), version.to_string());
-        let w = self.versions.entry(key).or_insert_with(|| {
-            Mutex::new(VersionWindow {
-                window: ModelWindow::new(self.window, model.len() + version.len()),
-                totals: Totals::default(),
-            })
-        });
-        if let Ok(mut w) = w.lock() {
+        let push = |m: &Mutex<HashMap<String, VersionWindow>>| {
+            let Ok(mut m) = m.lock() else { return };
+            let w = match m.get_mut(version) {
+                Some(w) => w,
+                None => m
+                    .entry(version.to_string())
+                    .or_insert_with(|| VersionWindow {
+                        window: ModelWindow::new(self.window, model.len() + version.len()),
+                        totals: Totals::default(),
+                    }),
+            };
             w.window.push(now, latency, error);
             w.totals.requests += 1;
             w.totals.errors += u64::from(error);
         };
+        if let Some(m) = self.versions.get(model) {
+            push(&m);
+            return;
+        }
+        let m = self.versions.entry(model.to_string()).or_default();
+        push(&m);
+    }
+
+    fn with_version<T>(
+        &self,
+        model: &str,
+        version: &str,
+        f: impl FnOnce(&mut VersionWindow) -> T,
+    ) -> Option<T> {
+        let m = self.versions.get(model)?;
+        let mut m = m.lock().ok()?;
+        m.get_mut(version).map(f)
     }
 
     /// Window quantiles of a model, `None` when the window is empty.
@@ -282,42 +304,36 @@ impl LatencyWindows {
 
     /// Window quantiles of one version of a model.
     pub fn version_summary(&self, model: &str, version: &str) -> Option<LatencySummary> {
-        let w = self
-            .versions
-            .get(&(model.to_string(), version.to_string()))?;
-        let mut w = w.lock().ok()?;
-        w.window.summary(0.5)
+        self.with_version(model, version, |w| w.window.summary(0.5))
+            .flatten()
     }
 
     /// Requests and errors of one version over the window.
     pub fn version_errors(&self, model: &str, version: &str) -> ErrorRate {
-        self.versions
-            .get(&(model.to_string(), version.to_string()))
-            .and_then(|w| w.lock().ok().map(|mut w| w.window.errors()))
+        self.with_version(model, version, |w| w.window.errors())
             .unwrap_or_default()
     }
 
     /// Latency mean and variance of one version over the window.
     pub fn version_moments(&self, model: &str, version: &str) -> Option<Moments> {
-        let w = self
-            .versions
-            .get(&(model.to_string(), version.to_string()))?;
-        let mut w = w.lock().ok()?;
-        w.window.moments()
+        self.with_version(model, version, |w| w.window.moments())
+            .flatten()
     }
 
     /// (model, version) pairs with a window, sorted.
     pub fn versions(&self) -> Vec<(String, String)> {
-        let mut out: Vec<(String, String)> =
-            self.versions.iter().map(|e| e.key().clone()).collect();
+        let mut out: Vec<(String, String)> = Vec::new();
+        for e in self.versions.iter() {
+            if let Ok(m) = e.value().lock() {
+                out.extend(m.keys().map(|v| (e.key().clone(), v.clone())));
+            }
+        }
         out.sort();
         out
     }
 
     fn version_totals(&self, model: &str, version: &str) -> Totals {
-        self.versions
-            .get(&(model.to_string(), version.to_string()))
-            .and_then(|w| w.lock().ok().map(|w| w.totals))
+        self.with_version(model, version, |w| w.totals)
             .unwrap_or_default()
     }
 

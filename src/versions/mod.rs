@@ -12,10 +12,12 @@
 
 pub mod compare;
 pub mod engine;
+pub mod report;
 pub mod significance;
 
 pub use compare::{CompareParams, Comparison, MetricComparison, Verdict};
-pub use engine::{VersionSummary, VersionsEngine, VersionsReport};
+pub use engine::VersionsEngine;
+pub use report::{Figure, VersionSummary, VersionsReport};
 
 #[cfg(test)]
 mod tests;
