@@ -69,17 +69,18 @@ pub async fn compare(
     };
     params.check().map_err(ApiError::BadRequest)?;
     // The windows are read under short per-model locks; the tests are O(n log n) on at
-    // most MAX_PREDICTIONS values per version.
-    state
-        .versions
-        .compare(&model, &a, &b, &params)
-        .map(Json)
-        .map_err(|e| match e {
-            CompareError::UnknownModel => ApiError::NotFound(format!(
-                "model {model:?} has no versioned traffic in the window"
-            )),
-            CompareError::UnknownVersion(v) => ApiError::NotFound(format!(
-                "version {v:?} of model {model:?} has no data in the window"
-            )),
-        })
+    // most MAX_PREDICTIONS values per version, run off the runtime's workers.
+    let engine = state.versions.clone();
+    let m = model.clone();
+    let result = tokio::task::spawn_blocking(move || engine.compare(&m, &a, &b, &params))
+        .await
+        .map_err(|_| ApiError::Unavailable("the comparison could not be computed; retry".into()))?;
+    result.map(Json).map_err(|e| match e {
+        CompareError::UnknownModel => ApiError::NotFound(format!(
+            "model {model:?} has no versioned traffic in the window"
+        )),
+        CompareError::UnknownVersion(v) => ApiError::NotFound(format!(
+            "version {v:?} of model {model:?} has no data in the window"
+        )),
+    })
 }

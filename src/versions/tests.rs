@@ -282,3 +282,46 @@ async fn early_ground_truth_joins_its_version() {
     let acc = r.versions[0].accuracy.unwrap();
     assert_eq!((acc.value, acc.n), (1.0, 1));
 }
+
+/// Class scores give each version its label-free accuracy (probabilities taken as
+/// calibrated without a baseline): the mean probability of the predicted class.
+#[tokio::test(start_paused = true)]
+async fn estimated_accuracy_per_version() {
+    let f = fixture(Task::Classification, 4);
+    for (v, p1) in [("v1", 0.9), ("v2", 0.6)] {
+        for i in 0..10 {
+            let parsed = ParsedExchange {
+                rows: Vec::new(),
+                predictions: vec![Prediction {
+                    value: FeatureValue::Number(1.0),
+                    probabilities: Some(vec![1.0 - p1, p1]),
+                }],
+            };
+            f.engine.observe(&Exchange {
+                model: "m",
+                version: Some(v),
+                request_id: &format!("{v}-{i}"),
+                received_at: SystemTime::now(),
+                now: tokio::time::Instant::now(),
+                parsed: &parsed,
+                request: None,
+                baseline: None,
+            });
+        }
+    }
+    let r = f.engine.versions_report("m").unwrap();
+    let est: Vec<(String, f64, u64)> = r
+        .versions
+        .iter()
+        .map(|v| {
+            let e = v.estimated_accuracy.unwrap();
+            (v.version.clone(), e.value, e.n)
+        })
+        .collect();
+    assert_eq!(est.len(), 2);
+    assert_eq!((est[0].0.as_str(), est[0].2), ("v1", 10));
+    assert!((est[0].1 - 0.9).abs() < 1e-12, "{est:?}");
+    assert!((est[1].1 - 0.6).abs() < 1e-12, "{est:?}");
+    // No ground truth yet: no realized accuracy.
+    assert!(r.versions.iter().all(|v| v.accuracy.is_none()));
+}

@@ -117,5 +117,60 @@ async fn path_then_header_then_config_and_bounded() {
     let canary = &report["versions"][1];
     assert_eq!(canary["requests"], 2);
     assert_eq!(canary["prediction_rows"], 4);
+
+    // The comparison: too few requests for a verdict; bad parameters are JSON 400s.
+    let get = |path: String| {
+        let client = client.clone();
+        let url = format!("http://{}{path}", running.admin_addr);
+        async move {
+            let resp = client
+                .request(
+                    Request::get(url)
+                        .body(Full::new(Bytes::new()).boxed())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            let status = resp.status();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            (
+                status,
+                serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+            )
+        }
+    };
+    let (status, c) = get("/api/v1/models/m/compare?a=stable&b=canary".into()).await;
+    assert_eq!(status, StatusCode::OK, "{c}");
+    let metrics: Vec<(&str, &str)> = c["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["metric"].as_str().unwrap(),
+                m["verdict"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        metrics.contains(&("latency_mean", "not_enough_data")),
+        "{c}"
+    );
+    assert!(metrics.contains(&("error_rate", "not_enough_data")), "{c}");
+    for bad in [
+        "a=stable",
+        "a=stable&b=stable",
+        "a=stable&b=canary&alpha=2",
+        "a=stable&b=canary&power=x",
+        "a=stable&b=canary&nonsense=1",
+    ] {
+        let (status, body) = get(format!("/api/v1/models/m/compare?{bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert!(body["error"].is_string(), "{bad}: {body}");
+    }
+    let (status, _) = get("/api/v1/models/m/compare?a=stable&b=zzz".into()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = get("/api/v1/models/nobody/compare?a=x&b=y".into()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     running.shutdown();
 }
