@@ -325,3 +325,72 @@ async fn estimated_accuracy_per_version() {
     // No ground truth yet: no realized accuracy.
     assert!(r.versions.iter().all(|v| v.accuracy.is_none()));
 }
+
+/// Output drift per version against the baseline's prediction bins and against the
+/// reference version: a version predicting like the baseline has PSI 0, one predicting
+/// only the top decile a large one.
+#[tokio::test(start_paused = true)]
+async fn prediction_psi_against_the_baseline_and_the_reference() {
+    let mut cfg = Config::default();
+    cfg.drift.window = Duration::from_secs(3600);
+    cfg.model.version = Some("v1".into());
+    let metrics = Metrics::new("test");
+    let latency = Arc::new(LatencyWindows::new(cfg.drift.window));
+    let registry = Arc::new(Registry::new(0, 100));
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/baseline/python_snapshot.json"
+    );
+    let snap = crate::baseline::Snapshot::load(std::path::Path::new(path)).unwrap();
+    registry.set("credit-risk", Arc::new(snap)).unwrap();
+    let engine = VersionsEngine::new(
+        Arc::new(cfg),
+        Arc::new(ModelNames::new(8)),
+        latency,
+        registry.clone(),
+        metrics.versions.clone(),
+    );
+    // One value in each baseline decile (edges 0.097, 0.207, ..., 0.899), ten times.
+    let deciles = [0.05, 0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85, 0.95];
+    for (v, values) in [("v1", deciles.to_vec()), ("v2", vec![0.95; 10])] {
+        for i in 0..10 {
+            let parsed = ParsedExchange {
+                rows: Vec::new(),
+                predictions: values
+                    .iter()
+                    .map(|x| Prediction {
+                        value: FeatureValue::Number(*x),
+                        probabilities: None,
+                    })
+                    .collect(),
+            };
+            engine.observe(&Exchange {
+                model: "credit-risk",
+                version: Some(v),
+                request_id: &format!("{v}-{i}"),
+                received_at: SystemTime::now(),
+                now: tokio::time::Instant::now(),
+                parsed: &parsed,
+                request: None,
+                baseline: None,
+            });
+        }
+    }
+    let r = engine.versions_report("credit-risk").unwrap();
+    assert_eq!(r.reference.as_deref(), Some("v1"));
+    let (v1, v2) = (&r.versions[0], &r.versions[1]);
+    assert_eq!(v1.prediction_psi_baseline, Some(0.0));
+    assert_eq!(v1.prediction_psi_reference, None, "the reference itself");
+    // 9 empty bins floored at 1e-4 against 0.1, and all rows in the last:
+    // 9·(1e-4 − 0.1)·ln(1e-4 / 0.1) + (1 − 0.1)·ln(1 / 0.1)
+    let want = 9.0 * (1e-4 - 0.1) * (1e-4f64 / 0.1).ln() + 0.9 * 10f64.ln();
+    let got = v2.prediction_psi_baseline.unwrap();
+    assert!((got - want).abs() < 1e-9, "{got} vs {want}");
+    assert!(v2.prediction_psi_reference.unwrap() > 2.0);
+    engine.refresh(&registry);
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &metrics.registry).unwrap();
+    assert!(out.contains(
+        "mlmon_version_prediction_psi{model=\"credit-risk\",version=\"v1\",against=\"baseline\"} 0.0"
+    ), "{out}");
+}
