@@ -66,7 +66,14 @@ def var_query(name: str, label: str, query: str) -> dict:
     }
 
 
-def variables(feature: bool) -> list[dict]:
+def var_version(name: str, label: str) -> dict:
+    """A single-valued version picker (the A and B of the Versions dashboard)."""
+    query = 'label_values(mlmon_version_requests_total{job=~"$job", model=~"$model"}, version)'
+    return dict(var_query(name, label, query), multi=False, includeAll=False,
+                current={"selected": False, "text": "", "value": ""})
+
+
+def variables(feature: bool, versions: bool = False) -> list[dict]:
     out = [
         var_datasource(),
         var_query("job", "Job", "label_values(mlmon_build_info, job)"),
@@ -76,6 +83,8 @@ def variables(feature: bool) -> list[dict]:
         out.append(
             var_query("feature", "Feature", 'label_values(mlmon_feature_psi{job=~"$job", model=~"$model"}, feature)')
         )
+    if versions:
+        out += [var_version("version_a", "Version A"), var_version("version_b", "Version B")]
     return out
 
 
@@ -176,7 +185,8 @@ def layout(panels: list[dict]) -> list[dict]:
     return out
 
 
-def dashboard(uid: str, title: str, description: str, panels: list[dict], feature: bool) -> dict:
+def dashboard(uid: str, title: str, description: str, panels: list[dict], feature: bool,
+              versions: bool = False) -> dict:
     return {
         "uid": uid,
         "title": title,
@@ -202,7 +212,7 @@ def dashboard(uid: str, title: str, description: str, panels: list[dict], featur
              "step": "60s", "titleFormat": "{{alertname}}", "tagKeys": "severity,event,model",
              "textFormat": "{{feature}}", "useValueForTime": False},
         ]},
-        "templating": {"list": variables(feature)},
+        "templating": {"list": variables(feature, versions)},
         "panels": layout(panels),
     }
 
@@ -464,6 +474,78 @@ def alerts() -> dict:
     return dashboard("mlmon-alerts", "mlmon / Alerts", "mlmon alerts as Prometheus evaluates them.", panels, feature=False)
 
 
+VERDICT_MAPPING = [{"type": "value", "options": {
+    "-1": {"text": "worse", "color": "red", "index": 0},
+    "0": {"text": "no difference", "color": "green", "index": 1},
+    "1": {"text": "better", "color": "blue", "index": 2},
+}}]
+
+
+def versions() -> dict:
+    """Version A beside version B (docs/versions.md); a shadow row may follow."""
+    def vsel(v: str) -> str:
+        return f'{SEL}, version="${v}"'
+
+    def side(v: str, name: str) -> list[dict]:
+        s = vsel(v)
+        return [
+            panel("stat", f"{name}: requests/s", [target(f'sum(rate(mlmon_version_requests_total{{{s}}}[5m]))', instant=True)],
+                  4, 4, unit="reqps"),
+            panel("stat", f"{name}: error ratio",
+                  [target(f'sum(rate(mlmon_version_errors_total{{{s}}}[5m])) / sum(rate(mlmon_version_requests_total{{{s}}}[5m]))',
+                          instant=True)],
+                  4, 4, unit="percentunit", thresholds=[(None, "green"), (0.001, "orange"), (0.01, "red")]),
+            panel("stat", f"{name}: p95 latency", [target(f'max(mlmon_version_latency_seconds{{{s}, quantile="0.95"}})', instant=True)],
+                  4, 4, unit="s", thresholds=[(None, "green"), (0.05, "orange"), (0.1, "red")]),
+        ]
+
+    both = f'{SEL}, version=~"$version_a|$version_b"'
+    panels = [
+        row("Version A vs version B"),
+        *side("version_a", "A"), *side("version_b", "B"),
+        panel("timeseries", "Requests per second", [
+            target(f'sum by (version) (rate(mlmon_version_requests_total{{{both}}}[{RI}]))', "{{version}}")], 12, 8, unit="reqps"),
+        panel("timeseries", "Error ratio", [
+            target(f'sum by (version) (rate(mlmon_version_errors_total{{{both}}}[{RI}]))'
+                   f' / sum by (version) (rate(mlmon_version_requests_total{{{both}}}[{RI}]))', "{{version}}")],
+              12, 8, unit="percentunit", thresholds=[(None, "green"), (0.001, "orange"), (0.01, "red")], threshold_line=True,
+              description="Server errors (5xx, or mlmon's own 502/504) over inference requests, per version."),
+        panel("timeseries", "Latency over the drift window", [
+            target(f'max by (version, quantile) (mlmon_version_latency_seconds{{{both}}})', "{{version}} q{{quantile}}")],
+              12, 8, unit="s", description="mlmon's p50/p95/p99 of each version over drift.window (worst replica)."),
+        panel("timeseries", "Performance against ground truth", [
+            target(f'avg by (version, metric) (mlmon_version_performance{{{both}}})', "{{version}} {{metric}}")], 12, 8,
+              description="accuracy for classifiers, mae for regressors, from feedback joined to the version that answered."),
+        panel("timeseries", "Estimated accuracy (no ground truth)", [
+            target(f'avg by (version, metric) (mlmon_version_estimated_performance{{{both}}})', "{{version}} {{metric}}")], 12, 8,
+              unit="percentunit", description="CBPE from the class scores each version returned."),
+        panel("timeseries", "Prediction PSI", [
+            target(f'max by (version, against) (mlmon_version_prediction_psi{{{both}}})', "{{version}} vs {{against}}")], 12, 8,
+              thresholds=[(None, "green"), (0.1, "orange"), (0.2, "red")], threshold_line=True,
+              description="Output drift of each version against the baseline and against the reference version."),
+        row("Each version against the reference"),
+        table_merge("Comparison with the reference version", [
+            target(f'max by (model, version, reference, metric) (mlmon_version_comparison_verdict{{{SEL}}})', instant=True, fmt="table"),
+            target(f'max by (model, version, reference, metric) (mlmon_version_comparison_difference{{{SEL}}})', instant=True, fmt="table"),
+            target(f'max by (model, version, reference, metric) (mlmon_version_comparison_p_value{{{SEL}}})', instant=True, fmt="table"),
+        ], 24, 8, description="The reference is model.version when configured, else the version with most traffic. "
+                               "Verdicts need significance at 5 % (two-proportion z-test, Welch's t-test, KS); "
+                               "GET /api/v1/models/{model}/compare?a=..&b=.. has intervals and sample sizes.",
+            rename={"Value #A": "verdict", "Value #B": "difference (version - reference)", "Value #C": "p-value"},
+            overrides=[{"matcher": {"id": "byName", "options": "verdict"},
+                        "properties": [{"id": "mappings", "value": VERDICT_MAPPING},
+                                       {"id": "custom.cellOptions", "value": {"type": "color-background"}}]}]),
+        panel("state-timeline", "Verdicts over time", [
+            target(f'min by (version, metric) (mlmon_version_comparison_verdict{{{SEL}}})', "{{version}} {{metric}}")], 24, 8,
+              mappings=VERDICT_MAPPING, thresholds=[(None, "red"), (0, "green"), (1, "blue")],
+              options={"showValue": "never", "mergeValues": True, "rowHeight": 0.8,
+                       "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True}}),
+    ]
+    return dashboard("mlmon-versions", "mlmon / Versions",
+                     "Model versions side by side: traffic, errors, latency, performance and output drift, "
+                     "and each version's significance against the reference.", panels, feature=False, versions=True)
+
+
 DASHBOARDS = {
     "mlmon-overview.json": overview,
     "mlmon-performance.json": performance,
@@ -471,6 +553,7 @@ DASHBOARDS = {
     "mlmon-drift.json": drift,
     "mlmon-quality.json": quality,
     "mlmon-alerts.json": alerts,
+    "mlmon-versions.json": versions,
 }
 
 

@@ -35,6 +35,7 @@
 //! - [`analysis`]: the `Analysis` trait every analysis implements, and its context.
 //! - [`drift`]: sliding windows per feature and the drift engine (and offline drift).
 //! - [`quality`]: per-feature data quality over the window and the data quality score.
+//! - [`versions`]: per-version windows of a model and the comparison of two versions.
 //! - [`anomaly`]: per-row anomaly scores against the baseline, rate, trend, recent anomalies.
 //! - [`feedback`]: ground truth joined to predictions by request id (bounded, with a TTL).
 //! - [`performance`]: performance against ground truth and label-free estimates.
@@ -75,4 +76,5 @@ pub mod record;
 pub mod server;
 pub mod shutdown;
 pub mod stats;
+pub mod versions;
 pub mod window;

@@ -7,8 +7,8 @@
 Generated files and their generators (all deterministic: fixed seeds, pinned library versions
 in tests/py/requirements.txt, no timestamps):
 
-- tests/fixtures/{stats,anomaly,performance,baseline,sketch}/: scripts/gen/{stats,anomaly,
-  performance,baseline,sketch}.py, expected values from numpy/scipy/scikit-learn/pandas
+- tests/fixtures/{stats,anomaly,performance,baseline,sketch,versions}/: scripts/gen/{stats,anomaly,
+  performance,baseline,sketch,versions}.py, expected values from numpy/scipy/scikit-learn/pandas
   (sketch: real data bundled with statsmodels). --check
   runs them with MLMON_GEN_ROOT set to a temporary directory and compares byte for byte.
 - grafana/dashboards/*.json: grafana/generate_dashboards.py;
@@ -39,6 +39,7 @@ FIXTURES = {
     "scripts/gen/performance.py": "tests/fixtures/performance",
     "scripts/gen/baseline.py": "tests/fixtures/baseline",
     "scripts/gen/sketch.py": "tests/fixtures/sketch",
+    "scripts/gen/versions.py": "tests/fixtures/versions",
 }
 
 #: Generators with their own check mode: (write command, check command), in dependency order

@@ -87,6 +87,7 @@ pub async fn post_feedback(
     }
     let items = parse_feedback(&body)?;
     let outcomes = state.performance.feedback(&model, &items);
+    state.versions.feedback(&model, &items);
     let mut counts = std::collections::BTreeMap::<&str, usize>::new();
     let results: Vec<Value> = items
         .iter()

@@ -3,6 +3,7 @@
 
 pub mod anomalies;
 pub mod auth;
+pub mod compare;
 pub mod error;
 pub mod events;
 pub mod explain;
@@ -84,6 +85,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/models/{model}/drift", get(drift))
         .route("/api/v1/models/{model}/sketch", get(sketch))
         .route("/api/v1/models/{model}/quality", get(quality::quality))
+        .route("/api/v1/models/{model}/versions", get(compare::versions))
+        .route("/api/v1/models/{model}/compare", get(compare::compare))
         .route(
             "/api/v1/models/{model}/anomalies",
             get(anomalies::anomalies),

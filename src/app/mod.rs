@@ -69,6 +69,8 @@ pub struct AppState {
     pub health: Arc<HealthEngine>,
     /// Permutation importance and local explanations via the model server.
     pub explain: Arc<ExplainEngine>,
+    /// Per-version windows and comparisons (SPEC 10).
+    pub versions: Arc<crate::versions::VersionsEngine>,
     /// KServe inference-logger events waiting for their other half.
     pub events: Arc<crate::ingest::events::EventPairing>,
 }
@@ -268,12 +270,15 @@ pub fn build(cfg: Arc<Config>, extra: Vec<Arc<dyn Analysis>>) -> Result<Built, S
     metrics.add_scrape_writer(Arc::new(LatencyCollector {
         windows: latency.clone(),
     }));
-    let names = Arc::new(ModelNames::with_name_limit(
-        cfg.model.max_models,
-        cfg.limits.max_name_bytes,
-    ));
+    let names = Arc::new(
+        ModelNames::with_name_limit(cfg.model.max_models, cfg.limits.max_name_bytes)
+            .with_max_versions(cfg.model.max_versions),
+    );
     // Slots go first to the configured model and the models with a baseline (SPEC 6).
-    names.reserve(&cfg.model.name);
+    let default_model = names.reserve(&cfg.model.name);
+    if let Some(v) = &cfg.model.version {
+        names.reserve_version(&default_model, v);
+    }
     let (queue, rx) = ingest::queue(cfg.capture.queue, cfg.capture.max_queue_bytes);
     let registry = Arc::new(Registry::new(
         cfg.baseline.capture_rows,
@@ -315,12 +320,20 @@ pub fn build(cfg: Arc<Config>, extra: Vec<Arc<dyn Analysis>>) -> Result<Built, S
             .with_live_importance(live_importance),
     );
     let health = Arc::new(HealthEngine::new(cfg.clone(), metrics.health.clone()));
+    let versions = Arc::new(crate::versions::VersionsEngine::new(
+        cfg.clone(),
+        names.clone(),
+        latency.clone(),
+        registry.clone(),
+        metrics.versions.clone(),
+    ));
     let mut list: Vec<Arc<dyn Analysis>> = vec![
         drift.clone(),
         quality.clone(),
         anomaly.clone(),
         performance.clone(),
         explain.clone(),
+        versions.clone(),
     ];
     list.extend(extra);
     let analyses = Analyses::new(list);
@@ -362,6 +375,7 @@ pub fn build(cfg: Arc<Config>, extra: Vec<Arc<dyn Analysis>>) -> Result<Built, S
         performance,
         health,
         explain,
+        versions,
         events: Arc::new(crate::ingest::events::EventPairing::with_limits(
             cfg.events.max_bytes,
             cfg.events.ttl,

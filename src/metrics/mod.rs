@@ -15,6 +15,7 @@ pub mod performance;
 pub mod process;
 pub mod proxy;
 pub mod quality;
+pub mod versions;
 
 use std::sync::Arc;
 
@@ -105,6 +106,8 @@ pub struct Metrics {
     pub health: Arc<health::HealthMetrics>,
     /// Feature importance (explainability).
     pub explain: Arc<explain::ExplainMetrics>,
+    /// Per-version performance, output drift and comparisons (SPEC 10).
+    pub versions: Arc<versions::VersionMetrics>,
     /// Families written at scrape time by their owners.
     scrape: std::sync::RwLock<Vec<Arc<dyn ScrapeWriter>>>,
 }
@@ -121,6 +124,7 @@ impl Metrics {
         let performance = Arc::new(performance::PerformanceMetrics::register(mlmon));
         let health = Arc::new(health::HealthMetrics::register(mlmon));
         let explain = Arc::new(explain::ExplainMetrics::register(mlmon));
+        let versions = Arc::new(versions::VersionMetrics::register(mlmon));
         // Unprefixed: process_* names are the same in every Prometheus client.
         registry.register_collector(Box::new(process::ProcessCollector::new()));
         Metrics {
@@ -132,6 +136,7 @@ impl Metrics {
             performance,
             health,
             explain,
+            versions,
             scrape: std::sync::RwLock::new(Vec::new()),
         }
     }

@@ -58,6 +58,7 @@ pub struct Proxy {
     max_body: usize,
     default_model: String,
     default_version: Option<String>,
+    version_header: Option<HeaderName>,
     sla: Duration,
     names: Arc<ModelNames>,
     metrics: Arc<ProxyMetrics>,
@@ -107,6 +108,12 @@ impl Proxy {
             max_body: cfg.capture.max_body_bytes,
             default_model: cfg.model.name.clone(),
             default_version: cfg.model.version.clone(),
+            // Validated by `Config::validate`; an invalid name is no header.
+            version_header: cfg
+                .model
+                .version_header
+                .as_deref()
+                .and_then(|h| HeaderName::from_bytes(h.as_bytes()).ok()),
             sla: cfg.sla.latency,
             names,
             metrics,
@@ -133,9 +140,19 @@ impl Proxy {
             metrics: Some(self.metrics.clone()),
             model: model.clone(),
         };
+        // SPEC 10: the path, else the configured header, else `model.version`; folded to
+        // at most `model.max_versions` per model.
+        let header_version = self
+            .version_header
+            .as_ref()
+            .and_then(|h| parts.headers.get(h))
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty());
         let version = path_version
-            .map(str::to_string)
-            .or_else(|| self.default_version.clone());
+            .or(header_version)
+            .or(self.default_version.as_deref())
+            .map(|v| self.names.fold_version(&model, v).to_string());
         let inference = parts.method == Method::POST || parts.method == Method::PUT;
         let request_encoding = header_string(&parts.headers, &CONTENT_ENCODING);
 
@@ -452,6 +469,9 @@ impl Finish for Finisher {
         }
         let failed = status.is_none_or(|s| s >= 500);
         ctx.latency.record_outcome(&model.model, elapsed, failed);
+        if let Some(v) = &ctx.version {
+            ctx.latency.record_version(&model.model, v, elapsed, failed);
+        }
 
         // Only exchanges the model answered are analysed.
         let Some(status) = status else { return };

@@ -7,6 +7,9 @@ use dashmap::DashMap;
 /// The label all models past `model.max_models` fold into.
 pub const OTHER: &str = "__other__";
 
+/// Default `model.max_versions`.
+pub const DEFAULT_MAX_VERSIONS: usize = 4;
+
 /// Default `limits.max_name_bytes`: longer model names are not exported under their own
 /// label (they fold into [`OTHER`]), so label values stay small.
 pub const MAX_NAME_BYTES: usize = 128;
@@ -48,11 +51,18 @@ pub fn from_path(path: &str) -> (Option<&str>, Option<&str>) {
 /// Slots go first to reserved names ([`ModelNames::reserve`]: `model.name` and models
 /// with a baseline), so that a burst of junk names after a restart cannot push the real
 /// model into `__other__`; the remaining slots are first come, first served.
+///
+/// It also keeps each model's versions ([`ModelNames::fold_version`]): at most
+/// `model.max_versions` per model label, so version-labelled families stay within
+/// `(max_models + 1) × (max_versions + 1)` series per label combination.
 #[derive(Debug)]
 pub struct ModelNames {
     max: usize,
     max_name_bytes: usize,
     names: DashMap<String, Arc<str>>,
+    max_versions: usize,
+    /// Model label → its version labels (first come, first served after the reserved one).
+    versions: DashMap<Arc<str>, Vec<Arc<str>>>,
 }
 
 impl ModelNames {
@@ -67,7 +77,57 @@ impl ModelNames {
             max,
             max_name_bytes,
             names: DashMap::new(),
+            max_versions: DEFAULT_MAX_VERSIONS,
+            versions: DashMap::new(),
         }
+    }
+
+    /// The same, keeping at most `max_versions` versions per model (`model.max_versions`).
+    pub fn with_max_versions(mut self, max_versions: usize) -> Self {
+        self.max_versions = max_versions.max(1);
+        self
+    }
+
+    /// Gives `version` of the model labelled `model` a slot of its own (`model.version`
+    /// of `model.name`: the reference the other versions are compared with).
+    pub fn reserve_version(&self, model: &str, version: &str) -> Arc<str> {
+        self.version_slot(model, version, true)
+    }
+
+    /// The label value for `version` of the model labelled `model` (already folded): itself
+    /// while the model has fewer than `model.max_versions` versions, else `__other__`;
+    /// versions too long or holding control characters are `__other__` too.
+    pub fn fold_version(&self, model: &str, version: &str) -> Arc<str> {
+        self.version_slot(model, version, false)
+    }
+
+    fn version_slot(&self, model: &str, version: &str, reserved: bool) -> Arc<str> {
+        if version == OTHER || self.clean(version).is_none() {
+            return Arc::from(OTHER);
+        }
+        if let Some(vs) = self.versions.get(model) {
+            if let Some(v) = vs.iter().find(|v| &***v == version) {
+                return v.clone();
+            }
+        }
+        let mut vs = self.versions.entry(Arc::from(model)).or_default();
+        if let Some(v) = vs.iter().find(|v| &***v == version) {
+            return v.clone();
+        }
+        if vs.len() >= self.max_versions && !reserved {
+            return Arc::from(OTHER);
+        }
+        let v: Arc<str> = Arc::from(version);
+        vs.push(v.clone());
+        v
+    }
+
+    /// The version labels of the model labelled `model`, in the order they were given.
+    pub fn versions(&self, model: &str) -> Vec<Arc<str>> {
+        self.versions
+            .get(model)
+            .map(|v| v.clone())
+            .unwrap_or_default()
     }
 
     /// Gives `name` a slot of its own whatever the count (a configured or baselined model;
@@ -162,6 +222,29 @@ mod tests {
         assert_eq!(&*n.fold("bad\nname"), OTHER);
         assert_eq!(&*n.fold("a\u{0}b"), OTHER);
         assert_eq!(&*n.reserve(&"r".repeat(500)), OTHER);
+    }
+
+    #[test]
+    fn versions_are_bounded_per_model() {
+        let n = ModelNames::new(4).with_max_versions(2);
+        n.reserve_version("iris", "stable");
+        assert_eq!(&*n.fold_version("iris", "v1"), "v1");
+        // `stable` was reserved, `v1` took the second slot: the rest fold.
+        assert_eq!(&*n.fold_version("iris", "v2"), OTHER);
+        assert_eq!(&*n.fold_version("iris", "stable"), "stable");
+        assert_eq!(&*n.fold_version("iris", "v1"), "v1");
+        // Per model: another model has slots of its own.
+        assert_eq!(&*n.fold_version("wine", "v2"), "v2");
+        assert_eq!(&*n.fold_version("wine", OTHER), OTHER);
+        assert_eq!(&*n.fold_version("wine", "bad\nversion"), OTHER);
+        assert_eq!(&*n.fold_version("wine", &"v".repeat(500)), OTHER);
+        assert_eq!(n.versions("iris").len(), 2);
+        assert_eq!(n.versions("wine").len(), 1);
+        // A flood of junk versions keeps the map at its bound.
+        for i in 0..1000 {
+            n.fold_version("wine", &format!("junk{i}"));
+        }
+        assert_eq!(n.versions("wine").len(), 2);
     }
 
     #[test]

@@ -16,3 +16,4 @@ mod hardening;
 mod health;
 mod proxy;
 mod quality;
+mod versions;

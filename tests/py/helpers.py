@@ -377,6 +377,10 @@ SPEC_METRICS = {
     "mlmon_anomaly_trend", "mlmon_anomaly_score", "mlmon_performance", "mlmon_estimated_performance",
     "mlmon_feedback_total", "mlmon_feature_importance", "mlmon_model_health", "mlmon_build_info",
     "mlmon_baseline_info",
+    # SPEC section 10 (docs/versions.md): per-version families.
+    "mlmon_version_requests_total", "mlmon_version_errors_total", "mlmon_version_latency_seconds",
+    "mlmon_version_performance", "mlmon_version_estimated_performance", "mlmon_version_prediction_psi",
+    "mlmon_version_comparison_verdict", "mlmon_version_comparison_difference", "mlmon_version_comparison_p_value",
 }
 HISTOGRAMS = {"mlmon_request_duration_seconds", "mlmon_upstream_duration_seconds", "mlmon_anomaly_score"}
 

@@ -4,6 +4,11 @@ webhook receiver on 127.0.0.1 standing in for every receiver. Drifted traffic mu
 drift alert arrive at the webhook with its labels and annotations, and every PromQL
 expression of every dashboard must return data from that Prometheus.
 
+Beside the target, a real `mlmon serve` fronts tests/py/versioned_upstream.py (v1 good, v2
+slower, failing and wrong more often) under versioned traffic with ground truth, scraped by
+the same Prometheus: the candidate-worse alert (MlmonVersionWorse) must arrive too, and the
+Versions dashboard has data.
+
 Targets (E2E_TARGETS):
   "mlmon" - the real binary: `mlmon demo --drift-after $MLMON_E2E_DRIFT_AFTER` (default 10 s).
             Binary from the mlmon_bin fixture ($MLMON_BINARY, $MLMON_BIN, target/debug, target/release);
@@ -26,6 +31,7 @@ import yaml
 from fake_mlmon import FakeMlmon
 from helpers import (REPO, ManagedProcess, dashboard_queries, dashboards, free_port, http_json, local_alertmanager_config,
                          substitute, wait_http_ok, wait_until, write_fast_rules)
+from versioned_upstream import VersionedTraffic, VersionedUpstream
 from webhook_receiver import WebhookReceiver
 
 # The real sidecar is what the end-to-end test proves (`make test` builds it first).
@@ -61,8 +67,38 @@ def target(request, tmp_path_factory, mlmon_bin):
         pytest.fail(f"unknown E2E target {kind!r} (use mlmon or fake)")
 
 
+VERSIONS_MODEL = "ab-model"
+
+
 @pytest.fixture(scope="module")
-def stack(target, prometheus_bin, alertmanager_bin, tmp_path_factory):
+def versions_target(tmp_path_factory, mlmon_bin):
+    """host:port of the admin endpoint of a real mlmon in front of two model versions."""
+    tmp = tmp_path_factory.mktemp("mlmon-versions")
+    upstream = VersionedUpstream().start()
+    listen, admin = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    cfg = tmp / "mlmon.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "model": {"name": VERSIONS_MODEL, "version": "v1", "task": "classification"},
+        "payload": {"feature_names": ["x0", "x1"]},
+        "drift": {"interval": "1s"},
+        "admin": {"allow_unauthenticated": True},
+    }))
+    proc = ManagedProcess.launch("mlmon-versions", [str(mlmon_bin), "serve", "--config", str(cfg), "--listen", listen,
+                                                    "--admin-listen", admin, "--upstream", upstream.url], tmp)
+    traffic = None
+    try:
+        wait_http_ok(f"http://{admin}/readyz", timeout=60, proc=proc)
+        traffic = VersionedTraffic(f"http://{listen}", f"http://{admin}", VERSIONS_MODEL).start()
+        yield admin
+    finally:
+        if traffic:
+            traffic.stop()
+        proc.stop()
+        upstream.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(target, versions_target, prometheus_bin, alertmanager_bin, tmp_path_factory):
     kind, admin = target
     tmp = tmp_path_factory.mktemp("stack")
     hook = WebhookReceiver().start()
@@ -84,7 +120,7 @@ def stack(target, prometheus_bin, alertmanager_bin, tmp_path_factory):
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(p) for p in rules],
             "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]},
-            "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": [admin]}]}],
+            "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": [admin, versions_target]}]}],
         }))
         prom_port = free_port()
         prom = ManagedProcess.launch("prometheus", [
@@ -177,9 +213,47 @@ def promql_regex(value: str) -> str:
     return re.escape(value).replace("\\", "\\\\")
 
 
-def test_every_dashboard_query_returns_data(stack, drift_alert):
+@pytest.fixture(scope="module")
+def version_alert(stack):
+    """The first critical MlmonVersionWorse notification at the events webhook."""
+    def arrived():
+        for path, alert in stack["hook"].alerts("/mlmon-events"):
+            labels = alert["labels"]
+            if (labels.get("alertname") == "MlmonVersionWorse" and alert["status"] == "firing"
+                    and labels.get("severity") == "critical"):
+                return alert
+        return None
+
+    try:
+        return wait_until(arrived, timeout=180, interval=1, what="MlmonVersionWorse at the webhook")
+    except TimeoutError:
+        verdicts = query(stack["prometheus"], "mlmon_version_comparison_verdict")
+        logs = "\n".join(f"--- {p.name}\n{p.log_tail(15)}" for p in stack["procs"])
+        pytest.fail(f"no version alert within 180s; verdicts in Prometheus: {verdicts}\n{logs}")
+
+
+def test_candidate_worse_alert_arrives_at_the_webhook(stack, version_alert):
+    labels, ann = version_alert["labels"], version_alert["annotations"]
+    assert labels["model"] == VERSIONS_MODEL and labels["job"] == JOB
+    assert (labels["version"], labels["reference"]) == ("v2", "v1")
+    assert labels["metric"] in {"accuracy", "error_rate"}
+    assert labels["event"] == "performance_degradation"
+    assert f"Version v2 of model {VERSIONS_MODEL} is clearly worse than v1 on {labels['metric']}" == ann["summary"]
+    assert re.search(r"p-value [0-9.e+-]+ below 0\.001", ann["description"]), ann["description"]
+    assert ann["runbook_url"].endswith("/docs/runbook.md#mlmonversionworse")
+    wait_until(lambda: any(a["labels"].get("alertname") == "MlmonVersionWorse" for _, a in stack["hook"].alerts("/oncall-critical")),
+               timeout=15, what="version alert at /oncall-critical")
+
+
+def dashboard_values(drift_alert) -> dict:
+    """Variable values: the demo's drifting model and the versioned model, v1 against v2."""
+    model = promql_regex(drift_alert["labels"]["model"]) + "|" + promql_regex(VERSIONS_MODEL)
+    return {"job": JOB, "model": model, "feature": ".*", "version_a": "v1", "version_b": "v2"}
+
+
+def test_every_dashboard_query_returns_data(stack, drift_alert, version_alert):
     prom = stack["prometheus"]
-    values = {"job": JOB, "model": promql_regex(drift_alert["labels"]["model"]), "feature": ".*", **BUILTINS}
+    values = {**dashboard_values(drift_alert), **BUILTINS}
     empty, checked = [], 0
     for name, dash in dashboards().items():
         for where, expr in dashboard_queries(dash):
@@ -192,9 +266,9 @@ def test_every_dashboard_query_returns_data(stack, drift_alert):
     assert not empty, "queries without data:\n" + "\n".join(empty)
 
 
-def test_every_dashboard_variable_query_returns_values(stack, drift_alert):
+def test_every_dashboard_variable_query_returns_values(stack, drift_alert, version_alert):
     prom = stack["prometheus"]
-    values = {"job": JOB, "model": promql_regex(drift_alert["labels"]["model"]), "feature": ".*"}
+    values = dashboard_values(drift_alert)
     for name, dash in dashboards().items():
         for var in dash["templating"]["list"]:
             if var["type"] != "query":

@@ -29,11 +29,12 @@ EXPECTED = {
     "mlmon-drift.json": "mlmon-drift",
     "mlmon-quality.json": "mlmon-quality",
     "mlmon-alerts.json": "mlmon-alerts",
+    "mlmon-versions.json": "mlmon-versions",
 }
 ids = list(DASHES)
 
 
-def test_the_six_dashboards_exist_with_unique_uids():
+def test_the_dashboards_exist_with_unique_uids():
     assert {name: d["uid"] for name, d in DASHES.items()} == EXPECTED
     uids = [d["uid"] for d in DASHES.values()]
     assert len(set(uids)) == len(uids)
@@ -149,7 +150,7 @@ def test_queries_use_spec_metrics_or_recorded_series(name):
 def test_every_dashboard_query_is_valid_promql(promtool, tmp_path):
     """promtool parses every expression (variables substituted) as a recording rule."""
     rules = []
-    values = {"job": ".*", "model": ".*", "feature": ".*", "datasource": "x", **BUILTINS}
+    values = {"job": ".*", "model": ".*", "feature": ".*", "version_a": "v1", "version_b": "v2", "datasource": "x", **BUILTINS}
     for name, dash in DASHES.items():
         for i, (where, expr) in enumerate(dashboard_queries(dash)):
             rules.append({"record": f"check:{name.split('.')[0].replace('-', '_')}:q{i}", "expr": substitute(expr, values)})

@@ -46,6 +46,10 @@ def test_promtool_unit_tests_pass(promtool):
     ("mlmon-alerts.yml", "p95_rate5m > 0.1", "p95_rate5m > 0.25", "alerts.test.yml"),
     # 4xx must not count as errors
     ("mlmon-recording.yml", 'code=~"5xx|error"', 'code=~"4xx|5xx|error"', "alerts.test.yml"),
+    # a version rated better must not alert; the critical needs strong significance
+    ("mlmon-versions.yml", "mlmon_version_comparison_verdict == -1", "mlmon_version_comparison_verdict != 0",
+     "versions.test.yml"),
+    ("mlmon-versions.yml", ") < 0.001", ") < 0.0001", "versions.test.yml"),
 ])
 def test_promtool_unit_tests_catch_a_broken_rule(promtool, tmp_path, rules_file, old, new, test_file):
     """The unit tests can fail: a copy of the rules with one deliberate mistake must not pass."""
@@ -114,9 +118,9 @@ def test_every_alert_name_has_both_severities_or_a_reason():
 
 
 def test_every_alert_and_severity_is_unit_tested():
-    doc = yaml.safe_load((PROM_TESTS_DIR / "alerts.test.yml").read_text())
+    docs = [yaml.safe_load(p.read_text()) for p in sorted(PROM_TESTS_DIR.glob("*.test.yml"))]
     fired, tested_names, silent = set(), set(), set()
-    for t in doc["tests"]:
+    for t in (t for doc in docs for t in doc["tests"]):
         for case in t.get("alert_rule_test", []):
             tested_names.add(case["alertname"])
             if not case.get("exp_alerts"):
