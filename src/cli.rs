@@ -42,6 +42,9 @@ pub enum Command {
     /// Run a built-in example model server, the sidecar in front of it, and synthetic
     /// traffic that drifts after a while. Needs nothing but this binary.
     Demo(DemoArgs),
+    /// Receive Alertmanager webhooks and turn chosen alerts into a retraining action (an HTTP
+    /// call or a command), with cooldown, deduplication, HMAC signatures and a dry-run mode.
+    Trigger(crate::trigger::TriggerArgs),
 }
 
 /// `mlmon serve` flags; they override `MLMON_*` environment variables, which override the
@@ -215,6 +218,10 @@ pub fn run(cli: Cli) -> ExitCode {
                 }
                 Err(e) => fail(&e),
             }
+        }
+        Command::Trigger(args) => {
+            init_logging("info", LogFormat::Text);
+            crate::trigger::run(args)
         }
         Command::Demo(args) => {
             init_logging("info,mlmon=info", LogFormat::Text);

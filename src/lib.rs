@@ -21,6 +21,8 @@
 //! Layout, lowest layer first:
 //! - [`record`]: the neutral records (captured bytes, parsed rows and predictions, kinds).
 //! - [`stats`]: pure statistics (PSI, JS, KS, Wasserstein, chi-square, quantiles).
+//! - [`trigger`]: `mlmon trigger`, the optional Alertmanager-webhook receiver that starts
+//!   retraining actions.
 //! - [`window`]: the one time-bucketed sliding window and running moments.
 //! - [`payload`]: one adapter per wire protocol, turning bodies into rows and predictions.
 //! - [`baseline`]: the snapshot format, its builder, file readers, and the registry of each
@@ -75,4 +77,5 @@ pub mod record;
 pub mod server;
 pub mod shutdown;
 pub mod stats;
+pub mod trigger;
 pub mod window;
