@@ -21,6 +21,7 @@
 //! Layout, lowest layer first:
 //! - [`record`]: the neutral records (captured bytes, parsed rows and predictions, kinds).
 //! - [`stats`]: pure statistics (PSI, JS, KS, Wasserstein, chi-square, quantiles).
+//! - [`mlflow`]: the MLflow tracking REST client behind `--from-mlflow` and `--mlflow-run`.
 //! - [`trigger`]: `mlmon trigger`, the optional Alertmanager-webhook receiver that starts
 //!   retraining actions.
 //! - [`window`]: the one time-bucketed sliding window and running moments.
@@ -68,6 +69,7 @@ pub mod health;
 pub mod ingest;
 pub mod latency;
 pub mod metrics;
+pub mod mlflow;
 pub mod net;
 pub mod payload;
 pub mod performance;
