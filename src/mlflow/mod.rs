@@ -293,7 +293,8 @@ impl Client {
         }
     }
 
-    /// Data files (.csv, .jsonl, .parquet) among the run's artifacts, at most three levels deep.
+    /// Data files (.csv, .jsonl, .parquet) among the run's artifacts, at most three levels
+    /// deep, outside the `mlmon/` folder mlmon logs to.
     async fn data_files(&self, run_id: &str) -> Result<Vec<String>, MlflowError> {
         let mut found = Vec::new();
         let mut dirs = vec![(String::new(), 0)];
@@ -320,7 +321,8 @@ impl Client {
                     continue;
                 };
                 if f.get("is_dir").and_then(Value::as_bool).unwrap_or(false) {
-                    if depth < 2 {
+                    // mlmon's own artifacts (snapshots, reports) are not training data.
+                    if depth < 2 && p != "mlmon" {
                         dirs.push((p.to_string(), depth + 1));
                     }
                 } else if crate::baseline::InputFormat::from_path(Path::new(p)).is_some() {
