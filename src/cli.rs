@@ -87,7 +87,11 @@ pub enum BaselineCommand {
 #[derive(Debug, clap::Args)]
 pub struct BuildArgs {
     /// Input data file.
-    #[arg(long, required_unless_present = "from_mlflow", conflicts_with = "from_mlflow")]
+    #[arg(
+        long,
+        required_unless_present = "from_mlflow",
+        conflicts_with = "from_mlflow"
+    )]
     pub input: Option<PathBuf>,
     /// Take the input from MLflow instead: `runs:/<run_id>/<artifact path>`,
     /// `models:/<name>/<version>[/<artifact path>]` or `models:/<name>@<alias>[/<path>]`
@@ -296,13 +300,8 @@ fn baseline_build(args: BuildArgs) -> ExitCode {
         return fail(&e);
     }
     if let (true, Some(run)) = (args.log_to_mlflow, &log_run) {
-        match crate::mlflow::log_baseline(
-            uri,
-            run,
-            &args.output,
-            &snapshot.id,
-            snapshot.row_count,
-        ) {
+        match crate::mlflow::log_baseline(uri, run, &args.output, &snapshot.id, snapshot.row_count)
+        {
             Ok(path) => eprintln!("logged {path} to MLflow run {run}"),
             Err(e) => return fail(&e),
         }

@@ -107,7 +107,6 @@ impl Client {
             let p = format!("{}/", base.path());
             base.set_path(&p);
         }
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .user_agent(concat!("mlmon/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
@@ -135,7 +134,11 @@ impl Client {
         url.path_segments_mut()
             .map_err(|_| MlflowError::Invalid(format!("{}: not a base URL", self.base)))?
             .pop_if_empty()
-            .extend(root.split('/').chain(path.split('/')).filter(|s| !s.is_empty()));
+            .extend(
+                root.split('/')
+                    .chain(path.split('/'))
+                    .filter(|s| !s.is_empty()),
+            );
         Ok(url)
     }
 
@@ -388,7 +391,12 @@ impl Client {
 
     /// Logs `bytes` as the run's artifact `path` (through the server's artifact proxy, or
     /// into a local artifact root).
-    pub async fn upload(&self, run_id: &str, path: &str, bytes: Vec<u8>) -> Result<(), MlflowError> {
+    pub async fn upload(
+        &self,
+        run_id: &str,
+        path: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(), MlflowError> {
         let root = self.artifact_uri(run_id).await?;
         if let Some(local) = local_root(&root) {
             let dest = local.join(path);
@@ -638,12 +646,7 @@ pub fn performance_metrics(report: &Value) -> Vec<(String, f64, i64)> {
     {
         let step = c.get("index").and_then(Value::as_i64).unwrap_or(0);
         for part in ["realized", "estimated", "sampling_error"] {
-            for (m, v) in c
-                .get(part)
-                .and_then(Value::as_object)
-                .into_iter()
-                .flatten()
-            {
+            for (m, v) in c.get(part).and_then(Value::as_object).into_iter().flatten() {
                 if let Some(v) = v.as_f64() {
                     out.push((format!("mlmon.performance.{part}.{m}"), v, step));
                 }
@@ -702,7 +705,10 @@ mod tests {
             Some("1/r/artifacts")
         );
         assert_eq!(proxied_path("s3://bucket/x"), None);
-        assert_eq!(metric_key("mlmon.drift.input.mean radius (cm)²"), "mlmon.drift.input.mean radius _cm__");
+        assert_eq!(
+            metric_key("mlmon.drift.input.mean radius (cm)²"),
+            "mlmon.drift.input.mean radius _cm__"
+        );
         assert_eq!(metric_key(&"x".repeat(400)).len(), 250);
         let c = Client::new(Some("http://127.0.0.1:5000/mlflow")).unwrap();
         assert_eq!(

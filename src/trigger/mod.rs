@@ -313,8 +313,6 @@ fn now_unix() -> f64 {
 impl Receiver {
     /// Builds the state, restores cooldowns from the record file and starts the workers.
     pub fn start(cfg: Resolved) -> Result<Arc<Self>, String> {
-        // Outgoing HTTPS uses rustls with the ring provider; installing twice is harmless.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let templates = cfg
             .config
             .actions
