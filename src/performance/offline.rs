@@ -556,6 +556,13 @@ pub struct PerformanceArgs {
     /// `thresholds.performance_drop`, `model.task`).
     #[arg(long)]
     pub config: Option<std::path::PathBuf>,
+    /// Log the figures to this MLflow run (metrics `mlmon.performance.*` with the chunk
+    /// index as the step, artifact `mlmon/performance.json`).
+    #[arg(long, value_name = "RUN_ID")]
+    pub mlflow_run: Option<String>,
+    /// MLflow server.
+    #[command(flatten)]
+    pub tracking: crate::mlflow::TrackingArgs,
 }
 
 /// Runs `mlmon performance`; the exit code is the worst chunk status, 3 on error.
@@ -589,6 +596,24 @@ pub fn run(args: PerformanceArgs) -> std::process::ExitCode {
         Ok(r) => r,
         Err(e) => return fail(&e),
     };
+    if let Some(run) = &args.mlflow_run {
+        let logged = serde_json::to_value(&report)
+            .map_err(|e| e.to_string())
+            .and_then(|json| {
+                crate::mlflow::log_report(
+                    args.tracking.mlflow_tracking_uri.as_deref(),
+                    run,
+                    &crate::mlflow::performance_metrics(&json),
+                    &json,
+                    "performance.json",
+                )
+                .map_err(|e| e.to_string())
+            });
+        if let Err(e) = logged {
+            return fail(&e);
+        }
+        eprintln!("logged the performance figures to MLflow run {run}");
+    }
     match args.output {
         OutputFormat::Table => print!("{}", render_table(&report)),
         OutputFormat::Json => match serde_json::to_string_pretty(&report) {

@@ -15,17 +15,17 @@ def test_amtool_check_config_accepts_the_example(amtool):
     res = run([amtool, "check-config", str(ALERTMANAGER_CONFIG)])
     assert res.returncode == 0, res.stdout + res.stderr
     assert "SUCCESS" in res.stdout
-    assert "4 receivers" in res.stdout
+    assert "5 receivers" in res.stdout
 
 
 ROUTES = [
     # labels -> receivers, in order
     ({"alertname": "MlmonFeatureDrift", "severity": "critical", "event": "drift_detected", "model": "fraud"},
-     "mlmon-events,oncall-critical"),
+     "mlmon-events,mlmon-retrain,oncall-critical"),
     ({"alertname": "MlmonFeatureDrift", "severity": "warning", "event": "drift_detected", "model": "fraud"},
      "mlmon-events,ml-team-slack"),
     ({"alertname": "MlmonPerformanceDrop", "severity": "warning", "event": "performance_degradation", "model": "m"},
-     "mlmon-events,ml-team-slack"),
+     "mlmon-events,mlmon-retrain,ml-team-slack"),
     ({"alertname": "MlmonDataQualityLow", "severity": "warning", "event": "data_quality", "model": "m"},
      "mlmon-events,ml-team-slack"),
     ({"alertname": "MlmonAnomalyRateHigh", "severity": "warning", "event": "anomaly_spike", "model": "m"},
@@ -65,6 +65,11 @@ def test_every_alert_reaches_the_events_webhook_and_a_human(amtool, rule):
     res = run([amtool, "config", "routes", "test", f"--config.file={ALERTMANAGER_CONFIG}",
                *[f"{k}={v}" for k, v in labels.items()]])
     receivers = res.stdout.strip().split(",")
+    # the retraining trigger gets critical feature drift and every performance drop, as well
+    retrain = rule["alert"] == "MlmonPerformanceDrop" or (
+        rule["alert"] == "MlmonFeatureDrift" and rule["labels"]["severity"] == "critical")
+    assert ("mlmon-retrain" in receivers) == retrain, receivers
+    receivers = [r for r in receivers if r != "mlmon-retrain"]
     assert receivers[0] == "mlmon-events"
     assert len(receivers) == 2 and receivers[1] in {"oncall-critical", "ml-team-slack", "sre-slack"}
     if rule["labels"]["severity"] == "critical":

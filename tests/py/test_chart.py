@@ -33,6 +33,8 @@ EXPECTED_KINDS = {
     "existing-configmap.yaml": {"ServiceAccount", "Deployment", "Service"},
     "sidecar-only.yaml": {"ConfigMap", "Secret", "Service", "Pod", "PodMonitor", "PrometheusRule"},
     "collector.yaml": {"ServiceAccount", "ConfigMap", "Deployment", "Service", "Pod", "ServiceMonitor"},
+    "trigger.yaml": {"ServiceAccount", "ConfigMap", "Secret", "Deployment", "Service", "Pod",
+                     "PersistentVolumeClaim", "NetworkPolicy"},
 }
 
 
@@ -603,3 +605,53 @@ def test_configmaps_fit_the_api_server_limit(values):
     for cm in by_kind(render(values), "ConfigMap"):
         size = sum(len(k) + len(v.encode()) for k, v in cm.get("data", {}).items())
         assert size < 1024 * 1024, f"ConfigMap {cm['metadata']['name']} holds {size} bytes (limit 1 MiB)"
+
+
+# --- mlmon trigger ------------------------------------------------------------------------
+
+def test_trigger_is_off_by_default():
+    assert not [o for o in render("default") if o["metadata"]["name"].endswith("-trigger")]
+
+
+def test_rendered_trigger_config_is_accepted_by_mlmon_trigger(mlmon_bin, tmp_path):
+
+    objs = [o for o in render("trigger.yaml") if o["metadata"]["name"].endswith("-trigger")]
+    cm = one(objs, "ConfigMap")
+    secret = one(objs, "Secret")
+    deploy = one(objs, "Deployment")
+    container = deploy["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"] == ["trigger", "--config", "/etc/mlmon-trigger/trigger.yaml"]
+    assert deploy["spec"]["replicas"] == 1 and deploy["spec"]["strategy"]["type"] == "Recreate"
+    claim = deploy["spec"]["template"]["spec"]["volumes"][1]["persistentVolumeClaim"]["claimName"]
+    assert claim == one(objs, "PersistentVolumeClaim")["metadata"]["name"]
+    # The sidecar's Service, Deployment and NetworkPolicy must not select the trigger's pods
+    # (nor the trigger's select the sidecar's).
+    pod_labels = deploy["spec"]["template"]["metadata"]["labels"]
+    everything = render("trigger.yaml")
+    sidecar = [o for o in everything if o not in objs]
+    for o in sidecar:
+        sel = (o["spec"].get("selector") or {}) if o["kind"] in ("Service", "Deployment") else \
+            (o["spec"].get("podSelector") or {}) if o["kind"] == "NetworkPolicy" else None
+        if sel is None:
+            continue
+        sel = sel.get("matchLabels", sel)
+        assert not sel.items() <= pod_labels.items(), f"{o['kind']} {o['metadata']['name']} selects the trigger"
+    policy = one(objs, "NetworkPolicy")
+    assert policy["spec"]["ingress"][0]["ports"] == [{"port": 9466, "protocol": "TCP"}]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert one(objs, "Service")["spec"]["selector"].items() <= pod_labels.items()
+    config = yaml.safe_load(cm["data"]["trigger.yaml"])
+    assert config["listen"] == "0.0.0.0:9466" and config["token_env"] == "TRIGGER_TOKEN"
+    assert config["record_file"].startswith("/var/lib/mlmon-trigger/")
+    assert config["actions"][0]["name"] == "retrain"
+    env = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert len(env.pop("token")) == 40  # generated
+    assert env == {"GITHUB_TOKEN": "ghp_example", "TRIGGER_HMAC": "example-hmac-key"}
+    # The binary accepts what the chart renders (secrets resolved from the Secret's keys).
+    config["record_file"] = str(tmp_path / "triggered.jsonl")
+    (tmp_path / "trigger.yaml").write_text(yaml.safe_dump(config))
+    proc = subprocess.run([str(mlmon_bin), "trigger", "--config", str(tmp_path / "trigger.yaml"), "--check"],
+                          capture_output=True, text=True, timeout=60,
+                          env={**env, "TRIGGER_TOKEN": "t", "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    assert "1 action(s)" in proc.stdout

@@ -24,6 +24,8 @@ class WebhookReceiver:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, echo: bool = False):
         self.notifications: list[tuple[str, dict]] = []
+        # (path, headers, raw body) of every request, for checks of signatures and bytes
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
         self._lock = threading.Lock()
         receiver = self
 
@@ -41,7 +43,7 @@ class WebhookReceiver:
                     self.send_response(400)
                     self.end_headers()
                     return
-                receiver._record(self.path, body)
+                receiver._record(self.path, body, {k.lower(): v for k, v in self.headers.items()}, raw)
                 self.send_response(200)
                 self.end_headers()
 
@@ -57,10 +59,11 @@ class WebhookReceiver:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def _record(self, path: str, body: dict) -> None:
+    def _record(self, path: str, body: dict, headers: dict[str, str] | None = None, raw: bytes = b"") -> None:
         with self._lock:
             if len(self.notifications) < MAX_KEPT:
                 self.notifications.append((path, body))
+                self.requests.append((path, headers or {}, raw))
         if self.echo:
             for alert in body.get("alerts", []):
                 labels = alert.get("labels", {})
