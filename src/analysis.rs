@@ -4,7 +4,8 @@
 //! comes in the [`Exchange`] it is given (the model's baseline, the raw request) or from the
 //! [`baseline::Registry`] at refresh time.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use tokio::time::Instant;
@@ -184,5 +185,37 @@ mod tests {
         );
         assert!(all.get("a").and_then(|a| a.report("zzz")).is_none());
         assert!(all.get("c").is_none());
+    }
+}
+
+/// Live SHAP importances shared by two analyses: the last mean |φ| per feature of each model,
+/// published by the explain engine and read by the drift engine to weight the share of
+/// drifted features (docs/explainability.md, "Drift × importance"). It lives here, in the
+/// layer both depend on, so that no analysis names another.
+/// The last SHAP importance per model (one entry per model the explain engine saw, which
+/// the model registry bounds).
+#[derive(Debug, Default)]
+pub struct LiveImportance {
+    models: RwLock<HashMap<String, Arc<HashMap<String, f64>>>>,
+}
+
+impl LiveImportance {
+    /// Replaces the importances of `model`.
+    pub fn set(&self, model: &str, features: HashMap<String, f64>) {
+        self.models
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(model.to_string(), Arc::new(features));
+    }
+
+    /// The importances of `model`, when SHAP importance was computed for it and some
+    /// feature has a positive one.
+    pub fn get(&self, model: &str) -> Option<Arc<HashMap<String, f64>>> {
+        self.models
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(model)
+            .filter(|m| m.values().any(|v| *v > 0.0))
+            .cloned()
     }
 }

@@ -147,3 +147,31 @@ impl CapturedExchange {
         2 * bodies + strings + std::mem::size_of::<Self>() + 64
     }
 }
+
+/// A class label in its one spelling (`1.0`, `1`, `true` → `"1"`), for a string
+/// (`performance.positive_class`, a baseline class); `performance::scores::label_of` does
+/// the same for a feature value. Shared by the analyses that compare labels.
+pub fn label_of_str(s: &str) -> String {
+    let t = s.trim();
+    match t.parse::<f64>() {
+        Ok(x) if x.is_finite() => number_label(x).unwrap_or_else(|| t.to_string()),
+        _ => match t {
+            "true" | "True" => "1".into(),
+            "false" | "False" => "0".into(),
+            _ => t.to_string(),
+        },
+    }
+}
+
+/// A number as a class label: integers without a fraction (`-0.0` and `0.0` alike).
+pub fn number_label(x: f64) -> Option<String> {
+    if !x.is_finite() {
+        return None;
+    }
+    if x.fract() == 0.0 && x.abs() < 9.0e15 {
+        // `-0.0` and `0.0` are the same class.
+        Some(format!("{}", x as i64))
+    } else {
+        Some(format!("{x}"))
+    }
+}

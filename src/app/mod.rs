@@ -294,7 +294,7 @@ pub fn build(cfg: Arc<Config>, extra: Vec<Arc<dyn Analysis>>) -> Result<Built, S
     }
     // The analyses, each following the registry; fed in this order for every exchange.
     // Live SHAP importance (explain) weights the drift score.
-    let live_importance = Arc::new(crate::explain::LiveImportance::default());
+    let live_importance = Arc::new(crate::analysis::LiveImportance::default());
     let drift = Arc::new(
         DriftEngine::new(cfg.clone(), metrics.drift.clone(), registry.clone())
             .with_live_importance(live_importance.clone()),

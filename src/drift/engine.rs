@@ -61,7 +61,7 @@ pub struct DriftEngine {
     /// Compression of the windows' sketches.
     compression: u32,
     /// Live SHAP importances weighting the drift score (explain's global SHAP).
-    live: Option<Arc<crate::explain::LiveImportance>>,
+    live: Option<Arc<crate::analysis::LiveImportance>>,
 }
 
 impl std::fmt::Debug for DriftEngine {
@@ -129,7 +129,7 @@ impl DriftEngine {
 
     /// The same engine weighting its drift score by the live SHAP importances of `live`
     /// when a model has them (docs/explainability.md).
-    pub fn with_live_importance(mut self, live: Arc<crate::explain::LiveImportance>) -> Self {
+    pub fn with_live_importance(mut self, live: Arc<crate::analysis::LiveImportance>) -> Self {
         self.live = Some(live);
         self
     }

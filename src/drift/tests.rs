@@ -325,7 +325,7 @@ async fn live_shap_importance_weights_the_drift_score() {
     assert_eq!(feature(&r, "x").status, Some(Status::Ok), "{r:?}");
     assert!(close(r.drift_score, 0.5), "{:?}", r.drift_score);
     // Explain's mean |φ|: colour 3, x 1 → 3 / 4 of the weight is drifted.
-    let live = Arc::new(crate::explain::LiveImportance::default());
+    let live = Arc::new(crate::analysis::LiveImportance::default());
     let mut cfg = Config::default();
     cfg.drift.window = WINDOW;
     let engine = DriftEngine::new(Arc::new(cfg), f.metrics.drift.clone(), f.registry.clone())

@@ -10,9 +10,9 @@ use rand::SeedableRng;
 
 use super::background::{self, Background};
 use super::encode::{EncodeError, Layout, Template};
-use super::live::LiveImportance;
 use super::report::{mean_abs_diff, FeatureImportance, ImportanceReport, Output, OutputPicker};
 use super::shap;
+use crate::analysis::LiveImportance;
 use crate::analysis::{Analysis, Exchange};
 use crate::baseline::FeatureType;
 use crate::baseline::{Registry, Snapshot};

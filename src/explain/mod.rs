@@ -36,7 +36,6 @@ pub mod background;
 pub mod config;
 pub mod encode;
 pub mod engine;
-pub mod live;
 pub mod report;
 pub mod shap;
 
@@ -45,10 +44,10 @@ mod shap_tests;
 #[cfg(test)]
 mod tests;
 
+pub use crate::analysis::LiveImportance;
 pub use encode::{EncodeError, Layout, Template};
 pub use engine::{
     ExplainEngine, ExplainError, ExplainMethod, ShapRow, ShapRun, EXPLAIN_HEADER, RING_ROWS,
     TEMPLATE_REFRESH,
 };
-pub use live::LiveImportance;
 pub use report::{FeatureImportance, ImportanceReport, Output, OutputPicker};

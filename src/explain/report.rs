@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::baseline::Snapshot;
-use crate::performance::scores::label_of_str;
+use crate::record::label_of_str;
 use crate::record::{FeatureValue, Prediction};
 
 /// Which output of a prediction explanations compare: the positive-class score, picked by

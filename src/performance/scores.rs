@@ -36,30 +36,7 @@ pub fn label_of(v: &FeatureValue) -> Option<String> {
     }
 }
 
-/// [`label_of`] for a string (e.g. `performance.positive_class`).
-pub fn label_of_str(s: &str) -> String {
-    let t = s.trim();
-    match t.parse::<f64>() {
-        Ok(x) if x.is_finite() => number_label(x).unwrap_or_else(|| t.to_string()),
-        _ => match t {
-            "true" | "True" => "1".into(),
-            "false" | "False" => "0".into(),
-            _ => t.to_string(),
-        },
-    }
-}
-
-fn number_label(x: f64) -> Option<String> {
-    if !x.is_finite() {
-        return None;
-    }
-    if x.fract() == 0.0 && x.abs() < 9.0e15 {
-        // `-0.0` and `0.0` are the same class.
-        Some(format!("{}", x as i64))
-    } else {
-        Some(format!("{x}"))
-    }
-}
+pub use crate::record::{label_of_str, number_label};
 
 /// A value as a number for regression: numbers, and strings that parse as one.
 pub fn number_of(v: &FeatureValue) -> Option<f64> {
