@@ -166,6 +166,19 @@ fn create_topic(tansu: &PathBuf, broker: &Broker, topic: &str, partitions: u32) 
     assert!(status.success(), "tansu topic create {topic}: {status}");
 }
 
+/// Consumer settings for Tansu, which completes a group join only after the rebalance
+/// timeout (`max.poll.interval.ms`, 5 minutes by default; Kafka answers a lone member
+/// after `group.initial.rebalance.delay.ms`, 3 s).
+fn quick_join() -> std::collections::BTreeMap<String, String> {
+    [
+        ("session.timeout.ms", "3000"),
+        ("max.poll.interval.ms", "3000"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
 const MODELS: [&str; 2] = ["alpha", "beta"];
 
 /// Sends `n` requests per model through the proxy, interleaved, each with its own id
@@ -228,6 +241,24 @@ async fn sink_count(admin: SocketAddr, sink: &str, result: &str) -> f64 {
         &[("sink", sink), ("result", result)],
     )
     .unwrap_or(-1.0)
+}
+
+/// Waits until `total` records of `sink` are counted (sent, dropped or failed); returns
+/// the three counts.
+async fn counted(admin: SocketAddr, sink: &str, total: usize) -> (f64, f64, f64) {
+    eventually(&format!("{total} {sink} records counted"), || async {
+        let sent = sink_count(admin, sink, "sent").await;
+        let dropped = sink_count(admin, sink, "dropped").await;
+        let failed = sink_count(admin, sink, "failed").await;
+        if sent + dropped + failed == total as f64 {
+            Ok((sent, dropped, failed))
+        } else {
+            Err(format!(
+                "sent {sent} dropped {dropped} failed {failed} of {total}"
+            ))
+        }
+    })
+    .await
 }
 
 async fn wait_sink(admin: SocketAddr, sink: &str, result: &str, n: usize) {
@@ -321,13 +352,15 @@ async fn kafka_sink_delivers_complete_records_in_order_per_model() {
     analysed(&running, (n * MODELS.len()) as u64).await;
     wait_sink(running.admin_addr, "kafka", "sent", n * MODELS.len()).await;
 
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker.kafka())
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", broker.kafka())
         .set("group.id", "reader")
         .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
+        .set("enable.auto.commit", "false");
+    for (k, v) in quick_join() {
+        cc.set(k, v);
+    }
+    let consumer: StreamConsumer = cc.create().unwrap();
     consumer.subscribe(&["capture"]).unwrap();
     let mut records = Vec::new();
     let mut partition_of = std::collections::HashMap::new();
@@ -361,21 +394,24 @@ async fn stopped_broker(
     cfg.sink.queue = 20;
     cfg.sink.batch = 10;
     cfg.sink.linger = Duration::from_millis(10);
-    cfg.sink.timeout = Duration::from_millis(300);
+    cfg.sink.timeout = Duration::from_secs(2);
     set(&mut cfg);
     let running = mlmon::server::start(cfg).await.unwrap();
     let (proxy, admin) = (running.proxy_addr, running.admin_addr);
     let warm = 10;
     traffic(proxy, warm / 2).await;
     wait_sink(admin, sink, "sent", warm).await;
+    // The queue holds 20 records: what the broker does not take fast enough is dropped.
     let before = traffic(proxy, 20).await;
-    let sent_before = 40 + warm;
-    wait_sink(admin, sink, "sent", sent_before).await;
+    let offered = warm + 40;
+    analysed(&running, offered as u64).await;
+    let counted_before = counted(admin, sink, offered).await;
+    assert!(counted_before.0 >= warm as f64, "{counted_before:?}");
 
     broker.stop();
     let n = 100;
     let after = traffic(proxy, n).await;
-    let total = sent_before + n * MODELS.len();
+    let total = offered + n * MODELS.len();
     analysed(&running, total as u64).await;
     let median = |v: &[Duration]| {
         let mut v = v.to_vec();
@@ -383,28 +419,22 @@ async fn stopped_broker(
         v[v.len() / 2]
     };
     let (m_before, m_after) = (median(&before), median(&after));
-    // A proxy waiting on the sink would take sink.timeout (300 ms) per request at least.
+    // A proxy waiting on the sink would take up to sink.timeout (2 s) per request.
     assert!(
         m_after < Duration::from_millis(100) && m_after < m_before * 5 + Duration::from_millis(20),
         "median latency {m_before:?} with the broker, {m_after:?} without"
     );
-    // Every record is accounted for: sent before the stop, then dropped or failed.
-    let counts = eventually("every record counted", || async {
-        let sent = sink_count(admin, sink, "sent").await;
-        let dropped = sink_count(admin, sink, "dropped").await;
-        let failed = sink_count(admin, sink, "failed").await;
-        if sent + dropped + failed == total as f64 {
-            Ok((sent, dropped, failed))
-        } else {
-            Err(format!(
-                "sent {sent} dropped {dropped} failed {failed} of {total}"
-            ))
-        }
-    })
-    .await;
-    assert!(counts.0 >= sent_before as f64, "{counts:?}");
-    assert!(counts.1 > 0.0, "a full queue drops: {counts:?}");
-    assert!(counts.2 > 0.0, "undeliverable batches fail: {counts:?}");
+    // Every record is accounted for: nothing more is sent, the rest dropped or failed.
+    let counts = counted(admin, sink, total).await;
+    assert!(counts.0 >= counted_before.0, "{counts:?}");
+    assert!(
+        counts.1 > counted_before.1,
+        "a full queue drops: {counts:?}"
+    );
+    assert!(
+        counts.2 > counted_before.2,
+        "undeliverable batches fail: {counts:?}"
+    );
     running.shutdown();
     running.wait().await;
 }
@@ -509,6 +539,8 @@ async fn feedback_series(admin: SocketAddr, n: u64) -> Vec<(String, f64)> {
                     && s.labels.get("model").map(String::as_str) == Some("toy")
             })
             .map(|s| (format!("{}{:?}", s.name, s.labels), s.value))
+            .collect::<std::collections::BTreeMap<_, _>>()
+            .into_iter()
             .collect())
     })
     .await
@@ -590,6 +622,7 @@ async fn feedback_from_a_kafka_topic_gives_the_same_metrics_as_the_api() {
             cfg.feedback.kafka = Some(KafkaSourceConfig {
                 brokers: brokers.clone(),
                 topic: "feedback".into(),
+                options: quick_join(),
                 ..Default::default()
             });
         },
