@@ -129,15 +129,17 @@ impl Default for NatsSourceConfig {
     }
 }
 
+/// `key` (`section.field`) must be set once its section is. The error is about the section,
+/// so that it names the variables or the file that set the section's other keys.
 fn required(key: &str, value: &str) -> Result<(), Invalid> {
-    if value.trim().is_empty() {
-        Err(Invalid::new(
-            key,
-            "is required when its section is set".into(),
-        ))
-    } else {
-        Ok(())
+    if !value.trim().is_empty() {
+        return Ok(());
     }
+    let section = key.rsplit_once('.').map_or(key, |(s, _)| s);
+    Err(Invalid::new(
+        section,
+        format!("{key} is required once {section} is set"),
+    ))
 }
 
 fn nats_url(key: &str, value: &str) -> Result<(), Invalid> {
