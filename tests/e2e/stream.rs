@@ -546,6 +546,9 @@ async fn feedback_series(admin: SocketAddr, n: u64) -> Vec<(String, f64)> {
     .await
 }
 
+/// Messages [`feedback_matches_api`] sends to the broker.
+const FEEDBACK_MESSAGES: usize = 6;
+
 /// The same ground truth through the HTTP API and through a broker: the same metrics; bad
 /// records from the broker are counted and skipped.
 async fn feedback_matches_api(
@@ -587,6 +590,7 @@ async fn feedback_matches_api(
         messages.push(r.to_string().into_bytes());
     }
     messages.push(Value::Array(rest).to_string().into_bytes());
+    assert_eq!(messages.len(), FEEDBACK_MESSAGES);
     send(messages).await;
     let via_stream = feedback_series(streamed.admin_addr, 5).await;
     assert_eq!(via_stream, via_api);
@@ -640,6 +644,25 @@ async fn feedback_from_a_kafka_topic_gives_the_same_metrics_as_the_api() {
         },
     )
     .await;
+    // Every message was committed to the group once applied (or skipped): a restart
+    // resumes after them.
+    let group: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.kafka())
+        .set("group.id", "mlmon")
+        .create()
+        .unwrap();
+    eventually("offsets committed", || async {
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        tpl.add_partition("feedback", 0);
+        let committed = group
+            .committed_offsets(tpl, Duration::from_secs(5))
+            .map_err(|e| e.to_string())?;
+        match committed.find_partition("feedback", 0).map(|p| p.offset()) {
+            Some(rdkafka::Offset::Offset(o)) if o == FEEDBACK_MESSAGES as i64 => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -678,5 +701,29 @@ async fn feedback_from_a_nats_jetstream_subject_gives_the_same_metrics_as_the_ap
             }
         },
     )
+    .await;
+    // Every message was acknowledged once applied (or skipped); none is pending.
+    let client = async_nats::connect(broker.nats_url()).await.unwrap();
+    let js = jetstream::new(client);
+    eventually("messages acknowledged", || {
+        let js = js.clone();
+        async move {
+            let mut consumer: jetstream::consumer::PullConsumer = js
+                .get_stream("FEEDBACK")
+                .await
+                .map_err(|e| e.to_string())?
+                .get_consumer("mlmon")
+                .await
+                .map_err(|e| e.to_string())?;
+            let info = consumer.info().await.map_err(|e| e.to_string())?;
+            if info.ack_floor.stream_sequence == FEEDBACK_MESSAGES as u64
+                && info.num_ack_pending == 0
+            {
+                Ok(())
+            } else {
+                Err(format!("{info:?}"))
+            }
+        }
+    })
     .await;
 }
