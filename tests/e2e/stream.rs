@@ -727,3 +727,57 @@ async fn feedback_from_a_nats_jetstream_subject_gives_the_same_metrics_as_the_ap
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feedback_from_a_plain_nats_subject_gives_the_same_metrics_as_the_api() {
+    let Some(bin) = broker_bin("nats-server") else {
+        return;
+    };
+    // The monitoring port shows when mlmon has subscribed: a plain subscription sees only
+    // what is published after it.
+    let monitor = free_port();
+    let broker = Broker::start(&bin, move |port, _| {
+        vec![
+            "-a".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string(),
+            "-m".into(),
+            monitor.to_string(),
+        ]
+    })
+    .await;
+    let url = broker.nats_url();
+    let client = async_nats::connect(broker.nats_url()).await.unwrap();
+    feedback_matches_api(
+        "nats",
+        move |cfg| {
+            cfg.feedback.nats = Some(NatsSourceConfig {
+                url: url.clone(),
+                subject: "feedback.core".into(),
+                ..Default::default()
+            });
+        },
+        async move |messages| {
+            eventually("mlmon subscribed", || async {
+                let connz = reqwest::get(format!("http://127.0.0.1:{monitor}/connz?subs=1"))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .text()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if connz.contains("\"feedback.core\"") {
+                    Ok(())
+                } else {
+                    Err(connz)
+                }
+            })
+            .await;
+            for m in messages {
+                client.publish("feedback.core", m.into()).await.unwrap();
+            }
+            client.flush().await.unwrap();
+        },
+    )
+    .await;
+}
