@@ -309,3 +309,31 @@ fn now_is_not_needed_for_records() {
     let r = decode(&records(&ex, true)[0]);
     assert_eq!(r["time"], "1970-01-01T00:00:00.000000Z");
 }
+
+#[test]
+fn librdkafka_options_keep_their_dotted_names_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mlmon.yaml");
+    std::fs::write(
+        &path,
+        "sink:\n  kafka:\n    brokers: k:9092\n    topic: t\n    options:\n      security.protocol: SASL_SSL\n      sasl.mechanism: SCRAM-SHA-512\nfeedback:\n  kafka:\n    brokers: k:9092\n    topic: fb\n    options: {auto.offset.reset: latest}\n",
+    )
+    .unwrap();
+    let cfg = Config::load_from(Some(&path), &Overrides::default(), std::iter::empty()).unwrap();
+    let opts = cfg.sink.kafka.unwrap().options;
+    assert_eq!(
+        opts.get("security.protocol").map(String::as_str),
+        Some("SASL_SSL"),
+        "{opts:?}"
+    );
+    assert_eq!(
+        opts.get("sasl.mechanism").map(String::as_str),
+        Some("SCRAM-SHA-512")
+    );
+    let fb = cfg.feedback.kafka.unwrap().options;
+    assert_eq!(
+        fb.get("auto.offset.reset").map(String::as_str),
+        Some("latest"),
+        "{fb:?}"
+    );
+}
