@@ -15,8 +15,8 @@ pub mod performance;
 pub mod process;
 pub mod proxy;
 pub mod quality;
-pub mod versions;
 pub mod sink;
+pub mod versions;
 
 use std::sync::Arc;
 
