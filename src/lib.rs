@@ -43,6 +43,7 @@
 //! - [`feedback`]: ground truth joined to predictions by request id (bounded, with a TTL).
 //! - [`performance`]: performance against ground truth and label-free estimates.
 //! - [`explain`]: black-box permutation importance and local explanations via the model server.
+//! - [`stream`]: the capture stream to Kafka/NATS and ground truth consumed from them.
 //! - [`health`]: one status per model with reasons and recommendations.
 //! - [`app`]: the application state, the wiring of the analyses and the periodic refresh.
 //! - [`api`]: the admin HTTP routes (`/metrics`, `/healthz`, `/readyz`, `/api/v1/...`).
@@ -80,6 +81,7 @@ pub mod record;
 pub mod server;
 pub mod shutdown;
 pub mod stats;
+pub mod stream;
 pub mod trigger;
 pub mod versions;
 pub mod window;

@@ -13,25 +13,14 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::Json;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{auth, ApiError};
 use crate::app::AppState;
 use crate::performance::FeedbackItem;
-use crate::record::FeatureValue;
 
 /// Records accepted per call at most.
 pub const MAX_FEEDBACK_RECORDS: usize = 10_000;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Record {
-    request_id: String,
-    actual: Value,
-    #[serde(default)]
-    row: Option<usize>,
-}
 
 /// Parses a feedback body into items; errors name the record and field.
 pub fn parse_feedback(body: &[u8]) -> Result<Vec<FeedbackItem>, ApiError> {
@@ -43,33 +32,14 @@ pub fn parse_feedback(body: &[u8]) -> Result<Vec<FeedbackItem>, ApiError> {
             format!("feedback record {i}")
         }
     };
-    let mut out = Vec::with_capacity(records.len());
-    for (i, r) in records.into_iter().enumerate() {
-        let r: Record = serde_json::from_value(r)
-            .map_err(|e| ApiError::Unprocessable(format!("{}: {e}", at(i))))?;
-        if r.request_id.is_empty() {
-            return Err(ApiError::Unprocessable(format!(
-                "{}: request_id is empty",
-                at(i)
-            )));
-        }
-        let actual = match FeatureValue::from_json(&r.actual) {
-            Some(FeatureValue::Missing) | None => {
-                return Err(ApiError::Unprocessable(format!(
-                    "{}: actual must be a number, string or boolean, not {}",
-                    at(i),
-                    r.actual
-                )))
-            }
-            Some(v) => v,
-        };
-        out.push(FeedbackItem {
-            request_id: r.request_id,
-            row: r.row.unwrap_or(0),
-            actual,
-        });
-    }
-    Ok(out)
+    records
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            FeedbackItem::from_json(r)
+                .map_err(|e| ApiError::Unprocessable(format!("{}: {e}", at(i))))
+        })
+        .collect()
 }
 
 /// The handler.
@@ -86,8 +56,8 @@ pub async fn post_feedback(
         )));
     }
     let items = parse_feedback(&body)?;
-    let outcomes = state.performance.feedback(&model, &items);
-    state.versions.feedback(&model, &items);
+    // The one path of ground truth (also the feedback sources'): performance and versions.
+    let outcomes = state.apply_feedback(&model, &items).unwrap_or_default();
     let mut counts = std::collections::BTreeMap::<&str, usize>::new();
     let results: Vec<Value> = items
         .iter()

@@ -73,6 +73,10 @@ pub struct AppState {
     pub versions: Arc<crate::versions::VersionsEngine>,
     /// KServe inference-logger events waiting for their other half.
     pub events: Arc<crate::ingest::events::EventPairing>,
+    /// The capture stream's sinks (also on the analyses list).
+    pub sinks: Arc<crate::stream::Sinks>,
+    /// Ground truth consumed from brokers.
+    pub sources: crate::stream::Sources,
 }
 
 impl AppState {
@@ -90,6 +94,23 @@ impl AppState {
                 .inc();
         }
         r
+    }
+
+    /// Applies ground truth for `model` (the one path of `POST /api/v1/feedback` and the
+    /// feedback sources) to performance and to the versions' windows: `None` when the model
+    /// has not been seen, else what became of each record (counted in
+    /// `mlmon_feedback_total`).
+    pub fn apply_feedback(
+        &self,
+        model: &str,
+        items: &[crate::performance::FeedbackItem],
+    ) -> Option<Vec<crate::feedback::Outcome>> {
+        if !self.model_names().iter().any(|m| m == model) {
+            return None;
+        }
+        let outcomes = self.performance.feedback(model, items);
+        self.versions.feedback(model, items);
+        Some(outcomes)
     }
 
     /// Exchanges analysed since start.
@@ -336,6 +357,14 @@ pub fn build(cfg: Arc<Config>, extra: Vec<Arc<dyn Analysis>>) -> Result<Built, S
         versions.clone(),
     ];
     list.extend(extra);
+    // The capture stream goes last: it sees each exchange after every analysis.
+    let sinks =
+        Arc::new(crate::stream::Sinks::new(&cfg, metrics.sink.clone()).map_err(StartError::Other)?);
+    if !sinks.is_empty() {
+        list.push(sinks.clone());
+    }
+    let sources =
+        crate::stream::Sources::new(&cfg, metrics.sink.clone()).map_err(StartError::Other)?;
     let analyses = Analyses::new(list);
     // Series of the loaded baselines exist from the first scrape.
     analyses.refresh(&registry);
@@ -380,6 +409,8 @@ pub fn build(cfg: Arc<Config>, extra: Vec<Arc<dyn Analysis>>) -> Result<Built, S
             cfg.events.max_bytes,
             cfg.events.ttl,
         )),
+        sinks,
+        sources,
     });
 
     Ok(Built {
@@ -412,6 +443,17 @@ pub fn spawn_background(
         }
         worker.run_blocking(rx)
     });
+    state.sinks.spawn(shutdown, tasks);
+    let feedback_state = Arc::downgrade(state);
+    state.sources.spawn(
+        Arc::new(
+            move |model: &str, items: &[crate::performance::FeedbackItem]| {
+                feedback_state.upgrade()?.apply_feedback(model, items)
+            },
+        ),
+        shutdown,
+        tasks,
+    );
     let refresh_state = state.clone();
     let mut refresh_shutdown = shutdown.clone();
     let interval = cfg.drift.interval;

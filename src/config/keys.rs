@@ -328,11 +328,12 @@ mod tests {
             "limits",
             "anomaly",
             "explain",
+            "sink",
             "log",
         ] {
             assert!(s.contains(&expected), "{expected} missing from {s:?}");
         }
-        assert_eq!(s.len(), 22, "{s:?}");
+        assert_eq!(s.len(), 23, "{s:?}");
     }
 
     #[test]

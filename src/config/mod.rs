@@ -10,7 +10,7 @@
 //!   came from (file, environment variable or flag);
 //! - [`keys`]: the key tree read from the types (which `MLMON_*` variables are ours);
 //! - `proxy`, `server`, `model`, `drift`, `thresholds`, `performance`, `anomaly`, `explain`,
-//!   `limits`, `log`: the sections, each with its defaults and its checks.
+//!   `limits`, `sink`, `log`: the sections, each with its defaults and its checks.
 
 mod anomaly;
 mod drift;
@@ -23,6 +23,7 @@ mod model;
 mod performance;
 mod proxy;
 mod server;
+mod sink;
 mod thresholds;
 
 #[cfg(test)]
@@ -49,6 +50,9 @@ pub use self::model::{BaselineConfig, ModelConfig, ModelOverrides, Task};
 pub use self::performance::{FeedbackConfig, PerformanceConfig, SlaConfig};
 pub use self::proxy::{CaptureConfig, ProxyConfig};
 pub use self::server::{AdminConfig, EventsConfig, ServerConfig};
+pub use self::sink::{
+    KafkaSinkConfig, KafkaSourceConfig, NatsSinkConfig, NatsSourceConfig, SinkConfig,
+};
 pub use self::thresholds::{DurationLevel, Level, Status, Thresholds, Worse};
 pub use crate::payload::PayloadConfig;
 
@@ -98,6 +102,8 @@ pub struct Config {
     pub anomaly: AnomalyConfig,
     /// Black-box explanations through the model server (docs/explainability.md).
     pub explain: ExplainConfig,
+    /// The capture stream to Kafka / NATS (docs/streaming.md).
+    pub sink: SinkConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -126,6 +132,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             anomaly: AnomalyConfig::default(),
             explain: ExplainConfig::default(),
+            sink: SinkConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -214,6 +221,8 @@ impl Config {
         self.admin.check()?;
         self.events.check()?;
         self.limits.check()?;
+        self.feedback.check()?;
+        self.sink.check()?;
         self.log.check()?;
         for (name, o) in &self.models {
             if let Some(t) = &o.thresholds {

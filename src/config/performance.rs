@@ -48,6 +48,10 @@ pub struct FeedbackConfig {
     pub ttl: Duration,
     /// Predictions kept waiting at most.
     pub max_pending: usize,
+    /// Ground truth consumed from a Kafka topic (docs/streaming.md; off when absent).
+    pub kafka: Option<super::sink::KafkaSourceConfig>,
+    /// Ground truth consumed from a NATS subject (docs/streaming.md; off when absent).
+    pub nats: Option<super::sink::NatsSourceConfig>,
 }
 
 impl Default for FeedbackConfig {
@@ -55,7 +59,22 @@ impl Default for FeedbackConfig {
         FeedbackConfig {
             ttl: Duration::from_secs(3600),
             max_pending: 100_000,
+            kafka: None,
+            nats: None,
         }
+    }
+}
+
+impl FeedbackConfig {
+    /// Checks the feedback sources' keys.
+    pub(super) fn check(&self) -> Result<(), Invalid> {
+        if let Some(k) = &self.kafka {
+            k.check()?;
+        }
+        if let Some(n) = &self.nats {
+            n.check()?;
+        }
+        Ok(())
     }
 }
 

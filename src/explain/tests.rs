@@ -206,7 +206,12 @@ mod engine {
                 received_at: SystemTime::now(),
                 now: Instant::now(),
                 parsed: &parsed,
-                request: request.map(|body| RawRequest { path: PATH, body }),
+                request: request.map(|body| RawRequest {
+                    path: PATH,
+                    body,
+                    status: Some(200),
+                    duration: std::time::Duration::ZERO,
+                }),
                 baseline: None,
             },
         );

@@ -176,6 +176,8 @@ impl Worker {
                     Some(RawRequest {
                         path: &ex.path,
                         body: request,
+                        status: ex.status,
+                        duration: ex.duration,
                     }),
                 )
             }

@@ -15,6 +15,7 @@ pub mod performance;
 pub mod process;
 pub mod proxy;
 pub mod quality;
+pub mod sink;
 pub mod versions;
 
 use std::sync::Arc;
@@ -108,6 +109,8 @@ pub struct Metrics {
     pub explain: Arc<explain::ExplainMetrics>,
     /// Per-version performance, output drift and comparisons (SPEC 10).
     pub versions: Arc<versions::VersionMetrics>,
+    /// The capture stream and the feedback sources (docs/streaming.md).
+    pub sink: Arc<sink::SinkMetrics>,
     /// Families written at scrape time by their owners.
     scrape: std::sync::RwLock<Vec<Arc<dyn ScrapeWriter>>>,
 }
@@ -125,6 +128,7 @@ impl Metrics {
         let health = Arc::new(health::HealthMetrics::register(mlmon));
         let explain = Arc::new(explain::ExplainMetrics::register(mlmon));
         let versions = Arc::new(versions::VersionMetrics::register(mlmon));
+        let sink = Arc::new(sink::SinkMetrics::register(mlmon));
         // Unprefixed: process_* names are the same in every Prometheus client.
         registry.register_collector(Box::new(process::ProcessCollector::new()));
         Metrics {
@@ -137,6 +141,7 @@ impl Metrics {
             health,
             explain,
             versions,
+            sink,
             scrape: std::sync::RwLock::new(Vec::new()),
         }
     }

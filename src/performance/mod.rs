@@ -63,6 +63,41 @@ pub struct FeedbackItem {
     pub actual: FeatureValue,
 }
 
+/// The fields of one ground-truth record (`POST /api/v1/feedback`, the feedback sources).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FeedbackRecord {
+    request_id: String,
+    actual: serde_json::Value,
+    #[serde(default)]
+    row: Option<usize>,
+}
+
+impl FeedbackItem {
+    /// Reads one ground-truth record `{"request_id": …, "actual": …, "row"?: …}`; the error
+    /// names the field (without saying which record: the caller knows).
+    pub fn from_json(value: serde_json::Value) -> Result<FeedbackItem, String> {
+        let r: FeedbackRecord = serde_json::from_value(value).map_err(|e| e.to_string())?;
+        if r.request_id.is_empty() {
+            return Err("request_id is empty".into());
+        }
+        let actual = match FeatureValue::from_json(&r.actual) {
+            Some(FeatureValue::Missing) | None => {
+                return Err(format!(
+                    "actual must be a number, string or boolean, not {}",
+                    r.actual
+                ))
+            }
+            Some(v) => v,
+        };
+        Ok(FeedbackItem {
+            request_id: r.request_id,
+            row: r.row.unwrap_or(0),
+            actual,
+        })
+    }
+}
+
 /// Where the task came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -16,4 +16,5 @@ mod hardening;
 mod health;
 mod proxy;
 mod quality;
+mod stream;
 mod versions;
