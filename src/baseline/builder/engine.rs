@@ -177,7 +177,7 @@ impl<'o> Engine<'o> {
                     .columns
                     .iter()
                     .filter_map(|c| match &c.state {
-                        State::Numeric(acc) => acc.cache.as_ref().map(Vec::len),
+                        State::Numeric(acc) => acc.cache.as_ref().map(Vec::capacity),
                         _ => None,
                     })
                     .sum();
