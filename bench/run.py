@@ -800,6 +800,13 @@ def rows_of(res: dict) -> list[tuple[str, str, bool | None]]:
     return rows
 
 
+def _load1(loadavg: str) -> float:
+    try:
+        return float(loadavg.split()[0])
+    except (ValueError, IndexError):
+        return 0.0
+
+
 def render(res: dict, rows) -> str:
     m = res["machine"]
     met = sum(1 for r in rows if r[2] is True)
@@ -823,6 +830,11 @@ def render(res: dict, rows) -> str:
         f"mlmon on CPU {res['cpus']['servers']}",
         f"- **Mode**: {'short' if res['short'] else 'full'} ({res['durations']})",
         "",
+        *([f"> **Noisy run**: load average {res['loadavg_before']} on {m['nproc']} CPUs before the run "
+            "(other work on the machine): throughputs and wall times are depressed by an unknown amount; "
+            "the CPU-time figures (analysis values/s, CPU per request, report(), offline CPU) are less "
+            "affected. Rerun `make bench` on a quiet machine for a verdict.", ""]
+          if _load1(res["loadavg_before"]) > (m["nproc"] or 1) else []),
         f"**{met} of {judged} targets met.**",
         "",
         "| target | measured | |",
@@ -847,7 +859,8 @@ def render(res: dict, rows) -> str:
         "  included for mlmon) over a fixed 1 000 rps run, divided by the requests answered.",
         "- *RSS*: mlmon's VmRSS after every run above (closed-loop saturation included).",
         "- *Large bodies*: one OIP body of 100 000 rows x 1 feature for a second model with its own",
-        "  baseline, sent alone: analysis-thread CPU per body; then the 8x10 stream of the first model",
+        "  baseline, sent alone: analysis-thread CPU per body (clock ticks of 10 ms: the median of",
+        "  several bodies is read to +-10 ms); then the 8x10 stream of the first model",
         "  at a fixed rate with three such bodies per second beside it; no capture may be dropped.",
         "- *Drift report*: `report()` of the criterion bench `bench/drift/drift.rs` (100 numeric",
         "  features at a full window, thread CPU time); memory per feature from the same bench.",
