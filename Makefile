@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: test check deps lint fmt rust-test py-test build demo bench regen check-generated rules-check observe static helm-assets clean reliability soak fuzz
+.PHONY: test check deps lint fmt rust-test py-test build demo bench bench-full regen check-generated rules-check observe static helm-assets clean reliability soak fuzz
 
 ## test: everything CI runs (installs Debian packages and a Python venv on first use)
 test: deps lint rust-test py-test check-generated reliability
@@ -60,8 +60,13 @@ fuzz:
 demo:
 	cargo run --release -- demo
 
-## bench: proxy overhead and analysis throughput (bench/); writes docs/performance.md
+## bench: every target of issue 13 (Performance v2) met / not met, from one short run (about 15 min on 2 cores); writes docs/performance.md
 bench:
+	python3 bench/run.py --short
+
+## bench-full: the same with longer runs, then the detailed proxy and drift benchmarks (bench/proxy, bench/drift)
+bench-full:
+	python3 bench/run.py
 	python3 bench/proxy/run.py
 	python3 bench/drift/run.py
 

@@ -68,15 +68,21 @@ def frame(rows: int, seed: int, drifted: bool) -> pd.DataFrame:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rows", type=int, default=1_000_000, help="rows per file")
+    p.add_argument("--current-rows", type=int, default=None,
+                   help="rows of current.csv (default: --rows)")
     p.add_argument("--out", type=Path, required=True, help="directory for reference.csv and current.csv")
     args = p.parse_args()
     if not 1 <= args.rows <= 50_000_000:
         p.error(f"--rows {args.rows} is outside 1..50000000")
+    current_rows = args.rows if args.current_rows is None else args.current_rows
+    if not 1 <= current_rows <= 50_000_000:
+        p.error(f"--current-rows {current_rows} is outside 1..50000000")
     args.out.mkdir(parents=True, exist_ok=True)
-    for name, seed, drifted in [("reference.csv", 11, False), ("current.csv", 12, True)]:
+    for name, seed, drifted, rows in [("reference.csv", 11, False, args.rows),
+                                      ("current.csv", 12, True, current_rows)]:
         path = args.out / name
         tmp = path.with_suffix(".csv.tmp")
-        frame(args.rows, seed, drifted).to_csv(tmp, index=False, float_format="%.6g")
+        frame(rows, seed, drifted).to_csv(tmp, index=False, float_format="%.6g")
         tmp.replace(path)
         print(f"wrote {path} ({path.stat().st_size / 1e6:.0f} MB)")
 

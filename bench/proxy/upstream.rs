@@ -34,16 +34,25 @@ use tokio::net::TcpListener;
 /// shaped like MLServer's answer for a scikit-learn classifier.
 const RESPONSE: &str = r#"{"model_name":"bench","model_version":"1","id":"bench","parameters":{"content_type":"np"},"outputs":[{"name":"predict","shape":[4,1],"datatype":"INT64","parameters":{"content_type":"np"},"data":[0,1,1,0]},{"name":"predict_proba","shape":[4,2],"datatype":"FP64","parameters":{"content_type":"np"},"data":[0.91,0.09,0.22,0.78,0.35,0.65,0.87,0.13]}]}"#;
 
+/// The bodies of `--response [PATH_PREFIX=]FILE`: (prefix, body), longest prefix first; an
+/// empty prefix matches every path. Without any, every answer is [`RESPONSE`].
+static CUSTOM_RESPONSES: std::sync::OnceLock<Vec<(String, Bytes)>> = std::sync::OnceLock::new();
+
+fn response_for(path: &str) -> Bytes {
+    CUSTOM_RESPONSES
+        .get()
+        .and_then(|all| all.iter().find(|(p, _)| path.starts_with(p.as_str())))
+        .map(|(_, b)| b.clone())
+        .unwrap_or(Bytes::from_static(RESPONSE.as_bytes()))
+}
+
 async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let (status, body, json) = match *req.method() {
         Method::POST | Method::PUT => {
+            let answer = response_for(req.uri().path());
             // Read the body to its end like a model server must before it can answer.
             match req.into_body().collect().await {
-                Ok(_) => (
-                    StatusCode::OK,
-                    Bytes::from_static(RESPONSE.as_bytes()),
-                    true,
-                ),
+                Ok(_) => (StatusCode::OK, answer, true),
                 Err(_) => (
                     StatusCode::BAD_REQUEST,
                     Bytes::from_static(br#"{"error":"unreadable body"}"#),
@@ -70,10 +79,13 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
     Ok(resp)
 }
 
-/// Parses `--listen ADDR` (default `127.0.0.1:0`); only loopback addresses are accepted.
+/// Parses `--listen ADDR` (default `127.0.0.1:0`; only loopback addresses are accepted) and
+/// `--response [PATH_PREFIX=]FILE` (repeatable: the body of the inference answers whose path
+/// starts with the prefix; default the 4-row answer above).
 fn listen_addr() -> Result<SocketAddr, String> {
     let mut args = std::env::args().skip(1);
     let mut addr = String::from("127.0.0.1:0");
+    let mut responses: Vec<(String, Bytes)> = Vec::new();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--listen" => {
@@ -81,9 +93,23 @@ fn listen_addr() -> Result<SocketAddr, String> {
                     .next()
                     .ok_or_else(|| "--listen needs an address".to_string())?
             }
-            other => return Err(format!("unknown argument {other:?} (usage: --listen ADDR)")),
+            "--response" => {
+                let spec = args
+                    .next()
+                    .ok_or_else(|| "--response needs [PATH_PREFIX=]FILE".to_string())?;
+                let (prefix, path) = spec.split_once('=').unwrap_or(("", spec.as_str()));
+                let body = std::fs::read(path).map_err(|e| format!("--response {path}: {e}"))?;
+                responses.push((prefix.to_string(), Bytes::from(body)));
+            }
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?} (usage: --listen ADDR [--response [PATH_PREFIX=]FILE]...)"
+                ))
+            }
         }
     }
+    responses.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+    let _ = CUSTOM_RESPONSES.set(responses);
     let parsed: SocketAddr = addr
         .parse()
         .map_err(|e| format!("--listen {addr:?}: {e}"))?;

@@ -14,10 +14,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::analysis::Exchange;
-use crate::baseline::{open_source, InputFormat, Registry, Snapshot};
+use crate::baseline::reader::Cell;
+use crate::baseline::{open_source, FeatureType, InputFormat, Registry, Snapshot};
 use crate::config::Config;
 use crate::metrics::drift::DriftMetrics;
-use crate::record::{ParsedExchange, Prediction};
+use crate::record::{FeatureValue, ParsedExchange, Prediction, Row};
 
 use super::{DriftEngine, ModelDriftReport, Status, PREDICTION};
 
@@ -35,8 +36,98 @@ pub enum OfflineError {
     Baseline(String),
 }
 
+/// How a cell of a baseline column is handed to the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Conversion {
+    /// Numeric in the baseline: text is read as a number here, exactly as the window
+    /// would (`trim`, then `f64` parsing; non-finite is missing); text that is no number
+    /// stays text, so the window counts it invalid.
+    Numeric,
+    /// Categorical: the cell as it is (the window derives the category key).
+    AsIs,
+}
+
+/// Where a column of the input goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// Not in the baseline: the engine would ignore it.
+    Skip,
+    /// A feature: its slot in each row, and how its cells are converted.
+    Feature(usize, Conversion),
+    /// The prediction column.
+    Output(Conversion),
+}
+
+/// Writes `cell` into `slot`, converted; text buffers are reused, so a batch allocates
+/// nothing once its rows exist.
+fn store(slot: &mut FeatureValue, cell: Cell<'_>, conversion: Conversion) {
+    match cell {
+        Cell::Missing => *slot = FeatureValue::Missing,
+        Cell::Number(v) if v.is_finite() => *slot = FeatureValue::Number(v),
+        Cell::Number(_) => *slot = FeatureValue::Missing,
+        Cell::Text(s) => {
+            if conversion == Conversion::Numeric {
+                let t = s.trim();
+                if t.is_empty() {
+                    *slot = FeatureValue::Missing;
+                    return;
+                }
+                if let Ok(v) = t.parse::<f64>() {
+                    *slot = if v.is_finite() {
+                        FeatureValue::Number(v)
+                    } else {
+                        FeatureValue::Missing
+                    };
+                    return;
+                }
+            }
+            match slot {
+                FeatureValue::Text(buf) => {
+                    buf.clear();
+                    buf.push_str(s);
+                }
+                _ => *slot = FeatureValue::Text(s.to_string()),
+            }
+        }
+    }
+}
+
+/// One batch of rows, reused: row `r`'s slot `k` always holds feature `names[k]`.
+struct Batch {
+    parsed: ParsedExchange,
+    /// Rows filled so far.
+    len: usize,
+}
+
+impl Batch {
+    fn new(names: &[String]) -> Batch {
+        let row = Row {
+            values: names
+                .iter()
+                .map(|n| (n.clone(), FeatureValue::Missing))
+                .collect(),
+        };
+        Batch {
+            parsed: ParsedExchange {
+                rows: vec![row; CHUNK],
+                predictions: Vec::with_capacity(CHUNK),
+            },
+            len: 0,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+        self.parsed.predictions.clear();
+    }
+}
+
 /// Computes the drift of the rows in `input` against `snapshot`; the column named
 /// `prediction_column` (default `prediction`) holds the model's output.
+///
+/// Two threads: this one reads and converts the rows into reused batches (no allocation
+/// per cell), the other pushes each batch through the engine, in input order, while the
+/// next one is read.
 pub fn drift_of_file(
     snapshot: Snapshot,
     input: &Path,
@@ -49,7 +140,12 @@ pub fn drift_of_file(
     // One window that holds the whole batch.
     cfg.drift.window = Duration::from_secs(100 * 365 * 24 * 3600);
     let model = snapshot.model.name.clone();
-    let has_output = snapshot.prediction.is_some();
+    let output = snapshot.prediction.as_ref().map(|p| conversion_of(p.kind));
+    let features: Vec<(String, Conversion)> = snapshot
+        .features
+        .iter()
+        .map(|(name, f)| (name.to_string(), conversion_of(f.kind)))
+        .collect();
     let registry = Arc::new(Registry::new(0, cfg.drift.sample_size));
     let current = registry
         .set(&model, Arc::new(snapshot))
@@ -60,44 +156,152 @@ pub fn drift_of_file(
         .with_window_compression(crate::stats::sketch::MAX_COMPRESSION);
     let mut source =
         open_source(input, format, &[]).map_err(|e| OfflineError::Read(e.to_string()))?;
-    let mut batch = ParsedExchange::default();
-    loop {
-        let row = source
-            .next_record_row()
-            .map_err(|e| OfflineError::Read(e.to_string()))?;
-        let done = row.is_none();
-        if let Some(mut row) = row {
-            if has_output {
-                if let Some(i) = row.values.iter().position(|(n, _)| n == prediction_column) {
-                    let (_, value) = row.values.remove(i);
-                    batch.predictions.push(Prediction {
-                        value,
-                        probabilities: None,
-                    });
+    let names: Vec<String> = features.iter().map(|(n, _)| n.clone()).collect();
+    let now = tokio::time::Instant::now();
+    let target_of = |column: &str| -> Target {
+        if let (Some(c), true) = (output, column == prediction_column) {
+            return Target::Output(c);
+        }
+        match features.iter().position(|(n, _)| n == column) {
+            Some(k) => Target::Feature(k, features[k].1),
+            None => Target::Skip,
+        }
+    };
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Batch>(1);
+    let (empty_tx, empty_rx) = std::sync::mpsc::sync_channel::<Batch>(2);
+    for _ in 0..2 {
+        let _ = empty_tx.send(Batch::new(&names));
+    }
+    std::thread::scope(|scope| {
+        let engine = &engine;
+        let (model, current) = (&model, &current);
+        scope.spawn(move || {
+            for mut batch in full_rx {
+                batch.parsed.rows.truncate(batch.len);
+                engine.observe(&Exchange {
+                    model,
+                    version: None,
+                    request_id: "",
+                    received_at: SystemTime::now(),
+                    now,
+                    parsed: &batch.parsed,
+                    request: None,
+                    baseline: Some(current),
+                });
+                batch.clear();
+                if empty_tx.send(batch).is_err() {
+                    break;
                 }
             }
-            batch.rows.push(row);
+        });
+        let mut targets: Vec<Target> = source.columns().iter().map(|c| target_of(c)).collect();
+        let mut pending: Vec<(usize, FeatureValue)> = Vec::new();
+        let mut filled = vec![false; names.len()];
+        // Owned here, so that an early return ends the analysis thread's loop.
+        let full_tx = full_tx;
+        let mut batch = empty_rx
+            .recv()
+            .map_err(|_| OfflineError::Read("the analysis thread stopped".into()))?;
+        loop {
+            let row_index = batch.len;
+            let mut prediction: Option<FeatureValue> = None;
+            let row = &mut batch.parsed.rows[row_index];
+            // Slots this row fills; the others are missing (absent keys in JSON Lines).
+            filled.iter_mut().for_each(|f| *f = false);
+            let more = source
+                .next_row(&mut |i, cell| match targets.get(i) {
+                    Some(Target::Skip) => {}
+                    Some(Target::Feature(k, c)) => {
+                        if let (Some((_, slot)), Some(f)) =
+                            (row.values.get_mut(*k), filled.get_mut(*k))
+                        {
+                            store(slot, cell, *c);
+                            *f = true;
+                        }
+                    }
+                    Some(Target::Output(c)) => {
+                        let mut v = FeatureValue::Missing;
+                        store(&mut v, cell, *c);
+                        prediction = Some(v);
+                    }
+                    None => pending.push((i, cell.to_feature_value())),
+                })
+                .map_err(|e| OfflineError::Read(e.to_string()))?;
+            if !more {
+                break;
+            }
+            if !pending.is_empty() {
+                // New columns (JSON Lines): map them, then place their cells.
+                let columns = source.columns();
+                while targets.len() < columns.len() {
+                    targets.push(target_of(&columns[targets.len()]));
+                }
+                for (i, v) in pending.drain(..) {
+                    match targets.get(i) {
+                        Some(Target::Feature(k, c)) => {
+                            if let (Some((_, slot)), Some(f)) =
+                                (row.values.get_mut(*k), filled.get_mut(*k))
+                            {
+                                store(slot, value_cell(&v), *c);
+                                *f = true;
+                            }
+                        }
+                        Some(Target::Output(c)) => {
+                            let mut p = FeatureValue::Missing;
+                            store(&mut p, value_cell(&v), *c);
+                            prediction = Some(p);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            for ((_, v), f) in row.values.iter_mut().zip(&filled) {
+                if !f {
+                    *v = FeatureValue::Missing;
+                }
+            }
+            if let Some(value) = prediction {
+                batch.parsed.predictions.push(Prediction {
+                    value,
+                    probabilities: None,
+                });
+            }
+            batch.len += 1;
+            if batch.len == CHUNK {
+                full_tx
+                    .send(batch)
+                    .map_err(|_| OfflineError::Read("the analysis thread stopped".into()))?;
+                batch = empty_rx
+                    .recv()
+                    .map_err(|_| OfflineError::Read("the analysis thread stopped".into()))?;
+            }
         }
-        if batch.rows.len() >= CHUNK || (done && !batch.rows.is_empty()) {
-            engine.observe(&Exchange {
-                model: &model,
-                version: None,
-                request_id: "",
-                received_at: SystemTime::now(),
-                now: tokio::time::Instant::now(),
-                parsed: &batch,
-                request: None,
-                baseline: Some(&current),
-            });
-            batch = ParsedExchange::default();
+        if batch.len > 0 {
+            full_tx
+                .send(batch)
+                .map_err(|_| OfflineError::Read("the analysis thread stopped".into()))?;
         }
-        if done {
-            break;
-        }
-    }
+        drop(full_tx);
+        Ok::<(), OfflineError>(())
+    })?;
     engine
         .report(&model)
         .ok_or_else(|| OfflineError::Baseline("the baseline was not installed".into()))
+}
+
+fn conversion_of(kind: FeatureType) -> Conversion {
+    match kind {
+        FeatureType::Numeric => Conversion::Numeric,
+        FeatureType::Categorical => Conversion::AsIs,
+    }
+}
+
+fn value_cell(v: &FeatureValue) -> Cell<'_> {
+    match v {
+        FeatureValue::Missing => Cell::Missing,
+        FeatureValue::Number(x) => Cell::Number(*x),
+        FeatureValue::Text(s) => Cell::Text(s),
+    }
 }
 
 /// Exit code for a report: 0 ok (or no data), 1 warning, 2 critical — over inputs and output.

@@ -72,6 +72,9 @@ pub(super) struct Engine<'o> {
     pub(super) roles_from_options: bool,
     /// Row-aligned reservoir of whole rows (the snapshot's `joint_sample`).
     pub(super) joint: JointAcc,
+    /// Numeric values pass 1 may keep in memory (all columns together) so that pass 2
+    /// need not read the input again ([`Engine::count_bins_from_cache`]); 0 keeps none.
+    pub(super) cache_budget: usize,
 }
 
 pub(super) fn cell_number(cell: &Cell<'_>) -> Option<f64> {
@@ -93,6 +96,7 @@ impl<'o> Engine<'o> {
             rows: 0,
             roles_from_options: true,
             joint: JointAcc::new(options.sample_size, options.seed),
+            cache_budget: 0,
         }
     }
 
@@ -115,10 +119,12 @@ impl<'o> Engine<'o> {
         } else if o.categorical.iter().any(|c| c == name) {
             State::Categorical(CategoricalAcc::new(o.category_tracking_limit()))
         } else {
-            State::Numeric(Box::new(NumericAcc::new(
-                o.reservoir_capacity(),
-                SplitMix64::for_stream(o.seed, name),
-            )))
+            let mut acc =
+                NumericAcc::new(o.reservoir_capacity(), SplitMix64::for_stream(o.seed, name));
+            if self.cache_budget > 0 {
+                acc.cache = Some(Vec::new());
+            }
+            State::Numeric(Box::new(acc))
         };
         Column {
             name: name.to_string(),
@@ -128,6 +134,10 @@ impl<'o> Engine<'o> {
     }
 
     /// Pass 1: counts, moments, reservoirs, categories; settles each type.
+    ///
+    /// Pipelined over two threads ([`pipeline`]): this one reads and parses the cells,
+    /// the other one accumulates them, column by column in input order, so the result is
+    /// the one a single thread gets.
     pub(super) fn pass1(
         &mut self,
         source: &mut dyn RowSource,
@@ -140,42 +150,49 @@ impl<'o> Engine<'o> {
             self.columns.push(col);
         }
         let limit = self.options.category_tracking_limit();
-        let mut pending: Vec<(usize, FeatureValue)> = Vec::new();
-        loop {
-            let row_no = self.rows + 1;
-            let columns = &mut self.columns;
-            let joint = &mut self.joint;
-            joint.begin();
-            let more = source.next_row(&mut |i, cell| match columns.get_mut(i) {
-                Some(col) => {
-                    joint.record(i, cell_number(&cell));
-                    push_pass1(col, cell, row_no, limit)
-                }
-                None => pending.push((i, cell.to_feature_value())),
-            })?;
-            if !more {
-                break;
+        let known = self.columns.len();
+        let mut caching = self.cache_budget > 0;
+        let rows = pipeline(source, progress, known, |chunk| {
+            for name in &chunk.new_columns {
+                let col = self.new_column(name);
+                self.columns.push(col);
             }
-            self.rows += 1;
-            if !pending.is_empty() {
-                let names = source.columns();
-                while self.columns.len() < names.len() {
-                    let col = self.new_column(&names[self.columns.len()]);
-                    self.columns.push(col);
-                }
-                for (i, v) in pending.drain(..) {
+            let mut from = 0usize;
+            for &end in &chunk.row_ends {
+                let row_no = self.rows + 1;
+                self.joint.begin();
+                for cell in &chunk.cells[from..end as usize] {
+                    let i = cell.column as usize;
                     if let Some(col) = self.columns.get_mut(i) {
-                        let cell = value_cell(&v);
-                        self.joint.record(i, cell_number(&cell));
-                        push_pass1(col, cell, row_no, limit);
+                        self.joint.record(i, cell.number());
+                        push_pass1_parsed(col, cell, &chunk.text, row_no, limit);
+                    }
+                }
+                self.joint.end();
+                self.rows += 1;
+                from = end as usize;
+            }
+            if caching {
+                let cached: usize = self
+                    .columns
+                    .iter()
+                    .filter_map(|c| match &c.state {
+                        State::Numeric(acc) => acc.cache.as_ref().map(Vec::capacity),
+                        _ => None,
+                    })
+                    .sum();
+                if cached > self.cache_budget {
+                    // Over budget: pass 2 will read the input again.
+                    caching = false;
+                    for c in &mut self.columns {
+                        if let State::Numeric(acc) = &mut c.state {
+                            acc.cache = None;
+                        }
                     }
                 }
             }
-            self.joint.end();
-            if self.rows.is_multiple_of(4096) {
-                progress.update(source.position().done);
-            }
-        }
+        })?;
+        debug_assert_eq!(rows, self.rows);
         progress.finish();
         if self.rows == 0 {
             return Err(BuildError::NoRows {
@@ -251,7 +268,43 @@ impl<'o> Engine<'o> {
         })
     }
 
-    /// Pass 2: exact bin counts and deferred categories.
+    /// Counts the bins of the columns whose reservoir did not hold every value from the
+    /// values pass 1 kept, instead of a second pass over the input: the same counts,
+    /// since pass 2 would bin exactly these values. Returns `false` (nothing changed)
+    /// when a column needs the input again (no cache, or a deferred categorical column).
+    pub(super) fn count_bins_from_cache(&mut self) -> bool {
+        let possible = self.columns.iter().all(|c| match &c.state {
+            State::Numeric(acc) => match &acc.summary {
+                Some(s) if !s.exact => acc.cache.is_some(),
+                _ => true,
+            },
+            State::Deferred { .. } => false,
+            _ => true,
+        });
+        if !possible {
+            return false;
+        }
+        for c in &mut self.columns {
+            if let State::Numeric(acc) = &mut c.state {
+                let cache = acc.cache.take();
+                if let (Some(s), Some(values)) = (acc.summary.as_mut(), cache) {
+                    if s.exact {
+                        continue;
+                    }
+                    for v in &values {
+                        let i = crate::stats::bin_index(&s.edges, *v);
+                        if let Some(c) = s.bin_counts.get_mut(i) {
+                            *c += 1;
+                        }
+                    }
+                    s.pass2_count += values.len() as u64;
+                }
+            }
+        }
+        true
+    }
+
+    /// Pass 2: exact bin counts and deferred categories (pipelined like pass 1).
     pub(super) fn pass2(
         &mut self,
         source: &mut dyn RowSource,
@@ -259,22 +312,15 @@ impl<'o> Engine<'o> {
     ) -> Result<(), BuildError> {
         let start = source.position();
         progress.start("counting bins", start.total, start.bytes);
-        let mut rows = 0u64;
-        loop {
-            let columns = &mut self.columns;
-            let more = source.next_row(&mut |i, cell| {
-                if let Some(col) = columns.get_mut(i) {
-                    push_pass2(col, cell);
+        let known = source.columns().len();
+        let columns = &mut self.columns;
+        let rows = pipeline(source, progress, known, |chunk| {
+            for cell in &chunk.cells {
+                if let Some(col) = columns.get_mut(cell.column as usize) {
+                    push_pass2_parsed(col, cell, &chunk.text);
                 }
-            })?;
-            if !more {
-                break;
             }
-            rows += 1;
-            if rows.is_multiple_of(4096) {
-                progress.update(source.position().done);
-            }
-        }
+        })?;
         progress.finish();
         if rows != self.rows {
             return Err(BuildError::InputChanged {
@@ -408,43 +454,211 @@ pub(super) fn value_cell(v: &FeatureValue) -> Cell<'_> {
     }
 }
 
+/// A cell as the reading thread parsed it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ParsedCell {
+    /// Column index in the input.
+    pub(super) column: u32,
+    /// What the cell holds.
+    pub(super) kind: ParsedKind,
+}
+
+/// The reading of a cell: what [`push_pass1`] would derive from it, computed once.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum ParsedKind {
+    /// Missing.
+    Missing,
+    /// A typed number (JSON, Parquet), finite or not.
+    Number(f64),
+    /// Text holding a finite number.
+    TextNumber(f64),
+    /// Text holding NaN or an infinity.
+    TextNonFinite,
+    /// Other text: bytes `start..end` of the chunk's text buffer.
+    Text(u32, u32),
+}
+
+impl ParsedCell {
+    /// The numeric reading ([`cell_number`]).
+    #[inline]
+    fn number(&self) -> Option<f64> {
+        match self.kind {
+            ParsedKind::Number(v) | ParsedKind::TextNumber(v) => v.is_finite().then_some(v),
+            _ => None,
+        }
+    }
+
+    /// The cell to give a categorical accumulator. A text number goes as the number: its
+    /// category key is the same (`text_category_key` formats the parsed number), and a
+    /// non-finite one as NaN, which is not counted either way.
+    #[inline]
+    fn as_cell<'t>(&self, text: &'t str) -> Cell<'t> {
+        match self.kind {
+            ParsedKind::Missing => Cell::Missing,
+            ParsedKind::Number(v) | ParsedKind::TextNumber(v) => Cell::Number(v),
+            ParsedKind::TextNonFinite => Cell::Number(f64::NAN),
+            ParsedKind::Text(a, b) => Cell::Text(text.get(a as usize..b as usize).unwrap_or("")),
+        }
+    }
+}
+
+/// Rows read and parsed by the reading thread, handed to the accumulating one.
+#[derive(Debug, Default)]
+pub(super) struct Chunk {
+    /// Names of the columns that appeared in this chunk (JSON Lines), in index order.
+    pub(super) new_columns: Vec<String>,
+    /// Every cell, row after row.
+    pub(super) cells: Vec<ParsedCell>,
+    /// End (exclusive) in `cells` of each row.
+    pub(super) row_ends: Vec<u32>,
+    /// Text of the cells that are not numbers.
+    pub(super) text: String,
+}
+
+impl Chunk {
+    fn clear(&mut self) {
+        self.new_columns.clear();
+        self.cells.clear();
+        self.row_ends.clear();
+        self.text.clear();
+    }
+}
+
+/// Rows per chunk handed between the threads.
+const CHUNK_ROWS: usize = 4096;
+/// Text bytes after which a chunk is handed over early (bounds its buffer).
+const CHUNK_TEXT: usize = 4 << 20;
+
+/// Reads `source` on this thread (parsing every cell once) and runs `consume` on each
+/// chunk, in order, on a second thread; returns the rows read. `known` is how many
+/// columns the consumer knows about already.
+pub(super) fn pipeline<F>(
+    source: &mut dyn RowSource,
+    progress: &mut dyn Progress,
+    mut known: usize,
+    mut consume: F,
+) -> Result<u64, BuildError>
+where
+    F: FnMut(&Chunk) + Send,
+{
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Chunk>(1);
+    let (empty_tx, empty_rx) = std::sync::mpsc::sync_channel::<Chunk>(3);
+    for _ in 0..3 {
+        let _ = empty_tx.send(Chunk::default());
+    }
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            for mut chunk in full_rx {
+                consume(&chunk);
+                chunk.clear();
+                if empty_tx.send(chunk).is_err() {
+                    break;
+                }
+            }
+        });
+        // Owned by this closure: an early return (read error) ends the consumer's loop.
+        let full_tx = full_tx;
+        let stopped = || BuildError::InvalidOption {
+            option: "build",
+            message: "the accumulating thread stopped".into(),
+        };
+        let mut chunk = empty_rx.recv().map_err(|_| stopped())?;
+        let mut rows = 0u64;
+        loop {
+            let cells = &mut chunk.cells;
+            let text = &mut chunk.text;
+            let more = source.next_row(&mut |i, cell| {
+                let kind = match cell {
+                    Cell::Missing => ParsedKind::Missing,
+                    Cell::Number(v) => ParsedKind::Number(v),
+                    Cell::Text(s) => match parse_number(s) {
+                        ParsedText::Number(v) => ParsedKind::TextNumber(v),
+                        ParsedText::NonFinite => ParsedKind::TextNonFinite,
+                        ParsedText::Text => {
+                            let a = text.len();
+                            text.push_str(s);
+                            ParsedKind::Text(a as u32, text.len() as u32)
+                        }
+                    },
+                };
+                cells.push(ParsedCell {
+                    column: u32::try_from(i).unwrap_or(u32::MAX),
+                    kind,
+                });
+            })?;
+            if !more {
+                break;
+            }
+            rows += 1;
+            let columns = source.columns();
+            if columns.len() > known {
+                chunk.new_columns.extend_from_slice(&columns[known..]);
+                known = columns.len();
+            }
+            chunk
+                .row_ends
+                .push(u32::try_from(chunk.cells.len()).unwrap_or(u32::MAX));
+            if rows.is_multiple_of(4096) {
+                progress.update(source.position().done);
+            }
+            if chunk.row_ends.len() >= CHUNK_ROWS || chunk.text.len() >= CHUNK_TEXT {
+                full_tx.send(chunk).map_err(|_| stopped())?;
+                chunk = empty_rx.recv().map_err(|_| stopped())?;
+            }
+        }
+        if !chunk.row_ends.is_empty() {
+            full_tx.send(chunk).map_err(|_| stopped())?;
+        }
+        Ok(rows)
+    })
+}
+
+/// [`push_pass1`] of a parsed cell.
 #[inline]
-pub(super) fn push_pass1(col: &mut Column, cell: Cell<'_>, row: u64, category_limit: usize) {
+pub(super) fn push_pass1_parsed(
+    col: &mut Column,
+    cell: &ParsedCell,
+    text: &str,
+    row: u64,
+    category_limit: usize,
+) {
     match &mut col.state {
-        State::Numeric(acc) => match cell {
-            Cell::Missing => {}
-            Cell::Number(v) => {
+        State::Numeric(acc) => match cell.kind {
+            ParsedKind::Missing | ParsedKind::TextNonFinite => {}
+            ParsedKind::Number(v) => {
                 if v.is_finite() {
                     acc.push(v);
                 }
             }
-            Cell::Text(s) => match parse_number(s) {
-                ParsedText::Number(v) => acc.push(v),
-                ParsedText::NonFinite => {}
-                ParsedText::Text => {
-                    let value: String = s.chars().take(40).collect();
-                    if acc.count == 0 {
-                        // Nothing counted yet: switch now, no second pass needed.
-                        let mut cat = CategoricalAcc::new(category_limit);
-                        cat.push(cell);
-                        col.state = State::Categorical(cat);
-                    } else {
-                        col.state = State::Deferred {
-                            acc: CategoricalAcc::new(category_limit),
-                            row,
-                            value,
-                        };
-                    }
+            ParsedKind::TextNumber(v) => acc.push(v),
+            ParsedKind::Text(..) => {
+                let s = match cell.as_cell(text) {
+                    Cell::Text(s) => s,
+                    _ => "",
+                };
+                let value: String = s.chars().take(40).collect();
+                if acc.count == 0 {
+                    // Nothing counted yet: switch now, no second pass needed.
+                    let mut cat = CategoricalAcc::new(category_limit);
+                    cat.push(Cell::Text(s));
+                    col.state = State::Categorical(cat);
+                } else {
+                    col.state = State::Deferred {
+                        acc: CategoricalAcc::new(category_limit),
+                        row,
+                        value,
+                    };
                 }
-            },
+            }
         },
-        State::Categorical(acc) => acc.push(cell),
+        State::Categorical(acc) => acc.push(cell.as_cell(text)),
         State::Deferred { .. } | State::Ignored => {}
     }
 }
 
+/// [`push_pass2`] of a parsed cell.
 #[inline]
-pub(super) fn push_pass2(col: &mut Column, cell: Cell<'_>) {
+pub(super) fn push_pass2_parsed(col: &mut Column, cell: &ParsedCell, text: &str) {
     match &mut col.state {
         State::Numeric(acc) => {
             let Some(s) = acc.summary.as_mut() else {
@@ -453,13 +667,8 @@ pub(super) fn push_pass2(col: &mut Column, cell: Cell<'_>) {
             if s.exact {
                 return;
             }
-            let v = match cell {
-                Cell::Number(v) if v.is_finite() => v,
-                Cell::Text(t) => match parse_number(t) {
-                    ParsedText::Number(v) => v,
-                    _ => return,
-                },
-                _ => return,
+            let Some(v) = cell.number() else {
+                return;
             };
             let i = crate::stats::bin_index(&s.edges, v);
             if let Some(c) = s.bin_counts.get_mut(i) {
@@ -467,7 +676,7 @@ pub(super) fn push_pass2(col: &mut Column, cell: Cell<'_>) {
             }
             s.pass2_count += 1;
         }
-        State::Deferred { acc, .. } => acc.push(cell),
+        State::Deferred { acc, .. } => acc.push(cell.as_cell(text)),
         _ => {}
     }
 }

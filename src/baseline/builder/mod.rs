@@ -20,8 +20,14 @@
 //!   inputs (every column within the reservoir, types settled from the first
 //!   value) take a single pass.
 //!
+//! - Both passes run on two threads: one reads and parses each cell once, the
+//!   other accumulates, column by column in input order (the same result as one
+//!   thread). A file build keeps up to [`PASS2_CACHE_VALUES`] numeric values from
+//!   pass 1 and counts pass 2's bins from them instead of reading the file again.
+//!
 //! Memory is bounded by `8 bytes × quantile_sample_size` per numeric column
-//! (0.8 MB at the default 100 000) plus the category tables.
+//! (0.8 MB at the default 100 000) plus the category tables, plus the pass-2 cache
+//! of a file build (at most 64 MiB of values, dropped when the input is larger).
 //!
 //! Layout: this file holds the options, the errors and [`build_from_file`];
 //! `live` the [`BaselineBuilder`] of live rows; `engine` the two passes over a
@@ -244,6 +250,11 @@ pub enum BuildError {
     Snapshot(#[from] SnapshotError),
 }
 
+/// Numeric values (8 bytes each, all columns together: 64 MiB) a file build keeps from
+/// pass 1 to count exact bin proportions without reading the file a second time; larger
+/// inputs take the second pass.
+pub const PASS2_CACHE_VALUES: usize = 8 << 20;
+
 /// Builds a snapshot from a CSV, JSON Lines or Parquet file (`format`, or
 /// the format the file name implies), reporting progress to `progress`.
 pub fn build_from_file(
@@ -251,6 +262,18 @@ pub fn build_from_file(
     format: Option<InputFormat>,
     options: &BuildOptions,
     progress: &mut dyn Progress,
+) -> Result<Snapshot, BuildError> {
+    build_from_file_with(path, format, options, progress, PASS2_CACHE_VALUES)
+}
+
+/// [`build_from_file`] keeping at most `cache_budget` values for pass 2 (0: always read
+/// the file a second time when pass 2 is needed).
+pub(crate) fn build_from_file_with(
+    path: &Path,
+    format: Option<InputFormat>,
+    options: &BuildOptions,
+    progress: &mut dyn Progress,
+    cache_budget: usize,
 ) -> Result<Snapshot, BuildError> {
     options.check()?;
     let file = path.display().to_string();
@@ -262,6 +285,7 @@ pub fn build_from_file(
     skip.dedup();
     let mut source = open_source(path, Some(format), &skip)?;
     let mut engine = Engine::new(options);
+    engine.cache_budget = cache_budget;
     engine.pass1(&mut *source, progress)?;
     let mut notes = Vec::new();
     let skipped = source.skipped_columns();
@@ -279,7 +303,7 @@ pub fn build_from_file(
         .collect();
     engine.check_named_columns(&file, &present)?;
     drop(source);
-    if engine.needs_pass2() {
+    if engine.needs_pass2() && !engine.count_bins_from_cache() {
         let mut again = open_source(path, Some(format), &skip)?;
         engine.pass2(&mut *again, progress)?;
     }

@@ -24,6 +24,9 @@ pub(super) struct NumericAcc {
     pub(super) sketch: QuantileSketch,
     /// Set after pass 1: the sorted reservoir, its generator, edges.
     pub(super) summary: Option<NumericSummary>,
+    /// Every value pushed, in order, when the build keeps them to count the bins
+    /// without a second pass (bounded by the engine's `cache_budget`).
+    pub(super) cache: Option<Vec<f64>>,
 }
 
 #[derive(Debug)]
@@ -53,6 +56,7 @@ impl NumericAcc {
             reservoir: Reservoir::new(capacity, rng),
             sketch: QuantileSketch::new(DEFAULT_COMPRESSION),
             summary: None,
+            cache: None,
         }
     }
 
@@ -70,6 +74,9 @@ impl NumericAcc {
         }
         self.reservoir.offer(v);
         self.sketch.insert(v);
+        if let Some(c) = &mut self.cache {
+            c.push(v);
+        }
     }
 
     /// After pass 1: sort the reservoir, derive edges, count bins when exact.
@@ -77,6 +84,10 @@ impl NumericAcc {
         let exact = self.reservoir.is_exact();
         let placeholder = Reservoir::new(0, SplitMix64::for_stream(0, ""));
         let (mut sorted, rng) = std::mem::replace(&mut self.reservoir, placeholder).into_parts();
+        if exact {
+            // The reservoir holds every value: nothing for a second pass to count.
+            self.cache = None;
+        }
         sorted.sort_by(f64::total_cmp);
         let edges = if sorted.is_empty() {
             Vec::new()

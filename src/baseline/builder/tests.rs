@@ -295,6 +295,29 @@ fn numeric_entries_carry_a_sketch_of_every_value() {
     assert!(country.sketch.is_none(), "categorical entries have none");
 }
 
+/// Pass 2 from the values pass 1 kept, from a second read of the file, and with a cache
+/// budget that runs out half-way: the same snapshot.
+#[test]
+fn bins_counted_from_the_pass1_cache_equal_a_second_read() {
+    let opts = BuildOptions {
+        quantile_sample_size: 300,
+        sample_size: 100,
+        ..fixture_options()
+    };
+    let path = fixture("data.csv");
+    let content = |budget: usize| {
+        let mut snap =
+            super::build_from_file_with(&path, None, &opts, &mut NoProgress, budget).unwrap();
+        snap.created_at = None;
+        snap.id = String::new();
+        serde_json::to_string(&snap).unwrap()
+    };
+    let cached = content(super::PASS2_CACHE_VALUES);
+    assert_eq!(cached, content(0), "second read");
+    assert_eq!(cached, content(500), "budget exhausted during pass 1");
+    assert!(cached.contains("estimated from a uniform sample of 300"));
+}
+
 #[test]
 fn inputs_larger_than_the_quantile_sample_take_a_second_exact_pass() {
     let opts = BuildOptions {
