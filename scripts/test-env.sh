@@ -36,7 +36,7 @@ stamp=.venv/.requirements.sha256
 want=$(sha256sum "$req" | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "test-env: creating .venv from $req"
-  python3 -m venv .venv
+  python3 -m venv --clear .venv
   .venv/bin/pip install -q --disable-pip-version-check --upgrade pip
   .venv/bin/pip install -q --disable-pip-version-check -r "$req"
   echo "$want" > "$stamp"
@@ -47,7 +47,7 @@ nml_stamp=.venv-nannyml/.requirements.sha256
 nml_want=$(sha256sum "$nml_req" | cut -d' ' -f1)
 if [ ! -x .venv-nannyml/bin/python ] || [ "$(cat "$nml_stamp" 2>/dev/null)" != "$nml_want" ]; then
   echo "test-env: creating .venv-nannyml from $nml_req"
-  python3 -m venv .venv-nannyml
+  python3 -m venv --clear .venv-nannyml
   .venv-nannyml/bin/pip install -q --disable-pip-version-check --upgrade pip
   .venv-nannyml/bin/pip install -q --disable-pip-version-check -r "$nml_req"
   echo "$nml_want" > "$nml_stamp"
