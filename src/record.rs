@@ -175,3 +175,77 @@ pub fn number_label(x: f64) -> Option<String> {
         Some(format!("{x}"))
     }
 }
+
+/// Most row positions a [`PositionHints`] remembers (the payload adapters' column bound).
+pub const MAX_HINTED_POSITIONS: usize = 4_096;
+
+/// Resolves the feature names of rows to indices of a model's fixed feature list,
+/// remembering the index each row position resolved to. The rows of one model carry their
+/// features in the same order request after request, so after the first row a lookup is
+/// one string comparison instead of hashing the name (issue 13: hashing names was a tenth
+/// of the analysis thread's instructions). Any order still resolves correctly: a position
+/// whose name differs from last time falls back to `lookup` and updates its hint.
+#[derive(Debug, Default, Clone)]
+pub struct PositionHints(Vec<usize>);
+
+impl PositionHints {
+    /// The index of `name`, found at row position `position`: the remembered index when
+    /// `name_of(index)` is `name`, else `lookup(name)`.
+    pub fn resolve<'n>(
+        &mut self,
+        position: usize,
+        name: &str,
+        name_of: impl Fn(usize) -> Option<&'n str>,
+        lookup: impl FnOnce(&str) -> Option<usize>,
+    ) -> Option<usize> {
+        if let Some(&i) = self.0.get(position) {
+            if i != usize::MAX && name_of(i) == Some(name) {
+                return Some(i);
+            }
+        }
+        let found = lookup(name);
+        if position < MAX_HINTED_POSITIONS {
+            if self.0.len() <= position {
+                self.0.resize(position + 1, usize::MAX);
+            }
+            self.0[position] = found.unwrap_or(usize::MAX);
+        }
+        found
+    }
+
+    /// Forgets every hint (the feature list changed).
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn hints_resolve_like_the_map_in_any_order() {
+        let names = ["a", "b", "c"];
+        let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+        let mut hints = PositionHints::default();
+        let mut lookups = 0;
+        let rows: [&[&str]; 4] = [&["a", "b", "c"], &["a", "b", "c"], &["c", "x", "a"], &["b"]];
+        for row in rows {
+            for (p, name) in row.iter().enumerate() {
+                let got = hints.resolve(
+                    p,
+                    name,
+                    |i| names.get(i).copied(),
+                    |n| {
+                        lookups += 1;
+                        index.get(n).copied()
+                    },
+                );
+                assert_eq!(got, index.get(name).copied(), "{name} at {p}");
+            }
+        }
+        // 3 for the first row, none for the repeat, 3 for the reordered row, 1 for "b".
+        assert_eq!(lookups, 7);
+    }
+}

@@ -14,6 +14,7 @@ use crate::baseline::{Current, Registry, Snapshot};
 use crate::config::Config;
 use crate::metrics::anomaly::AnomalyMetrics;
 use crate::metrics::labels::ModelLabels;
+use crate::record::PositionHints;
 use crate::window::Buckets;
 
 /// The anomaly state of one model, fitted on one baseline.
@@ -26,6 +27,8 @@ struct ModelAnomaly {
     ring: VecDeque<AnomalyRecord>,
     total: u64,
     scored: u64,
+    /// Which feature each row position resolved to last time (skips hashing names).
+    hints: PositionHints,
 }
 
 /// Anomaly state of every model.
@@ -95,6 +98,7 @@ impl AnomalyEngine {
                 scorer: Arc::new(scorer),
                 window: Buckets::new(self.cfg.drift.window),
                 ring: VecDeque::new(),
+                hints: PositionHints::default(),
                 total: 0,
                 scored: 0,
             }),
@@ -151,7 +155,7 @@ impl AnomalyEngine {
             } else {
                 None
             };
-            let s = scorer.score(row, prediction, with_values);
+            let s = scorer.score_hinted(row, prediction, with_values, &mut m.hints);
             histogram.observe(s.score);
             let t = m.window.current(now);
             t.rows += 1;

@@ -148,9 +148,13 @@ impl Mahalanobis {
         if x.len() != self.p {
             return None;
         }
-        let d: Vec<f64> = x.iter().zip(&self.mean).map(|(v, m)| v - m).collect();
+        let mut d: Vec<f64> = x.iter().zip(&self.mean).map(|(v, m)| v - m).collect();
         let w = solve(&self.chol, self.p, &d);
-        let contrib: Vec<f64> = d.iter().zip(&w).map(|(a, b)| a * b).collect();
+        // The contributions d_i w_i replace d in place (one allocation less per row).
+        for (a, b) in d.iter_mut().zip(&w) {
+            *a *= b;
+        }
+        let contrib = d;
         let d2 = contrib.iter().sum::<f64>().max(0.0);
         Some((d2, contrib))
     }
@@ -188,9 +192,10 @@ fn solve(l: &[f64], p: usize, d: &[f64]) -> Vec<f64> {
         }
         y[i] = s / l[i * p + i];
     }
-    let mut w = vec![0.0; p];
+    // Back substitution in place: w_i needs y_i and w_k for k > i only.
+    let mut w = y;
     for i in (0..p).rev() {
-        let mut s = y[i];
+        let mut s = w[i];
         for k in i + 1..p {
             s -= l[k * p + i] * w[k];
         }

@@ -33,7 +33,7 @@ use statrs::distribution::{ContinuousCDF, Normal};
 use super::mahalanobis::Mahalanobis;
 use crate::baseline::{category_key, FeatureBaseline, FeatureType, Snapshot, OTHER_CATEGORY};
 use crate::record::PREDICTION;
-use crate::record::{FeatureValue, Prediction, Row};
+use crate::record::{FeatureValue, PositionHints, Prediction, Row};
 
 /// Largest score reported (a value infinitely far from a constant baseline).
 pub const MAX_SCORE: f64 = 1000.0;
@@ -446,7 +446,25 @@ impl Scorer {
     /// anomalies only (it costs more than the score). `with_values` copies the values into
     /// the explanation.
     pub fn score(&self, row: &Row, prediction: Option<&Prediction>, with_values: bool) -> RowScore {
-        self.score_with(row, prediction, with_values, false)
+        self.score_with(
+            row,
+            prediction,
+            with_values,
+            false,
+            &mut PositionHints::default(),
+        )
+    }
+
+    /// [`Scorer::score`] resolving feature names through `hints`, which remember the
+    /// feature each row position was last time (the analysis thread keeps one per model).
+    pub fn score_hinted(
+        &self,
+        row: &Row,
+        prediction: Option<&Prediction>,
+        with_values: bool,
+        hints: &mut PositionHints,
+    ) -> RowScore {
+        self.score_with(row, prediction, with_values, false, hints)
     }
 
     /// [`Scorer::score`] with the explanation filled whether or not the row is an anomaly.
@@ -456,7 +474,13 @@ impl Scorer {
         prediction: Option<&Prediction>,
         with_values: bool,
     ) -> RowScore {
-        self.score_with(row, prediction, with_values, true)
+        self.score_with(
+            row,
+            prediction,
+            with_values,
+            true,
+            &mut PositionHints::default(),
+        )
     }
 
     fn score_with(
@@ -465,12 +489,19 @@ impl Scorer {
         prediction: Option<&Prediction>,
         with_values: bool,
         always_explain: bool,
+        hints: &mut PositionHints,
     ) -> RowScore {
         let mut z: Vec<Option<f64>> = vec![None; self.features.len()];
         let mut values: Vec<Option<f64>> = vec![None; self.features.len()];
         let mut raw: Vec<Option<&FeatureValue>> = vec![None; self.features.len()];
-        for (name, value) in &row.values {
-            if let Some(&i) = self.index.get(name.as_str()) {
+        for (position, (name, value)) in row.values.iter().enumerate() {
+            let found = hints.resolve(
+                position,
+                name,
+                |i| self.names.get(i).map(String::as_str),
+                |n| self.index.get(n).copied(),
+            );
+            if let Some(i) = found {
                 if raw[i].is_some() {
                     continue;
                 }

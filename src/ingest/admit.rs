@@ -8,7 +8,8 @@
 //! - Names longer than `limits.max_name_bytes` are refused (counted as
 //!   `mlmon_payload_errors_total{reason="name_too_long"}`): label values stay small.
 //!
-//! The common case (every name fine) costs one pass and no copy.
+//! The common case (every name fine) costs one pass, one string comparison per name and
+//! no copy.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -31,21 +32,43 @@ pub fn admit<'p>(
     baseline_inputs: Option<&[String]>,
     max_name_bytes: usize,
 ) -> (Cow<'p, ParsedExchange>, Refused) {
-    let known: Option<HashSet<&str>> =
-        baseline_inputs.map(|b| b.iter().map(String::as_str).collect());
-    let verdict = |name: &str| -> Result<(), bool> {
+    // The set of names is built only when a name is not where the baseline or the
+    // previous row had it (the common case checks each name with one comparison).
+    let known: std::cell::OnceCell<HashSet<&str>> = std::cell::OnceCell::new();
+    let in_baseline = |position: usize, name: &str| -> bool {
+        let Some(b) = baseline_inputs else {
+            return true;
+        };
+        if b.get(position).is_some_and(|n| n == name) {
+            return true;
+        }
+        known
+            .get_or_init(|| b.iter().map(String::as_str).collect())
+            .contains(name)
+    };
+    let verdict = |position: usize, name: &str| -> Result<(), bool> {
         if name.len() > max_name_bytes {
             return Err(true);
         }
-        match &known {
-            Some(k) if !k.contains(name) => Err(false),
-            _ => Ok(()),
+        if in_baseline(position, name) {
+            Ok(())
+        } else {
+            Err(false)
         }
     };
-    let all_fine = parsed
-        .rows
-        .iter()
-        .all(|r| r.values.iter().all(|(n, _)| verdict(n).is_ok()));
+    // A name equal to the one at the same position of the previous (admitted) row is
+    // admitted too: rows of one body repeat their names.
+    let mut previous: Option<&Row> = None;
+    let all_fine = parsed.rows.iter().all(|r| {
+        let fine = r.values.iter().enumerate().all(|(p, (n, _))| {
+            previous
+                .and_then(|prev| prev.values.get(p))
+                .is_some_and(|(pn, _)| pn == n)
+                || verdict(p, n).is_ok()
+        });
+        previous = Some(r);
+        fine
+    });
     if all_fine {
         return (Cow::Borrowed(parsed), Refused::default());
     }
@@ -57,7 +80,8 @@ pub fn admit<'p>(
             values: r
                 .values
                 .iter()
-                .filter(|(n, _)| match verdict(n) {
+                .enumerate()
+                .filter(|(p, (n, _))| match verdict(*p, n) {
                     Ok(()) => true,
                     Err(true) => {
                         refused.too_long += 1;
@@ -68,7 +92,7 @@ pub fn admit<'p>(
                         false
                     }
                 })
-                .cloned()
+                .map(|(_, v)| v.clone())
                 .collect(),
         })
         .collect();
@@ -125,5 +149,38 @@ mod tests {
         let (out, refused) = admit(&parsed, None, 128);
         assert_eq!(refused.too_long, 1);
         assert_eq!(out.rows[0], row(&["a"]));
+    }
+
+    #[test]
+    fn names_in_any_order_are_judged_by_the_baseline_not_by_position() {
+        let order = vec!["a".to_string(), "b".to_string(), "c".to_string()];
+        // Baseline names out of baseline order, repeated rows, then a row whose names
+        // differ from the previous row's at the same positions.
+        let parsed = ParsedExchange {
+            rows: vec![
+                row(&["c", "a", "b"]),
+                row(&["c", "a", "b"]),
+                row(&["b", "junk", "c"]),
+                row(&["b", "junk", "c"]),
+            ],
+            predictions: Vec::new(),
+        };
+        let (out, refused) = admit(&parsed, Some(&order), 128);
+        assert_eq!(refused.unknown, 2);
+        assert_eq!(out.rows[0], row(&["c", "a", "b"]));
+        assert_eq!(out.rows[3], row(&["b", "c"]));
+        let clean = ParsedExchange {
+            rows: vec![row(&["c", "a"]), row(&["c", "a"]), row(&["a", "b"])],
+            predictions: Vec::new(),
+        };
+        let (out, refused) = admit(&clean, Some(&order), 128);
+        assert!(matches!(out, Cow::Borrowed(_)));
+        assert_eq!(refused, Refused::default());
+        // A name that follows a known one at the same position is still checked.
+        let sneaky = ParsedExchange {
+            rows: vec![row(&["a"]), row(&["junk"])],
+            predictions: Vec::new(),
+        };
+        assert_eq!(admit(&sneaky, Some(&order), 128).1.unknown, 1);
     }
 }

@@ -250,6 +250,19 @@ impl Worker {
                 g.set(ts);
             }
         }
+        // A large batch is analysed through an even sample of at most ROW_BUDGET rows, so
+        // one 100 000-row body costs what 2 048 rows cost and never holds up the captures
+        // of other models waiting behind it in the queue.
+        let sampled = sample_rows(parsed, ROW_BUDGET);
+        if sampled.is_some() {
+            self.metrics
+                .capture_dropped
+                .get_or_create(&crate::metrics::labels::ReasonLabels {
+                    reason: "row_budget",
+                })
+                .inc();
+        }
+        let parsed = sampled.as_ref().unwrap_or(parsed);
         // A model without a baseline may be capturing one from its first rows; those rows
         // (the one completing the capture included) are not compared with themselves.
         let baseline = self.baselines.get(model);
@@ -285,6 +298,44 @@ impl Worker {
             baseline: baseline.as_ref(),
         });
     }
+}
+
+/// Most rows of one exchange fed to the analyses; a larger batch is analysed through an
+/// even sample of this many rows (counted in
+/// `mlmon_capture_dropped_total{reason="row_budget"}`, one per sampled exchange;
+/// `mlmon_predictions_total` still counts every row).
+pub const ROW_BUDGET: usize = 2_048;
+
+/// An even sample of `budget` rows of `parsed` (row `i * n / budget` for `i < budget`,
+/// with its prediction when rows and predictions pair up), or `None` when it holds no more
+/// than `budget` rows or predictions.
+pub fn sample_rows(parsed: &ParsedExchange, budget: usize) -> Option<ParsedExchange> {
+    let n = parsed.rows.len().max(parsed.predictions.len());
+    if n <= budget || budget == 0 {
+        return None;
+    }
+    let pick = |i: usize| i * n / budget;
+    let take = |len: usize| -> Vec<usize> {
+        // Rows and predictions are sampled at the same positions when they pair up; a
+        // side of another length (no predictions, say) is sampled on its own.
+        if len == n {
+            (0..budget).map(pick).collect()
+        } else if len > budget {
+            (0..budget).map(|i| i * len / budget).collect()
+        } else {
+            (0..len).collect()
+        }
+    };
+    Some(ParsedExchange {
+        rows: take(parsed.rows.len())
+            .into_iter()
+            .filter_map(|i| parsed.rows.get(i).cloned())
+            .collect(),
+        predictions: take(parsed.predictions.len())
+            .into_iter()
+            .filter_map(|i| parsed.predictions.get(i).cloned())
+            .collect(),
+    })
 }
 
 /// Payload error reasons of [`decode`].
@@ -354,6 +405,42 @@ mod tests {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         e.write_all(data).unwrap();
         e.finish().unwrap()
+    }
+
+    #[test]
+    fn large_batches_are_sampled_evenly_and_pairs_stay_together() {
+        use crate::record::{FeatureValue, Prediction, Row};
+        let row = |i: usize| Row {
+            values: vec![("x".into(), FeatureValue::Number(i as f64))],
+        };
+        let prediction = |i: usize| Prediction {
+            value: FeatureValue::Number(i as f64),
+            probabilities: None,
+        };
+        let parsed = ParsedExchange {
+            rows: (0..10_000).map(row).collect(),
+            predictions: (0..10_000).map(prediction).collect(),
+        };
+        assert!(sample_rows(&parsed, 10_000).is_none(), "within the budget");
+        let s = sample_rows(&parsed, 100).unwrap();
+        assert_eq!((s.rows.len(), s.predictions.len()), (100, 100));
+        for (r, p) in s.rows.iter().zip(&s.predictions) {
+            assert_eq!(r.values[0].1, p.value, "a row keeps its own prediction");
+        }
+        // Evenly spread over the whole batch, not its head.
+        let xs: Vec<f64> = s
+            .rows
+            .iter()
+            .filter_map(|r| r.values[0].1.as_f64())
+            .collect();
+        assert_eq!((xs[0], xs[1], xs[99]), (0.0, 100.0, 9_900.0));
+        // Rows without predictions are sampled on their own.
+        let rows_only = ParsedExchange {
+            rows: parsed.rows.clone(),
+            predictions: Vec::new(),
+        };
+        let s = sample_rows(&rows_only, 100).unwrap();
+        assert_eq!((s.rows.len(), s.predictions.len()), (100, 0));
     }
 
     #[test]

@@ -123,7 +123,7 @@ impl ProxyMetrics {
             .set(1);
         registry.register("build_info", "mlmon build; always 1", build_info);
         // Every drop reason starts at zero so alerts on increase() see the series.
-        for reason in ["queue_full", "too_large", "body_error"] {
+        for reason in ["queue_full", "too_large", "body_error", "row_budget"] {
             let _ = m.capture_dropped.get_or_create(&ReasonLabels { reason });
         }
         m

@@ -291,7 +291,9 @@ impl<'de> Visitor<'de> for JsonVisitor {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        // serde_json gives no size hint: starting at 8 spares the small arrays of a
+        // payload (shapes, a batch's column) the first three reallocations.
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(8).min(4096));
         while let Some(item) = seq.next_element::<Json<'de>>()? {
             items.push(item);
         }
@@ -299,7 +301,7 @@ impl<'de> Visitor<'de> for JsonVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut members: Vec<(Cow<'de, str>, Json<'de>)> = Vec::new();
+        let mut members: Vec<(Cow<'de, str>, Json<'de>)> = Vec::with_capacity(4);
         while let Some(key) = map.next_key_seed(KeySeed)? {
             let value = map.next_value::<Json<'de>>()?;
             members.push((key, value));

@@ -87,19 +87,21 @@ struct Named<'j, 'a> {
 }
 
 impl<'j, 'a> Named<'j, 'a> {
-    fn decode(side: Side, t: &'j Json<'a>, what: &str) -> Result<Self, PayloadError> {
+    /// Decodes `list[index]` (`list` is `inputs` or `outputs`). Error messages are built
+    /// only when there is an error.
+    fn decode(side: Side, t: &'j Json<'a>, list: &str, index: usize) -> Result<Self, PayloadError> {
         let unrecognized = |detail: String| PayloadError::UnrecognizedFormat { side, detail };
         if t.as_object().is_none() {
             return Err(unrecognized(format!(
-                "{what} is a {}, not a tensor object",
+                "{list}[{index}] is a {}, not a tensor object",
                 t.kind()
             )));
         }
         let name = t
             .get("name")
             .and_then(Json::as_str)
-            .ok_or_else(|| unrecognized(format!("{what} has no string `name`")))?;
-        let what = format!("{what} `{name}`");
+            .ok_or_else(|| unrecognized(format!("{list}[{index}] has no string `name`")))?;
+        let what = What { list, index, name };
         let shape = t
             .get("shape")
             .ok_or_else(|| unrecognized(format!("{what} has no `shape`")))?;
@@ -109,6 +111,19 @@ impl<'j, 'a> Named<'j, 'a> {
         let bytes = t.get("datatype").and_then(Json::as_str) == Some("BYTES");
         let tensor = Tensor::decode(side, &what, shape, data, "data", bytes)?;
         Ok(Named { name, tensor })
+    }
+}
+
+/// How messages name a tensor: ``inputs[2] `age` ``.
+struct What<'s> {
+    list: &'s str,
+    index: usize,
+    name: &'s str,
+}
+
+impl std::fmt::Display for What<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}[{}] `{}`", self.list, self.index, self.name)
     }
 }
 
@@ -131,7 +146,7 @@ pub(crate) fn request_rows(ctx: &Context<'_>, req: &Json<'_>) -> Result<Vec<Row>
     let tensors = inputs
         .iter()
         .enumerate()
-        .map(|(i, t)| Named::decode(side, t, &format!("inputs[{i}]")))
+        .map(|(i, t)| Named::decode(side, t, "inputs", i))
         .collect::<Result<Vec<_>, _>>()?;
     let pandas = req
         .get("parameters")
@@ -231,11 +246,7 @@ pub(crate) fn response_predictions(
     let primary_index = named(&VALUE_OUTPUTS).unwrap_or(0);
     let proba_index = named(&PROBABILITY_OUTPUTS).filter(|&i| i != primary_index);
 
-    let primary = Named::decode(
-        side,
-        &outputs[primary_index],
-        &format!("outputs[{primary_index}]"),
-    )?;
+    let primary = Named::decode(side, &outputs[primary_index], "outputs", primary_index)?;
     let (n, width) = primary.tensor.per_row(rows)?;
     let probabilities = match proba_index {
         Some(i) if width == 1 => probability_rows(&outputs[i], i, rows),
@@ -279,7 +290,7 @@ pub(crate) fn response_predictions(
 /// Per-row score vectors of a probability output, when it is well formed; a malformed
 /// optional output is ignored rather than failing the predictions.
 fn probability_rows(t: &Json<'_>, index: usize, rows: usize) -> Option<Vec<Vec<f64>>> {
-    let t = Named::decode(Side::Response, t, &format!("outputs[{index}]"))
+    let t = Named::decode(Side::Response, t, "outputs", index)
         .ok()?
         .tensor;
     let width = t.width();

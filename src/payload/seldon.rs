@@ -129,7 +129,7 @@ fn tensor_matrix<'j, 'a>(
             })
         }
     };
-    let t = Tensor::decode(side, "tensor", shape, values, "values", false)?;
+    let t = Tensor::decode(side, &"tensor", shape, values, "values", false)?;
     let (rows, cols) = t
         .matrix()
         .ok_or_else(|| not_tabular(side, &format!("tensor shape {:?} has rank > 2", t.dims)))?;

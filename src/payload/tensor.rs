@@ -22,7 +22,7 @@ impl<'j, 'a> Tensor<'j, 'a> {
     /// its data member in messages.
     pub(crate) fn decode(
         side: Side,
-        what: &str,
+        what: &dyn std::fmt::Display,
         shape: &Json<'_>,
         data: &'j Json<'a>,
         data_field: &str,
@@ -89,7 +89,11 @@ impl<'j, 'a> Tensor<'j, 'a> {
 }
 
 /// Reads a `shape` array: every dimension a non-negative integer.
-fn dims(side: Side, shape: &Json<'_>, what: &str) -> Result<Vec<usize>, PayloadError> {
+fn dims(
+    side: Side,
+    shape: &Json<'_>,
+    what: &dyn std::fmt::Display,
+) -> Result<Vec<usize>, PayloadError> {
     let items = shape
         .as_array()
         .ok_or_else(|| PayloadError::UnrecognizedFormat {
@@ -206,33 +210,33 @@ mod tests {
 
     #[test]
     fn dims_reject_negative_fractional_and_huge_dimensions() {
-        assert_eq!(dims(Side::Request, &json("[2, 4]"), "x").unwrap(), [2, 4]);
+        assert_eq!(dims(Side::Request, &json("[2, 4]"), &"x").unwrap(), [2, 4]);
         assert_eq!(
-            dims(Side::Request, &json("[-1, 4]"), "x")
+            dims(Side::Request, &json("[-1, 4]"), &"x")
                 .unwrap_err()
                 .reason(),
             "shape_mismatch"
         );
         assert_eq!(
-            dims(Side::Request, &json("[1.5]"), "x")
+            dims(Side::Request, &json("[1.5]"), &"x")
                 .unwrap_err()
                 .reason(),
             "shape_mismatch"
         );
         assert_eq!(
-            dims(Side::Request, &json("[\"2\"]"), "x")
+            dims(Side::Request, &json("[\"2\"]"), &"x")
                 .unwrap_err()
                 .reason(),
             "shape_mismatch"
         );
         assert_eq!(
-            dims(Side::Request, &json("[1e300]"), "x")
+            dims(Side::Request, &json("[1e300]"), &"x")
                 .unwrap_err()
                 .reason(),
             "too_many_values"
         );
         assert_eq!(
-            dims(Side::Request, &json("{}"), "x").unwrap_err().reason(),
+            dims(Side::Request, &json("{}"), &"x").unwrap_err().reason(),
             "unrecognized_format"
         );
     }
@@ -275,7 +279,7 @@ mod tests {
         data: &'j Json<'static>,
         bytes: bool,
     ) -> Result<Tensor<'j, 'static>, PayloadError> {
-        Tensor::decode(Side::Request, "t", &json(shape), data, "data", bytes)
+        Tensor::decode(Side::Request, &"t", &json(shape), data, "data", bytes)
     }
 
     #[test]

@@ -239,6 +239,11 @@ struct Evidence {
 
 impl Evidence {
     fn add(&mut self, v: &FeatureValue) {
+        self.add_labelled(v, label_of(v).as_deref());
+    }
+
+    /// [`Evidence::add`] with the value's [`label_of`] already computed.
+    fn add_labelled(&mut self, v: &FeatureValue, label: Option<&str>) {
         match v {
             FeatureValue::Text(s) if s.trim().parse::<f64>().is_err() => self.text = true,
             FeatureValue::Missing => return,
@@ -250,8 +255,10 @@ impl Evidence {
             }
         }
         if self.distinct.len() <= MAX_AUTO_CLASSES {
-            if let Some(l) = label_of(v) {
-                self.distinct.insert(l);
+            if let Some(l) = label {
+                if !self.distinct.contains(l) {
+                    self.distinct.insert(l.to_string());
+                }
             }
         }
     }
@@ -759,8 +766,19 @@ impl Analysis for PerformanceEngine {
             .or_insert_with(|| self.new_model(model));
         let Ok(mut m) = entry.lock() else { return };
         self.expire(model, &mut m, now);
+        // Batches repeat few labels: the label of the previous prediction is reused when
+        // the value is the same (formatting a number is most of `label_of`).
+        let mut last: Option<(&FeatureValue, Option<String>)> = None;
         for p in predictions {
-            m.evidence.add(&p.value);
+            let predicted = match &last {
+                Some((v, l)) if *v == &p.value => l.clone(),
+                _ => {
+                    let l = label_of(&p.value);
+                    last = Some((&p.value, l.clone()));
+                    l
+                }
+            };
+            m.evidence.add_labelled(&p.value, predicted.as_deref());
             let Some(probs) = p.probabilities.as_ref() else {
                 continue;
             };
@@ -768,9 +786,8 @@ impl Analysis for PerformanceEngine {
                 continue;
             }
             m.evidence.probabilities = true;
-            let predicted = label_of(&p.value);
             if let Some(l) = predicted.as_ref() {
-                if m.labels_seen.len() < MAX_SEEN_LABELS {
+                if m.labels_seen.len() < MAX_SEEN_LABELS && !m.labels_seen.contains(l) {
                     m.labels_seen.insert(l.clone());
                 }
             }

@@ -16,7 +16,7 @@ use crate::metrics::labels::ModelLabels;
 use crate::metrics::quality::{
     FeatureReasonLabels, FeatureStatLabels, QualityFeatureLabels, QualityMetrics, REASONS,
 };
-use crate::record::FeatureValue;
+use crate::record::{FeatureValue, PositionHints};
 use crate::window::{Buckets, Moments};
 
 /// The state of one feature of a model.
@@ -98,6 +98,8 @@ struct ModelQuality {
     generation: Option<u64>,
     features: Vec<FeatureQuality>,
     index: HashMap<String, usize>,
+    /// Which feature each row position resolved to last time (skips hashing names).
+    hints: PositionHints,
     rows: Buckets<u64>,
     seen: Vec<bool>,
 }
@@ -162,6 +164,7 @@ impl QualityEngine {
             seen: vec![false; features.len()],
             features,
             index,
+            hints: PositionHints::default(),
             rows: Buckets::new(self.cfg.drift.window),
         }
     }
@@ -230,9 +233,16 @@ impl QualityEngine {
         for row in &obs.parsed.rows {
             *m.rows.current(now) += 1;
             m.seen.iter_mut().for_each(|s| *s = false);
-            for (name, value) in &row.values {
-                let i = match m.index.get(name.as_str()) {
-                    Some(&i) => i,
+            for (position, (name, value)) in row.values.iter().enumerate() {
+                let (features, index) = (&m.features, &m.index);
+                let known = m.hints.resolve(
+                    position,
+                    name,
+                    |i| features.get(i).map(|f| f.name.as_str()),
+                    |n| index.get(n).copied(),
+                );
+                let i = match known {
+                    Some(i) => i,
                     None if m.features.len() < max => {
                         let i = m.features.len();
                         m.features.push(FeatureQuality::new(
