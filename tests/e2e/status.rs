@@ -189,3 +189,38 @@ fn demo_prints_the_status_page_first() {
     assert!(page.contains("<title>mlmon status</title>"), "{page}");
     assert!(child.wait().unwrap().success());
 }
+
+/// What the status page adds to the binary: its embedded files plus every function of
+/// `mlmon::status` and `mlmon::api::status` (generic instances included: their names carry
+/// the type), read from the symbol table of the test binary (a debug build: unoptimized, so
+/// an upper bound of the release build's). The release figure is in docs/performance.md.
+#[test]
+fn status_page_adds_under_a_megabyte_to_the_binary() {
+    let out = std::process::Command::new("nm")
+        .args(["-S", "-C", env!("CARGO_BIN_EXE_mlmon")])
+        .output()
+        .expect("nm (binutils) runs");
+    assert!(out.status.success(), "nm failed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut symbols = 0usize;
+    let mut code = 0usize;
+    for line in text.lines() {
+        let mut parts = line.splitn(4, ' ');
+        let (_, Some(size), _, Some(name)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        if name.contains("mlmon::status::") || name.contains("mlmon::api::status::") {
+            symbols += 1;
+            code += usize::from_str_radix(size, 16).unwrap_or(0);
+        }
+    }
+    assert!(symbols > 10, "the status symbols are found ({symbols})");
+    let assets = mlmon::status::PAGE_HTML.len()
+        + mlmon::status::PAGE_JS.len()
+        + mlmon::status::PAGE_CSS.len();
+    let added = code + assets;
+    eprintln!("status page in the binary: {code} bytes of code in {symbols} symbols + {assets} bytes of page");
+    assert!(added < 1024 * 1024, "{added} bytes");
+}

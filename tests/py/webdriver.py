@@ -184,9 +184,14 @@ class Browser:
     def fit_to_page(self, max_height: int = 6000) -> int:
         """Resizes the window to the document's height (at most `max_height`) for a
         screenshot of the whole page; returns the height."""
-        height = int(self.execute("return Math.ceil(document.documentElement.scrollHeight)") or self.height)
-        height = max(300, min(height, max_height))
-        self._s("POST", "/window/rect", {"width": self.width, "height": height})
+        height = self.height
+        for _ in range(3):
+            page, chrome = self.execute("return [Math.ceil(document.documentElement.scrollHeight), "
+                                        "window.outerHeight - window.innerHeight]")
+            height = max(300, min(int(page) + max(int(chrome), 0), max_height))
+            self._s("POST", "/window/rect", {"width": self.width, "height": height})
+            if self.execute("return window.innerHeight >= document.documentElement.scrollHeight"):
+                break
         return height
 
     def screenshot(self, path: Path) -> Path:

@@ -120,7 +120,7 @@
     }
     const dMin = Math.min(...vals), dMax = Math.max(...vals);
     // A threshold far above the data would flatten it: such lines are named in the legend only.
-    const drawn = limits.filter((l) => fin(opts.max) || l.v <= Math.max(dMax * 3, 1e-12));
+    const drawn = limits.filter((l) => fin(opts.max) || dMax <= 0 || l.v <= dMax * 3);
     let lo, hi;
     if (opts.fit) {
       const pad = Math.max((dMax - dMin) * 0.15, Math.abs(dMax) * 0.02, 1e-9);
@@ -144,7 +144,7 @@
     for (const f of [0, 0.5, 1]) {
       const v = lo + f * (hi - lo);
       svg.append(s('line', { class: 'grid', x1: L, x2: W - R, y1: y(v), y2: y(v) }));
-      svg.append(s('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end' }, fmt(v)));
+      svg.append(s('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end' }, fmt(Number(v.toPrecision(3)))));
     }
     svg.append(s('text', { x: L, y: H - 6 }, clock(t0)));
     svg.append(s('text', { x: W - R, y: H - 6, 'text-anchor': 'end' }, clock(t1)));
