@@ -19,7 +19,9 @@ interleaved rounds, `--rounds` times each:
 Each phase sends `--rate` inference requests/s (open loop, one keep-alive connection per
 sender thread) through the proxy and, interleaved, straight to the model server; the proxy's
 added latency is proxied minus direct, per quantile. Figures: p50 / p99 of both and of the
-added latency, off vs on, and the difference. Standard library only; every server binds
+added latency, off vs on, and the difference; then mlmon's own CPU per page refresh (100
+back-to-back refreshes minus the same time without, from /proc/PID/stat; the demo's model
+server and client run in the same process and cancel out). Standard library only; every server binds
 127.0.0.1; every process started here is stopped by its PID; every wait is bounded.
 """
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import re
 import signal
 import socket
@@ -249,7 +252,30 @@ def main() -> int:
                 per_round.append({"round": r, "mode": mode, "added_p50_ms": added[0.5] * 1e3, "added_p99_ms": added[0.99] * 1e3})
                 log(f"round {r} {mode:>3}: added p50 {added[0.5] * 1e3:.3f} ms, p99 {added[0.99] * 1e3:.3f} ms")
 
-        out = {"rate": args.rate, "duration_per_phase": args.duration, "rounds": args.rounds,
+        # mlmon's own CPU per page refresh: back-to-back refreshes vs the same time without.
+        def cpu() -> float:
+            with open(f"/proc/{demo.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        poller = PagePoller(admin, 0)
+        conn = http.client.HTTPConnection(poller.host, poller.port, timeout=10)
+        n_cpu = 100
+        c0, t0 = cpu(), time.monotonic()
+        for _ in range(n_cpu):
+            for p in ("/api/v1/models", f"/api/v1/models/{MODEL}/history?since={time.time() - 10}",
+                      f"/api/v1/models/{MODEL}/drift", f"/api/v1/models/{MODEL}/quality",
+                      f"/api/v1/models/{MODEL}/anomalies?limit=10", f"/api/v1/models/{MODEL}/importance"):
+                poller.get(conn, p)
+        busy, wall = cpu() - c0, time.monotonic() - t0
+        c1 = cpu()
+        time.sleep(wall)
+        idle = cpu() - c1
+        conn.close()
+        refresh_cpu_ms = max(busy - idle, 0.0) / n_cpu * 1e3
+
+        out = {"refresh_cpu_ms": refresh_cpu_ms,
+               "refresh_cpu_share_of_a_core_at_interval": refresh_cpu_ms / 1e3 / args.page_interval,
+               "rate": args.rate, "duration_per_phase": args.duration, "rounds": args.rounds,
                "page_interval": args.page_interval, "page": "browser" if args.browser else "poller",
                "page_refreshes": refreshes, "errors": errors, "per_round": per_round}
         for mode in ("off", "on"):
@@ -277,6 +303,8 @@ def main() -> int:
                       f"{o['direct_p50_ms']:.3f} / {o['direct_p99_ms']:.3f} | {o['added_p50_ms']:.3f} / {o['added_p99_ms']:.3f} |")
             print(f"\nPage effect on the added latency: p50 {out['page_effect_p50_ms']:+.3f} ms, "
                   f"p99 {out['page_effect_p99_ms']:+.3f} ms ({refreshes} page refreshes, {errors} failed requests).")
+            print(f"mlmon CPU per page refresh: {refresh_cpu_ms:.2f} ms "
+                  f"({out['refresh_cpu_share_of_a_core_at_interval'] * 100:.3f} % of a core at one refresh every {args.page_interval:g} s).")
         else:
             print(json.dumps(out, indent=2))
         return 0

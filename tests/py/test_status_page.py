@@ -104,9 +104,16 @@ def test_page_shows_the_demo_model_and_its_drift_turning_critical(tmp_path, mlmo
             baseline = b.execute("return document.getElementById('baseline').textContent")
             assert "5000" in baseline and "warning 0.1000, critical 0.2000" in baseline, baseline
             b.wait("return document.querySelectorAll('#importance tbody tr').length === 5", 30, "feature importance")
-            # Keyboard: the model is a focusable control.
+            # Keyboard: the model is a focusable control, and the refresh (every second here)
+            # neither steals the focus nor closes what the user opened.
             assert b.execute("""const e = document.querySelector('#models tbody button');
                                 e.focus(); return document.activeElement === e;""")
+            b.execute("document.querySelector('details[data-key=\"checks\"]').open = true")
+            n = int(b.execute("return Number(document.body.dataset.refreshes)"))
+            b.wait("return Number(document.body.dataset.refreshes) >= arguments[0] + 2", 20, "two more refreshes", n)
+            kept = b.execute("""return [document.activeElement && document.activeElement.dataset.key,
+                                        document.querySelector('details[data-key="checks"]').open]""")
+            assert kept == ["model:credit-risk", True], kept
 
             errors = severe(b.console())
             assert not errors, f"console errors: {errors}"

@@ -227,7 +227,7 @@
       const reasons = (mo.reasons || []).map((r) => r.check.replace('_', ' ')).join(', ');
       const current = mo.model === selected;
       return h('tr', { 'data-model': mo.model, 'aria-current': current ? 'true' : null },
-        h('th', { scope: 'row' }, h('button', { type: 'button', class: 'link', 'aria-pressed': current ? 'true' : 'false',
+        h('th', { scope: 'row' }, h('button', { type: 'button', class: 'link', 'data-key': 'model:' + mo.model, 'aria-pressed': current ? 'true' : 'false',
           onclick: () => select(mo.model) }, mo.model)),
         h('td', {}, badge(mo.status)),
         h('td', { class: 'num' }, mo.drift ? num(mo.drift.score, 2) : '–'),
@@ -243,7 +243,7 @@
     const list = reasons.length
       ? h('ul', { class: 'reasons' }, reasons.map((r) => h('li', {},
         h('strong', {}, r.check.replace('_', ' ')), ' ', badge(r.status), ' ', r.message,
-        r.recommendation ? h('details', {}, h('summary', {}, 'What to check'), h('p', {}, r.recommendation)) : null)))
+        r.recommendation ? h('details', { 'data-key': 'why:' + r.check }, h('summary', { 'data-key': 'why-s:' + r.check }, 'What to check'), h('p', {}, r.recommendation)) : null)))
       : h('p', {}, 'No check is at its warning level.');
     const checks = h('table', {},
       h('caption', { class: 'sr' }, 'Every health check'),
@@ -253,7 +253,7 @@
         h('td', { class: 'num' }, num(c.value)), h('td', { class: 'num' }, num(c.warning)),
         h('td', { class: 'num' }, num(c.critical)), h('td', {}, c.message)))));
     replace($('health'), h('p', {}, 'Status: ', badge(mo.status)), list,
-      h('details', {}, h('summary', {}, 'All checks'), h('div', { class: 'scroll' }, checks)));
+      h('details', { 'data-key': 'checks' }, h('summary', { 'data-key': 'checks-s' }, 'All checks'), h('div', { class: 'scroll' }, checks)));
   }
 
   function renderDrift(report, hist) {
@@ -413,8 +413,22 @@
     renderBaseline(hist);
   }
 
+  // Re-rendering replaces elements: keep what the user opened and where the focus is.
+  function keep() {
+    const open = new Set([...document.querySelectorAll('details[open][data-key]')].map((d) => d.dataset.key));
+    const focus = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.key : null;
+    return () => {
+      for (const d of document.querySelectorAll('details[data-key]')) if (open.has(d.dataset.key)) d.open = true;
+      if (focus) {
+        const e = [...document.querySelectorAll('[data-key]')].find((x) => x.dataset.key === focus);
+        if (e && e !== document.activeElement) e.focus();
+      }
+    };
+  }
+
   async function refresh() {
     clearTimeout(timer);
+    const restore = keep();
     try {
       const { models } = await api('/api/v1/models');
       hideAuth();
@@ -428,6 +442,7 @@
       const mo = models.find((x) => x.model === selected);
       if (mo) await renderDetail(mo);
       else $('detail').hidden = true;
+      restore();
       refreshes++;
       document.body.dataset.state = 'ready';
       document.body.dataset.refreshes = String(refreshes);
