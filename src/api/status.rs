@@ -106,7 +106,7 @@ pub async fn history(
                 "drift": has_baseline,
                 "anomalies": has_baseline,
                 "quality": state.quality.models().contains(&model),
-                "importance": state.explain.importance(&model).is_some(),
+                "importance": state.explain.importance(&model, None).is_some(),
             }),
         );
     }
