@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: test check deps lint fmt rust-test py-test build demo bench bench-full regen check-generated rules-check observe static helm-assets clean reliability soak fuzz
+.PHONY: test check deps lint fmt rust-test py-test build demo bench bench-full screenshot regen check-generated rules-check observe static helm-assets clean reliability soak fuzz
 
 ## test: everything CI runs (installs Debian packages and a Python venv on first use)
 test: deps lint rust-test py-test check-generated reliability
@@ -69,6 +69,10 @@ bench-full:
 	python3 bench/run.py
 	python3 bench/proxy/run.py
 	python3 bench/drift/run.py
+
+## screenshot: regenerate docs/status-page.png (the status page of `mlmon demo` after its drift, headless Chromium)
+screenshot: build
+	$(PY) scripts/status_screenshot.py --binary target/debug/mlmon --output docs/status-page.png
 
 ## regen: rewrite every committed generated file (fixtures, dashboards, chart copies) with its generator
 regen:

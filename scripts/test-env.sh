@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything `make test` needs on a fresh Debian machine, idempotently:
-#   - Debian packages: prometheus + prometheus-alertmanager (promtool, amtool), wrk
+#   - Debian packages: prometheus + prometheus-alertmanager (promtool, amtool), wrk, and
+#     chromium + chromium-driver for the status page's browser test (tests/py/test_status_page.py)
 #   - a Python virtualenv at .venv from tests/py/requirements.txt (tests and fixture generators)
 #   - a second virtualenv at .venv-nannyml from scripts/nannyml-requirements.txt (NannyML 0.13
 #     needs pandas < 3, .venv pins pandas 3): the NannyML comparison of
@@ -23,6 +24,8 @@ python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 for pkg in pkg-config libssl-dev zlib1g-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test-env: installing Debian packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -46,7 +46,8 @@
 //! - [`stream`]: the capture stream to Kafka/NATS and ground truth consumed from them.
 //! - [`health`]: one status per model with reasons and recommendations.
 //! - [`app`]: the application state, the wiring of the analyses and the periodic refresh.
-//! - [`api`]: the admin HTTP routes (`/metrics`, `/healthz`, `/readyz`, `/api/v1/...`).
+//! - [`status`]: the built-in status page and the bounded history behind its charts.
+//! - [`api`]: the admin HTTP routes (`/`, `/metrics`, `/healthz`, `/readyz`, `/api/v1/...`).
 //! - [`net`]: serving a port within limits (header/body timeouts, connection cap, bounded drain).
 //! - [`server`]: binds and serves both ports for `mlmon serve`, drains on shutdown.
 //! - [`shutdown`]: signal handling and graceful drain.
@@ -81,6 +82,7 @@ pub mod record;
 pub mod server;
 pub mod shutdown;
 pub mod stats;
+pub mod status;
 pub mod stream;
 pub mod trigger;
 pub mod versions;

@@ -1,5 +1,5 @@
-//! The admin HTTP server: `/metrics`, `/healthz`, `/readyz` and the JSON API under
-//! `/api/v1`. Every error is a JSON `{"error": "..."}` with a 4xx/5xx status.
+//! The admin HTTP server: the status page (`/`), `/metrics`, `/healthz`, `/readyz` and the
+//! JSON API under `/api/v1`. Every error is a JSON `{"error": "..."}` with a 4xx/5xx status.
 
 pub mod anomalies;
 pub mod auth;
@@ -11,6 +11,7 @@ pub mod feedback;
 pub mod health;
 pub mod predictions;
 pub mod quality;
+pub mod status;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,6 +65,11 @@ pub const MAX_INGEST_BYTES: usize = 16 * 1024 * 1024;
 /// The admin router over the shared state.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
+        // The status page and its assets: open, like /metrics (the data it shows comes
+        // from /api/v1, which keeps its rules).
+        .route("/", get(crate::status::page))
+        .route(crate::status::SCRIPT_PATH, get(crate::status::script))
+        .route(crate::status::STYLE_PATH, get(crate::status::style))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -84,6 +90,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/models/{model}/drift", get(drift))
         .route("/api/v1/models/{model}/sketch", get(sketch))
+        .route("/api/v1/models/{model}/history", get(status::history))
         .route("/api/v1/models/{model}/quality", get(quality::quality))
         .route("/api/v1/models/{model}/versions", get(compare::versions))
         .route("/api/v1/models/{model}/compare", get(compare::compare))
@@ -145,7 +152,7 @@ async fn drift(
     State(state): State<Arc<AppState>>,
     Path(model): Path<String>,
 ) -> Result<Json<crate::drift::ModelDriftReport>, ApiError> {
-    state.drift.report(&model).map(Json).ok_or_else(|| {
+    let mut report = state.drift.report(&model).ok_or_else(|| {
         if state.baselines.capture_pending(&model).is_some() {
             ApiError::NotFound(format!(
                 "model {model:?} has no baseline yet: it is being captured from live traffic"
@@ -153,7 +160,15 @@ async fn drift(
         } else {
             ApiError::NotFound(format!("model {model:?} has no baseline"))
         }
-    })
+    })?;
+    // Window min/max are raw values: withheld unless privacy.log_values (SPEC section 1).
+    if !state.config.privacy.log_values {
+        for f in &mut report.features {
+            f.min = None;
+            f.max = None;
+        }
+    }
+    Ok(Json(report))
 }
 
 /// The window and baseline sketches behind KS and Wasserstein (fleet views merge them).

@@ -77,6 +77,8 @@ pub struct AppState {
     pub sinks: Arc<crate::stream::Sinks>,
     /// Ground truth consumed from brokers.
     pub sources: crate::stream::Sources,
+    /// The last hour of refreshes per model, for the status page's charts (bounded).
+    pub history: Arc<crate::status::History>,
 }
 
 impl AppState {
@@ -190,6 +192,7 @@ impl AppState {
                 self.health_inputs(&model, drift.remove(&model), performance.remove(&model));
             let h = self.health.evaluate(&model, &inputs);
             self.health.export(&h);
+            self.history.record(&model, &inputs, &h);
         }
     }
 
@@ -411,6 +414,13 @@ pub fn build(cfg: Arc<Config>, extra: Vec<Arc<dyn Analysis>>) -> Result<Built, S
         )),
         sinks,
         sources,
+        history: Arc::new(crate::status::History::new(
+            cfg.drift.interval,
+            // Every name the model slots allow, plus `__other__`.
+            cfg.model.max_models.saturating_add(1),
+            // Every exported feature, plus the prediction.
+            cfg.limits.max_features.saturating_add(1),
+        )),
     });
 
     Ok(Built {

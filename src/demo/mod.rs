@@ -38,6 +38,10 @@ pub struct DemoArgs {
     /// Requests per second sent by the synthetic client.
     #[arg(long, default_value_t = 20.0)]
     pub rps: f64,
+    /// Require this bearer token on the admin API (`admin.token`), as a production sidecar
+    /// would; the status page then asks for it.
+    #[arg(long, env = "MLMON_ADMIN__TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
 }
 
 /// The configuration the demo sidecar runs with: short windows so drift shows quickly.
@@ -51,8 +55,10 @@ pub fn demo_config(args: &DemoArgs, upstream: &str) -> Result<Config, StartError
     };
     let mut cfg = Config::load_from(None, &overrides, std::iter::empty())?;
     cfg.drift.window = Duration::from_secs(60);
-    // The demo's traffic posts ground truth without a token (SPEC section 9).
+    // The demo's traffic posts ground truth without a token (SPEC section 9), or with the
+    // one given.
     cfg.admin.allow_unauthenticated = true;
+    cfg.admin.token = args.admin_token.clone().filter(|t| !t.is_empty());
     cfg.drift.interval = Duration::from_secs(2);
     cfg.sla.latency = Duration::from_millis(50);
     // The demo model is local and cheap: show permutation importance (off by default).
@@ -115,7 +121,8 @@ pub async fn run(args: DemoArgs) -> Result<(), StartError> {
         .map_err(|e| StartError::Other(format!("demo baseline: {e}")))?;
     let proxy = format!("http://{}", running.proxy_addr);
     let admin = format!("http://{}", running.admin_addr);
-    say!("mlmon demo is running");
+    // The page first: it is what a newcomer should open.
+    say!("mlmon demo is running: open the status page at {admin}/");
     say!(
         "  model server (direct):  http://{model_addr}/v2/models/{}/infer",
         model::MODEL
@@ -143,6 +150,7 @@ pub async fn run(args: DemoArgs) -> Result<(), StartError> {
     let traffic = tokio::spawn(traffic::run(
         proxy,
         Some(admin.clone()),
+        args.admin_token.clone().filter(|t| !t.is_empty()),
         args.rps,
         Duration::from_secs(args.drift_after),
         stop.clone(),

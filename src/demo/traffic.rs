@@ -183,10 +183,12 @@ impl Generator {
 
 /// Sends traffic to `proxy` at `rps` until `stop` resolves; drift starts after `drift_after`.
 /// With `admin`, ground truth for half of the requests is posted to the feedback API with
-/// the `x-request-id` the proxy returned, as a labelling pipeline would.
+/// the `x-request-id` the proxy returned, as a labelling pipeline would (with `admin_token`
+/// as a bearer token when the admin API requires one).
 pub async fn run(
     proxy: String,
     admin: Option<String>,
+    admin_token: Option<String>,
     rps: f64,
     drift_after: Duration,
     mut stop: crate::shutdown::Shutdown,
@@ -218,6 +220,7 @@ pub async fn run(
             .map(|a| format!("{a}/api/v1/feedback/{MODEL}"));
         let client = client.clone();
         let url = url.clone();
+        let admin_token = admin_token.clone();
         tokio::spawn(async move {
             let resp = match client.post(&url).json(&body).send().await {
                 Ok(r) => r,
@@ -238,7 +241,11 @@ pub async fn run(
                     .enumerate()
                     .map(|(row, actual)| json!({ "request_id": id, "row": row, "actual": actual }))
                     .collect();
-                if let Err(e) = client.post(&feedback_url).json(&labels).send().await {
+                let mut post = client.post(&feedback_url).json(&labels);
+                if let Some(t) = &admin_token {
+                    post = post.bearer_auth(t);
+                }
+                if let Err(e) = post.send().await {
                     tracing::debug!(error = %e, "demo feedback failed");
                 }
             }

@@ -16,5 +16,6 @@ mod hardening;
 mod health;
 mod proxy;
 mod quality;
+mod status;
 mod stream;
 mod versions;

@@ -63,6 +63,8 @@ def test_mlserver_tensor_columns_take_configured_names(mlserver, start_mlmon, ht
     mlmon = start_mlmon(mlserver.url, {
         "payload": {"format": "auto", "feature_names": FEATURES},
         "baseline": {"capture_rows": CAPTURE},
+        # Window min/max are raw values: the drift API shows them only with this on.
+        "privacy": {"log_values": True},
     })
     path = f"{mlmon.proxy}/v2/models/{mlserver.model}/infer"
 
@@ -88,6 +90,8 @@ def test_mlflow_dataframe_columns_keep_their_names(mlflow_server, start_mlmon, h
     mlmon = start_mlmon(mlflow_server.url, {
         "model": {"name": model},
         "baseline": {"capture_rows": CAPTURE},
+        # Window min/max are raw values: the drift API shows them only with this on.
+        "privacy": {"log_values": True},
     })
 
     def invoke(rows: np.ndarray) -> list:
