@@ -77,6 +77,10 @@ pub struct AppState {
     pub sinks: Arc<crate::stream::Sinks>,
     /// Ground truth consumed from brokers.
     pub sources: crate::stream::Sources,
+    /// The comparison of shadow answers with the primary's (empty without `shadow.upstream`).
+    pub shadow: Arc<crate::shadow::Comparison>,
+    /// The shadow sender, until [`spawn_background`] starts it.
+    pub shadow_runner: std::sync::Mutex<Option<crate::shadow::Runner>>,
 }
 
 impl AppState {
@@ -348,6 +352,11 @@ pub fn build(cfg: Arc<Config>, extra: Vec<Arc<dyn Analysis>>) -> Result<Built, S
         registry.clone(),
         metrics.versions.clone(),
     ));
+    let shadow = Arc::new(crate::shadow::Comparison::new(
+        cfg.clone(),
+        metrics.shadow.clone(),
+        Some(registry.clone()),
+    ));
     let mut list: Vec<Arc<dyn Analysis>> = vec![
         drift.clone(),
         quality.clone(),
@@ -355,6 +364,7 @@ pub fn build(cfg: Arc<Config>, extra: Vec<Arc<dyn Analysis>>) -> Result<Built, S
         performance.clone(),
         explain.clone(),
         versions.clone(),
+        shadow.clone(),
     ];
     list.extend(extra);
     // The capture stream goes last: it sees each exchange after every analysis.
@@ -377,6 +387,18 @@ pub fn build(cfg: Arc<Config>, extra: Vec<Arc<dyn Analysis>>) -> Result<Built, S
         )
         .with_max_name_bytes(cfg.limits.max_name_bytes),
     );
+    let (shadow_handle, shadow_runner) = match crate::shadow::build(
+        &cfg,
+        metrics.shadow.clone(),
+        metrics.proxy.clone(),
+        shadow.clone(),
+        queue.downgrade(),
+    )
+    .map_err(|m| StartError::Other(format!("shadow.upstream: {m}")))?
+    {
+        Some((h, r)) => (Some(h), Some(r)),
+        None => (None, None),
+    };
     let proxy = Arc::new(
         Proxy::new(
             &cfg,
@@ -385,7 +407,8 @@ pub fn build(cfg: Arc<Config>, extra: Vec<Arc<dyn Analysis>>) -> Result<Built, S
             latency.clone(),
             queue.clone(),
         )
-        .map_err(|m| StartError::Other(format!("upstream: {m}")))?,
+        .map_err(|m| StartError::Other(format!("upstream: {m}")))?
+        .with_shadow(shadow_handle),
     );
     let state = Arc::new(AppState {
         config: cfg.clone(),
@@ -411,6 +434,8 @@ pub fn build(cfg: Arc<Config>, extra: Vec<Arc<dyn Analysis>>) -> Result<Built, S
         )),
         sinks,
         sources,
+        shadow,
+        shadow_runner: std::sync::Mutex::new(shadow_runner),
     });
 
     Ok(Built {
@@ -454,6 +479,10 @@ pub fn spawn_background(
         shutdown,
         tasks,
     );
+    // Shadow traffic: at most shadow.concurrency copies in flight, until shutdown.
+    if let Some(runner) = state.shadow_runner.lock().ok().and_then(|mut r| r.take()) {
+        tasks.spawn(runner.run(shutdown.clone()));
+    }
     let refresh_state = state.clone();
     let mut refresh_shutdown = shutdown.clone();
     let interval = cfg.drift.interval;
