@@ -18,3 +18,4 @@ mod proxy;
 mod quality;
 mod stream;
 mod versions;
+mod shadow;
