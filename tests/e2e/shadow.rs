@@ -260,7 +260,7 @@ async fn a_hanging_shadow_times_out_and_the_queue_bound_skips_the_rest() {
     let hanging = upstream(|r| classifier(r, 0.0, Duration::from_secs(60), 200)).await;
     let mut cfg = config(up);
     cfg.shadow.upstream = Some(format!("http://{hanging}"));
-    cfg.shadow.timeout = Duration::from_millis(500);
+    cfg.shadow.timeout = Duration::from_secs(3);
     cfg.shadow.concurrency = 2;
     cfg.shadow.queue = 3;
     let running = mlmon::server::start(cfg).await.unwrap();
@@ -328,4 +328,51 @@ async fn sample_copies_that_share_and_probes_are_never_copied() {
         Some(0.0)
     );
     running.shutdown();
+}
+
+#[test]
+fn demo_with_shadow_fills_the_shadow_metrics() {
+    use crate::common::{http_get, parse_exposition, spawn_demo};
+    let (mut child, metrics_url) = spawn_demo(&[
+        "--shadow",
+        "--duration",
+        "12",
+        "--drift-after",
+        "100",
+        "--rps",
+        "60",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(11);
+    let mut seen = None;
+    while Instant::now() < deadline && seen.is_none() {
+        std::thread::sleep(Duration::from_millis(500));
+        let Some(text) = http_get(&metrics_url) else {
+            continue;
+        };
+        let m = parse_exposition(&text);
+        let ok = value(
+            &m,
+            "mlmon_shadow_requests_total",
+            &[("model", "credit-risk"), ("result", "ok")],
+        );
+        let agreement = value(&m, "mlmon_shadow_agreement", &[("model", "credit-risk")]);
+        let psi = value(
+            &m,
+            "mlmon_shadow_prediction_psi",
+            &[("model", "credit-risk")],
+        );
+        if let (Some(ok), Some(a), Some(p)) = (ok, agreement, psi) {
+            if ok >= 50.0 && a < 1.0 {
+                seen = Some((ok, a, p));
+            }
+        }
+    }
+    let status = child.wait().unwrap();
+    let (ok, agreement, psi) = seen.expect("the demo's shadow (version 2) is compared");
+    assert!(
+        agreement > 0.8,
+        "version 2 is only slightly different: {agreement}"
+    );
+    assert!(psi >= 0.0 && ok >= 50.0);
+    assert!(status.success(), "demo stops cleanly after --duration");
 }
