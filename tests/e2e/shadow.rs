@@ -108,8 +108,8 @@ fn psi(primary: &[i64], shadow: &[i64]) -> f64 {
 #[tokio::test]
 async fn a_slow_shadow_never_delays_the_client_and_its_answers_are_compared() {
     let up = primary().await;
-    // The candidate: a different cut (0.3), and 800 ms per answer.
-    let shadow = upstream(|r| classifier(r, 0.3, Duration::from_millis(800), 200)).await;
+    // The candidate: a different cut (0.3), and 1.5 s per answer.
+    let shadow = upstream(|r| classifier(r, 0.3, Duration::from_millis(1500), 200)).await;
     let mut cfg = config(up);
     cfg.shadow.upstream = Some(format!("http://{shadow}"));
     cfg.shadow.concurrency = 32;
@@ -126,13 +126,14 @@ async fn a_slow_shadow_never_delays_the_client_and_its_answers_are_compared() {
             "the client gets the primary's answer, byte for byte"
         );
         assert!(
-            took < Duration::from_millis(400),
+            took < Duration::from_millis(1000),
             "one request took {took:?}"
         );
     }
-    // 30 requests one after the other: had any waited for the shadow, 24 s.
+    // 30 requests one after the other (and 30 straight to the primary): had any waited for
+    // the shadow, 45 s.
     assert!(
-        started.elapsed() < Duration::from_secs(8),
+        started.elapsed() < Duration::from_secs(12),
         "{:?}",
         started.elapsed()
     );
@@ -164,7 +165,7 @@ async fn a_slow_shadow_never_delays_the_client_and_its_answers_are_compared() {
     )
     .unwrap();
     assert!(
-        sum >= 30.0 * 0.8,
+        sum >= 30.0 * 1.5,
         "the shadow's own slowness is what is measured: {sum}"
     );
     // The proxy's own latency histogram saw none of it.
@@ -174,7 +175,7 @@ async fn a_slow_shadow_never_delays_the_client_and_its_answers_are_compared() {
         &[("model", "default")],
     )
     .unwrap();
-    assert!(proxied < 30.0 * 0.4, "{proxied}");
+    assert!(proxied < 30.0 * 0.5, "{proxied}");
 
     // Independent figures from the rows sent.
     let xs: Vec<f64> = sent.concat();
