@@ -569,11 +569,12 @@ def shadow_panels() -> list[dict]:
             f'histogram_quantile(0.95, sum by (le) (rate(mlmon_shadow_duration_seconds_bucket{{{SEL}}}[5m])))',
             instant=True)], 6, 4, unit="s",
               description="The candidate's own latency; clients never wait for it."),
-        panel("timeseries", "Agreement and mean absolute difference", [
-            target(f'min by (model) (mlmon_shadow_agreement{{{SEL}}})', "{{model}} agreement"),
-            target(f'max by (model) (mlmon_shadow_mean_abs_diff{{{SEL}}})', "{{model}} mean |shadow - primary|"),
-        ], 12, 8, description="Agreement (classifiers, 0..1) or mean absolute difference of the predictions "
-                              "(regression, in the model's units), over drift.window."),
+        panel("timeseries", "Agreement (classifiers) or mean |shadow - primary| (regressors)", [
+            target(f'min by (model) (mlmon_shadow_agreement{{{SEL}}})'
+                   f' or max by (model) (mlmon_shadow_mean_abs_diff{{{SEL}}})', "{{model}}")],
+              12, 8, description="Per model, whichever it exports over drift.window: the share of rows whose labels "
+                                 "agree (classifiers, 0..1), or the mean absolute difference of the predictions "
+                                 "(regressors, in the model's units)."),
         panel("timeseries", "Prediction PSI, shadow vs primary", [
             target(f'max by (model) (mlmon_shadow_prediction_psi{{{SEL}}})', "{{model}}")], 12, 8,
               thresholds=[(None, "green"), (0.1, "orange"), (0.2, "red")], threshold_line=True),

@@ -50,7 +50,7 @@ pub fn predict_proba(
 }
 
 /// Probability of class 1 from version 2, the candidate: debt weighs more, income less, so
-/// it disagrees with version 1 on applicants near the decision boundary.
+/// it disagrees with version 1 on about 8 % of applicants, near the decision boundary.
 pub fn predict_proba_v2(
     income: f64,
     age: f64,
@@ -64,7 +64,7 @@ pub fn predict_proba_v2(
         "west" => 0.1,
         _ => 0.0,
     };
-    let z = -1.1 - 0.7 * (income - 55_000.0) / 20_000.0 + 1.4 * (debt_ratio - 0.35) / 0.15
+    let z = -1.0 - 0.6 * (income - 55_000.0) / 20_000.0 + 1.5 * (debt_ratio - 0.35) / 0.15
         - 0.02 * (age - 40.0)
         + 0.15 * (num_accounts - 4.0)
         + region_effect;
@@ -217,6 +217,7 @@ mod tests {
             })
             .count();
         let share = differ as f64 / n as f64;
-        assert!((0.01..0.15).contains(&share), "{share}");
+        // About 8 %: agreement near 0.92, between the alert levels of 95 % and 90 %.
+        assert!((0.06..0.10).contains(&share), "{share}");
     }
 }
