@@ -25,7 +25,12 @@ async fn classifier(
 ) -> Response<UpBody> {
     let body = req.into_body().collect().await.unwrap().to_bytes();
     tokio::time::sleep(delay).await;
-    let rows: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    answer(&body, cut, status)
+}
+
+/// The classifier's answer to `body`.
+fn answer(body: &[u8], cut: f64, status: u16) -> Response<UpBody> {
+    let rows: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let preds: Vec<i64> = rows
         .as_array()
         .map(|a| {
@@ -376,4 +381,74 @@ fn demo_with_shadow_fills_the_shadow_metrics() {
     );
     assert!(psi >= 0.0 && ok >= 50.0);
     assert!(status.success(), "demo stops cleanly after --duration");
+}
+
+#[tokio::test]
+async fn the_copy_is_the_clients_request_at_shadow_path_and_large_bodies_are_skipped() {
+    use std::sync::{Arc, Mutex};
+    let up = primary().await;
+    let seen: Arc<Mutex<Vec<(String, http::HeaderMap, Bytes)>>> = Arc::default();
+    let record = seen.clone();
+    let shadow = upstream(move |r: Request<Incoming>| {
+        let record = record.clone();
+        async move {
+            let (parts, body) = r.into_parts();
+            let body = body.collect().await.unwrap().to_bytes();
+            let pq = parts
+                .uri
+                .path_and_query()
+                .map(|p| p.to_string())
+                .unwrap_or_default();
+            record
+                .lock()
+                .unwrap()
+                .push((pq, parts.headers, body.clone()));
+            answer(&body, 0.0, 200)
+        }
+    })
+    .await;
+    let mut cfg = config(up);
+    cfg.shadow.upstream = Some(format!("http://{shadow}/prefix"));
+    cfg.shadow.path = Some("/v2/models/m/versions/2/infer".into());
+    cfg.capture.max_body_bytes = 4096;
+    let running = mlmon::server::start(cfg).await.unwrap();
+    let small = body(&[0.5, -0.5]);
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/predict?trace=1", running.proxy_addr))
+        .header("content-type", "application/json")
+        .header("x-request-id", "req-42")
+        .header("authorization", "Bearer t")
+        .body(small.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    // Over capture.max_body_bytes: proxied in full, not copied.
+    let large = body(&vec![0.25; 1000]);
+    assert!(large.len() > 4096);
+    let (status, got, _) = post(running.proxy_addr, large.clone()).await;
+    let (_, direct, _) = post(up, large).await;
+    assert_eq!((status, got), (200, direct));
+    // The large exchange is not analysed either (capture_dropped{reason="too_large"}).
+    analysed(&running, 1).await;
+    let counts = eventually("one copy ok, one skipped", || async {
+        let c = shadow_counts(&scrape(running.admin_addr).await, "default");
+        if c["ok"] == 1.0 && c["skipped"] == 1.0 {
+            Ok(c)
+        } else {
+            Err(format!("{c:?}"))
+        }
+    })
+    .await;
+    assert_eq!(counts["error"] + counts["timeout"], 0.0);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    let (pq, headers, got) = &seen[0];
+    assert_eq!(pq, "/prefix/v2/models/m/versions/2/infer?trace=1");
+    assert_eq!(got, &Bytes::from(small));
+    assert_eq!(headers["x-request-id"], "req-42");
+    assert_eq!(headers["authorization"], "Bearer t");
+    assert_eq!(headers["x-mlmon-shadow"], "1");
+    assert_eq!(headers["host"], shadow.to_string().as_str());
+    running.shutdown();
 }
