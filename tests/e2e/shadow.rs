@@ -346,7 +346,7 @@ fn demo_with_shadow_fills_the_shadow_metrics() {
         "--drift-after",
         "100",
         "--rps",
-        "60",
+        "30",
     ]);
     let deadline = Instant::now() + Duration::from_secs(11);
     let mut seen = None;
