@@ -16,6 +16,6 @@ mod hardening;
 mod health;
 mod proxy;
 mod quality;
+mod shadow;
 mod stream;
 mod versions;
-mod shadow;
