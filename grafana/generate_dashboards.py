@@ -482,7 +482,7 @@ VERDICT_MAPPING = [{"type": "value", "options": {
 
 
 def versions() -> dict:
-    """Version A beside version B (docs/versions.md); a shadow row may follow."""
+    """Version A beside version B (docs/versions.md), then the shadow row (docs/shadow.md)."""
     def vsel(v: str) -> str:
         return f'{SEL}, version="${v}"'
 
@@ -540,10 +540,59 @@ def versions() -> dict:
               mappings=VERDICT_MAPPING, thresholds=[(None, "red"), (0, "green"), (1, "blue")],
               options={"showValue": "never", "mergeValues": True, "rowHeight": 0.8,
                        "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True}}),
+        *shadow_panels(),
     ]
     return dashboard("mlmon-versions", "mlmon / Versions",
                      "Model versions side by side: traffic, errors, latency, performance and output drift, "
                      "and each version's significance against the reference.", panels, feature=False, versions=True)
+
+
+def shadow_panels() -> list[dict]:
+    """The shadow row (docs/shadow.md): how a candidate model on copies of the traffic compares
+    with the served one: the last row of the Versions dashboard."""
+    ok_err = 'result=~"ok|error|timeout"'
+    return [
+        row("Shadow model (copies of the traffic, docs/shadow.md)"),
+        panel("stat", "Label agreement", [target(f'min(mlmon_shadow_agreement{{{SEL}}})', instant=True)], 6, 4,
+              unit="percentunit", thresholds=[(None, "red"), (0.9, "orange"), (0.95, "green")], min_=0, max_=1,
+              description="Share of rows whose label is the same from the shadow and the served model over "
+                          "drift.window (worst replica; classifiers). Alerts: < 95 % warning, < 90 % critical."),
+        panel("stat", "Prediction PSI", [target(f'max(mlmon_shadow_prediction_psi{{{SEL}}})', instant=True)], 6, 4,
+              thresholds=[(None, "green"), (0.1, "orange"), (0.2, "red")],
+              description="PSI of the shadow's predictions against the served model's over drift.window."),
+        panel("stat", "Copies failing", [target(
+            f'sum(rate(mlmon_shadow_requests_total{{{SEL}, result=~"error|timeout"}}[5m]))'
+            f' / sum(rate(mlmon_shadow_requests_total{{{SEL}, {ok_err}}}[5m]))', instant=True)], 6, 4,
+              unit="percentunit", thresholds=[(None, "green"), (0.05, "orange"), (0.25, "red")],
+              description="Copies that failed (unreachable, non-2xx) or timed out, over copies sent."),
+        panel("stat", "Shadow p95 latency", [target(
+            f'histogram_quantile(0.95, sum by (le) (rate(mlmon_shadow_duration_seconds_bucket{{{SEL}}}[5m])))',
+            instant=True)], 6, 4, unit="s",
+              description="The candidate's own latency; clients never wait for it."),
+        panel("timeseries", "Agreement (classifiers) or mean |shadow - primary| (regressors)", [
+            target(f'min by (model) (mlmon_shadow_agreement{{{SEL}}})'
+                   f' or max by (model) (mlmon_shadow_mean_abs_diff{{{SEL}}})', "{{model}}")],
+              12, 8, description="Per model, whichever it exports over drift.window: the share of rows whose labels "
+                                 "agree (classifiers, 0..1), or the mean absolute difference of the predictions "
+                                 "(regressors, in the model's units)."),
+        panel("timeseries", "Prediction PSI, shadow vs primary", [
+            target(f'max by (model) (mlmon_shadow_prediction_psi{{{SEL}}})', "{{model}}")], 12, 8,
+              thresholds=[(None, "green"), (0.1, "orange"), (0.2, "red")], threshold_line=True),
+        panel("timeseries", "Copies by result", [
+            target(f'sum by (model, result) (rate(mlmon_shadow_requests_total{{{SEL}}}[{RI}]))', "{{model}} {{result}}")],
+              12, 8, unit="reqps",
+              description="ok, error (unreachable or non-2xx), timeout (past shadow.timeout), skipped (sampled "
+                          "but not sent: shadow queue full, body not captured, primary failed)."),
+        panel("timeseries", "Shadow latency", [
+            target(f'histogram_quantile(0.5, sum by (model, le) (rate(mlmon_shadow_duration_seconds_bucket{{{SEL}}}[{RI}])))',
+                   "{{model}} p50"),
+            target(f'histogram_quantile(0.95, sum by (model, le) (rate(mlmon_shadow_duration_seconds_bucket{{{SEL}}}[{RI}])))',
+                   "{{model}} p95"),
+            target(f'histogram_quantile(0.95, sum by (model, le) (rate(mlmon_request_duration_seconds_bucket{{{SEL}}}[{RI}])))',
+                   "{{model}} p95 served (through mlmon)"),
+        ], 12, 8, unit="s", description="The candidate's latency beside the served model's, as clients see it."),
+    ]
+
 
 
 DASHBOARDS = {

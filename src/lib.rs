@@ -44,6 +44,8 @@
 //! - [`performance`]: performance against ground truth and label-free estimates.
 //! - [`explain`]: black-box permutation importance and local explanations via the model server.
 //! - [`stream`]: the capture stream to Kafka/NATS and ground truth consumed from them.
+//! - [`shadow`]: shadow traffic: copies of sampled requests to a candidate model after the
+//!   primary has answered, and the comparison of both answers on the analysis thread.
 //! - [`health`]: one status per model with reasons and recommendations.
 //! - [`app`]: the application state, the wiring of the analyses and the periodic refresh.
 //! - [`status`]: the built-in status page and the bounded history behind its charts.
@@ -80,6 +82,7 @@ pub mod proxy;
 pub mod quality;
 pub mod record;
 pub mod server;
+pub mod shadow;
 pub mod shutdown;
 pub mod stats;
 pub mod status;

@@ -91,6 +91,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/models/{model}/drift", get(drift))
         .route("/api/v1/models/{model}/sketch", get(sketch))
         .route("/api/v1/models/{model}/history", get(status::history))
+        .route("/api/v1/models/{model}/shadow", get(shadow))
         .route("/api/v1/models/{model}/quality", get(quality::quality))
         .route("/api/v1/models/{model}/versions", get(compare::versions))
         .route("/api/v1/models/{model}/compare", get(compare::compare))
@@ -169,6 +170,19 @@ async fn drift(
         }
     }
     Ok(Json(report))
+}
+
+/// How the shadow model's answers compare with the primary's (docs/shadow.md).
+async fn shadow(
+    State(state): State<Arc<AppState>>,
+    Path(model): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    use crate::analysis::Analysis;
+    state.shadow.report(&model).map(Json).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "model {model:?} has no shadow comparison (shadow.upstream unset, or no copy answered yet)"
+        ))
+    })
 }
 
 /// The window and baseline sketches behind KS and Wasserstein (fleet views merge them).

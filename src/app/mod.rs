@@ -79,6 +79,10 @@ pub struct AppState {
     pub sources: crate::stream::Sources,
     /// The last hour of refreshes per model, for the status page's charts (bounded).
     pub history: Arc<crate::status::History>,
+    /// The comparison of shadow answers with the primary's (empty without `shadow.upstream`).
+    pub shadow: Arc<crate::shadow::Comparison>,
+    /// The shadow sender, until [`spawn_background`] starts it.
+    pub shadow_runner: std::sync::Mutex<Option<crate::shadow::Runner>>,
 }
 
 impl AppState {
@@ -351,6 +355,11 @@ pub fn build(cfg: Arc<Config>, extra: Vec<Arc<dyn Analysis>>) -> Result<Built, S
         registry.clone(),
         metrics.versions.clone(),
     ));
+    let shadow = Arc::new(crate::shadow::Comparison::new(
+        cfg.clone(),
+        metrics.shadow.clone(),
+        Some(registry.clone()),
+    ));
     let mut list: Vec<Arc<dyn Analysis>> = vec![
         drift.clone(),
         quality.clone(),
@@ -358,6 +367,7 @@ pub fn build(cfg: Arc<Config>, extra: Vec<Arc<dyn Analysis>>) -> Result<Built, S
         performance.clone(),
         explain.clone(),
         versions.clone(),
+        shadow.clone(),
     ];
     list.extend(extra);
     // The capture stream goes last: it sees each exchange after every analysis.
@@ -380,6 +390,18 @@ pub fn build(cfg: Arc<Config>, extra: Vec<Arc<dyn Analysis>>) -> Result<Built, S
         )
         .with_max_name_bytes(cfg.limits.max_name_bytes),
     );
+    let (shadow_handle, shadow_runner) = match crate::shadow::build(
+        &cfg,
+        metrics.shadow.clone(),
+        metrics.proxy.clone(),
+        shadow.clone(),
+        queue.downgrade(),
+    )
+    .map_err(|m| StartError::Other(format!("shadow.upstream: {m}")))?
+    {
+        Some((h, r)) => (Some(h), Some(r)),
+        None => (None, None),
+    };
     let proxy = Arc::new(
         Proxy::new(
             &cfg,
@@ -388,7 +410,8 @@ pub fn build(cfg: Arc<Config>, extra: Vec<Arc<dyn Analysis>>) -> Result<Built, S
             latency.clone(),
             queue.clone(),
         )
-        .map_err(|m| StartError::Other(format!("upstream: {m}")))?,
+        .map_err(|m| StartError::Other(format!("upstream: {m}")))?
+        .with_shadow(shadow_handle),
     );
     let state = Arc::new(AppState {
         config: cfg.clone(),
@@ -421,6 +444,8 @@ pub fn build(cfg: Arc<Config>, extra: Vec<Arc<dyn Analysis>>) -> Result<Built, S
             // Every exported feature, plus the prediction.
             cfg.limits.max_features.saturating_add(1),
         )),
+        shadow,
+        shadow_runner: std::sync::Mutex::new(shadow_runner),
     });
 
     Ok(Built {
@@ -464,6 +489,10 @@ pub fn spawn_background(
         shutdown,
         tasks,
     );
+    // Shadow traffic: at most shadow.concurrency copies in flight, until shutdown.
+    if let Some(runner) = state.shadow_runner.lock().ok().and_then(|mut r| r.take()) {
+        tasks.spawn(runner.run(shutdown.clone()));
+    }
     let refresh_state = state.clone();
     let mut refresh_shutdown = shutdown.clone();
     let interval = cfg.drift.interval;

@@ -329,11 +329,12 @@ mod tests {
             "anomaly",
             "explain",
             "sink",
+            "shadow",
             "log",
         ] {
             assert!(s.contains(&expected), "{expected} missing from {s:?}");
         }
-        assert_eq!(s.len(), 23, "{s:?}");
+        assert_eq!(s.len(), 24, "{s:?}");
     }
 
     #[test]

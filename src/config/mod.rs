@@ -10,7 +10,7 @@
 //!   came from (file, environment variable or flag);
 //! - [`keys`]: the key tree read from the types (which `MLMON_*` variables are ours);
 //! - `proxy`, `server`, `model`, `drift`, `thresholds`, `performance`, `anomaly`, `explain`,
-//!   `limits`, `sink`, `log`: the sections, each with its defaults and its checks.
+//!   `limits`, `sink`, `shadow`, `log`: the sections, each with its defaults and its checks.
 
 mod anomaly;
 mod drift;
@@ -23,6 +23,7 @@ mod model;
 mod performance;
 mod proxy;
 mod server;
+mod shadow;
 mod sink;
 mod thresholds;
 
@@ -50,6 +51,7 @@ pub use self::model::{BaselineConfig, ModelConfig, ModelOverrides, Task};
 pub use self::performance::{FeedbackConfig, PerformanceConfig, SlaConfig};
 pub use self::proxy::{CaptureConfig, ProxyConfig};
 pub use self::server::{AdminConfig, EventsConfig, ServerConfig};
+pub use self::shadow::ShadowConfig;
 pub use self::sink::{
     KafkaSinkConfig, KafkaSourceConfig, NatsSinkConfig, NatsSourceConfig, SinkConfig,
 };
@@ -104,6 +106,8 @@ pub struct Config {
     pub explain: ExplainConfig,
     /// The capture stream to Kafka / NATS (docs/streaming.md).
     pub sink: SinkConfig,
+    /// Shadow traffic to a candidate model (docs/shadow.md).
+    pub shadow: ShadowConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -133,6 +137,7 @@ impl Default for Config {
             anomaly: AnomalyConfig::default(),
             explain: ExplainConfig::default(),
             sink: SinkConfig::default(),
+            shadow: ShadowConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -217,6 +222,7 @@ impl Config {
         self.sla.check()?;
         self.performance.check()?;
         self.explain.check()?;
+        self.shadow.check()?;
         self.anomaly.check()?;
         self.admin.check()?;
         self.events.check()?;

@@ -42,6 +42,10 @@ pub struct DemoArgs {
     /// would; the status page then asks for it.
     #[arg(long, env = "MLMON_ADMIN__TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Send a copy of every request to version 2 of the model, a retrained candidate, as
+    /// shadow traffic (docs/shadow.md).
+    #[arg(long)]
+    pub shadow: bool,
 }
 
 /// The configuration the demo sidecar runs with: short windows so drift shows quickly.
@@ -63,6 +67,11 @@ pub fn demo_config(args: &DemoArgs, upstream: &str) -> Result<Config, StartError
     cfg.sla.latency = Duration::from_millis(50);
     // The demo model is local and cheap: show permutation importance (off by default).
     cfg.explain.interval = Duration::from_secs(5);
+    if args.shadow {
+        // The candidate is served by the same demo model server, under version 2.
+        cfg.shadow.upstream = Some(upstream.to_string());
+        cfg.shadow.path = Some(format!("/v2/models/{}/versions/2/infer", model::MODEL));
+    }
     Ok(cfg)
 }
 
@@ -141,6 +150,12 @@ pub async fn run(args: DemoArgs) -> Result<(), StartError> {
         "  importance API:         {admin}/api/v1/models/{}/importance",
         model::MODEL
     );
+    if args.shadow {
+        say!(
+            "  shadow API:             {admin}/api/v1/models/{}/shadow (version 2 gets a copy of every request)",
+            model::MODEL
+        );
+    }
     say!("  baseline:               {baseline_id} (5000 synthetic training rows)");
     say!(
         "  drift starts after {}s of traffic at {} requests/s; Ctrl-C to stop",

@@ -37,6 +37,15 @@ pub struct LoggedRow {
     pub parsed: ParsedExchange,
 }
 
+/// Work an ingress hands to the analysis thread as it is, e.g. comparing a shadow model's
+/// answer with the primary's (`crate::shadow`): parsing stays off the runtime's workers.
+pub trait Job: Send + std::fmt::Debug {
+    /// Approximate memory the job holds while queued (the queue's byte budget).
+    fn queued_bytes(&self) -> usize;
+    /// Does the work, on the analysis thread.
+    fn run(self: Box<Self>);
+}
+
 /// What an ingress hands to the analysis side.
 #[derive(Debug)]
 pub enum Record {
@@ -55,6 +64,8 @@ pub enum Record {
         /// by the ingress off the runtime's workers.
         size: usize,
     },
+    /// Work to run on the analysis thread; it analyses no exchange of its own.
+    Job(Box<dyn Job>),
 }
 
 impl Record {
@@ -63,6 +74,7 @@ impl Record {
         match self {
             Record::Captured(ex) => ex.captured_bytes(),
             Record::Logged { size, .. } => *size,
+            Record::Job(job) => job.queued_bytes(),
         }
     }
 
@@ -103,6 +115,7 @@ impl Record {
         match self {
             Record::Captured(_) => 1,
             Record::Logged { rows, .. } => rows.len() as u64,
+            Record::Job(_) => 0,
         }
     }
 }

@@ -102,6 +102,7 @@ impl Worker {
         let n = record.exchanges();
         match record {
             Record::Captured(ex) => self.captured(&ex),
+            Record::Job(job) => job.run(),
             Record::Logged {
                 model,
                 version,

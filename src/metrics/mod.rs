@@ -15,6 +15,7 @@ pub mod performance;
 pub mod process;
 pub mod proxy;
 pub mod quality;
+pub mod shadow;
 pub mod sink;
 pub mod versions;
 
@@ -111,6 +112,8 @@ pub struct Metrics {
     pub versions: Arc<versions::VersionMetrics>,
     /// The capture stream and the feedback sources (docs/streaming.md).
     pub sink: Arc<sink::SinkMetrics>,
+    /// Shadow traffic: requests, latency, agreement with the primary.
+    pub shadow: Arc<shadow::ShadowMetrics>,
     /// Families written at scrape time by their owners.
     scrape: std::sync::RwLock<Vec<Arc<dyn ScrapeWriter>>>,
 }
@@ -129,6 +132,7 @@ impl Metrics {
         let explain = Arc::new(explain::ExplainMetrics::register(mlmon));
         let versions = Arc::new(versions::VersionMetrics::register(mlmon));
         let sink = Arc::new(sink::SinkMetrics::register(mlmon));
+        let shadow = Arc::new(shadow::ShadowMetrics::register(mlmon));
         // Unprefixed: process_* names are the same in every Prometheus client.
         registry.register_collector(Box::new(process::ProcessCollector::new()));
         Metrics {
@@ -142,6 +146,7 @@ impl Metrics {
             explain,
             versions,
             sink,
+            shadow,
             scrape: std::sync::RwLock::new(Vec::new()),
         }
     }

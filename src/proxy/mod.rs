@@ -36,6 +36,7 @@ use crate::latency::LatencyWindows;
 use crate::metrics::labels::{status_class, ModelCodeLabels, ModelLabels, ReasonLabels};
 use crate::metrics::ProxyMetrics;
 use crate::record::CapturedExchange;
+use crate::shadow::{Answer, Shadow, ShadowCopy};
 use model_id::ModelNames;
 use tee::{Finish, RequestTee, ResponseTee, SharedTap, Tap};
 
@@ -64,6 +65,8 @@ pub struct Proxy {
     metrics: Arc<ProxyMetrics>,
     latency: Arc<LatencyWindows>,
     queue: Queue,
+    /// Shadow traffic, when `shadow.upstream` is set.
+    shadow: Option<Arc<Shadow>>,
 }
 
 /// Builds the pooled upstream client (HTTP/1.1 keep-alive, or h2c with prior knowledge).
@@ -119,7 +122,14 @@ impl Proxy {
             metrics,
             latency,
             queue,
+            shadow: None,
         })
+    }
+
+    /// Copies sampled inference requests to `shadow` once the primary has answered.
+    pub fn with_shadow(mut self, shadow: Option<Arc<Shadow>>) -> Proxy {
+        self.shadow = shadow;
+        self
     }
 
     /// Proxies one request. Never fails: upstream problems become 502/504 responses.
@@ -204,6 +214,15 @@ impl Proxy {
             }
         };
         parts.version = self.upstream_version;
+        // Sampled when it arrives; the copy leaves once the primary's answer has.
+        let shadow = match &self.shadow {
+            Some(s) if inference && s.sampled() => Some((
+                s.clone(),
+                parts.headers.clone(),
+                parts.uri.query().map(str::to_string),
+            )),
+            _ => None,
+        };
 
         // Every request body is watched (to tell a client's failure from the upstream's);
         // only inference bodies are copied.
@@ -227,6 +246,11 @@ impl Proxy {
             Some(req_tap.clone()),
         );
         ctx.request_encoding = request_encoding;
+        ctx.shadow = shadow.map(|(shadow, headers, query)| ShadowRequest {
+            shadow,
+            headers,
+            query,
+        });
 
         let sent = Instant::now();
         let result = tokio::time::timeout(self.timeout, self.client.request(upstream_req)).await;
@@ -332,6 +356,15 @@ struct Context {
     response_encoding: Option<String>,
     /// The client went away or stopped sending before the exchange ended.
     canceled: bool,
+    /// Set when the request is sampled for the shadow.
+    shadow: Option<ShadowRequest>,
+}
+
+/// What a sampled request keeps for its shadow copy.
+struct ShadowRequest {
+    shadow: Arc<Shadow>,
+    headers: HeaderMap,
+    query: Option<String>,
 }
 
 /// Counts a request as `code="canceled"` when dropped armed: the client went away
@@ -402,6 +435,7 @@ impl Context {
             request_encoding: None,
             response_encoding: None,
             canceled: false,
+            shadow: None,
         }
     }
 
@@ -431,7 +465,7 @@ struct Finisher {
 impl Finish for Finisher {
     fn finish(self: Box<Self>, mut response: Tap, ended: bool) {
         let Finisher {
-            ctx,
+            mut ctx,
             status,
             upstream,
             content_type,
@@ -443,6 +477,8 @@ impl Finish for Finisher {
         };
         // Dropped before its end without an upstream error: the client went away.
         let canceled = ctx.canceled || (!ended && !response.failed);
+        // A sampled request is copied below, or counted as skipped here.
+        let mut shadow = ctx.shadow.take().map(|r| Skip::new(r, &ctx.model));
         m.requests
             .get_or_create(&ModelCodeLabels {
                 model: model.model.clone(),
@@ -497,6 +533,19 @@ impl Finish for Finisher {
                 .inc();
             return;
         };
+        let response_body = response.take_complete();
+        if let Some(copy) = shadow.take() {
+            copy.send(
+                &ctx.path,
+                &request_body,
+                status,
+                response_body.as_ref().map(|body| Answer {
+                    body: body.clone(),
+                    content_type: content_type.clone(),
+                    content_encoding: ctx.response_encoding.clone(),
+                }),
+            );
+        }
         let record = CapturedExchange {
             model: model.model,
             version: ctx.version,
@@ -508,7 +557,7 @@ impl Finish for Finisher {
             duration: elapsed,
             upstream_duration: upstream,
             request_body: Some(request_body),
-            response_body: response.take_complete(),
+            response_body,
             response_content_type: content_type,
             request_content_encoding: ctx.request_encoding,
             response_content_encoding: ctx.response_encoding,
@@ -523,6 +572,45 @@ impl Finish for Finisher {
                     reason: "queue_full",
                 })
                 .inc();
+        }
+    }
+}
+
+/// A sampled request on its way to the shadow: counted as `skipped` when dropped unsent
+/// (the client went away, the body was not captured, the upstream failed).
+struct Skip {
+    request: Option<ShadowRequest>,
+    model: Arc<str>,
+}
+
+impl Skip {
+    fn new(request: ShadowRequest, model: &Arc<str>) -> Skip {
+        Skip {
+            request: Some(request),
+            model: model.clone(),
+        }
+    }
+
+    /// Offers the copy (after the primary's answer has been sent).
+    fn send(mut self, path: &str, body: &Bytes, status: u16, primary: Option<Answer>) {
+        if let Some(request) = self.request.take() {
+            request.shadow.offer(ShadowCopy {
+                model: self.model.to_string(),
+                path: path.to_string(),
+                query: request.query,
+                headers: request.headers,
+                body: body.clone(),
+                primary_status: status,
+                primary,
+            });
+        }
+    }
+}
+
+impl Drop for Skip {
+    fn drop(&mut self) {
+        if let Some(r) = self.request.take() {
+            r.shadow.skip(&self.model);
         }
     }
 }

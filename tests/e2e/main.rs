@@ -16,6 +16,7 @@ mod hardening;
 mod health;
 mod proxy;
 mod quality;
+mod shadow;
 mod status;
 mod stream;
 mod versions;

@@ -175,6 +175,14 @@ class FakeMlmon:
             (f"mlmon_feature_importance{_labels(model=MODEL, feature=f, method='permutation')}", v)
             for f, v in (("amount", 0.6), ("channel", 0.2))])
         fam("mlmon_model_health", "gauge", [(f"mlmon_model_health{m}", 2 if drifted else 0)])
+        # Shadow traffic (SPEC section 10): a candidate that agrees on 92 % of rows.
+        fam("mlmon_shadow_requests_total", "counter", [
+            (f"mlmon_shadow_requests_total{_labels(model=MODEL, result=r)}", n * share)
+            for r, share in (("ok", 0.99), ("error", 0.01), ("timeout", 0.0), ("skipped", 0.0))
+        ])
+        hist("mlmon_shadow_duration_seconds", LAT_BUCKETS, LAT_CDF, n * 0.99, 0.03)
+        fam("mlmon_shadow_agreement", "gauge", [(f"mlmon_shadow_agreement{m}", 0.92)])
+        fam("mlmon_shadow_prediction_psi", "gauge", [(f"mlmon_shadow_prediction_psi{m}", 0.02)])
         fam("mlmon_build_info", "gauge", [(f"mlmon_build_info{_labels(version='0.0.0-fake')}", 1)])
         fam("mlmon_baseline_info", "gauge", [(f"mlmon_baseline_info{_labels(model=MODEL, id='fake-baseline')}", 1)])
         fam("process_cpu_seconds_total", "counter", [("process_cpu_seconds_total", 0.05 * t)])

@@ -360,7 +360,8 @@ ALERTMANAGER_CONFIG = REPO / "alertmanager" / "alertmanager.yml"
 DASHBOARDS_DIR = REPO / "grafana" / "dashboards"
 RUNBOOK = REPO / "docs" / "runbook.md"
 
-EVENTS = {"drift_detected", "performance_degradation", "sla_violation", "data_quality", "anomaly_spike", "traffic_stale"}
+EVENTS = {"drift_detected", "performance_degradation", "sla_violation", "data_quality", "anomaly_spike", "traffic_stale",
+          "shadow_disagreement"}
 SEVERITIES = {"warning", "critical"}
 
 # SPEC section 6, written out independently of the rules and dashboards under test.
@@ -381,8 +382,12 @@ SPEC_METRICS = {
     "mlmon_version_requests_total", "mlmon_version_errors_total", "mlmon_version_latency_seconds",
     "mlmon_version_performance", "mlmon_version_estimated_performance", "mlmon_version_prediction_psi",
     "mlmon_version_comparison_verdict", "mlmon_version_comparison_difference", "mlmon_version_comparison_p_value",
+    # SPEC section 10 (docs/shadow.md): shadow traffic.
+    "mlmon_shadow_requests_total", "mlmon_shadow_duration_seconds", "mlmon_shadow_agreement",
+    "mlmon_shadow_mean_abs_diff", "mlmon_shadow_prediction_psi",
 }
-HISTOGRAMS = {"mlmon_request_duration_seconds", "mlmon_upstream_duration_seconds", "mlmon_anomaly_score"}
+HISTOGRAMS = {"mlmon_request_duration_seconds", "mlmon_upstream_duration_seconds", "mlmon_anomaly_score",
+              "mlmon_shadow_duration_seconds"}
 
 
 def spec_series_names() -> set[str]:

@@ -56,7 +56,9 @@ def target(request, tmp_path_factory, mlmon_bin):
         logs = tmp_path_factory.mktemp("mlmon")
         admin = f"127.0.0.1:{free_port()}"
         drift_after = os.environ.get("MLMON_E2E_DRIFT_AFTER", "10")
-        proc = ManagedProcess.launch("mlmon-demo", [str(mlmon_bin), "demo", "--duration", "900", "--drift-after", drift_after,
+        # --shadow: version 2 of the demo model on shadow traffic, disagreeing on ~8 % of rows.
+        proc = ManagedProcess.launch("mlmon-demo", [str(mlmon_bin), "demo", "--shadow", "--duration", "900",
+                                                    "--drift-after", drift_after,
                                          "--listen", f"127.0.0.1:{free_port()}", "--admin-listen", admin], logs)
         try:
             wait_http_ok(f"http://{admin}/healthz", timeout=60, proc=proc)
@@ -202,6 +204,29 @@ def test_drift_alert_arrives_at_the_webhook_with_labels_and_annotations(stack, d
         warnings = [a for _, a in stack["hook"].alerts() if a["labels"].get("alertname") == "MlmonFeatureDrift"
                     and a["labels"]["severity"] == "warning"]
         assert not warnings
+
+
+def test_shadow_disagreement_alert_arrives_at_the_webhook(stack, drift_alert):
+    """The demo's candidate (version 2) agrees on ~92 % of rows: below the 95 % warning."""
+    if stack["kind"] == "fake":
+        pytest.skip("the stand-in's agreement (0.92) is a constant, not evidence")
+
+    def arrived():
+        for _, alert in stack["hook"].alerts("/mlmon-events"):
+            if alert["labels"].get("alertname") == "MlmonShadowDisagreement" and alert["status"] == "firing":
+                return alert
+        return None
+
+    alert = wait_until(arrived, timeout=120, interval=1, what="MlmonShadowDisagreement at the webhook")
+    labels, ann = alert["labels"], alert["annotations"]
+    assert labels["event"] == "shadow_disagreement" and labels["job"] == JOB
+    assert labels["model"] == "credit-risk"
+    m = re.search(r"for only (\d+(?:\.\d+)?)% of the rows", ann["description"])
+    assert m and 80 < float(m.group(1)) < 95, ann["description"]
+    assert ann["runbook_url"].endswith("/docs/runbook.md#mlmonshadowdisagreement")
+    # the same figure from the sidecar's API, computed from the rows both models answered
+    value = query(stack["prometheus"], 'min(mlmon_shadow_agreement{model="credit-risk"})')
+    assert value and 0.8 < float(value[0]["value"][1]) < 0.95
 
 
 def promql_regex(value: str) -> str:
