@@ -5,6 +5,37 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{positive_duration, Invalid};
+use crate::stats::sketch::{MAX_COMPRESSION, MIN_COMPRESSION};
+
+/// Default `drift.sketch_compression`: ≤ 64 KiB of sketches per numeric feature at a full
+/// window, KS and Wasserstein within the SPEC section 5 targets (docs/drift.md).
+pub const DEFAULT_SKETCH_COMPRESSION: u32 = 200;
+
+/// Which per-bin series the drift engine exports for fleet-wide PSI/JS in PromQL
+/// (`mlmon_feature_bin_observations_total`, `mlmon_baseline_bin_ratio`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FleetBins {
+    /// No per-bin series (the fleet recording rules then have no input).
+    #[default]
+    Off,
+    /// The live bin counters only; the baseline ratios come from a replica set to `full`.
+    Counts,
+    /// The live bin counters and the baseline ratios.
+    Full,
+}
+
+impl FleetBins {
+    /// Whether `mlmon_feature_bin_observations_total` is exported.
+    pub fn counts(self) -> bool {
+        matches!(self, FleetBins::Counts | FleetBins::Full)
+    }
+
+    /// Whether `mlmon_baseline_bin_ratio` is exported.
+    pub fn ratios(self) -> bool {
+        self == FleetBins::Full
+    }
+}
 
 /// The `drift` section.
 #[derive(Debug, Clone, Deserialize)]
@@ -21,6 +52,11 @@ pub struct DriftConfig {
     pub sample_size: usize,
     /// Derive per-feature thresholds from the baseline's own sampling noise.
     pub adaptive: bool,
+    /// Compression δ of the window's quantile sketches (KS, Wasserstein): at most
+    /// `24·(δ+1)` bytes per closed time bucket; higher is more accurate and larger.
+    pub sketch_compression: u32,
+    /// Per-bin series for fleet-wide drift in PromQL: `off`, `counts` or `full`.
+    pub fleet_bins: FleetBins,
 }
 
 impl Default for DriftConfig {
@@ -30,6 +66,8 @@ impl Default for DriftConfig {
             interval: Duration::from_secs(10),
             sample_size: 5000,
             adaptive: false,
+            sketch_compression: DEFAULT_SKETCH_COMPRESSION,
+            fleet_bins: FleetBins::Off,
         }
     }
 }
@@ -42,6 +80,15 @@ impl DriftConfig {
             return Err(Invalid::new(
                 "drift.sample_size",
                 "0 is not allowed; must be at least 1".into(),
+            ));
+        }
+        if !(MIN_COMPRESSION..=MAX_COMPRESSION).contains(&self.sketch_compression) {
+            return Err(Invalid::new(
+                "drift.sketch_compression",
+                format!(
+                    "{} is not allowed; must be between {MIN_COMPRESSION} and {MAX_COMPRESSION}",
+                    self.sketch_compression
+                ),
             ));
         }
         Ok(())
