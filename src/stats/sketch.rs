@@ -422,31 +422,63 @@ fn absorb(cells: &mut [Cell], new: Vec<Cell>, n: u64, compression: u32) -> Vec<C
 /// Largest `k`-span a cell may reach by absorbing values inside its range.
 const ABSORB_SPAN: f64 = 3.0;
 
+/// The widest range a fused cell may span: [`SPAN_UNITS`]`/δ` of the sketch's range. In
+/// the sparse tails of skewed data a cell of few values would otherwise span a wide range
+/// over which they are far from uniform (Wasserstein error); this keeps them apart. At most
+/// `2δ/SPAN_UNITS` cells more (two neighbours not fused for their span cover more than
+/// `SPAN_UNITS/δ` of the range).
+fn span_cap(min: f64, max: f64, compression: u32) -> f64 {
+    let range = max - min;
+    if range.is_finite() {
+        range * SPAN_UNITS / f64::from(compression)
+    } else {
+        f64::INFINITY
+    }
+}
+
+/// See [`span_cap`].
+const SPAN_UNITS: f64 = 4.0;
+
 /// [`fuse`] when there are more than `δ + 1` cells; fewer are kept as they are (so up to
 /// `δ + 1` distinct values are represented exactly).
 fn fuse_if_over(cells: Vec<Cell>, n: u64, compression: u32) -> Vec<Cell> {
-    if cells.len() > compression as usize + 1 {
-        fuse(cells, n, compression)
+    let limit = compression as usize + 1;
+    if cells.len() > limit {
+        let fused = fuse(cells, n, compression, true);
+        if fused.len() > limit {
+            // Spread data where the span cap kept too many cells: fuse by mass alone,
+            // which leaves at most δ + 1.
+            fuse(fused, n, compression, false)
+        } else {
+            fused
+        }
     } else {
         cells
     }
 }
 
-/// Greedy fusion of sorted cells (total `n`) into cells spanning ≤ 1 unit of `k`; equal
-/// atoms are always fused.
-fn fuse(cells: Vec<Cell>, n: u64, compression: u32) -> Vec<Cell> {
+/// Greedy fusion of sorted cells (total `n`) into cells spanning ≤ 1 unit of `k` (and, with
+/// `cap_span`, at most [`span_cap`] of the range); equal atoms are always fused.
+fn fuse(cells: Vec<Cell>, n: u64, compression: u32, cap_span: bool) -> Vec<Cell> {
     let mut out: Vec<Cell> = Vec::with_capacity(cells.len().min(compression as usize + 2));
     let nf = n.max(1) as f64;
     let mut before = 0_u64; // values left of `cur`
+    let max_hi = cells.iter().map(|c| c.hi).fold(f64::NEG_INFINITY, f64::max);
     let mut iter = cells.into_iter();
     let Some(mut cur) = iter.next() else {
         return out;
     };
     let mut k_left = scale(0.0, compression);
+    let max_span = if cap_span {
+        span_cap(cur.lo, max_hi, compression)
+    } else {
+        f64::INFINITY
+    };
     for c in iter {
         let same_atom = cur.is_atom() && c.is_atom() && cur.lo == c.lo;
         let right = before.saturating_add(cur.count).saturating_add(c.count);
-        if same_atom || scale(right as f64 / nf, compression) - k_left <= 1.0 {
+        let narrow = c.hi.max(cur.hi) - cur.lo <= max_span;
+        if same_atom || (narrow && scale(right as f64 / nf, compression) - k_left <= 1.0) {
             cur.absorb(&c);
         } else {
             before = before.saturating_add(cur.count);
