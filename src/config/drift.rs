@@ -94,3 +94,63 @@ impl DriftConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::config::{Config, Overrides};
+
+    fn load(yaml: &str, env: &[(&str, &str)]) -> Result<Config, String> {
+        let mut f = tempfile::Builder::new()
+            .suffix(".yaml")
+            .tempfile()
+            .map_err(|e| e.to_string())?;
+        f.write_all(yaml.as_bytes()).map_err(|e| e.to_string())?;
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        Config::load_from(Some(f.path()), &Overrides::default(), env).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn fleet_bins_and_sketch_compression_from_file_and_environment() {
+        let d = load("{}", &[]).map(|c| c.drift).unwrap_or_default();
+        assert_eq!(d.fleet_bins, FleetBins::Off, "off by default");
+        assert_eq!(d.sketch_compression, DEFAULT_SKETCH_COMPRESSION);
+        // `off` unquoted is a string in YAML 1.2, not a boolean.
+        for (text, want) in [
+            ("off", FleetBins::Off),
+            ("counts", FleetBins::Counts),
+            ("full", FleetBins::Full),
+        ] {
+            let c = load(&format!("drift:\n  fleet_bins: {text}\n"), &[]);
+            assert_eq!(c.map(|c| c.drift.fleet_bins), Ok(want), "{text}");
+        }
+        let c = load(
+            "drift: {fleet_bins: counts, sketch_compression: 500}\n",
+            &[("MLMON_DRIFT__FLEET_BINS", "full")],
+        );
+        let d = c.map(|c| c.drift);
+        assert_eq!(
+            d.as_ref().map(|d| (d.fleet_bins, d.sketch_compression)),
+            Ok((FleetBins::Full, 500)),
+            "the environment beats the file"
+        );
+        assert!(FleetBins::Full.ratios() && FleetBins::Full.counts());
+        assert!(FleetBins::Counts.counts() && !FleetBins::Counts.ratios());
+        assert!(!FleetBins::Off.counts() && !FleetBins::Off.ratios());
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let err = load("drift: {fleet_bins: maybe}\n", &[]).unwrap_err();
+        assert!(
+            err.contains("drift.fleet_bins") || err.contains("fleet_bins"),
+            "{err}"
+        );
+        assert!(err.contains("maybe"), "{err}");
+        let err = load("drift: {sketch_compression: 5}\n", &[]).unwrap_err();
+        assert!(err.contains("drift.sketch_compression"), "{err}");
+        assert!(err.contains("between 20 and 100000"), "{err}");
+    }
+}
