@@ -277,7 +277,7 @@ impl QuantileSketch {
             return 0.0;
         }
         // Sweep: an interior count is uncertain on the open interval (lo, hi).
-        let mut events: Vec<(f64, i8, u64)> = Vec::new();
+        let mut events: Vec<(f64, i8, u64)> = Vec::with_capacity(2 * self.cells.len());
         for c in &self.cells {
             let k = c.interior();
             if k > 0 {
@@ -286,7 +286,7 @@ impl QuantileSketch {
             }
         }
         // At equal x, close before opening: the intervals are open.
-        events.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        events.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         let (mut open, mut worst) = (0_u64, 0_u64);
         for (_, kind, k) in events {
             if kind > 0 {
@@ -506,9 +506,10 @@ impl Cdf {
         if s.count == 0 {
             return None;
         }
-        // (x, jump, slope change) events.
-        let mut ev: Vec<(f64, f64, f64)> = Vec::new();
-        for c in s.all_cells() {
+        // (x, jump, slope change) events; the buffered values as atoms.
+        let buffered = atoms(s.buffer.clone());
+        let mut ev: Vec<(f64, f64, f64)> = Vec::with_capacity(2 * s.cells.len() + buffered.len());
+        for c in s.cells.iter().chain(&buffered) {
             if c.is_atom() {
                 ev.push((c.lo, c.count as f64, 0.0));
                 continue;
@@ -525,9 +526,19 @@ impl Cdf {
                 ev.push((c.hi, 1.0 + interior - half, 0.0));
             }
         }
-        ev.sort_by(|a, b| a.0.total_cmp(&b.0));
+        // By the whole event, so that the same cells give the same sums in the same order
+        // whatever order they came in (a sketch and its serialized copy answer alike).
+        ev.sort_unstable_by(|a, b| {
+            a.0.total_cmp(&b.0)
+                .then(a.1.total_cmp(&b.1))
+                .then(a.2.total_cmp(&b.2))
+        });
         let n = s.count as f64;
-        let (mut xs, mut left, mut right) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut xs, mut left, mut right) = (
+            Vec::with_capacity(ev.len()),
+            Vec::with_capacity(ev.len()),
+            Vec::with_capacity(ev.len()),
+        );
         let (mut f, mut slope, mut last_x) = (0.0_f64, 0.0_f64, f64::NAN);
         let mut slopes_open = 0_usize;
         for (x, jump, ds) in ev {
