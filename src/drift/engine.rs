@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::metrics::drift::{BaselineLabels, BinLabels, DriftMetrics, FeatureLabels};
 use crate::metrics::labels::ModelLabels;
 use crate::record::{FeatureValue, Kind};
-use crate::stats::sketch::{QuantileSketch, DEFAULT_COMPRESSION, MAX_COMPRESSION};
+use crate::stats::sketch::{QuantileSketch, DEFAULT_COMPRESSION};
 
 /// One followed feature: its baseline cells and live window. The baseline entry itself
 /// (reference sketch, sample, thresholds) stays in the model's shared snapshot and is read
@@ -33,6 +33,8 @@ pub(super) struct FeatureState {
     pub(super) cells: Vec<String>,
     pub(super) window: FeatureWindow,
     pub(super) exported: Vec<u64>,
+    /// The reference sketch's error bounds (`stats::sketch::bounds`), computed once.
+    pub(super) reference_bounds: (f64, f64),
 }
 
 /// The position of a feature's entry in its snapshot.
@@ -206,6 +208,10 @@ impl DriftEngine {
             let (layout, expected, cells) =
                 cells_of(b).map_err(|m| BaselineError::Unusable(format!("{name}: {m}")))?;
             let exported = vec![0; cells.len()];
+            let reference_bounds = match b.kind {
+                FeatureType::Numeric => crate::stats::sketch::bounds(&reference_sketch(b)),
+                FeatureType::Categorical => (0.0, 0.0),
+            };
             features.push(FeatureState {
                 name: name.to_string(),
                 kind,
@@ -214,6 +220,7 @@ impl DriftEngine {
                 cells,
                 window: FeatureWindow::new(layout, self.cfg.drift.window, self.compression),
                 exported,
+                reference_bounds,
             });
         }
         let mut index = HashMap::new();
@@ -505,7 +512,7 @@ pub(super) fn reference_sketch(b: &FeatureBaseline) -> Cow<'_, QuantileSketch> {
     let whole_column = b.sample.len() as u64 == b.stats.count;
     match &b.sketch {
         Some(s) if !whole_column || s.rank_error_bound() == 0.0 => Cow::Borrowed(s),
-        _ if whole_column => Cow::Owned(QuantileSketch::from_values(MAX_COMPRESSION, &b.sample)),
+        _ if whole_column => Cow::Owned(QuantileSketch::exact(&b.sample)),
         _ => Cow::Owned(QuantileSketch::from_values(DEFAULT_COMPRESSION, &b.sample)),
     }
 }

@@ -194,7 +194,9 @@ pub(super) fn feature_drift(
         if numeric {
             // Both full columns, sketched; the p-value from the true counts.
             let reference = entry.map(super::engine::reference_sketch);
-            let compared = reference.and_then(|r| stats::compare_sketches(&view.sketch, &r));
+            let compared = reference.and_then(|r| {
+                stats::sketch::compare_with_bounds(&view.sketch, &r, f.reference_bounds)
+            });
             if let Some(c) = compared {
                 ks_statistic = Some(c.ks_statistic);
                 ks_pvalue = c.ks_pvalue();
