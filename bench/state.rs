@@ -96,7 +96,28 @@ struct Scale {
 }
 
 impl Scale {
+    /// The bench or smoke scale; `MLMON_STATE_BENCH_{MODELS,FEATURES,ROWS,BASELINE_ROWS}`
+    /// override the models, features per model, rows per bucket and baseline rows (e.g. memory figures from a debug
+    /// build at full scale but fewer rows).
     fn new(bench: bool) -> Scale {
+        let mut s = Scale::preset(bench);
+        let var = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<usize>().ok());
+        if let Some(m) = var("MLMON_STATE_BENCH_MODELS") {
+            s.models = m.max(1);
+        }
+        if let Some(f) = var("MLMON_STATE_BENCH_FEATURES") {
+            s.features = f.max(1);
+        }
+        if let Some(r) = var("MLMON_STATE_BENCH_ROWS") {
+            s.rows_per_bucket = r.max(1);
+        }
+        if let Some(r) = var("MLMON_STATE_BENCH_BASELINE_ROWS") {
+            s.baseline_rows = r.max(1);
+        }
+        s
+    }
+
+    fn preset(bench: bool) -> Scale {
         if bench {
             Scale {
                 models: 32,

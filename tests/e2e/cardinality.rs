@@ -55,8 +55,8 @@ async fn page(fleet_bins: FleetBins) -> (usize, usize, usize) {
     let running = mlmon::server::start(cfg).await.unwrap();
     let client = reqwest::Client::new();
     let mut rng = StdRng::seed_from_u64(4);
-    for _ in 0..20 {
-        let rows: Vec<serde_json::Value> = (0..50)
+    for _ in 0..10 {
+        let rows: Vec<serde_json::Value> = (0..20)
             .map(|_| {
                 let v = values(&mut rng);
                 serde_json::Value::Object(
@@ -75,7 +75,7 @@ async fn page(fleet_bins: FleetBins) -> (usize, usize, usize) {
             .unwrap();
         assert_eq!(r.status(), 200);
     }
-    analysed(&running, 20).await;
+    analysed(&running, 10).await;
     let url = format!("http://{}/metrics", running.admin_addr);
     let text = eventually("every feature's PSI exported", || async {
         let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
@@ -87,7 +87,7 @@ async fn page(fleet_bins: FleetBins) -> (usize, usize, usize) {
             .lines()
             .find(|l| l.starts_with("mlmon_predictions_total{"))
             .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
-        if psi >= FEATURES && rows == Some(1000.0) {
+        if psi >= FEATURES && rows == Some(200.0) {
             Ok(text)
         } else {
             Err(format!("{psi} PSI series, {rows:?} rows"))
