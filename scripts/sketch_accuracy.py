@@ -19,6 +19,7 @@ Binds 127.0.0.1:18480-18481 only; stops the sidecar it starts.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -78,7 +79,8 @@ def run(tmp: Path, name: str, ref: pd.DataFrame, win: pd.DataFrame) -> None:
         check("offline", name, f, ref, win)
     proc = subprocess.Popen([MLMON, "serve", "--listen", "127.0.0.1:18480", "--admin-listen", ADMIN,
                              "--upstream", "http://127.0.0.1:18482", "--baseline", str(baseline)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "MLMON_ADMIN__ALLOW_UNAUTHENTICATED": "true"})
     try:
         for _ in range(100):
             try:

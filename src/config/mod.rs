@@ -39,7 +39,7 @@ use serde::Deserialize;
 use crate::error::ConfigError;
 
 pub use self::anomaly::AnomalyConfig;
-pub use self::drift::DriftConfig;
+pub use self::drift::{DriftConfig, FleetBins, DEFAULT_SKETCH_COMPRESSION};
 pub use self::explain::{
     ExplainConfig, ImportanceMethod, MAX_BACKGROUND, MAX_BATCH_ROWS, MAX_COALITIONS,
     MAX_EXPLAIN_ROWS,

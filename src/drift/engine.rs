@@ -1,6 +1,7 @@
 //! The drift engine: per model the baseline's cells and one window per feature, following
 //! the model's baseline in the registry by generation.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -16,21 +17,43 @@ use crate::config::Config;
 use crate::metrics::drift::{BaselineLabels, BinLabels, DriftMetrics, FeatureLabels};
 use crate::metrics::labels::ModelLabels;
 use crate::record::{FeatureValue, Kind};
-use crate::stats::sketch::{QuantileSketch, DEFAULT_COMPRESSION, MAX_COMPRESSION};
+use crate::stats::sketch::{QuantileSketch, DEFAULT_COMPRESSION};
 
-/// One followed feature: its baseline cells, reference sample and live window.
+/// One followed feature: its baseline cells and live window. The baseline entry itself
+/// (reference sketch, sample, thresholds) stays in the model's shared snapshot and is read
+/// through [`FeatureState::entry`]: nothing of it is copied per feature.
 pub(super) struct FeatureState {
     pub(super) name: String,
     pub(super) kind: Kind,
-    pub(super) baseline: FeatureBaseline,
+    /// Where the baseline entry is in the snapshot.
+    pub(super) entry: Entry,
     /// Expected proportions per window cell.
     pub(super) expected: Vec<f64>,
     /// Bin labels per cell.
     pub(super) cells: Vec<String>,
-    /// The baseline column's sketch (KS / Wasserstein reference).
-    pub(super) reference: QuantileSketch,
     pub(super) window: FeatureWindow,
     pub(super) exported: Vec<u64>,
+    /// The reference sketch's error bounds (`stats::sketch::bounds`), computed once.
+    pub(super) reference_bounds: (f64, f64),
+}
+
+/// The position of a feature's entry in its snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Entry {
+    /// `snapshot.features[i]`.
+    Input(usize),
+    /// `snapshot.prediction`.
+    Output,
+}
+
+impl FeatureState {
+    /// The baseline entry of this feature in `snapshot` (the one it was built from).
+    pub(super) fn entry<'a>(&self, snapshot: &'a Snapshot) -> Option<&'a FeatureBaseline> {
+        match self.entry {
+            Entry::Input(i) => snapshot.features.0.get(i).map(|(_, b)| b),
+            Entry::Output => snapshot.prediction.as_ref(),
+        }
+    }
 }
 
 /// The drift state of one model, built for one baseline generation.
@@ -118,12 +141,12 @@ impl DriftEngine {
     /// An engine following the baselines of `baselines`.
     pub fn new(cfg: Arc<Config>, metrics: Arc<DriftMetrics>, baselines: Arc<Registry>) -> Self {
         DriftEngine {
-            cfg,
             metrics,
             baselines,
             models: DashMap::new(),
-            compression: DEFAULT_COMPRESSION,
+            compression: cfg.drift.sketch_compression,
             live: None,
+            cfg,
         }
     }
 
@@ -175,24 +198,29 @@ impl DriftEngine {
             .features
             .iter()
             .take(max)
-            .map(|(n, b)| (n, Kind::Input, b));
+            .enumerate()
+            .map(|(i, (n, b))| (n, Kind::Input, Entry::Input(i), b));
         let output = snapshot
             .prediction
             .as_ref()
-            .map(|b| (PREDICTION, Kind::Output, b));
-        for (name, kind, b) in inputs.chain(output) {
+            .map(|b| (PREDICTION, Kind::Output, Entry::Output, b));
+        for (name, kind, entry, b) in inputs.chain(output) {
             let (layout, expected, cells) =
                 cells_of(b).map_err(|m| BaselineError::Unusable(format!("{name}: {m}")))?;
             let exported = vec![0; cells.len()];
+            let reference_bounds = match b.kind {
+                FeatureType::Numeric => crate::stats::sketch::bounds(&reference_sketch(b)),
+                FeatureType::Categorical => (0.0, 0.0),
+            };
             features.push(FeatureState {
                 name: name.to_string(),
                 kind,
-                baseline: b.clone(),
+                entry,
                 expected,
                 cells,
-                reference: reference_sketch(b),
                 window: FeatureWindow::new(layout, self.cfg.drift.window, self.compression),
                 exported,
+                reference_bounds,
             });
         }
         let mut index = HashMap::new();
@@ -243,7 +271,10 @@ impl DriftEngine {
                 }
             }
         }
-        for f in &features {
+        // Per-bin series only when fleet-wide drift is on (`drift.fleet_bins`): they are
+        // most of a model's series (two per bin and feature).
+        let fleet = self.cfg.drift.fleet_bins;
+        for f in features.iter().filter(|_| fleet.counts()) {
             for (bin, p) in f.cells.iter().zip(&f.expected) {
                 let labels = BinLabels {
                     model: model.to_string(),
@@ -251,10 +282,12 @@ impl DriftEngine {
                     kind: f.kind.as_str(),
                     bin: bin.clone(),
                 };
-                self.metrics
-                    .baseline_bin_ratio
-                    .get_or_create(&labels)
-                    .set(*p);
+                if fleet.ratios() {
+                    self.metrics
+                        .baseline_bin_ratio
+                        .get_or_create(&labels)
+                        .set(*p);
+                }
                 // Zero-initialised, so rate() and increase() see every bin from the start.
                 let _ = self.metrics.bin_observations.get_or_create(&labels);
             }
@@ -335,7 +368,9 @@ impl DriftEngine {
         }
         let entry = self.models.get(model)?;
         let mut m = entry.lock().ok()?;
+        let m = &mut *m;
         let baseline_id = m.baseline.id.clone();
+        let snapshot = &m.baseline;
         let features = m
             .features
             .iter_mut()
@@ -344,7 +379,10 @@ impl DriftEngine {
                 feature: f.name.clone(),
                 kind: f.kind,
                 window: f.window.view(now).sketch,
-                baseline: f.reference.clone(),
+                baseline: f
+                    .entry(snapshot)
+                    .map(|b| reference_sketch(b).into_owned())
+                    .unwrap_or_default(),
             })
             .collect();
         Some(ModelSketches {
@@ -363,22 +401,17 @@ impl DriftEngine {
         }
         let entry = self.models.get(model)?;
         let mut m = entry.lock().ok()?;
-        let baseline = m.baseline.clone();
-        let thresholds = self.cfg.thresholds_for(model).clone();
+        let m = &mut *m;
+        let baseline = &m.baseline;
+        let thresholds = self.cfg.thresholds_for(model);
         let adaptive = self.cfg.drift.adaptive;
         let mut features = Vec::with_capacity(m.features.len());
         for f in m.features.iter_mut() {
             let view = f.window.view(now);
-            features.push(feature_drift(
-                f,
-                &view,
-                &thresholds,
-                adaptive,
-                baseline.row_count,
-            ));
+            features.push(feature_drift(f, baseline, &view, thresholds, adaptive));
         }
         let live = self.live.as_ref().and_then(|l| l.get(model));
-        let (drift_score, worst) = summarise(&features, &m.features, live.as_deref());
+        let (drift_score, worst) = summarise(&features, &m.features, live.as_deref(), baseline);
         Some(ModelDriftReport {
             model: model.to_string(),
             baseline_id: baseline.id.clone(),
@@ -409,6 +442,9 @@ impl DriftEngine {
     }
 
     fn export_bin_counts(&self, model: &str) {
+        if !self.cfg.drift.fleet_bins.counts() {
+            return;
+        }
         let Some(entry) = self.models.get(model) else {
             return;
         };
@@ -469,12 +505,15 @@ impl DriftEngine {
 /// The KS / Wasserstein reference of a numeric baseline entry: the reference sample kept
 /// exactly when it holds the whole column (baselines of at most `--sample-size` rows), else
 /// the full-column sketch (snapshot format 2), else a sketch of the sample (format 1).
-fn reference_sketch(b: &FeatureBaseline) -> QuantileSketch {
+///
+/// The snapshot's sketch is borrowed; a sketch of the sample is built for the call (the
+/// snapshot is shared, the engine keeps no copy of it per feature).
+pub(super) fn reference_sketch(b: &FeatureBaseline) -> Cow<'_, QuantileSketch> {
     let whole_column = b.sample.len() as u64 == b.stats.count;
     match &b.sketch {
-        Some(s) if !whole_column || s.rank_error_bound() == 0.0 => s.clone(),
-        _ if whole_column => QuantileSketch::from_values(MAX_COMPRESSION, &b.sample),
-        _ => QuantileSketch::from_values(DEFAULT_COMPRESSION, &b.sample),
+        Some(s) if !whole_column || s.rank_error_bound() == 0.0 => Cow::Borrowed(s),
+        _ if whole_column => Cow::Owned(QuantileSketch::exact(&b.sample)),
+        _ => Cow::Owned(QuantileSketch::from_values(DEFAULT_COMPRESSION, &b.sample)),
     }
 }
 

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::engine::FeatureState;
 use super::window::{Layout, WindowView};
-use crate::baseline::ThresholdPair;
+use crate::baseline::{Snapshot, ThresholdPair};
 use crate::config::Level;
 use crate::record::Kind;
 use crate::stats;
@@ -176,11 +176,13 @@ fn lower(p: ThresholdPair) -> Level {
 
 pub(super) fn feature_drift(
     f: &FeatureState,
+    snapshot: &Snapshot,
     view: &WindowView,
     cfg: &crate::config::Thresholds,
     adaptive: bool,
-    baseline_rows: u64,
 ) -> FeatureDrift {
+    let entry = f.entry(snapshot);
+    let baseline_rows = snapshot.row_count;
     let n = view.count();
     let numeric = matches!(f.window.layout(), Layout::Numeric { .. });
     let (mut psi, mut js, mut ks_statistic, mut ks_pvalue, mut wasserstein, mut chi2_pvalue) =
@@ -191,7 +193,11 @@ pub(super) fn feature_drift(
         js = stats::js_divergence_counts(&f.expected, &view.counts);
         if numeric {
             // Both full columns, sketched; the p-value from the true counts.
-            if let Some(c) = stats::compare_sketches(&view.sketch, &f.reference) {
+            let reference = entry.map(super::engine::reference_sketch);
+            let compared = reference.and_then(|r| {
+                stats::sketch::compare_with_bounds(&view.sketch, &r, f.reference_bounds)
+            });
+            if let Some(c) = compared {
                 ks_statistic = Some(c.ks_statistic);
                 ks_pvalue = c.ks_pvalue();
                 wasserstein = Some(c.wasserstein);
@@ -211,7 +217,7 @@ pub(super) fn feature_drift(
             chi2_pvalue = stats::chi2_gof(&aligned.observed, &aligned.expected).map(|c| c.pvalue);
         }
     }
-    let own = f.baseline.thresholds.as_ref();
+    let own = entry.and_then(|b| b.thresholds.as_ref());
     let mut psi_level = own.and_then(|t| t.psi).map(higher).unwrap_or(cfg.psi);
     let mut widened = false;
     if adaptive && n > 0 {
@@ -297,13 +303,15 @@ pub(super) fn summarise(
     features: &[FeatureDrift],
     states: &[FeatureState],
     live: Option<&std::collections::HashMap<String, f64>>,
+    snapshot: &Snapshot,
 ) -> (Option<f64>, Option<Status>) {
+    let importance = |f: &FeatureState| f.entry(snapshot).and_then(|b| b.importance);
     let mut weight = 0.0;
     let mut drifted = 0.0;
     let mut worst: Option<Status> = None;
     let has_importance = states
         .iter()
-        .any(|f| f.kind == Kind::Input && f.baseline.importance.is_some());
+        .any(|f| f.kind == Kind::Input && importance(f).is_some());
     for (fd, f) in features.iter().zip(states) {
         if fd.kind != Kind::Input {
             continue;
@@ -312,7 +320,7 @@ pub(super) fn summarise(
         let w = if let Some(live) = live {
             live.get(&fd.feature).copied().unwrap_or(0.0).max(0.0)
         } else if has_importance {
-            f.baseline.importance.unwrap_or(0.0).max(0.0)
+            importance(f).unwrap_or(0.0).max(0.0)
         } else {
             1.0
         };

@@ -24,8 +24,13 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
+    fixture_with(crate::config::FleetBins::Full)
+}
+
+fn fixture_with(fleet_bins: crate::config::FleetBins) -> Fixture {
     let mut cfg = Config::default();
     cfg.drift.window = WINDOW;
+    cfg.drift.fleet_bins = fleet_bins;
     let metrics = Metrics::new("test");
     let registry = Arc::new(Registry::new(0, 100));
     let engine = DriftEngine::new(Arc::new(cfg), metrics.drift.clone(), registry.clone());
@@ -349,4 +354,59 @@ async fn live_shap_importance_weights_the_drift_score() {
     // No positive importance yet: back to equal weights.
     live.set("m", both(0.0, 0.0));
     assert!(close(g.engine.report("m").unwrap().drift_score, 0.5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn per_bin_series_follow_drift_fleet_bins() {
+    use crate::config::FleetBins;
+    // Counted per family: (bin counters, baseline ratios, PSI series).
+    let count = |text: &str| {
+        let n = |prefix: &str| text.lines().filter(|l| l.starts_with(prefix)).count();
+        (
+            n("mlmon_feature_bin_observations_total{"),
+            n("mlmon_baseline_bin_ratio{"),
+            n("mlmon_feature_psi{"),
+        )
+    };
+    let mut seen = Vec::new();
+    for mode in [FleetBins::Off, FleetBins::Counts, FleetBins::Full] {
+        let f = fixture_with(mode);
+        let current = f
+            .registry
+            .set("m", Arc::new(snapshot(true)))
+            .expect("usable");
+        let rows: Vec<Row> = (0..50)
+            .map(|i| Row {
+                values: vec![
+                    ("colour".to_string(), FeatureValue::Text("red".into())),
+                    ("x".to_string(), FeatureValue::Number(f64::from(i))),
+                ],
+            })
+            .collect();
+        observe(&f.engine, &current, rows);
+        f.engine.refresh();
+        let text = f.metrics.encode(None).0;
+        seen.push((mode, count(&text)));
+        let observed: u64 = text
+            .lines()
+            .filter(|l| l.starts_with("mlmon_feature_bin_observations_total{"))
+            .filter(|l| l.contains("feature=\"x\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum();
+        if mode.counts() {
+            assert_eq!(observed, 50, "{mode:?}: every x value counted in a bin");
+        }
+    }
+    // `colour` has red, blue and __other__ (3 cells), `x` its baseline bins.
+    let bins = match &seen[2].1 {
+        (c, r, _) if c == r && *c > 3 => *c,
+        other => panic!("full: {other:?}"),
+    };
+    assert_eq!(
+        seen[0].1,
+        (0, 0, 2),
+        "off: no per-bin series, the statistics stay"
+    );
+    assert_eq!(seen[1].1, (bins, 0, 2), "counts: the counters, no ratios");
+    assert_eq!(seen[2].1, (bins, bins, 2), "full: both");
 }

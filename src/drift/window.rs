@@ -126,6 +126,13 @@ impl FeatureWindow {
     }
 
     fn current(&mut self, now: Instant) -> &mut Bucket {
+        if self.buckets.opens_bucket(now) {
+            // The newest bucket closes: it receives no more values, so its sketch keeps
+            // its cells only (no buffer, no spare capacity).
+            if let Some(closing) = self.buckets.newest_first_mut().next() {
+                closing.sketch.compact();
+            }
+        }
         let cells = self.layout.cells();
         let b = self.buckets.current(now);
         if b.counts.len() != cells {
@@ -195,6 +202,29 @@ impl FeatureWindow {
     /// Bytes held by the buckets' sketches (memory accounting).
     pub fn sketch_bytes(&self) -> usize {
         self.buckets.held().map(|b| b.sketch.memory_bytes()).sum()
+    }
+
+    /// Heap bytes held by this window: the buckets (struct, counts, sketches), the
+    /// cumulative counts and the layout's edges or category index (capacities).
+    pub fn memory_bytes(&self) -> usize {
+        let u64s = std::mem::size_of::<u64>();
+        let buckets: usize = self
+            .buckets
+            .held()
+            .map(|b| {
+                std::mem::size_of::<(Instant, Bucket)>()
+                    + b.counts.capacity() * u64s
+                    + b.sketch.memory_bytes()
+            })
+            .sum();
+        let layout = match &self.layout {
+            Layout::Numeric { edges } => edges.capacity() * std::mem::size_of::<f64>(),
+            Layout::Categorical { index, .. } => index
+                .keys()
+                .map(|k| k.capacity() + std::mem::size_of::<(String, usize)>() + 1)
+                .sum(),
+        };
+        buckets + self.cumulative.capacity() * u64s + layout
     }
 }
 
@@ -289,20 +319,31 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn sketch_covers_all_live_values_in_bounded_memory() {
-        let mut w = numeric_window(DEFAULT_COMPRESSION);
+        use crate::config::DEFAULT_SKETCH_COMPRESSION;
+        let mut w = numeric_window(DEFAULT_SKETCH_COMPRESSION);
         let mut rng = SmallRng::seed_from_u64(7);
-        // 150 s of traffic at 1000 values/s whose level climbs with time.
+        // 150 s of traffic at 1000 values/s whose level climbs with time: every bucket of
+        // the 100 s window receives 10 000 distinct values (its sketch saturates).
         let mut pushed = Vec::new();
+        let mut peak = 0;
         for s in 0..150 {
             for _ in 0..1000 {
                 let v = f64::from(s) + rng.random::<f64>() * 20.0;
                 pushed.push(v);
                 w.push(&FeatureValue::Number(v), Instant::now());
             }
+            peak = peak.max(w.memory_bytes());
             tokio::time::advance(Duration::from_secs(1)).await;
         }
-        let bound = (BUCKETS as usize + 1) * (28 * DEFAULT_COMPRESSION as usize + 48);
-        assert!(w.sketch_bytes() <= bound, "{} > {bound}", w.sketch_bytes());
+        eprintln!("one numeric window at full rate: {peak} bytes at its peak");
+        // Issue 13: at most 64 KiB per numeric feature at a full window, whatever the rate:
+        // closed buckets keep ≤ δ + 1 cells of 24 bytes, the open one its buffer too.
+        assert!(peak <= 64 * 1024, "{peak} bytes per feature > 64 KiB");
+        let closed = BUCKETS as usize * 24 * (DEFAULT_SKETCH_COMPRESSION as usize + 1);
+        assert!(
+            peak > closed / 2,
+            "{peak} bytes: the buckets were not saturated"
+        );
         let v = w.view(Instant::now());
         let n = v.moments.n as usize;
         assert_eq!(v.sketch.count() as usize, n);
@@ -320,8 +361,14 @@ mod tests {
         );
         let ks = crate::stats::ks_2samp_sorted(&a, &b).unwrap().statistic;
         let w1 = crate::stats::wasserstein_sorted(&a, &b).unwrap();
+        // SPEC section 5 targets, and the computed bounds.
         assert!((c.ks_statistic - ks).abs() <= 0.005f64.min(c.ks_error_bound));
-        assert!((c.wasserstein - w1).abs() <= (0.01 * w1).min(c.wasserstein_error_bound));
+        let std_b = {
+            let mean = b.iter().sum::<f64>() / b.len() as f64;
+            (b.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / b.len() as f64).sqrt()
+        };
+        let tol = (0.01 * w1).max(0.002 * std_b);
+        assert!((c.wasserstein - w1).abs() <= tol.min(c.wasserstein_error_bound));
     }
 
     #[test]

@@ -116,6 +116,9 @@ pub struct Metrics {
     pub shadow: Arc<shadow::ShadowMetrics>,
     /// Families written at scrape time by their owners.
     scrape: std::sync::RwLock<Vec<Arc<dyn ScrapeWriter>>>,
+    /// Length of the last page, to size the next one at once (a 32-model sidecar writes
+    /// megabytes: no regrowth and copying while encoding).
+    last_len: std::sync::atomic::AtomicUsize,
 }
 
 impl Metrics {
@@ -148,6 +151,7 @@ impl Metrics {
             sink,
             shadow,
             scrape: std::sync::RwLock::new(Vec::new()),
+            last_len: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -173,7 +177,9 @@ impl Metrics {
     /// converting one text into the other means re-parsing label values, and a value such
     /// as `x # {y` (OpenMetrics' exemplar marker) once cut a line in half that way.
     pub fn encode(&self, accept: Option<&str>) -> (String, &'static str) {
-        let mut out = String::with_capacity(16 * 1024);
+        let last = self.last_len.load(std::sync::atomic::Ordering::Relaxed);
+        // The last page plus an eighth for growth; bounded so one odd page cannot pin memory.
+        let mut out = String::with_capacity((last + last / 8).clamp(16 * 1024, 64 << 20));
         let openmetrics = wants_openmetrics(accept);
         let written = if openmetrics {
             prometheus_client::encoding::text::encode(&mut out, &self.registry)
@@ -195,9 +201,13 @@ impl Metrics {
             }
             self.write_scraped(&mut out, true);
             out.push_str("# EOF\n");
+            self.last_len
+                .store(out.len(), std::sync::atomic::Ordering::Relaxed);
             (out, OPENMETRICS_CONTENT_TYPE)
         } else {
             self.write_scraped(&mut out, false);
+            self.last_len
+                .store(out.len(), std::sync::atomic::Ordering::Relaxed);
             (out, PROMETHEUS_CONTENT_TYPE)
         }
     }

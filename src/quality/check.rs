@@ -136,6 +136,19 @@ impl Spec {
         }
     }
 
+    /// The `mlmon_feature_errors_total` reasons zero-initialised for this feature: those
+    /// normal traffic gives, `missing` and the type's own check (`out_of_range` for a numeric
+    /// feature, `unseen_category` for a categorical one unless the baseline pooled rare
+    /// values). A `type_mismatch` (a client's schema error) and a reason the type cannot give
+    /// get their series at their first occurrence (issue 13: series per feature).
+    pub(super) fn reasons(&self) -> &'static [&'static str] {
+        match self {
+            Spec::Numeric { .. } => &["missing", "out_of_range"],
+            Spec::Categorical { pooled: true, .. } | Spec::Unknown { .. } => &["missing"],
+            Spec::Categorical { pooled: false, .. } => &["missing", "unseen_category"],
+        }
+    }
+
     /// Judges one value; returns the check and the numeric value when there is one.
     pub(super) fn check(&mut self, value: &FeatureValue) -> (Check, Option<f64>) {
         match self {

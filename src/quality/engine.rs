@@ -142,14 +142,12 @@ impl QualityEngine {
         if let Some(s) = snapshot {
             for (name, b) in s.features.iter().take(self.cfg.limits.max_features) {
                 index.insert(name.to_string(), features.len());
-                features.push(FeatureQuality::new(
-                    name,
-                    Spec::from_baseline(b),
-                    true,
-                    &self.cfg,
-                ));
-                // Zero-initialised, so increase() sees the first error.
-                for reason in REASONS {
+                let spec = Spec::from_baseline(b);
+                let reasons = spec.reasons();
+                features.push(FeatureQuality::new(name, spec, true, &self.cfg));
+                // Zero-initialised, so increase() sees the first error: the reasons normal
+                // traffic gives for the feature's type (`Spec::reasons`).
+                for reason in reasons.iter().copied() {
                     let _ = self.metrics.errors.get_or_create(&FeatureReasonLabels {
                         model: model.to_string(),
                         feature: name.to_string(),

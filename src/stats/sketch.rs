@@ -157,6 +157,21 @@ impl QuantileSketch {
         s
     }
 
+    /// The exact sketch of `values` (non-finite ones skipped): one atom per distinct value,
+    /// at [`MAX_COMPRESSION`] (more distinct values than that are fused as usual). In
+    /// `O(n)` when `values` is sorted (a baseline's reference sample), else sorted first.
+    pub fn exact(values: &[f64]) -> Self {
+        let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+        let count = finite.len() as u64;
+        let cells = atoms(finite);
+        QuantileSketch {
+            compression: MAX_COMPRESSION,
+            count,
+            cells: fuse_if_over(cells, count, MAX_COMPRESSION),
+            buffer: Vec::new(),
+        }
+    }
+
     /// The compression `δ`.
     pub fn compression(&self) -> u32 {
         self.compression
@@ -231,6 +246,15 @@ impl QuantileSketch {
         self.cells = fuse_if_over(merged, self.count, self.compression);
     }
 
+    /// Flushes the buffer and releases every spare byte: for a sketch that will receive no
+    /// more values (a closed time bucket), whose memory is then `24·cells` bytes, at most
+    /// `24·(δ + 1)`. Answers are unchanged.
+    pub fn compact(&mut self) {
+        self.flush();
+        self.buffer = Vec::new();
+        self.cells.shrink_to_fit();
+    }
+
     /// Bytes held by values: cells and buffer (capacities, not lengths).
     pub fn memory_bytes(&self) -> usize {
         self.cells.capacity() * std::mem::size_of::<Cell>()
@@ -268,7 +292,7 @@ impl QuantileSketch {
             return 0.0;
         }
         // Sweep: an interior count is uncertain on the open interval (lo, hi).
-        let mut events: Vec<(f64, i8, u64)> = Vec::new();
+        let mut events: Vec<(f64, i8, u64)> = Vec::with_capacity(2 * self.cells.len());
         for c in &self.cells {
             let k = c.interior();
             if k > 0 {
@@ -277,7 +301,7 @@ impl QuantileSketch {
             }
         }
         // At equal x, close before opening: the intervals are open.
-        events.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        events.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         let (mut open, mut worst) = (0_u64, 0_u64);
         for (_, kind, k) in events {
             if kind > 0 {
@@ -332,7 +356,9 @@ fn cell_order(a: &Cell, b: &Cell) -> std::cmp::Ordering {
 
 /// Sorted runs of equal values as atoms.
 fn atoms(mut values: Vec<f64>) -> Vec<Cell> {
-    values.sort_unstable_by(f64::total_cmp);
+    if !values.is_sorted_by(|a, b| a.total_cmp(b).is_le()) {
+        values.sort_unstable_by(f64::total_cmp);
+    }
     let mut out: Vec<Cell> = Vec::new();
     for v in values {
         match out.last_mut() {
@@ -413,31 +439,63 @@ fn absorb(cells: &mut [Cell], new: Vec<Cell>, n: u64, compression: u32) -> Vec<C
 /// Largest `k`-span a cell may reach by absorbing values inside its range.
 const ABSORB_SPAN: f64 = 3.0;
 
+/// The widest range a fused cell may span: [`SPAN_UNITS`]`/δ` of the sketch's range. In
+/// the sparse tails of skewed data a cell of few values would otherwise span a wide range
+/// over which they are far from uniform (Wasserstein error); this keeps them apart. At most
+/// `2δ/SPAN_UNITS` cells more (two neighbours not fused for their span cover more than
+/// `SPAN_UNITS/δ` of the range).
+fn span_cap(min: f64, max: f64, compression: u32) -> f64 {
+    let range = max - min;
+    if range.is_finite() {
+        range * SPAN_UNITS / f64::from(compression)
+    } else {
+        f64::INFINITY
+    }
+}
+
+/// See [`span_cap`].
+const SPAN_UNITS: f64 = 4.0;
+
 /// [`fuse`] when there are more than `δ + 1` cells; fewer are kept as they are (so up to
 /// `δ + 1` distinct values are represented exactly).
 fn fuse_if_over(cells: Vec<Cell>, n: u64, compression: u32) -> Vec<Cell> {
-    if cells.len() > compression as usize + 1 {
-        fuse(cells, n, compression)
+    let limit = compression as usize + 1;
+    if cells.len() > limit {
+        let fused = fuse(cells, n, compression, true);
+        if fused.len() > limit {
+            // Spread data where the span cap kept too many cells: fuse by mass alone,
+            // which leaves at most δ + 1.
+            fuse(fused, n, compression, false)
+        } else {
+            fused
+        }
     } else {
         cells
     }
 }
 
-/// Greedy fusion of sorted cells (total `n`) into cells spanning ≤ 1 unit of `k`; equal
-/// atoms are always fused.
-fn fuse(cells: Vec<Cell>, n: u64, compression: u32) -> Vec<Cell> {
+/// Greedy fusion of sorted cells (total `n`) into cells spanning ≤ 1 unit of `k` (and, with
+/// `cap_span`, at most [`span_cap`] of the range); equal atoms are always fused.
+fn fuse(cells: Vec<Cell>, n: u64, compression: u32, cap_span: bool) -> Vec<Cell> {
     let mut out: Vec<Cell> = Vec::with_capacity(cells.len().min(compression as usize + 2));
     let nf = n.max(1) as f64;
     let mut before = 0_u64; // values left of `cur`
+    let max_hi = cells.iter().map(|c| c.hi).fold(f64::NEG_INFINITY, f64::max);
     let mut iter = cells.into_iter();
     let Some(mut cur) = iter.next() else {
         return out;
     };
     let mut k_left = scale(0.0, compression);
+    let max_span = if cap_span {
+        span_cap(cur.lo, max_hi, compression)
+    } else {
+        f64::INFINITY
+    };
     for c in iter {
         let same_atom = cur.is_atom() && c.is_atom() && cur.lo == c.lo;
         let right = before.saturating_add(cur.count).saturating_add(c.count);
-        if same_atom || scale(right as f64 / nf, compression) - k_left <= 1.0 {
+        let narrow = c.hi.max(cur.hi) - cur.lo <= max_span;
+        if same_atom || (narrow && scale(right as f64 / nf, compression) - k_left <= 1.0) {
             cur.absorb(&c);
         } else {
             before = before.saturating_add(cur.count);
@@ -465,9 +523,10 @@ impl Cdf {
         if s.count == 0 {
             return None;
         }
-        // (x, jump, slope change) events.
-        let mut ev: Vec<(f64, f64, f64)> = Vec::new();
-        for c in s.all_cells() {
+        // (x, jump, slope change) events; the buffered values as atoms.
+        let buffered = atoms(s.buffer.clone());
+        let mut ev: Vec<(f64, f64, f64)> = Vec::with_capacity(2 * s.cells.len() + buffered.len());
+        for c in s.cells.iter().chain(&buffered) {
             if c.is_atom() {
                 ev.push((c.lo, c.count as f64, 0.0));
                 continue;
@@ -484,9 +543,19 @@ impl Cdf {
                 ev.push((c.hi, 1.0 + interior - half, 0.0));
             }
         }
-        ev.sort_by(|a, b| a.0.total_cmp(&b.0));
+        // By the whole event, so that the same cells give the same sums in the same order
+        // whatever order they came in (a sketch and its serialized copy answer alike).
+        ev.sort_unstable_by(|a, b| {
+            a.0.total_cmp(&b.0)
+                .then(a.1.total_cmp(&b.1))
+                .then(a.2.total_cmp(&b.2))
+        });
         let n = s.count as f64;
-        let (mut xs, mut left, mut right) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut xs, mut left, mut right) = (
+            Vec::with_capacity(ev.len()),
+            Vec::with_capacity(ev.len()),
+            Vec::with_capacity(ev.len()),
+        );
         let (mut f, mut slope, mut last_x) = (0.0_f64, 0.0_f64, f64::NAN);
         let mut slopes_open = 0_usize;
         for (x, jump, ds) in ev {
@@ -584,9 +653,24 @@ impl SketchComparison {
     }
 }
 
+/// A sketch's two error bounds, `(rank_error_bound, w1_error_bound)`: computed once for a
+/// sketch compared many times (a baseline's reference), see [`compare_with_bounds`].
+pub fn bounds(s: &QuantileSketch) -> (f64, f64) {
+    (s.rank_error_bound(), s.w1_error_bound())
+}
+
 /// KS statistic and Wasserstein-1 distance between the distributions of two sketches, in
 /// `O(c_a + c_b)` after building their CDFs. `None` when either is empty.
 pub fn compare(a: &QuantileSketch, b: &QuantileSketch) -> Option<SketchComparison> {
+    compare_with_bounds(a, b, bounds(b))
+}
+
+/// [`compare`] with `b`'s [`bounds`] given (they cost a sort of its cells).
+pub fn compare_with_bounds(
+    a: &QuantileSketch,
+    b: &QuantileSketch,
+    b_bounds: (f64, f64),
+) -> Option<SketchComparison> {
     let (fa, fb) = (Cdf::of(a)?, Cdf::of(b)?);
     let (mut i, mut j) = (0_usize, 0_usize);
     let mut ks = 0.0_f64;
@@ -620,9 +704,9 @@ pub fn compare(a: &QuantileSketch, b: &QuantileSketch) -> Option<SketchCompariso
     }
     Some(SketchComparison {
         ks_statistic: ks.clamp(0.0, 1.0),
-        ks_error_bound: a.rank_error_bound() + b.rank_error_bound(),
+        ks_error_bound: a.rank_error_bound() + b_bounds.0,
         wasserstein: w1,
-        wasserstein_error_bound: a.w1_error_bound() + b.w1_error_bound(),
+        wasserstein_error_bound: a.w1_error_bound() + b_bounds.1,
         n_a: a.count,
         n_b: b.count,
     })

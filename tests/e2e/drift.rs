@@ -103,6 +103,7 @@ async fn drift_from_a_cli_built_baseline_shows_in_metrics_and_api() {
     cfg.model.name = "toy".into();
     cfg.baseline.files = vec![baseline];
     cfg.drift.interval = Duration::from_millis(100);
+    cfg.drift.fleet_bins = mlmon::config::FleetBins::Full;
     let running = mlmon::server::start(cfg).await.unwrap();
 
     // Before traffic: baseline ratios exported, counters at zero, no drift values.

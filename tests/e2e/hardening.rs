@@ -358,6 +358,7 @@ fn categorical_baseline(prefix: &str) -> Vec<u8> {
 async fn replacing_a_baseline_drops_the_old_bins_series() {
     let up = upstream(crate::common::records_model).await;
     let mut cfg = config(up);
+    cfg.drift.fleet_bins = mlmon::config::FleetBins::Full;
     cfg.model.name = "cat".into();
     let running = mlmon::server::start(cfg).await.unwrap();
     let client = reqwest::Client::new();
@@ -414,6 +415,7 @@ async fn replacing_a_baseline_drops_the_old_bins_series() {
 async fn a_100k_category_baseline_is_scraped_within_the_scrape_timeout() {
     let up = upstream(crate::common::records_model).await;
     let mut cfg = config(up);
+    cfg.drift.fleet_bins = mlmon::config::FleetBins::Full;
     cfg.model.name = "cat".into();
     cfg.drift.interval = Duration::from_millis(200);
     let running = mlmon::server::start(cfg).await.unwrap();

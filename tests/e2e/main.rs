@@ -7,6 +7,7 @@
 mod common;
 
 mod anomaly;
+mod cardinality;
 mod demo;
 mod drift;
 mod events;

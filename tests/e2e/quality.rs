@@ -84,8 +84,13 @@ async fn quality_and_anomalies_through_the_proxy() {
             &[("model", "toy"), ("feature", f), ("reason", r)],
         )
     };
-    assert_eq!(errors(&m, "x", "type_mismatch"), Some(0.0));
+    // Zero-initialised: the reasons normal traffic gives; a type mismatch (a schema
+    // error) gets its series at the first one.
+    assert_eq!(errors(&m, "x", "missing"), Some(0.0));
+    assert_eq!(errors(&m, "x", "out_of_range"), Some(0.0));
+    assert_eq!(errors(&m, "x", "type_mismatch"), None);
     assert_eq!(errors(&m, "colour", "unseen_category"), Some(0.0));
+    assert_eq!(errors(&m, "colour", "out_of_range"), None);
     assert!(value(&m, "mlmon_data_quality_score", &[("model", "toy")]).is_none());
     assert_eq!(
         value(&m, "mlmon_anomalies_total", &[("model", "toy")]),

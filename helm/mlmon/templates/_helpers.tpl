@@ -108,6 +108,13 @@ config.yaml
 {{- if not (hasKey $cfg "upstream") -}}
 {{- $_ = set $cfg "upstream" (printf "http://127.0.0.1:%d" (int .Values.model.port)) -}}
 {{- end -}}
+{{- if .Values.mlmon.fleetBins -}}
+{{- $drift := default (dict) (get $cfg "drift") -}}
+{{- if not (hasKey $drift "fleet_bins") -}}
+{{- $_ = set $drift "fleet_bins" .Values.mlmon.fleetBins -}}
+{{- $_ = set $cfg "drift" $drift -}}
+{{- end -}}
+{{- end -}}
 {{- $files := include "mlmon.baselineFiles" . | fromJsonArray -}}
 {{- if $files -}}
 {{- $baseline := default (dict) (get $cfg "baseline") -}}

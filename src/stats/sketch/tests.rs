@@ -519,3 +519,62 @@ fn sketch_speed() {
         other.len()
     );
 }
+
+#[test]
+fn window_sketches_meet_the_spec_at_the_window_compression() {
+    // A live window: one bucket (a burst) or ten (a full window), each a sketch at
+    // `drift.sketch_compression`, against a baseline column sketched at the default.
+    let delta = crate::config::DEFAULT_SKETCH_COMPRESSION;
+    let n = 100_000;
+    let normal = Normal::new(0.0, 1.0).unwrap();
+    let lognormal = LogNormal::new(0.0, 1.0).unwrap();
+    let pareto = Pareto::new(1.0, 2.5).unwrap();
+    let t3 = StudentT::new(3.0).unwrap();
+    let money = |r: &mut SmallRng, zero: f64, scale: f64| {
+        if r.random::<f64>() < zero {
+            0.0
+        } else {
+            (lognormal.sample(r) * scale).round()
+        }
+    };
+    let cases: Vec<(&str, Vec<f64>, Vec<f64>)> = vec![
+        (
+            "normal, shift 0.1σ",
+            sample(2 * n, 50, |r| normal.sample(r)),
+            sample(n, 51, |r| normal.sample(r) + 0.1),
+        ),
+        (
+            "lognormal, scale ×1.1",
+            sample(2 * n, 52, |r| lognormal.sample(r)),
+            sample(n, 53, |r| 1.1 * lognormal.sample(r)),
+        ),
+        (
+            "pareto 2.5",
+            sample(2 * n, 54, |r| pareto.sample(r)),
+            sample(n, 55, |r| pareto.sample(r)),
+        ),
+        (
+            "student t3, shift",
+            sample(2 * n, 56, |r| t3.sample(r)),
+            sample(n, 57, |r| t3.sample(r) + 0.05),
+        ),
+        (
+            "zero-inflated money (ties + skew)",
+            sample(2 * n, 58, |r| money(r, 0.4, 1000.0)),
+            sample(n, 59, |r| money(r, 0.45, 1100.0)),
+        ),
+    ];
+    for (name, a, b) in &cases {
+        let sa = sketch(a);
+        for buckets in [1, 10] {
+            let parts: Vec<QuantileSketch> = b
+                .chunks(b.len() / buckets)
+                .map(|c| QuantileSketch::from_values(delta, c))
+                .collect();
+            assert!(parts.iter().all(|p| p.len() <= delta as usize + 1));
+            let window = QuantileSketch::union(&parts);
+            let (ks_err, w1_err) = check(name, a, b, &sa, &window);
+            eprintln!("δ={delta}, {buckets} bucket(s), {name}: KS error {ks_err:.2e}, W1 error {w1_err:.2e}");
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Issue 13, cardinality: a model with 100 numeric input features and a baseline, under
+//! traffic through the proxy, exports at most 1 500 series and a `/metrics` page of at most
+//! 120 KB by default; the per-bin series (two per bin and feature) come only with
+//! `drift.fleet_bins` (`counts`: the bin counters, `full`: the baseline ratios too).
+
+use std::time::Duration;
+
+use mlmon::baseline::{BaselineBuilder, BuildOptions};
+use mlmon::config::FleetBins;
+use mlmon::record::{FeatureValue, Row};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::common::{analysed, config, eventually, records_model, upstream};
+
+const FEATURES: usize = 100;
+
+/// As in the drift benchmark (`bench/drift`).
+fn name(i: usize) -> String {
+    format!("num_{i:03}")
+}
+
+fn values(rng: &mut StdRng) -> Vec<f64> {
+    (0..FEATURES)
+        .map(|i| i as f64 + rng.random::<f64>() * 10.0 - 5.0)
+        .collect()
+}
+
+/// A baseline of 2 000 rows of the 100 features.
+fn baseline(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut b = BaselineBuilder::new(BuildOptions::new("wide"), 2000);
+    let mut rng = StdRng::seed_from_u64(3);
+    for _ in 0..2000 {
+        let values = values(&mut rng)
+            .iter()
+            .enumerate()
+            .map(|(i, x)| (name(i), FeatureValue::Number(*x)))
+            .collect();
+        b.push_row(&Row { values });
+    }
+    let path = dir.join("wide.json");
+    std::fs::write(&path, serde_json::to_vec(&b.finish().unwrap()).unwrap()).unwrap();
+    path
+}
+
+/// Series and bytes of `/metrics` once the model's drift gauges are exported.
+async fn page(fleet_bins: FleetBins) -> (usize, usize, usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let up = upstream(records_model).await;
+    let mut cfg = config(up);
+    cfg.model.name = "wide".into();
+    cfg.baseline.files = vec![baseline(dir.path())];
+    cfg.drift.interval = Duration::from_secs(1);
+    cfg.drift.fleet_bins = fleet_bins;
+    let running = mlmon::server::start(cfg).await.unwrap();
+    let client = reqwest::Client::new();
+    let mut rng = StdRng::seed_from_u64(4);
+    for _ in 0..10 {
+        let rows: Vec<serde_json::Value> = (0..20)
+            .map(|_| {
+                let v = values(&mut rng);
+                serde_json::Value::Object(
+                    v.iter()
+                        .enumerate()
+                        .map(|(i, x)| (name(i), serde_json::json!(x)))
+                        .collect(),
+                )
+            })
+            .collect();
+        let r = client
+            .post(format!("http://{}/predict", running.proxy_addr))
+            .json(&rows)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    analysed(&running, 10).await;
+    let url = format!("http://{}/metrics", running.admin_addr);
+    let text = eventually("every feature's PSI exported", || async {
+        let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+        let psi = text
+            .lines()
+            .filter(|l| l.starts_with("mlmon_feature_psi{"))
+            .count();
+        let rows = text
+            .lines()
+            .find(|l| l.starts_with("mlmon_predictions_total{"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+        if psi >= FEATURES && rows == Some(200.0) {
+            Ok(text)
+        } else {
+            Err(format!("{psi} PSI series, {rows:?} rows"))
+        }
+    })
+    .await;
+    running.shutdown();
+    running.wait().await;
+    let series = text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .count();
+    let bins = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("mlmon_feature_bin_observations_total{")
+                || l.starts_with("mlmon_baseline_bin_ratio{")
+        })
+        .count();
+    (series, text.len(), bins)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_100_feature_model_exports_at_most_1500_series_and_120_kb_by_default() {
+    let (series, bytes, bins) = page(FleetBins::Off).await;
+    eprintln!("drift.fleet_bins off: {series} series, {bytes} bytes, {bins} per-bin series");
+    assert_eq!(bins, 0, "no per-bin series by default");
+    assert!(series <= 1500, "{series} series > 1500");
+    assert!(bytes <= 120_000, "{bytes} bytes > 120 KB");
+
+    let (series_full, bytes_full, bins_full) = page(FleetBins::Full).await;
+    eprintln!(
+        "drift.fleet_bins full: {series_full} series, {bytes_full} bytes, {bins_full} per-bin series"
+    );
+    // Two series (counter, ratio) per bin and feature, 10 bins each.
+    assert!(bins_full >= 2 * 10 * FEATURES, "{bins_full} per-bin series");
+    // The rest is the same (up to a series of timing, e.g. an SLA violation).
+    assert!(
+        series_full.abs_diff(series + bins_full) <= 3,
+        "{series_full} vs {series} + {bins_full}"
+    );
+}
