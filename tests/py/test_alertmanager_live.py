@@ -60,6 +60,8 @@ def test_inhibition_grouping_and_routing(alertmanager):
     assert got == {
         ("/mlmon-events", "fraud", "age", "critical"),
         ("/oncall-critical", "fraud", "age", "critical"),
+        # critical drift also goes to the retraining trigger (docs/retraining.md)
+        ("/mlmon-retrain", "fraud", "age", "critical"),
         ("/mlmon-events", "fraud", None, "warning"),
         ("/sre-slack", "fraud", None, "warning"),
         ("/mlmon-events", "churn", "a", "warning"),
