@@ -64,6 +64,8 @@ pub fn demo_config(args: &DemoArgs, upstream: &str) -> Result<Config, StartError
     cfg.admin.allow_unauthenticated = true;
     cfg.admin.token = args.admin_token.clone().filter(|t| !t.is_empty());
     cfg.drift.interval = Duration::from_secs(2);
+    // The bundled dashboards' fleet-wide panels read the per-bin series: the demo shows them.
+    cfg.drift.fleet_bins = crate::config::FleetBins::Full;
     cfg.sla.latency = Duration::from_millis(50);
     // The demo model is local and cheap: show permutation importance (off by default).
     cfg.explain.interval = Duration::from_secs(5);
