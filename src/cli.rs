@@ -355,18 +355,13 @@ fn drift(args: DriftArgs) -> ExitCode {
         Err(e) => return fail3(&e),
     };
     if let Some(run) = &args.mlflow_run {
-        let logged = serde_json::to_value(&report)
-            .map_err(|e| e.to_string())
-            .and_then(|json| {
-                crate::mlflow::log_report(
-                    args.tracking.mlflow_tracking_uri.as_deref(),
-                    run,
-                    &crate::mlflow::drift_metrics(&json),
-                    &json,
-                    "drift.json",
-                )
-                .map_err(|e| e.to_string())
-            });
+        let logged = crate::mlflow::log_report(
+            args.tracking.mlflow_tracking_uri.as_deref(),
+            run,
+            &report,
+            crate::mlflow::drift_metrics,
+            "drift.json",
+        );
         if let Err(e) = logged {
             return fail3(&e);
         }

@@ -2,6 +2,19 @@
 
 use std::path::PathBuf;
 
+/// An error and its sources on one line (`outer: inner: innermost`), for messages that name
+/// the cause a transport error wraps (connection refused, TLS, timeout).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

@@ -162,7 +162,7 @@ impl Client {
             .await
             .map_err(|e| MlflowError::Transport {
                 url: shown.clone(),
-                message: chain(&e),
+                message: crate::error::error_chain(&e),
             })?;
         if resp.status().is_success() {
             return Ok(resp);
@@ -373,7 +373,7 @@ impl Client {
         let mut written: u64 = 0;
         while let Some(chunk) = resp.chunk().await.map_err(|e| MlflowError::Transport {
             url: url.to_string(),
-            message: chain(&e),
+            message: crate::error::error_chain(&e),
         })? {
             written += chunk.len() as u64;
             if written > MAX_DOWNLOAD_BYTES {
@@ -497,17 +497,6 @@ fn local_root(root: &str) -> Option<PathBuf> {
         return None;
     };
     p.is_dir().then_some(p)
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
 }
 
 fn block_on<T>(f: impl std::future::Future<Output = T>) -> Result<T, MlflowError> {
@@ -671,19 +660,23 @@ fn status_code(v: &Value) -> Option<f64> {
     }
 }
 
-/// Logs a report's metrics to a run, and the report itself as `mlmon/<artifact>`.
-pub fn log_report(
+/// Logs a report's metrics (`metrics` of its JSON: [`drift_metrics`],
+/// [`performance_metrics`]) to a run, and the report itself as `mlmon/<artifact>`.
+pub fn log_report<T: serde::Serialize>(
     uri: Option<&str>,
     run_id: &str,
-    metrics: &[(String, f64, i64)],
-    report: &Value,
+    report: &T,
+    metrics: fn(&Value) -> Vec<(String, f64, i64)>,
     artifact: &str,
 ) -> Result<(), MlflowError> {
+    let json =
+        serde_json::to_value(report).map_err(|e| MlflowError::Invalid(format!("report: {e}")))?;
+    let metrics = metrics(&json);
     let client = Client::new(uri)?;
-    let bytes = serde_json::to_vec_pretty(report)
+    let bytes = serde_json::to_vec_pretty(&json)
         .map_err(|e| MlflowError::Invalid(format!("report: {e}")))?;
     block_on(async {
-        client.log(run_id, metrics, &[]).await?;
+        client.log(run_id, &metrics, &[]).await?;
         client
             .upload(run_id, &format!("mlmon/{artifact}"), bytes)
             .await

@@ -597,18 +597,13 @@ pub fn run(args: PerformanceArgs) -> std::process::ExitCode {
         Err(e) => return fail(&e),
     };
     if let Some(run) = &args.mlflow_run {
-        let logged = serde_json::to_value(&report)
-            .map_err(|e| e.to_string())
-            .and_then(|json| {
-                crate::mlflow::log_report(
-                    args.tracking.mlflow_tracking_uri.as_deref(),
-                    run,
-                    &crate::mlflow::performance_metrics(&json),
-                    &json,
-                    "performance.json",
-                )
-                .map_err(|e| e.to_string())
-            });
+        let logged = crate::mlflow::log_report(
+            args.tracking.mlflow_tracking_uri.as_deref(),
+            run,
+            &report,
+            crate::mlflow::performance_metrics,
+            "performance.json",
+        );
         if let Err(e) = logged {
             return fail(&e);
         }

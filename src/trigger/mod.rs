@@ -611,7 +611,7 @@ impl Receiver {
             .body(body)
             .send()
             .await
-            .map_err(|e| (None, format!("{url}: {}", error_chain(&e))))?;
+            .map_err(|e| (None, format!("{url}: {}", crate::error::error_chain(&e))))?;
         let status = resp.status();
         if status.is_success() {
             Ok(Some(status.as_u16()))
@@ -639,17 +639,6 @@ pub fn sign(key: &[u8], timestamp: &str, body: &str) -> String {
     mac.update(b".");
     mac.update(body.as_bytes());
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
 }
 
 async fn run_command(
