@@ -176,6 +176,27 @@ pub struct Record {
     pub delivery: Option<String>,
 }
 
+impl Record {
+    /// A decision about `action` for one alert, stamped now; `result` is filled in later.
+    fn new(action: &str, key: &str, alertname: &str, status: &str, fingerprint: &str) -> Self {
+        let unix = now_unix();
+        Record {
+            time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            unix,
+            action: action.to_string(),
+            key: key.to_string(),
+            result: String::new(),
+            alertname: alertname.to_string(),
+            status: status.to_string(),
+            fingerprint: fingerprint.to_string(),
+            detail: None,
+            http_status: None,
+            request: None,
+            delivery: None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ActionLabels {
     action: String,
@@ -434,21 +455,14 @@ impl Receiver {
                 let key = dedup_key(&action.name, &action.dedup_by, &alert.labels);
                 let alertname = label(&alert.labels, "alertname");
                 let cooldown = action.cooldown.unwrap_or(self.cfg.config.cooldown);
-                let now = now_unix();
-                let base = Record {
-                    time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
-                    unix: now,
-                    action: action.name.clone(),
-                    key: key.clone(),
-                    result: String::new(),
-                    alertname: alertname.clone(),
-                    status: alert.status.clone(),
-                    fingerprint: alert.fingerprint.clone(),
-                    detail: None,
-                    http_status: None,
-                    request: None,
-                    delivery: None,
-                };
+                let base = Record::new(
+                    &action.name,
+                    &key,
+                    &alertname,
+                    &alert.status,
+                    &alert.fingerprint,
+                );
+                let now = base.unix;
                 {
                     let Ok(mut last) = self.last.lock() else {
                         continue;
@@ -514,21 +528,13 @@ impl Receiver {
 
     async fn execute(&self, job: Job) {
         let action = &self.cfg.config.actions[job.action];
-        let started = now_unix();
-        let mut rec = Record {
-            time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
-            unix: started,
-            action: action.name.clone(),
-            key: job.key.clone(),
-            result: String::new(),
-            alertname: job.alertname.clone(),
-            status: job.status.clone(),
-            fingerprint: job.fingerprint.clone(),
-            detail: None,
-            http_status: None,
-            request: None,
-            delivery: None,
-        };
+        let mut rec = Record::new(
+            &action.name,
+            &job.key,
+            &job.alertname,
+            &job.status,
+            &job.fingerprint,
+        );
         let rendered = match self.templates[job.action].render(action, &job.ctx) {
             Ok(r) => r,
             Err(e) => {
