@@ -280,10 +280,26 @@ async fn unknown_input_names_cannot_poison_quality_and_extremes_stay_private() {
             .all(|f| !f["feature"].as_str().unwrap().starts_with("extra_")),
         "unknown names reached the quality report"
     );
+    // Health: the checks unknown names could move (quality, anomalies, drift) stay out of
+    // critical. Latency is left out: on a loaded CI runner a debug build's p95 over 11
+    // requests can pass 100 ms, which says nothing about unknown names.
+    let (_, models) = api(running.admin_addr, "/api/v1/models").await;
+    let toy = &models["models"][0];
+    assert_eq!(toy["model"], "toy");
+    let checks = toy["checks"].as_array().unwrap();
+    let quality_check = checks.iter().find(|c| c["check"] == "data_quality");
     assert!(
-        value(&m, "mlmon_model_health", &[("model", "toy")]).unwrap_or(0.0) < 2.0,
-        "health turned critical"
+        quality_check.is_some_and(|c| c["value"].as_f64().is_some_and(|v| v > 0.9)),
+        "data_quality check judged on the score: {checks:?}"
     );
+    for check in checks {
+        if ["data_quality", "anomaly_rate", "drift"].contains(&check["check"].as_str().unwrap()) {
+            assert_ne!(
+                check["status"], "critical",
+                "health turned critical: {check}"
+            );
+        }
+    }
     // privacy.log_values is off: no window extremes anywhere.
     assert!(feature(&q, "x")["min"].is_null() && feature(&q, "x")["max"].is_null());
     assert!(feature(&q, "x")["mean"].is_number());
