@@ -308,6 +308,12 @@ def performance() -> dict:
                       ' * on (namespace, pod) group_left () (max by (namespace, pod) (mlmon_build_info{job=~"$job"}) * 0 + 1)',
                       "{{pod}} {{container}}")], 12, 8, unit="bytes",
               description="Needs cAdvisor (kubelet) metrics and a `pod` label on the mlmon scrape; empty elsewhere."),
+        panel("timeseries", "Capture stream records per second",
+              [target(f'sum by (job, sink, result) (rate(mlmon_sink_records_total{{job=~"$job"}}[{RI}]))', "{{job}} {{sink}} {{result}}")],
+              12, 8, description="Records mlmon published to the Kafka/NATS capture stream (sent), or lost because the sink's queue was full (dropped) or the broker did not acknowledge in time (failed). Only sidecars with a sink (docs/streaming.md) export it."),
+        panel("timeseries", "Ground truth from brokers per second",
+              [target(f'sum by (job, source, result) (rate(mlmon_feedback_source_records_total{{job=~"$job"}}[{RI}]))', "{{job}} {{source}} {{result}}")],
+              12, 8, description="Ground-truth records read from feedback.kafka / feedback.nats: applied, or skipped as invalid or for an unknown model. Only sidecars with a broker feedback source export it."),
     ]
     return dashboard("mlmon-performance", "mlmon / Performance",
                      "Traffic, model performance and resources of mlmon sidecars.", panels, feature=False)

@@ -361,7 +361,7 @@ DASHBOARDS_DIR = REPO / "grafana" / "dashboards"
 RUNBOOK = REPO / "docs" / "runbook.md"
 
 EVENTS = {"drift_detected", "performance_degradation", "sla_violation", "data_quality", "anomaly_spike", "traffic_stale",
-          "shadow_disagreement"}
+          "shadow_disagreement", "stream_loss"}
 SEVERITIES = {"warning", "critical"}
 
 # SPEC section 6, written out independently of the rules and dashboards under test.
@@ -385,6 +385,10 @@ SPEC_METRICS = {
     # SPEC section 10 (docs/shadow.md): shadow traffic.
     "mlmon_shadow_requests_total", "mlmon_shadow_duration_seconds", "mlmon_shadow_agreement",
     "mlmon_shadow_mean_abs_diff", "mlmon_shadow_prediction_psi",
+    # SPEC section 11 (docs/streaming.md): the capture stream, and ground truth read from a
+    # broker (mlmon_feedback_source_records_total is docs/streaming.md's, beside SPEC's
+    # mlmon_feedback_total which counts what those records became).
+    "mlmon_sink_records_total", "mlmon_feedback_source_records_total",
 }
 HISTOGRAMS = {"mlmon_request_duration_seconds", "mlmon_upstream_duration_seconds", "mlmon_anomaly_score",
               "mlmon_shadow_duration_seconds"}

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import urllib.parse
 
 import pytest
@@ -72,18 +73,36 @@ def target(request, tmp_path_factory, mlmon_bin):
 VERSIONS_MODEL = "ab-model"
 
 
+def nats_server_bin() -> str:
+    found = shutil.which("nats-server") or next((p for p in ("/usr/sbin/nats-server", "/usr/bin/nats-server")
+                                                   if os.access(p, os.X_OK)), None)
+    if not found:
+        pytest.fail("nats-server is not installed: run scripts/test-env.sh (make deps)")
+    return found
+
+
 @pytest.fixture(scope="module")
 def versions_target(tmp_path_factory, mlmon_bin):
-    """host:port of the admin endpoint of a real mlmon in front of two model versions."""
+    """host:port of the admin endpoint of a real mlmon in front of two model versions. It also
+    publishes its capture stream to, and reads ground truth from, a real NATS server, so the
+    streaming panels and rules have data (docs/streaming.md)."""
     tmp = tmp_path_factory.mktemp("mlmon-versions")
+    nats_port = free_port()
+    nats_monitor = free_port()
+    nats = ManagedProcess.launch("nats-server", [nats_server_bin(), "-a", "127.0.0.1", "-p", str(nats_port),
+                                                 "-m", str(nats_monitor)], tmp)
+    wait_http_ok(f"http://127.0.0.1:{nats_monitor}/healthz", timeout=30, proc=nats)
     upstream = VersionedUpstream().start()
     listen, admin = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     cfg = tmp / "mlmon.yaml"
+    nats_url = f"nats://127.0.0.1:{nats_port}"
     cfg.write_text(yaml.safe_dump({
         "model": {"name": VERSIONS_MODEL, "version": "v1", "task": "classification"},
         "payload": {"feature_names": ["x0", "x1"]},
         "drift": {"interval": "1s"},
         "admin": {"allow_unauthenticated": True},
+        "sink": {"nats": {"url": nats_url, "subject": "mlmon.capture"}},
+        "feedback": {"nats": {"url": nats_url, "subject": "mlmon.feedback"}},
     }))
     proc = ManagedProcess.launch("mlmon-versions", [str(mlmon_bin), "serve", "--config", str(cfg), "--listen", listen,
                                                     "--admin-listen", admin, "--upstream", upstream.url], tmp)
@@ -97,6 +116,7 @@ def versions_target(tmp_path_factory, mlmon_bin):
             traffic.stop()
         proc.stop()
         upstream.stop()
+        nats.stop()
 
 
 @pytest.fixture(scope="module")

@@ -38,6 +38,10 @@ ROUTES = [
      "mlmon-events,oncall-critical"),
     ({"alertname": "MlmonTargetDown", "severity": "critical", "event": "traffic_stale", "job": "mlmon"},
      "mlmon-events,oncall-critical"),
+    ({"alertname": "MlmonStreamRecordsLost", "severity": "warning", "event": "stream_loss", "job": "mlmon"},
+     "mlmon-events,sre-slack"),
+    ({"alertname": "MlmonFeedbackRecordsSkipped", "severity": "warning", "event": "stream_loss", "job": "mlmon"},
+     "mlmon-events,sre-slack"),
     # an alert that is not mlmon's (no event label) is not sent to the automation webhook
     ({"alertname": "SomethingElse", "severity": "critical"}, "oncall-critical"),
     ({"alertname": "SomethingElse"}, "ml-team-slack"),
