@@ -28,6 +28,52 @@ pub const NUMERIC_FEATURES: [&str; 4] = ["income", "age", "debt_ratio", "num_acc
 /// The categorical feature.
 pub const CATEGORICAL_FEATURE: &str = "region";
 
+/// The coefficients of one version of the demo model (a logistic score over standardised
+/// income and debt ratio, age, number of accounts and a per-region effect).
+struct Coefficients {
+    intercept: f64,
+    income: f64,
+    debt_ratio: f64,
+}
+
+/// Version 1, the model in production.
+const V1: Coefficients = Coefficients {
+    intercept: -1.2,
+    income: -0.9,
+    debt_ratio: 1.1,
+};
+
+/// Version 2, the candidate: debt weighs more, income less, so it disagrees with version 1
+/// on about 8 % of applicants, near the decision boundary.
+const V2: Coefficients = Coefficients {
+    intercept: -1.0,
+    income: -0.6,
+    debt_ratio: 1.5,
+};
+
+fn score(
+    c: &Coefficients,
+    income: f64,
+    age: f64,
+    debt_ratio: f64,
+    num_accounts: f64,
+    region: &str,
+) -> f64 {
+    let region_effect = match region {
+        "south" => 0.3,
+        "east" => -0.2,
+        "west" => 0.1,
+        _ => 0.0,
+    };
+    let z = c.intercept
+        + c.income * (income - 55_000.0) / 20_000.0
+        + c.debt_ratio * (debt_ratio - 0.35) / 0.15
+        - 0.02 * (age - 40.0)
+        + 0.15 * (num_accounts - 4.0)
+        + region_effect;
+    1.0 / (1.0 + (-z).exp())
+}
+
 /// Probability of class 1 (default) for one applicant.
 pub fn predict_proba(
     income: f64,
@@ -36,21 +82,10 @@ pub fn predict_proba(
     num_accounts: f64,
     region: &str,
 ) -> f64 {
-    let region_effect = match region {
-        "south" => 0.3,
-        "east" => -0.2,
-        "west" => 0.1,
-        _ => 0.0,
-    };
-    let z = -1.2 - 0.9 * (income - 55_000.0) / 20_000.0 + 1.1 * (debt_ratio - 0.35) / 0.15
-        - 0.02 * (age - 40.0)
-        + 0.15 * (num_accounts - 4.0)
-        + region_effect;
-    1.0 / (1.0 + (-z).exp())
+    score(&V1, income, age, debt_ratio, num_accounts, region)
 }
 
-/// Probability of class 1 from version 2, the candidate: debt weighs more, income less, so
-/// it disagrees with version 1 on about 8 % of applicants, near the decision boundary.
+/// Probability of class 1 from version 2, the candidate ([`V2`]).
 pub fn predict_proba_v2(
     income: f64,
     age: f64,
@@ -58,17 +93,7 @@ pub fn predict_proba_v2(
     num_accounts: f64,
     region: &str,
 ) -> f64 {
-    let region_effect = match region {
-        "south" => 0.3,
-        "east" => -0.2,
-        "west" => 0.1,
-        _ => 0.0,
-    };
-    let z = -1.0 - 0.6 * (income - 55_000.0) / 20_000.0 + 1.5 * (debt_ratio - 0.35) / 0.15
-        - 0.02 * (age - 40.0)
-        + 0.15 * (num_accounts - 4.0)
-        + region_effect;
-    1.0 / (1.0 + (-z).exp())
+    score(&V2, income, age, debt_ratio, num_accounts, region)
 }
 
 fn column<'a>(inputs: &'a [Value], name: &str) -> Option<&'a Vec<Value>> {
