@@ -11,6 +11,7 @@ use dashmap::DashMap;
 
 use super::{BaselineBuilder, BuildOptions, FeatureBaseline, FeatureType, Snapshot};
 use crate::record::ParsedExchange;
+use crate::stats::sketch::REFERENCE_COMPRESSION;
 
 /// The baseline a model uses now.
 #[derive(Debug)]
@@ -73,6 +74,42 @@ fn check_usable(snapshot: &Snapshot) -> Result<(), RegistryError> {
     Ok(())
 }
 
+/// Drops what no analysis reads from an installed snapshot's input features: of the
+/// reference `sample` and the full-column `sketch`, only the one the drift engine compares
+/// with (`drift::engine::reference_sketch`) is kept; the other is a second copy of the same
+/// distribution (up to 40 KiB for a 5 000-value sample, up to 48 KiB for a sketch at the
+/// default compression).
+///
+/// - The sample holds the whole column (baselines of at most `--sample-size` rows): the
+///   reference is the exact distribution, the sketch when it is exact (every cell an atom),
+///   else the sample. The other goes.
+/// - The sample is part of a larger column and the snapshot has a sketch (format 2): the
+///   sketch is the reference; the sample goes, and an inexact sketch is kept at
+///   [`REFERENCE_COMPRESSION`] (≤ 501 cells, ≤ 12 KiB; the file's default is 2 000 cells):
+///   the live windows it is compared with are coarser still (`drift.sketch_compression`),
+///   and KS and Wasserstein stay within SPEC section 5's accuracy (`stats::sketch` tests).
+/// - Format 1 (no sketch): the sample is the reference and stays.
+///
+/// The prediction and the target keep both (the task is decided from their samples), and
+/// nothing else of the snapshot changes.
+pub fn slim(snapshot: &mut Snapshot) {
+    for (_, b) in snapshot.features.0.iter_mut() {
+        if b.kind != FeatureType::Numeric {
+            continue;
+        }
+        let whole_column = b.sample.len() as u64 == b.stats.count;
+        match &mut b.sketch {
+            Some(s) if s.rank_error_bound() == 0.0 => b.sample = Vec::new(),
+            Some(s) if !whole_column => {
+                *s = s.recompressed(REFERENCE_COMPRESSION);
+                b.sample = Vec::new();
+            }
+            Some(_) => b.sketch = None,
+            None => {}
+        }
+    }
+}
+
 impl Registry {
     /// An empty registry capturing `capture_rows` live rows per model without a baseline
     /// (0: none), keeping `sample_size` reference values per captured feature.
@@ -87,8 +124,19 @@ impl Registry {
     }
 
     /// Installs (or replaces) the baseline of `model`; analyses start afresh from it.
-    pub fn set(&self, model: &str, snapshot: Arc<Snapshot>) -> Result<Arc<Current>, RegistryError> {
+    ///
+    /// A snapshot the registry holds alone (loaded from a file, received through the API,
+    /// captured) is [slimmed](slim) first: each input feature keeps one KS/Wasserstein
+    /// reference, not two.
+    pub fn set(
+        &self,
+        model: &str,
+        mut snapshot: Arc<Snapshot>,
+    ) -> Result<Arc<Current>, RegistryError> {
         check_usable(&snapshot)?;
+        if let Some(s) = Arc::get_mut(&mut snapshot) {
+            slim(s);
+        }
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         let order = Arc::new(snapshot.features.names().map(str::to_string).collect());
         let current = Arc::new(Current {
@@ -231,6 +279,106 @@ mod tests {
         let again = r.set("m", c.snapshot.clone()).expect("usable");
         assert!(again.generation > c.generation);
         assert!(r.capture("m", None, &exchange(500)).is_none());
+    }
+
+    /// A numeric input entry of `n` distinct values whose sample holds `sampled` of them.
+    fn numeric_entry(n: usize, sampled: usize) -> FeatureBaseline {
+        use crate::stats::sketch::{QuantileSketch, DEFAULT_COMPRESSION};
+        let values: Vec<f64> = (0..n).map(|i| (i as f64 * 0.618).sin()).collect();
+        let mut sample: Vec<f64> = values.iter().copied().take(sampled).collect();
+        sample.sort_by(f64::total_cmp);
+        FeatureBaseline {
+            kind: FeatureType::Numeric,
+            stats: crate::baseline::FeatureStats {
+                count: n as u64,
+                ..Default::default()
+            },
+            bins: Some(crate::baseline::Bins {
+                edges: vec![0.0],
+                proportions: vec![0.5, 0.5],
+            }),
+            categories: None,
+            sample,
+            sketch: Some(QuantileSketch::from_values(DEFAULT_COMPRESSION, &values)),
+            thresholds: None,
+            importance: None,
+            notes: Vec::new(),
+        }
+    }
+
+    fn snapshot_with(x: FeatureBaseline, prediction: Option<FeatureBaseline>) -> Snapshot {
+        Snapshot {
+            format_version: crate::baseline::FORMAT_VERSION,
+            model: crate::baseline::ModelInfo {
+                name: "m".into(),
+                version: None,
+            },
+            id: "test".into(),
+            created_at: None,
+            source: None,
+            row_count: x.stats.count,
+            build: None,
+            notes: Vec::new(),
+            features: crate::baseline::NamedMap(vec![("x".to_string(), x)]),
+            prediction,
+            target: None,
+            probability: None,
+            joint_sample: None,
+        }
+    }
+
+    #[test]
+    fn installed_snapshots_keep_one_reference_per_input() {
+        let r = Registry::new(0, 50);
+        let cases = [
+            // (values, sampled, keeps the sample, keeps the sketch)
+            (1_500, 1_500, false, true), // whole column, exact sketch: the sketch
+            (4_000, 4_000, true, false), // whole column, inexact sketch: the sample
+            (20_000, 5_000, false, true), // part of a larger column: the sketch
+        ];
+        for (n, sampled, keeps_sample, keeps_sketch) in cases {
+            let before = snapshot_with(numeric_entry(n, sampled), Some(numeric_entry(n, sampled)));
+            let exact = before.features.0[0]
+                .1
+                .sketch
+                .as_ref()
+                .is_some_and(|s| s.rank_error_bound() == 0.0);
+            assert_eq!(exact, n == 1_500, "{n} values");
+            let installed = r
+                .set("m", Arc::new(before.clone()))
+                .expect("usable")
+                .snapshot
+                .clone();
+            let (b, a) = (&before.features.0[0].1, &installed.features.0[0].1);
+            // What is kept is kept whole: the reference drift compares with is unchanged.
+            if keeps_sample {
+                assert_eq!(a.sample, b.sample, "{n} values");
+            } else {
+                assert!(a.sample.is_empty(), "{n} values");
+            }
+            if keeps_sketch {
+                // Exact sketches as they are; a sketch of a larger column at the reference
+                // compression.
+                let expected = b.sketch.as_ref().map(|s| {
+                    if exact {
+                        s.clone()
+                    } else {
+                        s.recompressed(REFERENCE_COMPRESSION)
+                    }
+                });
+                assert_eq!(a.sketch, expected, "{n} values");
+                assert!(a.sketch.as_ref().is_some_and(|s| s.len() <= 2_000));
+            } else {
+                assert!(a.sketch.is_none(), "{n} values");
+            }
+            assert_eq!((&a.stats, &a.bins), (&b.stats, &b.bins));
+            // The prediction keeps both (the task is decided from its sample).
+            assert_eq!(installed.prediction, before.prediction);
+        }
+        // A snapshot shared with its caller is installed as it is.
+        let shared = Arc::new(snapshot_with(numeric_entry(20_000, 5_000), None));
+        let installed = r.set("m", shared.clone()).expect("usable").snapshot.clone();
+        assert_eq!(installed.features.0[0].1.sample.len(), 5_000);
     }
 
     #[test]

@@ -76,6 +76,12 @@ use serde::{Deserialize, Serialize};
 /// Default compression `δ`: rank bound ≤ 3π/δ ≈ 0.0047 on stationary input, ≤ 56 KiB per
 /// sketch; measured KS errors ~10⁻⁴.
 pub const DEFAULT_COMPRESSION: u32 = 2000;
+/// Compression of a baseline's full-column sketch once installed in the sidecar
+/// ([`QuantileSketch::recompressed`]): a quarter of the file's default, ≤ 501 cells
+/// (≤ 12 KiB instead of ≤ 48 KiB per numeric feature). The windows it is compared with are
+/// 2.5 times coarser (`drift.sketch_compression`, default 200), so KS and Wasserstein keep
+/// SPEC section 5's accuracy (`window_sketches_meet_the_spec_at_the_window_compression`).
+pub const REFERENCE_COMPRESSION: u32 = 500;
 /// Smallest accepted compression.
 pub const MIN_COMPRESSION: u32 = 20;
 /// Largest accepted compression (bounds the memory of a deserialized sketch).
@@ -233,6 +239,27 @@ impl QuantileSketch {
         cells.sort_by(cell_order);
         out.cells = cells;
         out
+    }
+
+    /// This sketch at a compression of at most `compression`: the same sketch when it is
+    /// that coarse already, else its cells (and buffered values) fused as a flush would at
+    /// `compression`, at most `compression + 1` cells. Count, minimum and maximum are kept;
+    /// the error bounds are those of the result ([`rank_error_bound`](Self::rank_error_bound),
+    /// [`w1_error_bound`](Self::w1_error_bound)), computed as for any sketch. A sketch with
+    /// at most `compression + 1` distinct values stays exact.
+    pub fn recompressed(&self, compression: u32) -> QuantileSketch {
+        let compression = compression.clamp(MIN_COMPRESSION, MAX_COMPRESSION);
+        if self.compression <= compression {
+            return self.clone();
+        }
+        let mut cells = fuse_if_over(self.all_cells(), self.count, compression);
+        cells.shrink_to_fit();
+        QuantileSketch {
+            compression,
+            count: self.count,
+            cells,
+            buffer: Vec::new(),
+        }
     }
 
     /// Merges the buffer into the cells.

@@ -565,16 +565,48 @@ fn window_sketches_meet_the_spec_at_the_window_compression() {
         ),
     ];
     for (name, a, b) in &cases {
-        let sa = sketch(a);
-        for buckets in [1, 10] {
-            let parts: Vec<QuantileSketch> = b
-                .chunks(b.len() / buckets)
-                .map(|c| QuantileSketch::from_values(delta, c))
-                .collect();
-            assert!(parts.iter().all(|p| p.len() <= delta as usize + 1));
-            let window = QuantileSketch::union(&parts);
-            let (ks_err, w1_err) = check(name, a, b, &sa, &window);
-            eprintln!("δ={delta}, {buckets} bucket(s), {name}: KS error {ks_err:.2e}, W1 error {w1_err:.2e}");
+        // The baseline's sketch as in its file, and as the sidecar keeps it installed.
+        let file = sketch(a);
+        let installed = file.recompressed(REFERENCE_COMPRESSION);
+        assert!(
+            installed.len() <= REFERENCE_COMPRESSION as usize + 1,
+            "{name}"
+        );
+        assert_eq!(
+            (installed.count(), installed.min(), installed.max()),
+            (file.count(), file.min(), file.max())
+        );
+        for (reference, sa) in [("file", &file), ("installed", &installed)] {
+            for buckets in [1, 10] {
+                let parts: Vec<QuantileSketch> = b
+                    .chunks(b.len() / buckets)
+                    .map(|c| QuantileSketch::from_values(delta, c))
+                    .collect();
+                assert!(parts.iter().all(|p| p.len() <= delta as usize + 1));
+                let window = QuantileSketch::union(&parts);
+                let (ks_err, w1_err) = check(name, a, b, sa, &window);
+                eprintln!("δ={delta}, {buckets} bucket(s), {reference} reference, {name}: KS error {ks_err:.2e}, W1 error {w1_err:.2e}");
+            }
         }
     }
+}
+
+#[test]
+fn recompression_keeps_small_sketches_exact_and_bounds_large_ones() {
+    // Few distinct values: still exact at the lower compression.
+    let codes: Vec<f64> = (0..50_000).map(|i| f64::from(i % 300)).collect();
+    let s = sketch(&codes).recompressed(REFERENCE_COMPRESSION);
+    assert_eq!(s.rank_error_bound(), 0.0);
+    assert_eq!(s.count(), 50_000);
+    // A coarser sketch is returned as it is.
+    let coarse = QuantileSketch::from_values(100, &codes);
+    assert_eq!(coarse.recompressed(REFERENCE_COMPRESSION), coarse);
+    // Many distinct values: at most δ + 1 cells, and the bounds still hold.
+    let normal = Normal::new(0.0, 1.0).unwrap();
+    let a = sample(200_000, 60, |r| normal.sample(r));
+    let b = sample(50_000, 61, |r| normal.sample(r) + 0.05);
+    let r = sketch(&a).recompressed(REFERENCE_COMPRESSION);
+    assert!(r.len() <= REFERENCE_COMPRESSION as usize + 1);
+    assert!(r.memory_bytes() <= 24 * (REFERENCE_COMPRESSION as usize + 1));
+    check("normal, recompressed reference", &a, &b, &r, &sketch(&b));
 }
