@@ -25,9 +25,13 @@
 //!
 //! Memory: only what the join needs is kept per waiting row (the predicted value, the class
 //! scores, whether it matched) and, per request, a 128-bit digest of its id rather than the
-//! id itself (keyed SipHash with per-store random keys, so ids cannot be crafted to collide):
-//! about 245 bytes per waiting single-row prediction with two class scores, measured by
-//! `bench/analysis` (`--pending 100000`), where keeping the id strings cost 338.
+//! id itself (keyed SipHash with per-store random keys, so ids cannot be crafted to collide);
+//! the scores of a request's rows share one allocation. Heap per waiting row with two class
+//! scores ([`FeedbackStore::heap_bytes`], test `a_waiting_row_costs_what_the_docs_state`):
+//! 204 bytes in single-row requests (mostly the id map and the expiry order, per request),
+//! 67 bytes in 8-row batches; `bench/analysis` (`--pending 100000`) measured 245 bytes per
+//! single-row prediction with the allocator's overhead. Expired ids remembered to tell late
+//! feedback ([`MAX_EXPIRED_IDS`]) add at most 33 bytes each (≤ 4.3 MB per model).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
@@ -104,15 +108,35 @@ pub struct Expired {
 
 struct Slot {
     predicted: FeatureValue,
-    /// Boxed, not a `Vec`: no spare capacity and 8 bytes less per waiting row.
-    scores: Option<Box<[f64]>>,
+    /// Where this row's class scores are in [`Entry::scores`]; `scores_len` 0: none.
+    scores_at: u32,
+    scores_len: u16,
     matched: bool,
+}
+
+impl Slot {
+    /// Takes this row's scores out of its request's `scores` (a matched row needs them no
+    /// more).
+    fn take_scores(&mut self, scores: &[f64]) -> Option<Vec<f64>> {
+        if self.scores_len == 0 {
+            return None;
+        }
+        let at = self.scores_at as usize;
+        let out = scores
+            .get(at..at + usize::from(self.scores_len))
+            .map(<[f64]>::to_vec);
+        self.scores_len = 0;
+        out
+    }
 }
 
 struct Entry {
     at: Instant,
     generation: u64,
-    rows: Vec<Slot>,
+    rows: Box<[Slot]>,
+    /// The class scores of every row, one after the other: one allocation per request
+    /// rather than one per row.
+    scores: Box<[f64]>,
 }
 
 /// A request id as the store keeps it: a 128-bit keyed digest (see the module docs).
@@ -176,6 +200,35 @@ impl FeedbackStore {
     /// Ground-truth rows waiting for their prediction.
     pub fn early_rows(&self) -> usize {
         self.early.len()
+    }
+
+    /// Heap bytes this store holds (capacities, the text of label predictions included;
+    /// the allocator's own per-allocation overhead is not), for the per-row cost stated in
+    /// docs/performance.md.
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let text = |v: &FeatureValue| match v {
+            FeatureValue::Text(t) => t.capacity(),
+            _ => 0,
+        };
+        let entries: usize = self
+            .pending
+            .values()
+            .map(|e| {
+                e.rows.len() * size_of::<Slot>()
+                    + e.rows.iter().map(|s| text(&s.predicted)).sum::<usize>()
+                    + e.scores.len() * size_of::<f64>()
+            })
+            .sum();
+        let early: usize = self.early.values().map(|(_, v)| text(v)).sum();
+        self.pending.capacity() * (size_of::<(Key, Entry)>() + 1)
+            + entries
+            + self.order.capacity() * size_of::<(Instant, Key, u64)>()
+            + self.expired.capacity() * (size_of::<Key>() + 1)
+            + self.expired_order.capacity() * size_of::<Key>()
+            + self.early.capacity() * (size_of::<((Key, usize), (Instant, FeatureValue))>() + 1)
+            + early
+            + self.early_order.capacity() * size_of::<(Instant, Key, usize)>()
     }
 
     /// Drops what is past its time; returns what expired.
@@ -272,14 +325,37 @@ impl FeedbackStore {
         }
         let generation = self.next_generation;
         self.next_generation += 1;
-        let mut rows: Vec<Slot> = predicted
+        let total: usize = predicted
+            .iter()
+            .filter_map(|(_, s)| s.as_ref().map(Vec::len))
+            .filter(|&n| n <= usize::from(u16::MAX))
+            .sum();
+        let mut scores = Vec::with_capacity(total);
+        let mut rows: Box<[Slot]> = predicted
             .into_iter()
-            .map(|(p, scores)| Slot {
-                predicted: p,
-                scores: scores.map(Vec::into_boxed_slice),
-                matched: false,
+            .map(|(p, row_scores)| {
+                // Scores beyond the offsets' range (never at the performance engine's
+                // MAX_CLASSES) are not kept.
+                let at = u32::try_from(scores.len()).ok();
+                let len = row_scores
+                    .as_ref()
+                    .and_then(|s| u16::try_from(s.len()).ok());
+                let (scores_at, scores_len) = match (at, len, row_scores) {
+                    (Some(at), Some(len), Some(row)) => {
+                        scores.extend_from_slice(&row);
+                        (at, len)
+                    }
+                    _ => (0, 0),
+                };
+                Slot {
+                    predicted: p,
+                    scores_at,
+                    scores_len,
+                    matched: false,
+                }
             })
             .collect();
+        let scores = scores.into_boxed_slice();
         let mut matched = Vec::new();
         if !self.early.is_empty() {
             for (i, slot) in rows.iter_mut().enumerate() {
@@ -289,7 +365,7 @@ impl FeedbackStore {
                         i,
                         MatchedPair {
                             predicted: slot.predicted.clone(),
-                            scores: slot.scores.take().map(Vec::from),
+                            scores: slot.take_scores(&scores),
                             actual,
                         },
                     ));
@@ -303,6 +379,7 @@ impl FeedbackStore {
                 at: now,
                 generation,
                 rows,
+                scores,
             },
         );
         self.order.push_back((now, id, generation));
@@ -323,6 +400,7 @@ impl FeedbackStore {
             if now.saturating_duration_since(entry.at) >= self.ttl {
                 return Outcome::Late;
             }
+            let scores = &entry.scores;
             return match entry.rows.get_mut(row) {
                 None => Outcome::Unknown,
                 Some(slot) if slot.matched => Outcome::Duplicate,
@@ -330,7 +408,7 @@ impl FeedbackStore {
                     slot.matched = true;
                     Outcome::Matched(MatchedPair {
                         predicted: slot.predicted.clone(),
-                        scores: slot.scores.take().map(Vec::from),
+                        scores: slot.take_scores(scores),
                         actual,
                     })
                 }
@@ -415,6 +493,62 @@ mod tests {
         tokio::time::advance(EARLY_GRACE).await;
         assert_eq!(s.expire(Instant::now()).early_feedback, 1, "c never came");
         assert!(s.insert("c", vec![n(1.0)], Instant::now()).is_empty());
+    }
+
+    /// Heap bytes per waiting row with `max_pending` rows waiting in requests of `rows`
+    /// rows, each with a numeric prediction and two class scores.
+    fn bytes_per_row(rows: usize) -> f64 {
+        let max_pending = 100_000;
+        let mut s = FeedbackStore::new(Duration::from_secs(3600), max_pending);
+        let t = Instant::now();
+        for i in 0..max_pending / rows {
+            let predicted = (0..rows)
+                .map(|r| (n((r % 2) as f64), Some(vec![0.25, 0.75])))
+                .collect();
+            s.insert_scored(&format!("request-{i}"), predicted, t);
+        }
+        assert_eq!(s.pending_rows(), max_pending);
+        s.heap_bytes() as f64 / max_pending as f64
+    }
+
+    #[test]
+    fn a_waiting_row_costs_what_the_docs_state() {
+        // docs/performance.md ("Memory"): single-row requests and the 8-row batches of
+        // the bench's OIP workload, two class scores per row.
+        let (one, eight) = (bytes_per_row(1), bytes_per_row(8));
+        eprintln!(
+            "feedback store: {one:.0} B per waiting row (1-row requests), {eight:.0} B (8-row)"
+        );
+        assert!(one <= 210.0, "{one} B per row, 1-row requests");
+        assert!(eight <= 80.0, "{eight} B per row, 8-row requests");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn scores_come_back_with_their_row_once() {
+        let mut s = FeedbackStore::new(Duration::from_secs(100), 100);
+        let t = Instant::now();
+        let predicted = vec![
+            (n(1.0), Some(vec![0.1, 0.9])),
+            (n(0.0), None),
+            (n(2.0), Some(vec![0.2, 0.3, 0.5])),
+        ];
+        assert!(s.insert_scored("a", predicted, t).is_empty());
+        let scores = |o: Outcome| match o {
+            Outcome::Matched(p) => p.scores,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            scores(s.feedback("a", 2, n(2.0), t)),
+            Some(vec![0.2, 0.3, 0.5])
+        );
+        assert_eq!(scores(s.feedback("a", 1, n(0.0), t)), None);
+        assert_eq!(scores(s.feedback("a", 0, n(1.0), t)), Some(vec![0.1, 0.9]));
+        assert_eq!(s.feedback("a", 0, n(1.0), t), Outcome::Duplicate);
+        // Ground truth that came first gets the scores too.
+        assert_eq!(s.feedback("b", 1, n(0.0), t), Outcome::Early);
+        let m = s.insert_scored("b", vec![(n(1.0), None), (n(0.0), Some(vec![0.6, 0.4]))], t);
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].1.scores, Some(vec![0.6, 0.4]));
     }
 
     #[tokio::test(start_paused = true)]
