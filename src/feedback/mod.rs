@@ -31,7 +31,8 @@
 //! 204 bytes in single-row requests (mostly the id map and the expiry order, per request),
 //! 67 bytes in 8-row batches; `bench/analysis` (`--pending 100000`) measured 245 bytes per
 //! single-row prediction with the allocator's overhead. Expired ids remembered to tell late
-//! feedback ([`MAX_EXPIRED_IDS`]) add at most 33 bytes each (≤ 4.3 MB per model).
+//! feedback ([`MAX_EXPIRED_IDS`]) add 43 bytes each with the tables' spare capacity (4.3 MB
+//! per model when all 100 000 are remembered).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
