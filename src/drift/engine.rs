@@ -407,8 +407,13 @@ impl DriftEngine {
         let adaptive = self.cfg.drift.adaptive;
         let mut features = Vec::with_capacity(m.features.len());
         for f in m.features.iter_mut() {
-            let view = f.window.view(now);
-            features.push(feature_drift(f, baseline, &view, thresholds, adaptive));
+            f.window.expire(now);
+        }
+        for f in &m.features {
+            let (view, sketches) = f.window.parts();
+            features.push(feature_drift(
+                f, baseline, &view, &sketches, thresholds, adaptive,
+            ));
         }
         let live = self.live.as_ref().and_then(|l| l.get(model));
         let (drift_score, worst) = summarise(&features, &m.features, live.as_deref(), baseline);
