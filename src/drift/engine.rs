@@ -309,6 +309,7 @@ impl DriftEngine {
             seen,
         };
         self.models.insert(model.to_string(), Mutex::new(state));
+        self.metrics.cache.changed();
         Ok(())
     }
 
@@ -443,6 +444,10 @@ impl DriftEngine {
             self.export(&report);
             reports.push(report);
         }
+        // The gauges and counters moved: encode them once here, on the analysis thread,
+        // rather than at every scrape.
+        self.metrics.cache.changed();
+        self.metrics.cache.prepare();
         reports
     }
 
