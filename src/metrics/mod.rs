@@ -112,6 +112,8 @@ pub struct CachedFamilies {
     epoch: std::sync::atomic::AtomicU64,
     /// `[Prometheus text, OpenMetrics]`: the epoch encoded and its text (no `# EOF`).
     pages: [std::sync::Mutex<Option<Page>>; 2],
+    /// Whether a scrape wrote each format since the last [`CachedFamilies::prepare`].
+    read: [std::sync::atomic::AtomicBool; 2],
 }
 
 /// An encoded text and the epoch it shows.
@@ -130,6 +132,10 @@ impl CachedFamilies {
             registry,
             epoch: std::sync::atomic::AtomicU64::new(0),
             pages: [std::sync::Mutex::new(None), std::sync::Mutex::new(None)],
+            read: [
+                std::sync::atomic::AtomicBool::new(false),
+                std::sync::atomic::AtomicBool::new(false),
+            ],
         }
     }
 
@@ -138,10 +144,15 @@ impl CachedFamilies {
         self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
-    /// Encodes now each format scraped before whose text is out of date, so that the next
-    /// scrape only copies it (for the owner's thread, after a refresh).
+    /// Encodes now each format scraped since the last call whose text is out of date, so
+    /// that the next scrape only copies it (for the owner's thread, after a refresh). A
+    /// format nobody scraped meanwhile is left to the next scrape: refreshes more frequent
+    /// than scrapes encode nothing in vain.
     pub fn prepare(&self) {
-        for (slot, openmetrics) in self.pages.iter().zip([false, true]) {
+        for (i, (slot, openmetrics)) in self.pages.iter().zip([false, true]).enumerate() {
+            if !self.read[i].swap(false, std::sync::atomic::Ordering::AcqRel) {
+                continue;
+            }
             let stale = slot.lock().ok().and_then(|s| {
                 s.as_ref()
                     .map(|(e, _)| *e != self.epoch.load(std::sync::atomic::Ordering::Acquire))
@@ -155,6 +166,7 @@ impl CachedFamilies {
     /// Appends the families in the given format (`# HELP`/`# TYPE` blocks, no `# EOF`).
     pub fn write(&self, out: &mut String, openmetrics: bool) {
         let epoch = self.epoch.load(std::sync::atomic::Ordering::Acquire);
+        self.read[usize::from(openmetrics)].store(true, std::sync::atomic::Ordering::Release);
         let cached = self.pages[usize::from(openmetrics)]
             .lock()
             .ok()
