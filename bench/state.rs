@@ -12,7 +12,10 @@
 //!   performance, explain, metrics) with 32 models × 100 numeric features, every window
 //!   full the same way: live heap, resident set size, and the same per feature.
 //! - `scrape_ms`: `/metrics` encoded for that sidecar (Prometheus text and OpenMetrics),
-//!   median and worst of 20, idle and while another thread keeps feeding the analyses.
+//!   median and worst of 20, idle and while another thread keeps feeding the analyses;
+//!   `scrape_text_cpu_ms` (thread CPU, median) with the drift families copied from the text
+//!   the last refresh encoded, `scrape_text_cpu_ms_drift_encoded_at_scrape` with them encoded
+//!   by the scrape (as before issue 13's cache).
 //!
 //! Then criterion times `report/numeric_100_full_window` (one model's drift report),
 //! `refresh/sidecar_32x100` (every analysis' refresh) and `scrape/{text,openmetrics}_32x100`.
@@ -478,9 +481,16 @@ fn main() {
     let scrape_cpu = cpu_ms(scale.samples, || {
         black_box(s.state.metrics.encode(None));
     });
+    // The same with the drift families encoded at the scrape (as before they were cached,
+    // and as the first scrape after each refresh would without the refresh's `prepare`).
+    let scrape_cpu_uncached = cpu_ms(scale.samples, || {
+        s.state.metrics.drift.cache.changed();
+        black_box(s.state.metrics.encode(None));
+    });
     let figures = serde_json::json!({
         "report_cpu_ms_100_features": report_cpu,
         "scrape_text_cpu_ms": scrape_cpu,
+        "scrape_text_cpu_ms_drift_encoded_at_scrape": scrape_cpu_uncached,
         "features": scale.features,
         "rows_per_bucket": scale.rows_per_bucket,
         "drift_numeric_bytes_per_feature": numeric,

@@ -309,6 +309,7 @@ impl DriftEngine {
             seen,
         };
         self.models.insert(model.to_string(), Mutex::new(state));
+        self.metrics.cache.changed();
         Ok(())
     }
 
@@ -407,8 +408,13 @@ impl DriftEngine {
         let adaptive = self.cfg.drift.adaptive;
         let mut features = Vec::with_capacity(m.features.len());
         for f in m.features.iter_mut() {
-            let view = f.window.view(now);
-            features.push(feature_drift(f, baseline, &view, thresholds, adaptive));
+            f.window.expire(now);
+        }
+        for f in &m.features {
+            let (view, sketches) = f.window.parts();
+            features.push(feature_drift(
+                f, baseline, &view, &sketches, thresholds, adaptive,
+            ));
         }
         let live = self.live.as_ref().and_then(|l| l.get(model));
         let (drift_score, worst) = summarise(&features, &m.features, live.as_deref(), baseline);
@@ -438,6 +444,10 @@ impl DriftEngine {
             self.export(&report);
             reports.push(report);
         }
+        // The gauges and counters moved: encode them once here, on the analysis thread,
+        // rather than at every scrape.
+        self.metrics.cache.changed();
+        self.metrics.cache.prepare();
         reports
     }
 

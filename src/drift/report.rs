@@ -178,6 +178,7 @@ pub(super) fn feature_drift(
     f: &FeatureState,
     snapshot: &Snapshot,
     view: &WindowView,
+    sketches: &[&QuantileSketch],
     cfg: &crate::config::Thresholds,
     adaptive: bool,
 ) -> FeatureDrift {
@@ -194,8 +195,9 @@ pub(super) fn feature_drift(
         if numeric {
             // Both full columns, sketched; the p-value from the true counts.
             let reference = entry.map(super::engine::reference_sketch);
+            // The window's buckets compared as one sketch, without building their union.
             let compared = reference.and_then(|r| {
-                stats::sketch::compare_with_bounds(&view.sketch, &r, f.reference_bounds)
+                stats::sketch::compare_union_with_bounds(sketches, &r, f.reference_bounds)
             });
             if let Some(c) = compared {
                 ks_statistic = Some(c.ks_statistic);
@@ -268,7 +270,8 @@ pub(super) fn feature_drift(
             count: n,
             missing: view.missing,
             invalid: view.invalid,
-            sample: usize::try_from(view.sketch.count()).unwrap_or(usize::MAX),
+            sample: usize::try_from(sketches.iter().map(|s| s.count()).sum::<u64>())
+                .unwrap_or(usize::MAX),
         },
         psi,
         js_divergence: js,

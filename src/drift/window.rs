@@ -179,14 +179,22 @@ impl FeatureWindow {
         Pushed::Counted(i)
     }
 
-    /// The window as of `now`.
-    pub fn view(&mut self, now: Instant) -> WindowView {
+    /// Drops the buckets that have left the window as of `now` (before [`Self::parts`]).
+    pub fn expire(&mut self, now: Instant) {
+        self.buckets.expire(now);
+    }
+
+    /// The window's counts and moments (its `sketch` left empty) and the live buckets'
+    /// sketches, whose union is [`Self::view`]'s sketch: what the report compares
+    /// ([`crate::stats::sketch::compare_union_with_bounds`]) without copying and sorting
+    /// every cell. Reads what [`Self::expire`] left.
+    pub fn parts(&self) -> (WindowView, Vec<&QuantileSketch>) {
         let mut v = WindowView {
             counts: vec![0; self.layout.cells()],
             ..Default::default()
         };
-        let mut sketches = Vec::new();
-        for (_, b) in self.buckets.live(now) {
+        let mut sketches = Vec::with_capacity(crate::window::BUCKETS as usize + 1);
+        for b in self.buckets.held() {
             for (c, n) in v.counts.iter_mut().zip(&b.counts) {
                 *c += n;
             }
@@ -195,6 +203,13 @@ impl FeatureWindow {
             v.moments.merge(&b.moments);
             sketches.push(&b.sketch);
         }
+        (v, sketches)
+    }
+
+    /// The window as of `now`.
+    pub fn view(&mut self, now: Instant) -> WindowView {
+        self.expire(now);
+        let (mut v, sketches) = self.parts();
         v.sketch = QuantileSketch::union(sketches);
         v
     }
@@ -369,6 +384,56 @@ mod tests {
         };
         let tol = (0.01 * w1).max(0.002 * std_b);
         assert!((c.wasserstein - w1).abs() <= tol.min(c.wasserstein_error_bound));
+    }
+
+    /// The report compares the buckets' sketches without building their union: the same
+    /// KS, Wasserstein and rank bound as the union's, to the bit, on saturated buckets
+    /// (range cells), exact ones (atoms), an open bucket's buffer, ties and signed zeros.
+    #[tokio::test(start_paused = true)]
+    async fn parts_compare_as_their_union() {
+        use crate::stats::sketch::{bounds, compare_union_with_bounds, compare_with_bounds};
+        let mut rng = SmallRng::seed_from_u64(11);
+        let reference: Vec<f64> = (0..30_000)
+            .map(|_| (rng.random::<f64>() * 40.0).round() / 4.0 - 5.0)
+            .collect();
+        let references = [
+            QuantileSketch::from_values(DEFAULT_COMPRESSION, &reference),
+            QuantileSketch::from_values(50, &reference),
+            QuantileSketch::exact(&reference[..300]),
+        ];
+        for (compression, rate, discrete) in [(200, 3000, false), (200, 40, false), (50, 500, true)]
+        {
+            let mut w = numeric_window(compression);
+            for s in 0..130 {
+                for i in 0..rate {
+                    let v = if discrete {
+                        f64::from((i * 7 + s) % 23) - 11.0
+                    } else if i % 97 == 0 {
+                        -0.0
+                    } else {
+                        rng.random::<f64>() * 10.0 + f64::from(s) / 20.0 - 3.0
+                    };
+                    w.push(&FeatureValue::Number(v), Instant::now());
+                }
+                tokio::time::advance(Duration::from_secs(1)).await;
+            }
+            let union = w.view(Instant::now()).sketch;
+            let (_, parts) = w.parts();
+            assert!(parts.len() > 5, "several buckets");
+            for r in &references {
+                let whole = compare_with_bounds(&union, r, bounds(r)).unwrap();
+                let split = compare_union_with_bounds(&parts, r, bounds(r)).unwrap();
+                assert_eq!(split.ks_statistic.to_bits(), whole.ks_statistic.to_bits());
+                assert_eq!(split.wasserstein.to_bits(), whole.wasserstein.to_bits());
+                assert_eq!(
+                    split.ks_error_bound.to_bits(),
+                    whole.ks_error_bound.to_bits()
+                );
+                assert_eq!((split.n_a, split.n_b), (whole.n_a, whole.n_b));
+                let (a, b) = (split.wasserstein_error_bound, whole.wasserstein_error_bound);
+                assert!((a - b).abs() <= 1e-12 * b.abs(), "{a} vs {b}");
+            }
+        }
     }
 
     #[test]

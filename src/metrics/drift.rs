@@ -72,9 +72,22 @@ pub struct DriftMetrics {
     pub baseline_bin_ratio: Family<BinLabels, F64Gauge>,
     /// `mlmon_baseline_info`.
     pub baseline_info: Family<BaselineLabels, Gauge>,
+    /// The families above, encoded once per change (empty for a group built by `default`,
+    /// which no page shows).
+    pub cache: super::CachedFamilies,
 }
 
 impl DriftMetrics {
+    /// The group with its families in its own registry (prefix `mlmon`), written into every
+    /// page from [`DriftMetrics::cache`]: they change only when the drift engine refreshes
+    /// or installs a baseline, and it says so ([`super::CachedFamilies::changed`]).
+    pub fn cached() -> DriftMetrics {
+        let mut registry = Registry::with_prefix("mlmon");
+        let mut m = DriftMetrics::register(&mut registry);
+        m.cache = super::CachedFamilies::new(registry);
+        m
+    }
+
     /// Registers the group in `registry` (prefix `mlmon`).
     pub fn register(registry: &mut Registry) -> DriftMetrics {
         let m = DriftMetrics::default();

@@ -363,3 +363,50 @@ proptest! {
         prop_assert_eq!(round_trip(&model, &feature, &category, &version), Ok(()));
     }
 }
+
+/// The drift families are encoded once per change: a page shows the values as of the
+/// owner's last `changed()`, in both formats, inside one valid page (once each family).
+#[test]
+fn cached_drift_families_follow_every_change() {
+    let metrics = Metrics::new("t");
+    let labels = FeatureLabels {
+        model: "m".into(),
+        feature: "f".into(),
+        kind: "input",
+    };
+    let psi = |page: &str, openmetrics: bool| -> Vec<f64> {
+        parse_page(page, openmetrics)
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.name == "mlmon_feature_psi")
+            .map(|s| s.value)
+            .collect()
+    };
+    let om = Some("application/openmetrics-text; version=1.0.0");
+    for (accept, openmetrics) in [(None, false), (om, true)] {
+        assert_eq!(
+            psi(&metrics.encode(accept).0, openmetrics),
+            Vec::<f64>::new()
+        );
+    }
+    for (i, value) in [0.25, 0.5, 0.75].into_iter().enumerate() {
+        metrics.drift.psi.get_or_create(&labels).set(value);
+        metrics.drift.cache.changed();
+        if i == 1 {
+            // Encoded ahead by the owner (the drift refresh does this on its thread).
+            metrics.drift.cache.prepare();
+        }
+        for (accept, openmetrics) in [(None, false), (om, true)] {
+            let (page, _) = metrics.encode(accept);
+            assert_eq!(psi(&page, openmetrics), vec![value], "{page}");
+            assert_eq!(page.matches("# TYPE mlmon_feature_psi gauge").count(), 1);
+            assert_eq!(page.matches("# EOF").count(), usize::from(openmetrics));
+        }
+    }
+    // Without `changed()` the text of the last change is copied, not encoded again.
+    metrics.drift.psi.get_or_create(&labels).set(9.0);
+    assert_eq!(psi(&metrics.encode(None).0, false), vec![0.75]);
+    metrics.drift.psi.remove(&labels);
+    metrics.drift.cache.changed();
+    assert_eq!(psi(&metrics.encode(om).0, true), Vec::<f64>::new());
+}

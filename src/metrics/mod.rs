@@ -33,6 +33,11 @@ pub type F64Family<L> = prometheus_client::metrics::family::Family<
 
 /// Sets the series of `labels` to `value`, or removes it when there is no value: an empty
 /// window exports nothing, never a misleading 0.
+///
+/// A series that is absent stays absent under the family's read lock: `remove` takes the
+/// write lock, which a scrape encoding the family holds off (and which would hold off the
+/// scrape while the low-priority analysis thread waits for a CPU), and most absent values
+/// stay absent at every refresh (the chi-square p-value of every numeric feature).
 pub fn set_or_remove<L>(family: &F64Family<L>, labels: &L, value: Option<f64>)
 where
     L: Clone + std::hash::Hash + Eq,
@@ -42,7 +47,9 @@ where
             family.get_or_create(labels).set(v);
         }
         None => {
-            family.remove(labels);
+            if family.get(labels).is_some() {
+                family.remove(labels);
+            }
         }
     }
 }
@@ -89,6 +96,122 @@ pub fn float(v: f64) -> String {
     }
 }
 
+/// Families whose owner tells when they change ([`CachedFamilies::changed`]), such as the
+/// per-feature drift gauges set once per `drift.interval`: encoded once per change and format
+/// and copied into every page until the next change, instead of encoded at every scrape.
+///
+/// A page never shows a state older than the last `changed()` before the scrape: the epoch
+/// is read before encoding and stored with the text, so a change during an encoding makes
+/// the next scrape encode again. The owner can encode ahead ([`CachedFamilies::prepare`],
+/// after its refresh, on its own thread), so that a scrape only copies bytes and never
+/// waits on the families' locks; a scrape never waits for an encoding either (the slot is
+/// locked only to swap or clone a pointer).
+#[derive(Debug)]
+pub struct CachedFamilies {
+    registry: Registry,
+    epoch: std::sync::atomic::AtomicU64,
+    /// `[Prometheus text, OpenMetrics]`: the epoch encoded and its text (no `# EOF`).
+    pages: [std::sync::Mutex<Option<Page>>; 2],
+    /// Whether a scrape wrote each format since the last [`CachedFamilies::prepare`].
+    read: [std::sync::atomic::AtomicBool; 2],
+}
+
+/// An encoded text and the epoch it shows.
+type Page = (u64, Arc<String>);
+
+impl Default for CachedFamilies {
+    fn default() -> Self {
+        CachedFamilies::new(Registry::default())
+    }
+}
+
+impl CachedFamilies {
+    /// Caches the families of `registry` (register them before, with their prefix).
+    pub fn new(registry: Registry) -> Self {
+        CachedFamilies {
+            registry,
+            epoch: std::sync::atomic::AtomicU64::new(0),
+            pages: [std::sync::Mutex::new(None), std::sync::Mutex::new(None)],
+            read: [
+                std::sync::atomic::AtomicBool::new(false),
+                std::sync::atomic::AtomicBool::new(false),
+            ],
+        }
+    }
+
+    /// Marks the families changed: call after every change (set, add, remove).
+    pub fn changed(&self) {
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Encodes now each format scraped since the last call whose text is out of date, so
+    /// that the next scrape only copies it (for the owner's thread, after a refresh). A
+    /// format nobody scraped meanwhile is left to the next scrape: refreshes more frequent
+    /// than scrapes encode nothing in vain.
+    pub fn prepare(&self) {
+        for (i, (slot, openmetrics)) in self.pages.iter().zip([false, true]).enumerate() {
+            if !self.read[i].swap(false, std::sync::atomic::Ordering::AcqRel) {
+                continue;
+            }
+            let stale = slot.lock().ok().and_then(|s| {
+                s.as_ref()
+                    .map(|(e, _)| *e != self.epoch.load(std::sync::atomic::Ordering::Acquire))
+            });
+            if stale == Some(true) {
+                self.encode_and_store(openmetrics);
+            }
+        }
+    }
+
+    /// Appends the families in the given format (`# HELP`/`# TYPE` blocks, no `# EOF`).
+    pub fn write(&self, out: &mut String, openmetrics: bool) {
+        let epoch = self.epoch.load(std::sync::atomic::Ordering::Acquire);
+        self.read[usize::from(openmetrics)].store(true, std::sync::atomic::Ordering::Release);
+        let cached = self.pages[usize::from(openmetrics)]
+            .lock()
+            .ok()
+            .and_then(|s| {
+                s.as_ref()
+                    .filter(|(e, _)| *e == epoch)
+                    .map(|(_, t)| t.clone())
+            });
+        match cached {
+            Some(text) => out.push_str(&text),
+            None => out.push_str(&self.encode_and_store(openmetrics)),
+        }
+    }
+
+    /// Encodes the families as of now and keeps the text unless a newer one is stored.
+    fn encode_and_store(&self, openmetrics: bool) -> Arc<String> {
+        let epoch = self.epoch.load(std::sync::atomic::Ordering::Acquire);
+        let slot = &self.pages[usize::from(openmetrics)];
+        let last = slot
+            .lock()
+            .ok()
+            .and_then(|s| s.as_ref().map(|(_, t)| t.len()))
+            .unwrap_or(0);
+        let mut text = String::with_capacity(last + last / 8);
+        let written = if openmetrics {
+            prometheus_client::encoding::text::encode(&mut text, &self.registry)
+        } else {
+            prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry)
+        };
+        if written.is_err() {
+            text.clear();
+        }
+        if openmetrics && text.ends_with("# EOF\n") {
+            text.truncate(text.len() - "# EOF\n".len());
+        }
+        let text = Arc::new(text);
+        if let Ok(mut s) = slot.lock() {
+            if s.as_ref().is_none_or(|(e, _)| *e <= epoch) {
+                *s = Some((epoch, text.clone()));
+            }
+        }
+        text
+    }
+}
+
 /// Every metric group, and the registry they are registered in.
 #[derive(Debug)]
 pub struct Metrics {
@@ -127,7 +250,8 @@ impl Metrics {
         let mut registry = Registry::default();
         let mlmon = registry.sub_registry_with_prefix("mlmon");
         let proxy = Arc::new(ProxyMetrics::register(mlmon, build_version));
-        let drift = Arc::new(drift::DriftMetrics::register(mlmon));
+        // Set once per drift.interval: encoded once per refresh, copied at scrapes.
+        let drift = Arc::new(drift::DriftMetrics::cached());
         let quality = Arc::new(quality::QualityMetrics::register(mlmon));
         let anomaly = Arc::new(anomaly::AnomalyMetrics::register(mlmon));
         let performance = Arc::new(performance::PerformanceMetrics::register(mlmon));
@@ -163,6 +287,7 @@ impl Metrics {
     }
 
     fn write_scraped(&self, out: &mut String, openmetrics: bool) {
+        self.drift.cache.write(out, openmetrics);
         if let Ok(writers) = self.scrape.read() {
             for w in writers.iter() {
                 w.write(out, openmetrics);

@@ -535,6 +535,68 @@ fn fuse(cells: Vec<Cell>, n: u64, compression: u32, cap_span: bool) -> Vec<Cell>
     out
 }
 
+/// One event of a sketch's CDF: at `x`, a jump of `jump` values and a change `ds` of the
+/// density (values per unit of `x`); `open` / `close` is the interior count of a range cell
+/// that starts / ends there (for the rank bound).
+#[derive(Debug, Clone, Copy)]
+struct Event {
+    x: f64,
+    jump: f64,
+    ds: f64,
+    open: u64,
+    close: u64,
+}
+
+/// The order of events: by the whole event `(x, jump, ds)`, so that the same cells give the
+/// same sums in the same order whatever order they came in (a sketch and its serialized copy,
+/// or a union and its parts, answer alike).
+fn event_order(a: &Event, b: &Event) -> std::cmp::Ordering {
+    a.x.total_cmp(&b.x)
+        .then(a.jump.total_cmp(&b.jump))
+        .then(a.ds.total_cmp(&b.ds))
+}
+
+/// Appends the CDF events of `cells` (sorted cells give sorted events when they are
+/// disjoint, the usual case, so the sort of [`Cdf::from_events`] is then linear).
+fn push_events(ev: &mut Vec<Event>, cells: &[Cell]) {
+    for c in cells {
+        if c.is_atom() {
+            ev.push(Event {
+                x: c.lo,
+                jump: c.count as f64,
+                ds: 0.0,
+                open: 0,
+                close: 0,
+            });
+            continue;
+        }
+        let k = c.interior();
+        let interior = k as f64;
+        let slope = interior / (c.hi - c.lo);
+        let (lo, hi) = if slope.is_finite() {
+            ((1.0, slope), (1.0, -slope))
+        } else {
+            // (hi − lo) is subnormal: put the interior values on the ends.
+            let half = (interior / 2.0).floor();
+            ((1.0 + half, 0.0), (1.0 + interior - half, 0.0))
+        };
+        ev.push(Event {
+            x: c.lo,
+            jump: lo.0,
+            ds: lo.1,
+            open: k,
+            close: 0,
+        });
+        ev.push(Event {
+            x: c.hi,
+            jump: hi.0,
+            ds: hi.1,
+            open: 0,
+            close: k,
+        });
+    }
+}
+
 /// The sketch's CDF as a piecewise-linear function with jumps: at breakpoint `xs[i]` the
 /// left limit is `left[i]` and the value `right[i]`; between `xs[i]` and `xs[i+1]` it is
 /// linear from `right[i]` to `left[i+1]`. Values are shares in `[0, 1]`.
@@ -550,34 +612,47 @@ impl Cdf {
         if s.count == 0 {
             return None;
         }
-        // (x, jump, slope change) events; the buffered values as atoms.
+        // The buffered values as atoms.
         let buffered = atoms(s.buffer.clone());
-        let mut ev: Vec<(f64, f64, f64)> = Vec::with_capacity(2 * s.cells.len() + buffered.len());
-        for c in s.cells.iter().chain(&buffered) {
-            if c.is_atom() {
-                ev.push((c.lo, c.count as f64, 0.0));
-                continue;
-            }
-            let interior = c.interior() as f64;
-            let slope = interior / (c.hi - c.lo);
-            if slope.is_finite() {
-                ev.push((c.lo, 1.0, slope));
-                ev.push((c.hi, 1.0, -slope));
-            } else {
-                // (hi − lo) is subnormal: put the interior values on the ends.
-                let half = (interior / 2.0).floor();
-                ev.push((c.lo, 1.0 + half, 0.0));
-                ev.push((c.hi, 1.0 + interior - half, 0.0));
+        let mut ev = Vec::with_capacity(2 * s.cells.len() + buffered.len());
+        push_events(&mut ev, &s.cells);
+        push_events(&mut ev, &buffered);
+        Some(Cdf::from_events(ev, s.count).0)
+    }
+
+    /// The CDF of the union of `parts` ([`QuantileSketch::union`] without building it: the
+    /// same cells, so the same events and the same CDF), its count and its
+    /// [`rank_error_bound`](QuantileSketch::rank_error_bound); `None` when empty.
+    fn of_union(parts: &[&QuantileSketch]) -> Option<(Cdf, u64, f64)> {
+        let count = parts.iter().fold(0_u64, |n, p| n.saturating_add(p.count));
+        if count == 0 {
+            return None;
+        }
+        let len = parts
+            .iter()
+            .map(|p| 2 * p.cells.len() + p.buffer.len())
+            .sum();
+        let mut ev = Vec::with_capacity(len);
+        for p in parts {
+            push_events(&mut ev, &p.cells);
+            if !p.buffer.is_empty() {
+                push_events(&mut ev, &atoms(p.buffer.clone()));
             }
         }
-        // By the whole event, so that the same cells give the same sums in the same order
-        // whatever order they came in (a sketch and its serialized copy answer alike).
-        ev.sort_unstable_by(|a, b| {
-            a.0.total_cmp(&b.0)
-                .then(a.1.total_cmp(&b.1))
-                .then(a.2.total_cmp(&b.2))
-        });
-        let n = s.count as f64;
+        let (cdf, worst) = Cdf::from_events(ev, count);
+        Some((cdf, count, (worst as f64 / count as f64).min(1.0)))
+    }
+
+    /// The CDF of `n` values from their events, and the largest interior count open at once
+    /// (`n · sup_x ε(x)`, as [`QuantileSketch::rank_error_bound`] sweeps it).
+    fn from_events(mut ev: Vec<Event>, n: u64) -> (Cdf, u64) {
+        if !ev.is_sorted_by(|a, b| event_order(a, b).is_le()) {
+            // Stable merge sort: linear on already sorted events (a sketch's disjoint cells)
+            // and O(e log k) on the k sorted runs of a union's buckets. Events equal by
+            // `event_order` are identical in (x, jump, ds), so any sort gives the same CDF.
+            ev.sort_by(event_order);
+        }
+        let nf = n as f64;
         let (mut xs, mut left, mut right) = (
             Vec::with_capacity(ev.len()),
             Vec::with_capacity(ev.len()),
@@ -585,7 +660,19 @@ impl Cdf {
         );
         let (mut f, mut slope, mut last_x) = (0.0_f64, 0.0_f64, f64::NAN);
         let mut slopes_open = 0_usize;
-        for (x, jump, ds) in ev {
+        // Rank bound: per exact x (bits), cells closing there before cells opening there
+        // (the intervals are open).
+        let (mut open, mut worst) = (0_u64, 0_u64);
+        let (mut group_open, mut group_close, mut group_x) = (0_u64, 0_u64, None::<u64>);
+        for e in ev {
+            if group_x != Some(e.x.to_bits()) {
+                open = open.saturating_sub(group_close).saturating_add(group_open);
+                worst = worst.max(open);
+                (group_open, group_close, group_x) = (0, 0, Some(e.x.to_bits()));
+            }
+            group_open = group_open.saturating_add(e.open);
+            group_close = group_close.saturating_add(e.close);
+            let (x, jump, ds) = (e.x, e.jump, e.ds);
             if x != last_x {
                 if !xs.is_empty() {
                     let rise = if slopes_open > 0 {
@@ -596,7 +683,7 @@ impl Cdf {
                     f += rise.max(0.0);
                 }
                 xs.push(x);
-                left.push((f / n).clamp(0.0, 1.0));
+                left.push((f / nf).clamp(0.0, 1.0));
                 right.push(0.0);
                 last_x = x;
             }
@@ -611,13 +698,15 @@ impl Cdf {
                 }
             }
             if let Some(r) = right.last_mut() {
-                *r = (f / n).clamp(0.0, 1.0);
+                *r = (f / nf).clamp(0.0, 1.0);
             }
         }
+        open = open.saturating_sub(group_close).saturating_add(group_open);
+        worst = worst.max(open);
         if let Some(r) = right.last_mut() {
             *r = 1.0;
         }
-        Some(Cdf { xs, left, right })
+        (Cdf { xs, left, right }, worst)
     }
 
     /// `(F(x−), F(x))`.
@@ -626,10 +715,16 @@ impl Cdf {
         if i < self.xs.len() && self.xs[i] == x {
             return (self.left[i], self.right[i]);
         }
+        self.before(i, x)
+    }
+
+    /// `F(x)` for an `x` strictly between breakpoints `i − 1` and `i` (before the first when
+    /// `i = 0`, after the last when `i` is the length): the linear piece there.
+    fn before(&self, i: usize, x: f64) -> (f64, f64) {
         if i == 0 {
             return (0.0, 0.0);
         }
-        if i == self.xs.len() {
+        if i >= self.xs.len() {
             return (1.0, 1.0);
         }
         let (x0, x1) = (self.xs[i - 1], self.xs[i]);
@@ -699,6 +794,49 @@ pub fn compare_with_bounds(
     b_bounds: (f64, f64),
 ) -> Option<SketchComparison> {
     let (fa, fb) = (Cdf::of(a)?, Cdf::of(b)?);
+    let (ks, w1) = compare_cdfs(&fa, &fb);
+    Some(SketchComparison {
+        ks_statistic: ks.clamp(0.0, 1.0),
+        ks_error_bound: a.rank_error_bound() + b_bounds.0,
+        wasserstein: w1,
+        wasserstein_error_bound: a.w1_error_bound() + b_bounds.1,
+        n_a: a.count,
+        n_b: b.count,
+    })
+}
+
+/// [`compare_with_bounds`] of the union of `parts` (a drift window's time buckets) with
+/// `b`, without building the union ([`QuantileSketch::union`] copies and sorts every
+/// cell): the same cells give the same CDF, so the statistic, the distance and the rank
+/// bound are identical; the W1 bound is summed bucket by bucket instead of in cell order
+/// (equal up to rounding, a few units in the last place). `None` when either is empty.
+pub fn compare_union_with_bounds(
+    parts: &[&QuantileSketch],
+    b: &QuantileSketch,
+    b_bounds: (f64, f64),
+) -> Option<SketchComparison> {
+    let (fa, n_a, rank_a) = Cdf::of_union(parts)?;
+    let fb = Cdf::of(b)?;
+    let (ks, w1) = compare_cdfs(&fa, &fb);
+    let spread: f64 = parts
+        .iter()
+        .flat_map(|p| &p.cells)
+        .map(|c| c.interior() as f64 * (c.hi - c.lo) / 2.0)
+        .sum();
+    Some(SketchComparison {
+        ks_statistic: ks.clamp(0.0, 1.0),
+        ks_error_bound: rank_a + b_bounds.0,
+        wasserstein: w1,
+        wasserstein_error_bound: spread / n_a as f64 + b_bounds.1,
+        n_a,
+        n_b: b.count,
+    })
+}
+
+/// `(KS, W1)` between two CDFs: one walk over the union of their breakpoints. Where only
+/// one has a breakpoint, the other is read on its linear piece from the walk's position
+/// (every breakpoint before it is behind, the next one ahead), not searched for.
+fn compare_cdfs(fa: &Cdf, fb: &Cdf) -> (f64, f64) {
     let (mut i, mut j) = (0_usize, 0_usize);
     let mut ks = 0.0_f64;
     let mut w1 = 0.0_f64;
@@ -715,13 +853,13 @@ pub fn compare_with_bounds(
             i += 1;
             (fa.left[i - 1], fa.right[i - 1])
         } else {
-            fa.at(x)
+            fa.before(i, x)
         };
         let (lb, rb) = if fb.xs.get(j) == Some(&x) {
             j += 1;
             (fb.left[j - 1], fb.right[j - 1])
         } else {
-            fb.at(x)
+            fb.before(j, x)
         };
         if let Some((x0, a0, b0)) = prev {
             w1 += integral_abs_linear(a0 - b0, la - lb, x - x0);
@@ -729,14 +867,7 @@ pub fn compare_with_bounds(
         ks = ks.max((la - lb).abs()).max((ra - rb).abs());
         prev = Some((x, ra, rb));
     }
-    Some(SketchComparison {
-        ks_statistic: ks.clamp(0.0, 1.0),
-        ks_error_bound: a.rank_error_bound() + b_bounds.0,
-        wasserstein: w1,
-        wasserstein_error_bound: a.w1_error_bound() + b_bounds.1,
-        n_a: a.count,
-        n_b: b.count,
-    })
+    (ks, w1)
 }
 
 /// `∫_0^len |d0 + (d1 − d0)·t/len| dt`.
