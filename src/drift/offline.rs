@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::analysis::Exchange;
-use crate::baseline::reader::Cell;
+use crate::baseline::reader::{fast_f64, Cell};
 use crate::baseline::{open_source, FeatureType, InputFormat, Registry, Snapshot};
 use crate::config::Config;
 use crate::metrics::drift::DriftMetrics;
@@ -67,6 +67,11 @@ fn store(slot: &mut FeatureValue, cell: Cell<'_>, conversion: Conversion) {
         Cell::Number(_) => *slot = FeatureValue::Missing,
         Cell::Text(s) => {
             if conversion == Conversion::Numeric {
+                // Plain decimals (most cells) without the general parser: the same value.
+                if let Some(v) = fast_f64(s) {
+                    *slot = FeatureValue::Number(v);
+                    return;
+                }
                 let t = s.trim();
                 if t.is_empty() {
                     *slot = FeatureValue::Missing;

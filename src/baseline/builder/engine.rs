@@ -10,7 +10,7 @@ use super::numeric::{numeric_baseline, NumericAcc};
 use super::probability::probability_info;
 use super::{BuildError, BuildOptions};
 use crate::baseline::progress::Progress;
-use crate::baseline::reader::{Cell, RowSource};
+use crate::baseline::reader::{fast_f64, Cell, RowSource};
 use crate::baseline::sampling::SplitMix64;
 use crate::baseline::snapshot::{
     parse_number, BuildInfo, FeatureBaseline, ModelInfo, NamedMap, ParsedText, Snapshot,
@@ -81,7 +81,7 @@ pub(super) fn cell_number(cell: &Cell<'_>) -> Option<f64> {
     match cell {
         Cell::Missing => None,
         Cell::Number(v) => v.is_finite().then_some(*v),
-        Cell::Text(s) => match parse_number(s) {
+        Cell::Text(s) => match fast_f64(s).map_or_else(|| parse_number(s), ParsedText::Number) {
             ParsedText::Number(v) => Some(v),
             _ => None,
         },
@@ -575,15 +575,17 @@ where
                 let kind = match cell {
                     Cell::Missing => ParsedKind::Missing,
                     Cell::Number(v) => ParsedKind::Number(v),
-                    Cell::Text(s) => match parse_number(s) {
-                        ParsedText::Number(v) => ParsedKind::TextNumber(v),
-                        ParsedText::NonFinite => ParsedKind::TextNonFinite,
-                        ParsedText::Text => {
-                            let a = text.len();
-                            text.push_str(s);
-                            ParsedKind::Text(a as u32, text.len() as u32)
+                    Cell::Text(s) => {
+                        match fast_f64(s).map_or_else(|| parse_number(s), ParsedText::Number) {
+                            ParsedText::Number(v) => ParsedKind::TextNumber(v),
+                            ParsedText::NonFinite => ParsedKind::TextNonFinite,
+                            ParsedText::Text => {
+                                let a = text.len();
+                                text.push_str(s);
+                                ParsedKind::Text(a as u32, text.len() as u32)
+                            }
                         }
-                    },
+                    }
                 };
                 cells.push(ParsedCell {
                     column: u32::try_from(i).unwrap_or(u32::MAX),
