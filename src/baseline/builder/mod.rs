@@ -33,7 +33,7 @@
 //! Memory is bounded by `8 bytes × quantile_sample_size` per numeric column
 //! (0.8 MB at the default 100 000) plus the category tables, plus the pass-1 cache
 //! of a file build (at most 64 MiB of values, dropped when the input is larger) and,
-//! while a column is summarized, one sorted copy of it per CPU.
+//! while a column is sorted, one more copy of it per CPU (the radix sort's scratch).
 //!
 //! Layout: this file holds the options, the errors and [`build_from_file`];
 //! `live` the [`BaselineBuilder`] of live rows; `engine` the two passes over a

@@ -104,15 +104,12 @@ impl NumericAcc {
     pub(super) fn summarize(&mut self, bins: usize) {
         let exact = self.reservoir.is_exact();
         let placeholder = Reservoir::new(0, SplitMix64::for_stream(0, ""));
-        let (mut sorted, rng) = std::mem::replace(&mut self.reservoir, placeholder).into_parts();
-        sort_f64(&mut sorted);
+        let (sorted, rng) = std::mem::replace(&mut self.reservoir, placeholder).into_parts();
+        let sorted = sort_f64(sorted);
         let all = match self.cache.take() {
             // The reservoir holds every value: it is the sorted column.
             Some(_) if exact => None,
-            Some(mut values) => {
-                sort_f64(&mut values);
-                Some(values)
-            }
+            Some(values) => Some(sort_f64(values)),
             None => None,
         };
         let kept_all = exact || all.is_some();

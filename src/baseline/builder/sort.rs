@@ -33,13 +33,15 @@ fn value(k: u64) -> f64 {
     }
 }
 
-/// Sorts `values` in place in the order of [`f64::total_cmp`].
-pub(super) fn sort_f64(values: &mut [f64]) {
+/// `values` sorted in the order of [`f64::total_cmp`]. The keys reuse the vector's
+/// memory (`collect` into the same allocation), so the sort needs one more vector of the
+/// same length, for the passes' scatter.
+pub(super) fn sort_f64(mut values: Vec<f64>) -> Vec<f64> {
     if values.len() < RADIX_MIN {
         values.sort_unstable_by(f64::total_cmp);
-        return;
+        return values;
     }
-    let mut keys: Vec<u64> = values.iter().map(|v| key(*v)).collect();
+    let mut keys: Vec<u64> = values.into_iter().map(key).collect();
     let mut counts = vec![[0usize; BUCKETS]; PASSES];
     for k in &keys {
         for (p, c) in counts.iter_mut().enumerate() {
@@ -71,9 +73,8 @@ pub(super) fn sort_f64(values: &mut [f64]) {
         }
         std::mem::swap(&mut keys, &mut other);
     }
-    for (v, k) in values.iter_mut().zip(&keys) {
-        *v = value(*k);
-    }
+    drop(other);
+    keys.into_iter().map(value).collect()
 }
 
 #[cfg(test)]
@@ -84,7 +85,7 @@ mod tests {
     #[test]
     fn radix_order_is_total_cmp_order() {
         let mut rng = SplitMix64::for_stream(7, "sort");
-        let mut values: Vec<f64> = (0..20_000)
+        let values: Vec<f64> = (0..20_000)
             .map(|i| {
                 let r = rng.next_u64();
                 match i % 7 {
@@ -99,12 +100,11 @@ mod tests {
             .collect();
         let mut want = values.clone();
         want.sort_by(f64::total_cmp);
-        sort_f64(&mut values);
+        let values = sort_f64(values);
         let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&values), bits(&want));
         // Short inputs take the comparison sort.
-        let mut short = vec![3.0, -1.0, 2.5, -0.0, 0.0];
-        sort_f64(&mut short);
+        let short = sort_f64(vec![3.0, -1.0, 2.5, -0.0, 0.0]);
         assert_eq!(bits(&short), bits(&[-1.0, -0.0, 0.0, 2.5, 3.0]));
     }
 }
