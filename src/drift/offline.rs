@@ -9,16 +9,19 @@
 //! (`--prediction COL`, default a column named `prediction`) is compared with the
 //! baseline's output entry.
 
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::analysis::Exchange;
-use crate::baseline::reader::Cell;
-use crate::baseline::{open_source, FeatureType, InputFormat, Registry, Snapshot};
+use crate::baseline::reader::{fast_f64, Cell};
+use crate::baseline::{
+    open_source, Current, FeatureType, InputFormat, NamedMap, Registry, Snapshot,
+};
 use crate::config::Config;
 use crate::metrics::drift::DriftMetrics;
-use crate::record::{FeatureValue, ParsedExchange, Prediction, Row};
+use crate::record::{FeatureValue, Kind, ParsedExchange, Prediction, Row};
 
 use super::{DriftEngine, ModelDriftReport, Status, PREDICTION};
 
@@ -67,6 +70,11 @@ fn store(slot: &mut FeatureValue, cell: Cell<'_>, conversion: Conversion) {
         Cell::Number(_) => *slot = FeatureValue::Missing,
         Cell::Text(s) => {
             if conversion == Conversion::Numeric {
+                // Plain decimals (most cells) without the general parser: the same value.
+                if let Some(v) = fast_f64(s) {
+                    *slot = FeatureValue::Number(v);
+                    return;
+                }
                 let t = s.trim();
                 if t.is_empty() {
                     *slot = FeatureValue::Missing;
@@ -125,15 +133,69 @@ impl Batch {
 /// Computes the drift of the rows in `input` against `snapshot`; the column named
 /// `prediction_column` (default `prediction`) holds the model's output.
 ///
-/// Two threads: this one reads and converts the rows into reused batches (no allocation
-/// per cell), the other pushes each batch through the engine, in input order, while the
-/// next one is read.
+/// This thread reads and converts the rows into reused batches (no allocation per cell);
+/// the features are split into groups of about equal work, one [`DriftEngine`] and one
+/// thread per group (as many as there are CPUs, at most [`MAX_GROUPS`]), each pushing its
+/// part of every batch, in input order, while the next one is read. The groups' reports
+/// are put together in the snapshot's feature order, with the drift score and status
+/// over all of them: the same report one engine gives.
 pub fn drift_of_file(
     snapshot: Snapshot,
     input: &Path,
     format: Option<InputFormat>,
     prediction_column: Option<&str>,
     cfg: &Config,
+) -> Result<ModelDriftReport, OfflineError> {
+    let groups = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(MAX_GROUPS);
+    drift_of_file_in(snapshot, input, format, prediction_column, cfg, groups)
+}
+
+/// Most feature groups (engine threads) of [`drift_of_file`].
+const MAX_GROUPS: usize = 2;
+
+/// One group of features: its engine and the baseline it holds (the snapshot restricted
+/// to the group's features, the prediction in the last group).
+struct Group {
+    engine: DriftEngine,
+    current: Arc<Current>,
+    names: Vec<String>,
+}
+
+/// Splits `features` (numeric ones weigh twice a categorical one; the prediction goes
+/// with the last group) into at most `groups` contiguous ranges of about equal weight.
+fn split(features: &[(String, Conversion)], output: bool, groups: usize) -> Vec<Range<usize>> {
+    let n = features.len();
+    let weight = |c: Conversion| match c {
+        Conversion::Numeric => 2usize,
+        Conversion::AsIs => 1,
+    };
+    let total: usize =
+        features.iter().map(|(_, c)| weight(*c)).sum::<usize>() + 2 * usize::from(output);
+    let groups = groups.clamp(1, n.max(1));
+    let mut ranges = Vec::with_capacity(groups);
+    let (mut from, mut acc) = (0usize, 0usize);
+    for (k, (_, c)) in features.iter().enumerate() {
+        acc += weight(*c);
+        let g = ranges.len() + 1;
+        if g < groups && acc * groups >= total * g && k + 1 < n {
+            ranges.push(from..k + 1);
+            from = k + 1;
+        }
+    }
+    ranges.push(from..n);
+    ranges
+}
+
+/// [`drift_of_file`] over at most `groups` engines.
+fn drift_of_file_in(
+    snapshot: Snapshot,
+    input: &Path,
+    format: Option<InputFormat>,
+    prediction_column: Option<&str>,
+    cfg: &Config,
+    groups: usize,
 ) -> Result<ModelDriftReport, OfflineError> {
     let prediction_column = prediction_column.unwrap_or(PREDICTION);
     let mut cfg = cfg.clone();
@@ -146,17 +208,60 @@ pub fn drift_of_file(
         .iter()
         .map(|(name, f)| (name.to_string(), conversion_of(f.kind)))
         .collect();
-    let registry = Arc::new(Registry::new(0, cfg.drift.sample_size));
-    let current = registry
-        .set(&model, Arc::new(snapshot))
-        .map_err(|e| OfflineError::Baseline(e.to_string()))?;
-    // Window sketches that keep every distinct value (up to 100 000 per feature): KS and
-    // Wasserstein on all rows of the batch.
-    let engine = DriftEngine::new(Arc::new(cfg), Arc::new(DriftMetrics::default()), registry)
+    // One engine keeps the first `limits.max_features` inputs; the groups would not.
+    let groups = if features.len() > cfg.limits.max_features {
+        1
+    } else {
+        groups
+    };
+    let ranges = split(&features, output.is_some(), groups);
+    let cfg = Arc::new(cfg);
+    let last = ranges.len() - 1;
+    let mut parts = Vec::with_capacity(ranges.len());
+    for (g, range) in ranges.iter().enumerate() {
+        let part = if ranges.len() == 1 {
+            snapshot.clone()
+        } else {
+            let mut s = snapshot.clone();
+            s.features = NamedMap(snapshot.features.0[range.clone()].to_vec());
+            s.joint_sample = None;
+            if g != last {
+                s.prediction = None;
+            }
+            s
+        };
+        let registry = Arc::new(Registry::new(0, cfg.drift.sample_size));
+        let current = registry
+            .set(&model, Arc::new(part))
+            .map_err(|e| OfflineError::Baseline(e.to_string()))?;
+        // Window sketches that keep every distinct value (up to 100 000 per feature): KS
+        // and Wasserstein on all rows of the batch.
+        let engine = DriftEngine::new(
+            Arc::clone(&cfg),
+            Arc::new(DriftMetrics::default()),
+            registry,
+        )
         .with_window_compression(crate::stats::sketch::MAX_COMPRESSION);
+        parts.push(Group {
+            engine,
+            current,
+            names: features[range.clone()]
+                .iter()
+                .map(|(n, _)| n.clone())
+                .collect(),
+        });
+    }
+    // Feature k goes to slot `place[k].1` of group `place[k].0`'s rows.
+    let mut place = vec![(0usize, 0usize); features.len()];
+    for (g, range) in ranges.iter().enumerate() {
+        for (j, k) in range.clone().enumerate() {
+            if let Some(p) = place.get_mut(k) {
+                *p = (g, j);
+            }
+        }
+    }
     let mut source =
         open_source(input, format, &[]).map_err(|e| OfflineError::Read(e.to_string()))?;
-    let names: Vec<String> = features.iter().map(|(n, _)| n.clone()).collect();
     let now = tokio::time::Instant::now();
     let target_of = |column: &str| -> Target {
         if let (Some(c), true) = (output, column == prediction_column) {
@@ -167,58 +272,72 @@ pub fn drift_of_file(
             None => Target::Skip,
         }
     };
-    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Batch>(1);
-    let (empty_tx, empty_rx) = std::sync::mpsc::sync_channel::<Batch>(2);
-    for _ in 0..2 {
-        let _ = empty_tx.send(Batch::new(&names));
+    let stopped = || OfflineError::Read("the analysis thread stopped".into());
+    let mut full_txs = Vec::with_capacity(parts.len());
+    let mut empty_rxs = Vec::with_capacity(parts.len());
+    let mut channels = Vec::with_capacity(parts.len());
+    for part in &parts {
+        let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Batch>(1);
+        let (empty_tx, empty_rx) = std::sync::mpsc::sync_channel::<Batch>(2);
+        for _ in 0..2 {
+            let _ = empty_tx.send(Batch::new(&part.names));
+        }
+        full_txs.push(full_tx);
+        empty_rxs.push(empty_rx);
+        channels.push((full_rx, empty_tx));
     }
     std::thread::scope(|scope| {
-        let engine = &engine;
-        let (model, current) = (&model, &current);
-        scope.spawn(move || {
-            for mut batch in full_rx {
-                batch.parsed.rows.truncate(batch.len);
-                engine.observe(&Exchange {
-                    model,
-                    version: None,
-                    request_id: "",
-                    received_at: SystemTime::now(),
-                    now,
-                    parsed: &batch.parsed,
-                    request: None,
-                    baseline: Some(current),
-                });
-                batch.clear();
-                if empty_tx.send(batch).is_err() {
-                    break;
+        let model = &model;
+        for (part, (full_rx, empty_tx)) in parts.iter().zip(channels) {
+            scope.spawn(move || {
+                for mut batch in full_rx {
+                    batch.parsed.rows.truncate(batch.len);
+                    part.engine.observe(&Exchange {
+                        model,
+                        version: None,
+                        request_id: "",
+                        received_at: SystemTime::now(),
+                        now,
+                        parsed: &batch.parsed,
+                        request: None,
+                        baseline: Some(&part.current),
+                    });
+                    batch.clear();
+                    if empty_tx.send(batch).is_err() {
+                        break;
+                    }
                 }
-            }
-        });
+            });
+        }
         let mut targets: Vec<Target> = source.columns().iter().map(|c| target_of(c)).collect();
         let mut pending: Vec<(usize, FeatureValue)> = Vec::new();
-        let mut filled = vec![false; names.len()];
-        // Owned here, so that an early return ends the analysis thread's loop.
-        let full_tx = full_tx;
-        let mut batch = empty_rx
-            .recv()
-            .map_err(|_| OfflineError::Read("the analysis thread stopped".into()))?;
+        let mut filled = vec![false; features.len()];
+        // Owned here, so that an early return ends the analysis threads' loops.
+        let full_txs = full_txs;
+        let mut batches = Vec::with_capacity(empty_rxs.len());
+        for rx in &empty_rxs {
+            batches.push(rx.recv().map_err(|_| stopped())?);
+        }
+        let mut len = 0usize;
         loop {
-            let row_index = batch.len;
             let mut prediction: Option<FeatureValue> = None;
-            let row = &mut batch.parsed.rows[row_index];
             // Slots this row fills; the others are missing (absent keys in JSON Lines).
             filled.iter_mut().for_each(|f| *f = false);
+            let mut put = |k: usize, cell: Cell<'_>, c: Conversion, batches: &mut [Batch]| {
+                let Some(&(g, j)) = place.get(k) else { return };
+                let slot = batches
+                    .get_mut(g)
+                    .and_then(|b| b.parsed.rows.get_mut(len))
+                    .and_then(|row| row.values.get_mut(j));
+                if let (Some((_, slot)), Some(f)) = (slot, filled.get_mut(k)) {
+                    store(slot, cell, c);
+                    *f = true;
+                }
+            };
             let more = source
                 .next_row(&mut |i, cell| match targets.get(i) {
                     Some(Target::Skip) => {}
-                    Some(Target::Feature(k, c)) => {
-                        if let (Some((_, slot)), Some(f)) =
-                            (row.values.get_mut(*k), filled.get_mut(*k))
-                        {
-                            store(slot, cell, *c);
-                            *f = true;
-                        }
-                    }
+                    Some(Target::Feature(k, c)) => put(*k, cell, *c, &mut batches),
                     Some(Target::Output(c)) => {
                         let mut v = FeatureValue::Missing;
                         store(&mut v, cell, *c);
@@ -238,14 +357,7 @@ pub fn drift_of_file(
                 }
                 for (i, v) in pending.drain(..) {
                     match targets.get(i) {
-                        Some(Target::Feature(k, c)) => {
-                            if let (Some((_, slot)), Some(f)) =
-                                (row.values.get_mut(*k), filled.get_mut(*k))
-                            {
-                                store(slot, value_cell(&v), *c);
-                                *f = true;
-                            }
-                        }
+                        Some(Target::Feature(k, c)) => put(*k, value_cell(&v), *c, &mut batches),
                         Some(Target::Output(c)) => {
                             let mut p = FeatureValue::Missing;
                             store(&mut p, value_cell(&v), *c);
@@ -255,38 +367,100 @@ pub fn drift_of_file(
                     }
                 }
             }
-            for ((_, v), f) in row.values.iter_mut().zip(&filled) {
+            for (k, f) in filled.iter().enumerate() {
                 if !f {
-                    *v = FeatureValue::Missing;
+                    let Some(&(g, j)) = place.get(k) else {
+                        continue;
+                    };
+                    let slot = batches
+                        .get_mut(g)
+                        .and_then(|b| b.parsed.rows.get_mut(len))
+                        .and_then(|row| row.values.get_mut(j));
+                    if let Some((_, v)) = slot {
+                        *v = FeatureValue::Missing;
+                    }
                 }
             }
-            if let Some(value) = prediction {
+            if let (Some(value), Some(batch)) = (prediction, batches.get_mut(last)) {
                 batch.parsed.predictions.push(Prediction {
                     value,
                     probabilities: None,
                 });
             }
-            batch.len += 1;
-            if batch.len == CHUNK {
-                full_tx
-                    .send(batch)
-                    .map_err(|_| OfflineError::Read("the analysis thread stopped".into()))?;
-                batch = empty_rx
-                    .recv()
-                    .map_err(|_| OfflineError::Read("the analysis thread stopped".into()))?;
+            len += 1;
+            if len == CHUNK {
+                for ((batch, tx), rx) in batches.iter_mut().zip(&full_txs).zip(&empty_rxs) {
+                    let fresh = rx.recv().map_err(|_| stopped())?;
+                    let mut full = std::mem::replace(batch, fresh);
+                    full.len = len;
+                    tx.send(full).map_err(|_| stopped())?;
+                }
+                len = 0;
             }
         }
-        if batch.len > 0 {
-            full_tx
-                .send(batch)
-                .map_err(|_| OfflineError::Read("the analysis thread stopped".into()))?;
+        if len > 0 {
+            for (mut batch, tx) in batches.into_iter().zip(&full_txs) {
+                batch.len = len;
+                tx.send(batch).map_err(|_| stopped())?;
+            }
         }
-        drop(full_tx);
+        drop(full_txs);
         Ok::<(), OfflineError>(())
     })?;
-    engine
-        .report(&model)
-        .ok_or_else(|| OfflineError::Baseline("the baseline was not installed".into()))
+    let mut reports = Vec::with_capacity(parts.len());
+    for part in &parts {
+        reports.push(
+            part.engine
+                .report(&model)
+                .ok_or_else(|| OfflineError::Baseline("the baseline was not installed".into()))?,
+        );
+    }
+    Ok(combine(reports, &snapshot))
+}
+
+/// The report of all the groups' features, in order: the drift score and status over
+/// all input features as one engine computes them (weighted by the baseline's
+/// importances when it has any, else equally; see `report::summarise`).
+fn combine(mut reports: Vec<ModelDriftReport>, snapshot: &Snapshot) -> ModelDriftReport {
+    if reports.len() == 1 {
+        if let Some(one) = reports.pop() {
+            return one;
+        }
+    }
+    let mut parts = reports.into_iter();
+    let Some(mut out) = parts.next() else {
+        return ModelDriftReport {
+            model: snapshot.model.name.clone(),
+            baseline_id: snapshot.id.clone(),
+            window_seconds: 0.0,
+            drift_score: None,
+            status: None,
+            features: Vec::new(),
+        };
+    };
+    for p in parts {
+        out.features.extend(p.features);
+    }
+    let importance = |name: &str| snapshot.features.get(name).and_then(|b| b.importance);
+    let inputs = || out.features.iter().filter(|f| f.kind == Kind::Input);
+    let has_importance = inputs().any(|f| importance(&f.feature).is_some());
+    let (mut weight, mut drifted, mut worst) = (0.0, 0.0, None::<Status>);
+    for f in inputs() {
+        let Some(status) = f.status else { continue };
+        let w = if has_importance {
+            importance(&f.feature).unwrap_or(0.0).max(0.0)
+        } else {
+            1.0
+        };
+        weight += w;
+        if status >= Status::Warning {
+            drifted += w;
+        }
+        worst = worst.max(Some(status));
+    }
+    out.drift_score = (weight > 0.0).then(|| drifted / weight);
+    out.status = worst;
+    out
 }
 
 fn conversion_of(kind: FeatureType) -> Conversion {
@@ -393,6 +567,82 @@ mod tests {
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/stats")
             .join(name)
+    }
+
+    /// The features split over several engines (one per CPU) give the report one engine
+    /// gives: every feature's figures, the order, the drift score and status, with and
+    /// without importances, from CSV and from JSON Lines (columns appearing row by row).
+    #[test]
+    fn feature_groups_give_the_one_engine_report() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/baseline");
+        let options = BuildOptions {
+            prediction: Some("pred".into()),
+            target: Some("label".into()),
+            exclude: vec!["dropme".into()],
+            ..BuildOptions::new("m")
+        };
+        let built =
+            build_from_file(&dir.join("data.csv"), None, &options, &mut NoProgress).unwrap();
+        let mut weighted = built.clone();
+        for (i, (_, f)) in weighted.features.0.iter_mut().enumerate() {
+            f.importance = (i % 3 != 0).then_some(i as f64);
+        }
+        let cfg = Config::default();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        for snapshot in [built, weighted] {
+            for input in ["data.csv", "data.jsonl"] {
+                let run = |groups: usize| {
+                    let r = drift_of_file_in(
+                        snapshot.clone(),
+                        &dir.join(input),
+                        None,
+                        Some("pred"),
+                        &cfg,
+                        groups,
+                    )
+                    .unwrap();
+                    serde_json::to_value(&r).unwrap()
+                };
+                let one = run(1);
+                assert!(one["features"].as_array().unwrap().len() >= 8);
+                assert!(one["drift_score"].as_f64().is_some());
+                for groups in [2, 3, 40] {
+                    assert_eq!(run(groups), one, "{input}, {groups} groups");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn groups_split_the_work_evenly_in_order() {
+        let f = |kinds: &str| -> Vec<(String, Conversion)> {
+            kinds
+                .chars()
+                .enumerate()
+                .map(|(i, c)| {
+                    let conv = if c == 'n' {
+                        Conversion::Numeric
+                    } else {
+                        Conversion::AsIs
+                    };
+                    (format!("f{i}"), conv)
+                })
+                .collect()
+        };
+        // 16 numeric + 3 categorical + a numeric prediction: 40 units, 20 each.
+        assert_eq!(split(&f("nnnnnnnnnnnnnnnnccc"), true, 2), [0..10, 10..19]);
+        assert_eq!(split(&f("nnnn"), false, 2), [0..2, 2..4]);
+        assert_eq!(split(&f("n"), true, 2), vec![Range { start: 0, end: 1 }]);
+        assert_eq!(split(&f(""), true, 2), vec![Range { start: 0, end: 0 }]);
+        assert_eq!(
+            split(&f("nnnnnn"), false, 1),
+            vec![Range { start: 0, end: 6 }]
+        );
+        assert_eq!(split(&f("nc"), false, 5), [0..1, 1..2]);
     }
 
     /// `mlmon drift` computes on all rows: KS and Wasserstein of a 12 000-row batch (more

@@ -10,7 +10,7 @@ use super::numeric::{numeric_baseline, NumericAcc};
 use super::probability::probability_info;
 use super::{BuildError, BuildOptions};
 use crate::baseline::progress::Progress;
-use crate::baseline::reader::{Cell, RowSource};
+use crate::baseline::reader::{fast_f64, Cell, RowSource};
 use crate::baseline::sampling::SplitMix64;
 use crate::baseline::snapshot::{
     parse_number, BuildInfo, FeatureBaseline, ModelInfo, NamedMap, ParsedText, Snapshot,
@@ -81,7 +81,7 @@ pub(super) fn cell_number(cell: &Cell<'_>) -> Option<f64> {
     match cell {
         Cell::Missing => None,
         Cell::Number(v) => v.is_finite().then_some(*v),
-        Cell::Text(s) => match parse_number(s) {
+        Cell::Text(s) => match fast_f64(s).map_or_else(|| parse_number(s), ParsedText::Number) {
             ParsedText::Number(v) => Some(v),
             _ => None,
         },
@@ -186,7 +186,7 @@ impl<'o> Engine<'o> {
                     caching = false;
                     for c in &mut self.columns {
                         if let State::Numeric(acc) = &mut c.state {
-                            acc.cache = None;
+                            acc.drop_cache();
                         }
                     }
                 }
@@ -209,11 +209,15 @@ impl<'o> Engine<'o> {
             });
         }
         let bins = self.options.bins;
-        for col in &mut self.columns {
-            if let State::Numeric(acc) = &mut col.state {
-                acc.summarize(bins);
-            }
-        }
+        let accs: Vec<&mut NumericAcc> = self
+            .columns
+            .iter_mut()
+            .filter_map(|col| match &mut col.state {
+                State::Numeric(acc) => Some(&mut **acc),
+                _ => None,
+            })
+            .collect();
+        summarize_all(accs, bins);
         Ok(())
     }
 
@@ -262,7 +266,7 @@ impl<'o> Engine<'o> {
     /// Whether pass 2 is needed (inexact bins or deferred categorical columns).
     pub(super) fn needs_pass2(&self) -> bool {
         self.columns.iter().any(|c| match &c.state {
-            State::Numeric(acc) => acc.summary.as_ref().is_some_and(|s| !s.exact),
+            State::Numeric(acc) => acc.summary.as_ref().is_some_and(|s| !s.binned),
             State::Deferred { .. } => true,
             _ => false,
         })
@@ -275,7 +279,7 @@ impl<'o> Engine<'o> {
     pub(super) fn count_bins_from_cache(&mut self) -> bool {
         let possible = self.columns.iter().all(|c| match &c.state {
             State::Numeric(acc) => match &acc.summary {
-                Some(s) if !s.exact => acc.cache.is_some(),
+                Some(s) if !s.binned => acc.cache.is_some(),
                 _ => true,
             },
             State::Deferred { .. } => false,
@@ -288,7 +292,7 @@ impl<'o> Engine<'o> {
             if let State::Numeric(acc) = &mut c.state {
                 let cache = acc.cache.take();
                 if let (Some(s), Some(values)) = (acc.summary.as_mut(), cache) {
-                    if s.exact {
+                    if s.binned {
                         continue;
                     }
                     for v in &values {
@@ -332,7 +336,7 @@ impl<'o> Engine<'o> {
         for col in &self.columns {
             if let State::Numeric(acc) = &col.state {
                 if let Some(s) = &acc.summary {
-                    if !s.exact && s.pass2_count != acc.count {
+                    if !s.binned && s.pass2_count != acc.count {
                         return Err(BuildError::InputChanged {
                             file: source.origin().to_string(),
                             first: self.rows,
@@ -571,15 +575,17 @@ where
                 let kind = match cell {
                     Cell::Missing => ParsedKind::Missing,
                     Cell::Number(v) => ParsedKind::Number(v),
-                    Cell::Text(s) => match parse_number(s) {
-                        ParsedText::Number(v) => ParsedKind::TextNumber(v),
-                        ParsedText::NonFinite => ParsedKind::TextNonFinite,
-                        ParsedText::Text => {
-                            let a = text.len();
-                            text.push_str(s);
-                            ParsedKind::Text(a as u32, text.len() as u32)
+                    Cell::Text(s) => {
+                        match fast_f64(s).map_or_else(|| parse_number(s), ParsedText::Number) {
+                            ParsedText::Number(v) => ParsedKind::TextNumber(v),
+                            ParsedText::NonFinite => ParsedKind::TextNonFinite,
+                            ParsedText::Text => {
+                                let a = text.len();
+                                text.push_str(s);
+                                ParsedKind::Text(a as u32, text.len() as u32)
+                            }
                         }
-                    },
+                    }
                 };
                 cells.push(ParsedCell {
                     column: u32::try_from(i).unwrap_or(u32::MAX),
@@ -611,6 +617,34 @@ where
         }
         Ok(rows)
     })
+}
+
+/// Summarizes the numeric columns (sorts, edges, bins, sketches) on as many threads as
+/// there are CPUs, a column at a time; the result does not depend on the threads.
+fn summarize_all(accs: Vec<&mut NumericAcc>, bins: usize) {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(accs.len());
+    if threads <= 1 {
+        accs.into_iter().for_each(|a| a.summarize(bins));
+        return;
+    }
+    let queue: Vec<std::sync::Mutex<&mut NumericAcc>> =
+        accs.into_iter().map(std::sync::Mutex::new).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = || loop {
+        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Some(slot) = queue.get(i) else { break };
+        if let Ok(mut acc) = slot.lock() {
+            acc.summarize(bins);
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            scope.spawn(work);
+        }
+        work();
+    });
 }
 
 /// [`push_pass1`] of a parsed cell.
@@ -664,7 +698,7 @@ pub(super) fn push_pass2_parsed(col: &mut Column, cell: &ParsedCell, text: &str)
             let Some(s) = acc.summary.as_mut() else {
                 return;
             };
-            if s.exact {
+            if s.binned {
                 return;
             }
             let Some(v) = cell.number() else {

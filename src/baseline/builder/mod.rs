@@ -23,11 +23,17 @@
 //! - Both passes run on two threads: one reads and parses each cell once, the
 //!   other accumulates, column by column in input order (the same result as one
 //!   thread). A file build keeps up to [`PASS2_CACHE_VALUES`] numeric values from
-//!   pass 1 and counts pass 2's bins from them instead of reading the file again.
+//!   pass 1; when it kept every value, each column is sorted once (radix sort) after
+//!   pass 1, and its exact bin counts and its sketch (the atoms of the sorted column
+//!   fused once, instead of value by value) come from that sort, the columns spread
+//!   over the CPUs: no second pass, no streaming sketch. When the input outgrows the
+//!   budget, the values kept so far go into the sketches, which then stream, and pass
+//!   2 reads the file again for the bins.
 //!
 //! Memory is bounded by `8 bytes × quantile_sample_size` per numeric column
-//! (0.8 MB at the default 100 000) plus the category tables, plus the pass-2 cache
-//! of a file build (at most 64 MiB of values, dropped when the input is larger).
+//! (0.8 MB at the default 100 000) plus the category tables, plus the pass-1 cache
+//! of a file build (at most 64 MiB of values, dropped when the input is larger) and,
+//! while a column is sorted, one more copy of it per CPU (the radix sort's scratch).
 //!
 //! Layout: this file holds the options, the errors and [`build_from_file`];
 //! `live` the [`BaselineBuilder`] of live rows; `engine` the two passes over a
@@ -40,6 +46,7 @@ mod joint;
 mod live;
 mod numeric;
 mod probability;
+mod sort;
 
 #[cfg(test)]
 mod tests;

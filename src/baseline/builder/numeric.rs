@@ -1,6 +1,7 @@
 //! Numeric columns: moments, a reservoir for quantiles and edges, bin counts, and a
 //! quantile sketch of every value (the snapshot's `sketch`, KS/Wasserstein reference).
 
+use super::sort::sort_f64;
 use super::BuildOptions;
 use crate::baseline::sampling::{subsample, Reservoir, SplitMix64};
 use crate::baseline::snapshot::{Bins, FeatureBaseline, FeatureStats, FeatureType, Quantiles};
@@ -37,6 +38,9 @@ pub(super) struct NumericSummary {
     pub(super) rng: SplitMix64,
     /// Whether the reservoir held every value.
     pub(super) exact: bool,
+    /// Whether `bin_counts` are complete after pass 1 (every value was kept), so no
+    /// second pass counts them.
+    pub(super) binned: bool,
     /// Interior bin edges.
     pub(super) edges: Vec<f64>,
     /// Values per bin (complete after pass 1 when exact, else after pass 2).
@@ -73,45 +77,90 @@ impl NumericAcc {
             self.max = v;
         }
         self.reservoir.offer(v);
-        self.sketch.insert(v);
-        if let Some(c) = &mut self.cache {
-            c.push(v);
+        // While every value is kept, the sketch is built from them at the end (from one
+        // sort, [`NumericAcc::summarize`]); else it is fed value by value.
+        match &mut self.cache {
+            Some(c) => c.push(v),
+            None => {
+                self.sketch.insert(v);
+            }
         }
     }
 
-    /// After pass 1: sort the reservoir, derive edges, count bins when exact.
+    /// Stops keeping every value (over the build's memory budget): the values kept so
+    /// far go into the sketch, as they would have one by one, and later ones stream.
+    pub(super) fn drop_cache(&mut self) {
+        if let Some(values) = self.cache.take() {
+            for v in values {
+                self.sketch.insert(v);
+            }
+        }
+    }
+
+    /// After pass 1: sort the reservoir, derive edges, count bins when exact. When every
+    /// value was kept (`cache`), they are sorted once: the bins are counted from them
+    /// (no second pass) and the sketch is built from them in one go (the same cells a
+    /// sketch of sorted input gets, more accurate than value-by-value flushes).
     pub(super) fn summarize(&mut self, bins: usize) {
         let exact = self.reservoir.is_exact();
         let placeholder = Reservoir::new(0, SplitMix64::for_stream(0, ""));
-        let (mut sorted, rng) = std::mem::replace(&mut self.reservoir, placeholder).into_parts();
-        if exact {
-            // The reservoir holds every value: nothing for a second pass to count.
-            self.cache = None;
+        let (sorted, rng) = std::mem::replace(&mut self.reservoir, placeholder).into_parts();
+        let sorted = sort_f64(sorted);
+        let all = match self.cache.take() {
+            // The reservoir holds every value: it is the sorted column.
+            Some(_) if exact => None,
+            Some(values) => Some(sort_f64(values)),
+            None => None,
+        };
+        let kept_all = exact || all.is_some();
+        if self.sketch.is_empty() && kept_all {
+            let column = all.as_deref().unwrap_or(&sorted);
+            self.sketch = sketch_of_sorted(column);
         }
-        sorted.sort_by(f64::total_cmp);
         let edges = if sorted.is_empty() {
             Vec::new()
         } else {
             crate::stats::quantile_edges(&sorted, bins)
         };
-        let mut bin_counts = vec![0u64; edges.len() + 1];
-        if exact {
-            for v in &sorted {
-                let i = crate::stats::bin_index(&edges, *v);
-                if let Some(c) = bin_counts.get_mut(i) {
-                    *c += 1;
-                }
-            }
-        }
+        let bin_counts = match (exact, &all) {
+            (true, _) => sorted_bin_counts(&edges, &sorted),
+            (false, Some(values)) => sorted_bin_counts(&edges, values),
+            (false, None) => vec![0u64; edges.len() + 1],
+        };
         self.summary = Some(NumericSummary {
             sorted,
             rng,
             exact,
+            binned: kept_all,
             edges,
             bin_counts,
             pass2_count: 0,
         });
     }
+}
+
+/// The sketch of a column of finite values sorted by [`f64::total_cmp`]: its atoms fused
+/// once at the default compression.
+fn sketch_of_sorted(sorted: &[f64]) -> QuantileSketch {
+    let mut sketch = QuantileSketch::new(DEFAULT_COMPRESSION);
+    if !sorted.is_empty() {
+        sketch.merge(&QuantileSketch::exact(sorted));
+    }
+    sketch
+}
+
+/// Values per bin (`edges[i-1] < v <= edges[i]`, as [`crate::stats::bin_index`]) of a
+/// column sorted by [`f64::total_cmp`], by binary search.
+fn sorted_bin_counts(edges: &[f64], sorted: &[f64]) -> Vec<u64> {
+    let mut counts = Vec::with_capacity(edges.len() + 1);
+    let mut below = 0usize;
+    for e in edges {
+        let upto = sorted.partition_point(|v| v <= e);
+        counts.push(upto.saturating_sub(below) as u64);
+        below = below.max(upto);
+    }
+    counts.push(sorted.len().saturating_sub(below) as u64);
+    counts
 }
 
 pub(super) fn missing_ratio(count: u64, rows: u64) -> f64 {

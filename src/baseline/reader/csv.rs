@@ -16,7 +16,13 @@ const NA_TOKENS: [&str; 19] = [
 
 #[inline]
 fn is_na_token(s: &str) -> bool {
-    s.len() <= 8 && NA_TOKENS.contains(&s)
+    match s.as_bytes() {
+        [] => true,
+        // Most cells are numbers: of the tokens only `1.#IND` and `1.#QNAN` start with a
+        // digit, so a number is told apart by its first three bytes.
+        [b'0'..=b'9', rest @ ..] => rest.starts_with(b".#") && NA_TOKENS.contains(&s),
+        _ => s.len() <= 8 && NA_TOKENS.contains(&s),
+    }
 }
 
 /// CSV with a header line.

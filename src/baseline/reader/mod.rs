@@ -29,6 +29,7 @@
 mod csv;
 mod jsonl;
 mod memory;
+mod number;
 mod parquet;
 mod text;
 
@@ -42,6 +43,7 @@ use crate::record::{FeatureValue, Row};
 pub use self::csv::CsvSource;
 pub use self::jsonl::JsonlSource;
 pub(crate) use self::memory::MemorySource;
+pub(crate) use self::number::fast_f64;
 pub use self::parquet::ParquetSource;
 #[cfg(test)]
 pub(crate) use self::parquet::{format_date, format_time_of_day, format_timestamp};
