@@ -20,6 +20,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+#[path = "../cpu_time.rs"]
+mod cpu_time;
+use cpu_time::thread_cpu_ns;
+
 use bytes::Bytes;
 use mlmon::baseline::{BaselineBuilder, BuildOptions};
 use mlmon::config::Config;
@@ -181,35 +185,6 @@ fn captured(request: &Bytes, response: &Bytes, i: u64) -> CapturedExchange {
         request_content_encoding: None,
         response_content_encoding: None,
     }
-}
-
-/// CPU time of the calling thread (`CLOCK_THREAD_CPUTIME_ID`): on a shared machine wall
-/// time counts the waits for a CPU too.
-#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-fn thread_cpu_ns() -> u64 {
-    #[repr(C)]
-    struct Timespec {
-        tv_sec: i64,
-        tv_nsec: i64,
-    }
-    extern "C" {
-        fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
-    }
-    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-    let mut ts = Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, exclusively borrowed timespec for the duration of the call.
-    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
-fn thread_cpu_ns() -> u64 {
-    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_nanos() as u64
 }
 
 fn rss_kib() -> u64 {

@@ -19,11 +19,14 @@
 //! estimates and writes docs/performance.md. Without `--bench` (`cargo test --all-targets`)
 //! everything runs once at a small scale, as a smoke test.
 
-use std::alloc::{GlobalAlloc, Layout as AllocLayout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+#[path = "../cpu_time.rs"]
+mod cpu_time;
+use cpu_time::thread_cpu_ns;
 
 use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{Criterion, SamplingMode, Throughput};
@@ -39,49 +42,9 @@ use mlmon::drift::DriftEngine;
 use mlmon::metrics::drift::DriftMetrics;
 use mlmon::record::{FeatureValue, ParsedExchange, Row};
 
-/// Counts live heap bytes and allocations, to measure memory per feature and allocations
-/// on the ingestion path. The two relaxed atomic adds cost a few nanoseconds per
-/// allocation, and the ingestion path is meant not to allocate at all.
-struct CountingAlloc;
-
-static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: every call is forwarded unchanged to the system allocator; only counters are added.
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: AllocLayout) -> *mut u8 {
-        let p = System.alloc(layout);
-        if !p.is_null() {
-            LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: AllocLayout) -> *mut u8 {
-        let p = System.alloc_zeroed(layout);
-        if !p.is_null() {
-            LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: AllocLayout) {
-        System.dealloc(ptr, layout);
-        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: AllocLayout, new_size: usize) -> *mut u8 {
-        let p = System.realloc(ptr, layout, new_size);
-        if !p.is_null() {
-            LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
-            LIVE_BYTES.fetch_add(new_size, Ordering::Relaxed);
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        p
-    }
-}
+#[path = "../counting_alloc.rs"]
+mod counting_alloc;
+use counting_alloc::{CountingAlloc, ALLOCATIONS, LIVE_BYTES};
 
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;
@@ -620,37 +583,6 @@ fn bench_parts(c: &mut Criterion, full: &FullEngine, scale: &Scale) {
 /// CPU time of the calling thread (`CLOCK_THREAD_CPUTIME_ID`), so that time spent waiting
 /// for a CPU on a busy machine is not counted. Criterion measures wall time by default.
 struct ThreadCpuTime;
-
-#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-fn thread_cpu_ns() -> u64 {
-    #[repr(C)]
-    struct Timespec {
-        tv_sec: i64,
-        tv_nsec: i64,
-    }
-    extern "C" {
-        fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
-    }
-    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-    let mut ts = Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, exclusively borrowed timespec for the duration of the call.
-    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
-fn thread_cpu_ns() -> u64 {
-    // No portable thread CPU clock: fall back to monotonic wall time.
-    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    START
-        .get_or_init(std::time::Instant::now)
-        .elapsed()
-        .as_nanos() as u64
-}
 
 impl Measurement for ThreadCpuTime {
     type Intermediate = u64;
