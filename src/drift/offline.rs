@@ -444,21 +444,15 @@ fn combine(mut reports: Vec<ModelDriftReport>, snapshot: &Snapshot) -> ModelDrif
     let importance = |name: &str| snapshot.features.get(name).and_then(|b| b.importance);
     let inputs = || out.features.iter().filter(|f| f.kind == Kind::Input);
     let has_importance = inputs().any(|f| importance(&f.feature).is_some());
-    let (mut weight, mut drifted, mut worst) = (0.0, 0.0, None::<Status>);
-    for f in inputs() {
-        let Some(status) = f.status else { continue };
+    let (score, worst) = super::report::weighted_score(inputs().filter_map(|f| {
         let w = if has_importance {
             importance(&f.feature).unwrap_or(0.0).max(0.0)
         } else {
             1.0
         };
-        weight += w;
-        if status >= Status::Warning {
-            drifted += w;
-        }
-        worst = worst.max(Some(status));
-    }
-    out.drift_score = (weight > 0.0).then(|| drifted / weight);
+        f.status.map(|status| (status, w))
+    }));
+    out.drift_score = score;
     out.status = worst;
     out
 }

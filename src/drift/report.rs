@@ -309,30 +309,39 @@ pub(super) fn summarise(
     snapshot: &Snapshot,
 ) -> (Option<f64>, Option<Status>) {
     let importance = |f: &FeatureState| f.entry(snapshot).and_then(|b| b.importance);
-    let mut weight = 0.0;
-    let mut drifted = 0.0;
-    let mut worst: Option<Status> = None;
     let has_importance = states
         .iter()
         .any(|f| f.kind == Kind::Input && importance(f).is_some());
-    for (fd, f) in features.iter().zip(states) {
-        if fd.kind != Kind::Input {
-            continue;
-        }
-        let Some(status) = fd.status else { continue };
-        let w = if let Some(live) = live {
-            live.get(&fd.feature).copied().unwrap_or(0.0).max(0.0)
-        } else if has_importance {
-            importance(f).unwrap_or(0.0).max(0.0)
-        } else {
-            1.0
-        };
+    weighted_score(
+        features
+            .iter()
+            .zip(states)
+            .filter(|(fd, _)| fd.kind == Kind::Input)
+            .filter_map(|(fd, f)| {
+                let w = if let Some(live) = live {
+                    live.get(&fd.feature).copied().unwrap_or(0.0).max(0.0)
+                } else if has_importance {
+                    importance(f).unwrap_or(0.0).max(0.0)
+                } else {
+                    1.0
+                };
+                fd.status.map(|status| (status, w))
+            }),
+    )
+}
+
+/// The drift score (the weighted share of `(status, weight)` pairs at warning or worse) and
+/// the worst status; both `None` without any pair (or with zero total weight, the score).
+pub(super) fn weighted_score(
+    statuses: impl Iterator<Item = (Status, f64)>,
+) -> (Option<f64>, Option<Status>) {
+    let (mut weight, mut drifted, mut worst) = (0.0, 0.0, None::<Status>);
+    for (status, w) in statuses {
         weight += w;
         if status >= Status::Warning {
             drifted += w;
         }
         worst = worst.max(Some(status));
     }
-    let drift_score = (weight > 0.0).then(|| drifted / weight);
-    (drift_score, worst)
+    ((weight > 0.0).then(|| drifted / weight), worst)
 }
