@@ -369,7 +369,6 @@ pub struct LatencyCollector {
 
 impl crate::metrics::ScrapeWriter for LatencyCollector {
     fn write(&self, out: &mut String, openmetrics: bool) {
-        use std::fmt::Write;
         let mut models = self.windows.models();
         models.sort();
         let summaries: Vec<(String, LatencySummary)> = models
@@ -379,24 +378,8 @@ impl crate::metrics::ScrapeWriter for LatencyCollector {
         out.push_str("# HELP mlmon_latency_seconds End-to-end latency of inference requests over the drift window, computed at scrape.\n");
         out.push_str("# TYPE mlmon_latency_seconds summary\n");
         for (model, s) in summaries {
-            let model = crate::metrics::escape_label_value(&model);
-            for (q, v) in [("0.5", s.p50), ("0.95", s.p95), ("0.99", s.p99)] {
-                let _ = writeln!(
-                    out,
-                    "mlmon_latency_seconds{{model=\"{model}\",quantile=\"{q}\"}} {}",
-                    crate::metrics::float(v)
-                );
-            }
-            let _ = writeln!(
-                out,
-                "mlmon_latency_seconds_sum{{model=\"{model}\"}} {}",
-                crate::metrics::float(s.sum)
-            );
-            let _ = writeln!(
-                out,
-                "mlmon_latency_seconds_count{{model=\"{model}\"}} {}",
-                s.count
-            );
+            let labels = format!("model=\"{}\"", crate::metrics::escape_label_value(&model));
+            write_summary(out, "mlmon_latency_seconds", &labels, &s);
         }
         self.write_versions(out, openmetrics);
     }
@@ -448,26 +431,29 @@ impl LatencyCollector {
             let Some(s) = self.windows.version_summary(m, v) else {
                 continue;
             };
-            let (m, v) = (esc(m), esc(v));
-            for (q, x) in [("0.5", s.p50), ("0.95", s.p95), ("0.99", s.p99)] {
-                let _ = writeln!(
-                    out,
-                    "mlmon_version_latency_seconds{{model=\"{m}\",version=\"{v}\",quantile=\"{q}\"}} {}",
-                    crate::metrics::float(x)
-                );
-            }
-            let _ = writeln!(
-                out,
-                "mlmon_version_latency_seconds_sum{{model=\"{m}\",version=\"{v}\"}} {}",
-                crate::metrics::float(s.sum)
-            );
-            let _ = writeln!(
-                out,
-                "mlmon_version_latency_seconds_count{{model=\"{m}\",version=\"{v}\"}} {}",
-                s.count
-            );
+            let labels = format!("model=\"{}\",version=\"{}\"", esc(m), esc(v));
+            write_summary(out, "mlmon_version_latency_seconds", &labels, &s);
         }
     }
+}
+
+/// The series of one summary: p50, p95 and p99 as `quantile` series, then `_sum` and
+/// `_count`, each with `labels` (already escaped, without braces).
+fn write_summary(out: &mut String, family: &str, labels: &str, s: &LatencySummary) {
+    use std::fmt::Write;
+    for (q, x) in [("0.5", s.p50), ("0.95", s.p95), ("0.99", s.p99)] {
+        let _ = writeln!(
+            out,
+            "{family}{{{labels},quantile=\"{q}\"}} {}",
+            crate::metrics::float(x)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{family}_sum{{{labels}}} {}",
+        crate::metrics::float(s.sum)
+    );
+    let _ = writeln!(out, "{family}_count{{{labels}}} {}", s.count);
 }
 
 #[cfg(test)]
