@@ -175,12 +175,7 @@ pub fn kmeans(rows: &[Vec<f64>], k: usize, seed: u64) -> (Vec<Vec<f64>>, Vec<f64
             }
         }
         for (c, centre) in centres.iter_mut().enumerate() {
-            let members: Vec<&Vec<f64>> = rows
-                .iter()
-                .zip(&assign)
-                .filter(|(_, a)| **a == c)
-                .map(|(r, _)| r)
-                .collect();
+            let members = members_of(rows, &assign, c);
             if members.is_empty() {
                 continue;
             }
@@ -195,12 +190,7 @@ pub fn kmeans(rows: &[Vec<f64>], k: usize, seed: u64) -> (Vec<Vec<f64>>, Vec<f64
     let mut out = Vec::with_capacity(centres.len());
     let mut weights = Vec::with_capacity(centres.len());
     for (c, centre) in centres.iter().enumerate() {
-        let members: Vec<&Vec<f64>> = rows
-            .iter()
-            .zip(&assign)
-            .filter(|(_, a)| **a == c)
-            .map(|(r, _)| r)
-            .collect();
+        let members = members_of(rows, &assign, c);
         if members.is_empty() {
             continue;
         }
@@ -218,4 +208,13 @@ pub fn kmeans(rows: &[Vec<f64>], k: usize, seed: u64) -> (Vec<Vec<f64>>, Vec<f64
         out.push(snapped);
     }
     (out, weights)
+}
+
+/// The rows assigned to cluster `c`.
+fn members_of<'a>(rows: &'a [Vec<f64>], assign: &[usize], c: usize) -> Vec<&'a Vec<f64>> {
+    rows.iter()
+        .zip(assign)
+        .filter(|(_, a)| **a == c)
+        .map(|(r, _)| r)
+        .collect()
 }
