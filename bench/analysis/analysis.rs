@@ -33,6 +33,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 
+/// The binary's allocator (src/main.rs), so the figures are the sidecar's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const MODEL: &str = "bench";
 
 struct Args {
