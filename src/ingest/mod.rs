@@ -258,6 +258,11 @@ impl Receiver {
         Some(r)
     }
 
+    /// Whether no record waits.
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+
     /// The next record if one waits.
     pub fn try_recv(&mut self) -> Option<Record> {
         let r = self.rx.try_recv().ok()?;

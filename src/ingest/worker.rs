@@ -17,6 +17,11 @@ use crate::metrics::ProxyMetrics;
 use crate::payload::{self, PayloadConfig};
 use crate::record::{CapturedExchange, ParsedExchange};
 
+/// How long the analysis thread waits for more captures after draining the queue, before
+/// it blocks (see [`Worker::run_blocking`]). At most this much queue (about 150 captures at
+/// 30 000 requests per second) builds up while it waits.
+pub const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// Parses records and feeds the analyses.
 pub struct Worker {
     payload: PayloadConfig,
@@ -74,9 +79,24 @@ impl Worker {
     ///
     /// Blocking: run it on a thread of its own (`spawn_blocking`), so parsing and analysis
     /// never occupy a runtime worker that proxies requests or answers the API.
+    ///
+    /// Wake-ups are batched: once the queue is empty the thread lingers [`LINGER`] before
+    /// looking again, and blocks only when nothing arrived in that time. Waking a thread
+    /// (and the futex call on the proxy's side that wakes it) costs more than analysing a
+    /// small exchange, so at a steady 1 000 requests per second this wakes the thread about
+    /// 200 times a second instead of 1 000; an idle sidecar still sleeps until a capture.
     pub fn run_blocking(self: Arc<Self>, mut rx: Receiver) {
         while let Some(record) = rx.blocking_recv() {
             self.process(record);
+            loop {
+                while let Some(record) = rx.try_recv() {
+                    self.process(record);
+                }
+                std::thread::sleep(LINGER);
+                if rx.is_empty() {
+                    break;
+                }
+            }
         }
     }
 
