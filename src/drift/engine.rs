@@ -16,7 +16,7 @@ use crate::baseline::{Current, FeatureBaseline, FeatureType, Registry, Snapshot,
 use crate::config::Config;
 use crate::metrics::drift::{BaselineLabels, BinLabels, DriftMetrics, FeatureLabels};
 use crate::metrics::labels::ModelLabels;
-use crate::record::{FeatureValue, Kind};
+use crate::record::{FeatureValue, Kind, PositionHints};
 use crate::stats::sketch::{QuantileSketch, DEFAULT_COMPRESSION};
 
 /// One followed feature: its baseline cells and live window. The baseline entry itself
@@ -63,6 +63,8 @@ struct ModelDrift {
     baseline: Arc<Snapshot>,
     features: Vec<FeatureState>,
     index: HashMap<String, usize>,
+    /// Which feature each row position resolved to last time (skips hashing names).
+    hints: PositionHints,
     output: Option<usize>,
     seen: Vec<bool>,
 }
@@ -305,6 +307,7 @@ impl DriftEngine {
             baseline: snapshot,
             features,
             index,
+            hints: PositionHints::default(),
             output,
             seen,
         };
@@ -339,8 +342,15 @@ impl DriftEngine {
         let m = &mut *m;
         for row in &ex.parsed.rows {
             m.seen.iter_mut().for_each(|s| *s = false);
-            for (name, value) in &row.values {
-                if let Some(&i) = m.index.get(name.as_str()) {
+            for (position, (name, value)) in row.values.iter().enumerate() {
+                let (features, index) = (&m.features, &m.index);
+                let known = m.hints.resolve(
+                    position,
+                    name,
+                    |i| features.get(i).map(|f| f.name.as_str()),
+                    |n| index.get(n).copied(),
+                );
+                if let Some(i) = known {
                     if !m.seen[i] {
                         m.seen[i] = true;
                         m.features[i].window.push(value, now);

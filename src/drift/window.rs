@@ -126,6 +126,10 @@ impl FeatureWindow {
     }
 
     fn current(&mut self, now: Instant) -> &mut Bucket {
+        if self.buckets.is_steady(now) {
+            // The newest bucket, already sized.
+            return self.buckets.current(now);
+        }
         if self.buckets.opens_bucket(now) {
             // The newest bucket closes: it receives no more values, so its sketch keeps
             // its cells only (no buffer, no spare capacity).
