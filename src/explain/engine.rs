@@ -23,6 +23,13 @@ use crate::record::{FeatureValue, Row};
 
 /// Recent rows kept per model.
 pub const RING_ROWS: usize = crate::config::MAX_EXPLAIN_ROWS;
+/// Rows copied into a model's ring per [`RING_PERIOD`] at most. Copying every row of busy
+/// traffic into a ring of [`RING_ROWS`] only to drop it again a moment later was a fifth of
+/// the analysis thread's allocations (issue 13); past this budget the ring holds rows of the
+/// last second, which are as recent as a refresh every `explain.interval` can tell apart.
+pub const RING_ROWS_PER_PERIOD: usize = RING_ROWS;
+/// See [`RING_ROWS_PER_PERIOD`].
+pub const RING_PERIOD: Duration = Duration::from_secs(1);
 /// How often a model's template is re-learnt from live traffic.
 pub const TEMPLATE_REFRESH: Duration = Duration::from_secs(30);
 /// Header marking requests mlmon sends to the model server itself.
@@ -100,6 +107,9 @@ struct ModelState {
     template: Option<Arc<Template>>,
     learnt_at: Option<Instant>,
     rows: VecDeque<Row>,
+    /// Start of the current [`RING_PERIOD`] and the rows copied in it.
+    period: Option<tokio::time::Instant>,
+    copied_in_period: usize,
 }
 
 /// The upstream client explain sends through: the proxy's client stack with a buffered body.
@@ -232,6 +242,15 @@ impl ExplainEngine {
     /// The model's learnt template, if any.
     pub fn template(&self, model: &str) -> Option<Arc<Template>> {
         self.lock().get(model).and_then(|s| s.template.clone())
+    }
+
+    /// The rows kept for `model`, oldest first (tests).
+    #[cfg(test)]
+    pub(crate) fn ring(&self, model: &str) -> Vec<Row> {
+        self.lock()
+            .get(model)
+            .map(|s| s.rows.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Recent rows kept for `model`.
@@ -1156,12 +1175,23 @@ impl ExplainEngine {
             }
             state.learnt_at = Some(Instant::now());
         }
-        for r in rows.iter().rev().take(RING_ROWS).rev() {
+        let now = exchange.now;
+        if state
+            .period
+            .is_none_or(|start| now.saturating_duration_since(start) >= RING_PERIOD)
+        {
+            state.period = Some(now);
+            state.copied_in_period = 0;
+        }
+        let budget = RING_ROWS_PER_PERIOD.saturating_sub(state.copied_in_period);
+        let take = rows.len().min(budget).min(RING_ROWS);
+        for r in rows.iter().rev().take(take).rev() {
             if state.rows.len() == RING_ROWS {
                 state.rows.pop_front();
             }
             state.rows.push_back(r.clone());
         }
+        state.copied_in_period += take;
     }
 }
 

@@ -47,7 +47,7 @@ mod tests;
 pub use crate::analysis::LiveImportance;
 pub use encode::{EncodeError, Layout, Template};
 pub use engine::{
-    ExplainEngine, ExplainError, ExplainMethod, ShapRow, ShapRun, EXPLAIN_HEADER, RING_ROWS,
-    TEMPLATE_REFRESH,
+    ExplainEngine, ExplainError, ExplainMethod, ShapRow, ShapRun, EXPLAIN_HEADER, RING_PERIOD,
+    RING_ROWS, RING_ROWS_PER_PERIOD, TEMPLATE_REFRESH,
 };
 pub use report::{FeatureImportance, ImportanceReport, Output, OutputPicker};

@@ -256,4 +256,61 @@ mod engine {
         assert_eq!(e.recent_rows("m"), crate::explain::RING_ROWS);
         assert_eq!(e.recent_rows("other"), 0);
     }
+
+    /// Busy traffic: past `RING_ROWS_PER_PERIOD` rows in a second nothing more is copied,
+    /// and the next second's rows replace the oldest.
+    #[tokio::test(start_paused = true)]
+    async fn the_ring_copies_at_most_its_budget_per_second() {
+        use crate::explain::{RING_PERIOD, RING_ROWS, RING_ROWS_PER_PERIOD};
+        let metrics = Metrics::new("test");
+        let e = ExplainEngine::new(Arc::new(Config::default()), metrics.explain.clone(), None)
+            .expect("engine");
+        let observe = |e: &ExplainEngine, value: f64| {
+            let parsed = ParsedExchange {
+                rows: vec![Row {
+                    values: vec![("age".into(), FeatureValue::Number(value))],
+                }],
+                predictions: Vec::new(),
+            };
+            Analysis::observe(
+                e,
+                &Exchange {
+                    model: "m",
+                    version: None,
+                    request_id: "r",
+                    received_at: SystemTime::now(),
+                    now: Instant::now(),
+                    parsed: &parsed,
+                    request: None,
+                    baseline: None,
+                },
+            );
+        };
+        for i in 0..RING_ROWS_PER_PERIOD + 100 {
+            observe(&e, i as f64);
+        }
+        let ages = |e: &ExplainEngine| -> Vec<f64> {
+            e.ring("m")
+                .iter()
+                .filter_map(|r| r.get("age").and_then(FeatureValue::as_f64))
+                .collect()
+        };
+        // The first second's budget: rows 0 .. budget, none of the 100 past it.
+        let first = ages(&e);
+        assert_eq!(first.len(), RING_ROWS_PER_PERIOD.min(RING_ROWS));
+        assert_eq!(
+            first.last().copied(),
+            Some((RING_ROWS_PER_PERIOD - 1) as f64)
+        );
+        tokio::time::advance(RING_PERIOD).await;
+        observe(&e, -1.0);
+        let next = ages(&e);
+        assert_eq!(next.len(), RING_ROWS);
+        assert_eq!(
+            next.last().copied(),
+            Some(-1.0),
+            "a new second copies again"
+        );
+        assert_eq!(next.first().copied(), Some(1.0), "the oldest row made room");
+    }
 }
