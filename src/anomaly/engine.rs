@@ -8,13 +8,12 @@ use dashmap::DashMap;
 use tokio::time::Instant;
 
 use super::report::{tally, trend_test, AnomalyRecord, AnomalyReport, Tally, Trend};
-use super::scorer::{JointRows, Scorer, Settings};
+use super::scorer::{JointRows, ScoreScratch, Scorer, Settings};
 use crate::analysis::{Analysis, Exchange};
 use crate::baseline::{Current, Registry, Snapshot};
 use crate::config::Config;
 use crate::metrics::anomaly::AnomalyMetrics;
 use crate::metrics::labels::ModelLabels;
-use crate::record::PositionHints;
 use crate::window::Buckets;
 
 /// The anomaly state of one model, fitted on one baseline.
@@ -27,8 +26,9 @@ struct ModelAnomaly {
     ring: VecDeque<AnomalyRecord>,
     total: u64,
     scored: u64,
-    /// Which feature each row position resolved to last time (skips hashing names).
-    hints: PositionHints,
+    /// Which feature each row position resolved to last time (skips hashing names), and
+    /// the scorer's per-row vectors.
+    scratch: ScoreScratch,
 }
 
 /// Anomaly state of every model.
@@ -98,7 +98,7 @@ impl AnomalyEngine {
                 scorer: Arc::new(scorer),
                 window: Buckets::new(self.cfg.drift.window),
                 ring: VecDeque::new(),
-                hints: PositionHints::default(),
+                scratch: ScoreScratch::default(),
                 total: 0,
                 scored: 0,
             }),
@@ -155,7 +155,7 @@ impl AnomalyEngine {
             } else {
                 None
             };
-            let s = scorer.score_hinted(row, prediction, with_values, &mut m.hints);
+            let s = scorer.score_hinted(row, prediction, with_values, &mut m.scratch);
             histogram.observe(s.score);
             let t = m.window.current(now);
             t.rows += 1;

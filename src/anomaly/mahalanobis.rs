@@ -145,18 +145,31 @@ impl Mahalanobis {
     /// `cᵢ = (xᵢ − meanᵢ)·(Σ⁻¹(x − mean))ᵢ`, which add up to the squared distance
     /// (a column can contribute negatively). `None` when `x` has the wrong length.
     pub fn distance2(&self, x: &[f64]) -> Option<(f64, Vec<f64>)> {
+        let (mut contrib, mut w) = (Vec::new(), Vec::new());
+        let d2 = self.distance2_into(x, &mut contrib, &mut w)?;
+        Some((d2, contrib))
+    }
+
+    /// [`Mahalanobis::distance2`] into caller-kept buffers (the analysis thread scores every
+    /// row, and reusing them spares two allocations per row): `contrib` receives the
+    /// contributions, `w` is working memory.
+    pub fn distance2_into(
+        &self,
+        x: &[f64],
+        contrib: &mut Vec<f64>,
+        w: &mut Vec<f64>,
+    ) -> Option<f64> {
         if x.len() != self.p {
             return None;
         }
-        let mut d: Vec<f64> = x.iter().zip(&self.mean).map(|(v, m)| v - m).collect();
-        let w = solve(&self.chol, self.p, &d);
-        // The contributions d_i w_i replace d in place (one allocation less per row).
-        for (a, b) in d.iter_mut().zip(&w) {
+        contrib.clear();
+        contrib.extend(x.iter().zip(&self.mean).map(|(v, m)| v - m));
+        solve_into(&self.chol, self.p, contrib, w);
+        // The contributions d_i w_i replace d in place.
+        for (a, b) in contrib.iter_mut().zip(w.iter()) {
             *a *= b;
         }
-        let contrib = d;
-        let d2 = contrib.iter().sum::<f64>().max(0.0);
-        Some((d2, contrib))
+        Some(contrib.iter().sum::<f64>().max(0.0))
     }
 }
 
@@ -182,9 +195,11 @@ fn cholesky(a: &[f64], p: usize) -> Option<Vec<f64>> {
     Some(l)
 }
 
-/// Solves `L Lᵀ w = d`.
-fn solve(l: &[f64], p: usize, d: &[f64]) -> Vec<f64> {
-    let mut y = vec![0.0; p];
+/// Solves `L Lᵀ w = d` into `w`.
+fn solve_into(l: &[f64], p: usize, d: &[f64], w: &mut Vec<f64>) {
+    w.clear();
+    w.resize(p, 0.0);
+    let y = w;
     for i in 0..p {
         let mut s = d[i];
         for k in 0..i {
@@ -193,7 +208,7 @@ fn solve(l: &[f64], p: usize, d: &[f64]) -> Vec<f64> {
         y[i] = s / l[i * p + i];
     }
     // Back substitution in place: w_i needs y_i and w_k for k > i only.
-    let mut w = y;
+    let w = y;
     for i in (0..p).rev() {
         let mut s = w[i];
         for k in i + 1..p {
@@ -201,7 +216,6 @@ fn solve(l: &[f64], p: usize, d: &[f64]) -> Vec<f64> {
         }
         w[i] = s / l[i * p + i];
     }
-    w
 }
 
 #[cfg(test)]

@@ -318,6 +318,21 @@ pub struct Settings {
     pub max_features: usize,
 }
 
+/// What the analysis thread keeps per model between rows for [`Scorer::score_hinted`]: the
+/// row positions' feature hints and the per-row working vectors, reused so that scoring a
+/// row allocates nothing unless it is explained (issue 13).
+#[derive(Debug, Default, Clone)]
+pub struct ScoreScratch {
+    hints: PositionHints,
+    z: Vec<Option<f64>>,
+    values: Vec<Option<f64>>,
+    raw: Vec<Option<usize>>,
+    shares: Vec<Option<f64>>,
+    x: Vec<f64>,
+    contrib: Vec<f64>,
+    w: Vec<f64>,
+}
+
 impl Scorer {
     /// Fits on a snapshot and, when given, its row-aligned joint sample.
     pub fn fit(snapshot: &Snapshot, joint: Option<JointRows<'_>>, s: Settings) -> Scorer {
@@ -451,20 +466,21 @@ impl Scorer {
             prediction,
             with_values,
             false,
-            &mut PositionHints::default(),
+            &mut ScoreScratch::default(),
         )
     }
 
-    /// [`Scorer::score`] resolving feature names through `hints`, which remember the
-    /// feature each row position was last time (the analysis thread keeps one per model).
+    /// [`Scorer::score`] with `scratch` kept by the caller across rows: its hints remember
+    /// the feature each row position was last time, its vectors are reused (the analysis
+    /// thread keeps one per model).
     pub fn score_hinted(
         &self,
         row: &Row,
         prediction: Option<&Prediction>,
         with_values: bool,
-        hints: &mut PositionHints,
+        scratch: &mut ScoreScratch,
     ) -> RowScore {
-        self.score_with(row, prediction, with_values, false, hints)
+        self.score_with(row, prediction, with_values, false, scratch)
     }
 
     /// [`Scorer::score`] with the explanation filled whether or not the row is an anomaly.
@@ -479,7 +495,7 @@ impl Scorer {
             prediction,
             with_values,
             true,
-            &mut PositionHints::default(),
+            &mut ScoreScratch::default(),
         )
     }
 
@@ -489,11 +505,26 @@ impl Scorer {
         prediction: Option<&Prediction>,
         with_values: bool,
         always_explain: bool,
-        hints: &mut PositionHints,
+        scratch: &mut ScoreScratch,
     ) -> RowScore {
-        let mut z: Vec<Option<f64>> = vec![None; self.features.len()];
-        let mut values: Vec<Option<f64>> = vec![None; self.features.len()];
-        let mut raw: Vec<Option<&FeatureValue>> = vec![None; self.features.len()];
+        let n = self.features.len();
+        let ScoreScratch {
+            hints,
+            z,
+            values,
+            raw,
+            shares,
+            x,
+            contrib,
+            w,
+        } = scratch;
+        for v in [&mut *z, &mut *values, &mut *shares] {
+            v.clear();
+            v.resize(n, None);
+        }
+        // The row position of each feature's value.
+        raw.clear();
+        raw.resize(n, None);
         for (position, (name, value)) in row.values.iter().enumerate() {
             let found = hints.resolve(
                 position,
@@ -505,7 +536,7 @@ impl Scorer {
                 if raw[i].is_some() {
                     continue;
                 }
-                raw[i] = Some(value);
+                raw[i] = Some(position);
                 if let Some(u) = &self.features[i] {
                     if let Some((zi, v)) = u.z(value) {
                         z[i] = Some(zi);
@@ -515,17 +546,17 @@ impl Scorer {
             }
         }
         let univariate = z.iter().flatten().fold(0.0_f64, |a, b| a.max(b.abs()));
-        let mut shares: Vec<Option<f64>> = vec![None; self.features.len()];
         let (mut multivariate, mut d2) = (None, None);
         if let Some(j) = &self.joint {
-            let x: Vec<f64> = j
-                .features
-                .iter()
-                .enumerate()
-                .map(|(k, &fi)| self.standardise(fi, values[fi]).unwrap_or(j.model.mean[k]))
-                .collect();
-            if let Some((dd, contrib)) = j.model.distance2(&x) {
-                for (&fi, c) in j.features.iter().zip(contrib) {
+            x.clear();
+            x.extend(
+                j.features
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &fi)| self.standardise(fi, values[fi]).unwrap_or(j.model.mean[k])),
+            );
+            if let Some(dd) = j.model.distance2_into(x, contrib, w) {
+                for (&fi, &c) in j.features.iter().zip(contrib.iter()) {
                     shares[fi] = Some(c);
                 }
                 d2 = Some(dd);
@@ -579,7 +610,9 @@ impl Scorer {
                     _ => None,
                 },
                 value: if with_values {
-                    raw[i].map(json_value)
+                    raw[i]
+                        .and_then(|p| row.values.get(p))
+                        .map(|(_, v)| json_value(v))
                 } else {
                     None
                 },
