@@ -53,7 +53,7 @@ pub struct JointRows<'a> {
     /// Column names (feature names, `prediction`, `target`).
     pub columns: &'a [String],
     /// Rows, each with one value per column.
-    pub rows: &'a [Vec<Option<f64>>],
+    pub rows: &'a crate::baseline::JointCells,
 }
 
 /// Two-sided sigma-equivalent of a tail probability: Φ⁻¹(1 − tail / 2).
@@ -396,7 +396,7 @@ impl Scorer {
         for r in j.rows {
             let mut x = Vec::with_capacity(feats.len());
             for (&c, &fi) in cols.iter().zip(&feats) {
-                x.push(self.standardise(fi, r.get(c).copied().flatten()));
+                x.push(self.standardise(fi, r.get(c)));
             }
             rows.push(x);
         }

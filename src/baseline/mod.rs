@@ -35,6 +35,6 @@ pub use registry::{Current, Registry, RegistryError};
 pub use show::render as render_summary;
 pub use snapshot::{
     category_key, Bins, BuildInfo, EntryRole, FeatureBaseline, FeatureStats, FeatureType,
-    JointSample, ModelInfo, NamedMap, ProbabilityInfo, Quantiles, Snapshot, SnapshotError,
-    ThresholdPair, Thresholds, FORMAT_VERSION, MIN_FORMAT_VERSION, OTHER_CATEGORY,
+    JointCells, JointRow, JointSample, ModelInfo, NamedMap, ProbabilityInfo, Quantiles, Snapshot,
+    SnapshotError, ThresholdPair, Thresholds, FORMAT_VERSION, MIN_FORMAT_VERSION, OTHER_CATEGORY,
 };

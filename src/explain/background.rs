@@ -61,7 +61,7 @@ pub fn from_baseline(snapshot: &Snapshot, features: &[String], k: usize) -> Opti
             .iter()
             .filter_map(|r| {
                 idx.iter()
-                    .map(|&i| r.get(i).copied().flatten().filter(|x| x.is_finite()))
+                    .map(|&i| r.get(i).filter(|x| x.is_finite()))
                     .collect::<Option<Vec<f64>>>()
             })
             .collect();

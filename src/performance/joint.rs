@@ -6,20 +6,19 @@
 use super::cbpe::Calibrator;
 use super::classifier::{Classifier, Reference, ReferenceRow};
 use super::scores::{self, label_of_str};
+use crate::baseline::{JointCells, JointRow};
 use crate::config::Task;
 
 /// `(prediction, target)` of the rows holding both.
-fn pairs(columns: &[String], rows: &[Vec<Option<f64>>]) -> Option<Vec<(f64, f64)>> {
+fn pairs(columns: &[String], rows: &JointCells) -> Option<Vec<(f64, f64)>> {
     let p = columns.iter().position(|c| c == "prediction")?;
     let t = columns.iter().position(|c| c == "target")?;
     let out: Vec<(f64, f64)> = rows
         .iter()
-        .filter_map(
-            |r| match (r.get(p).copied().flatten(), r.get(t).copied().flatten()) {
-                (Some(a), Some(b)) if a.is_finite() && b.is_finite() => Some((a, b)),
-                _ => None,
-            },
-        )
+        .filter_map(|r| match (r.get(p), r.get(t)) {
+            (Some(a), Some(b)) if a.is_finite() && b.is_finite() => Some((a, b)),
+            _ => None,
+        })
         .collect();
     (!out.is_empty()).then_some(out)
 }
@@ -38,7 +37,7 @@ fn label(x: f64) -> String {
 /// The joint sample's scored rows, when its `prediction` column holds probabilities (a
 /// baseline built with the positive-class score as its prediction): one score per row (the
 /// positive class's), no predicted label, the target label.
-pub fn scored_reference(columns: &[String], rows: &[Vec<Option<f64>>]) -> Option<Reference> {
+pub fn scored_reference(columns: &[String], rows: &JointCells) -> Option<Reference> {
     let pairs = pairs(columns, rows)?;
     if !are_probabilities(&pairs) {
         return None;
@@ -62,7 +61,7 @@ pub fn scored_reference(columns: &[String], rows: &[Vec<Option<f64>>]) -> Option
 /// probabilities) and its target. `None` when a score column is missing.
 pub fn scored_reference_with(
     columns: &[String],
-    rows: &[Vec<Option<f64>>],
+    rows: &JointCells,
     score_columns: &[String],
 ) -> Option<Reference> {
     if score_columns.is_empty() {
@@ -74,11 +73,11 @@ pub fn scored_reference_with(
         .collect::<Option<_>>()?;
     let p = columns.iter().position(|c| c == "prediction");
     let t = columns.iter().position(|c| c == "target");
-    let cell = |r: &Vec<Option<f64>>, i: Option<usize>| i.and_then(|i| r.get(i).copied().flatten());
+    let cell = |r: &JointRow<'_>, i: Option<usize>| i.and_then(|i| r.get(i));
     let predictions_are_labels = p.is_some_and(|p| {
         let v: Vec<(f64, f64)> = rows
             .iter()
-            .filter_map(|r| r.get(p).copied().flatten().map(|x| (x, 0.0)))
+            .filter_map(|r| r.get(p).map(|x| (x, 0.0)))
             .collect();
         !v.is_empty() && !are_probabilities(&v)
     });
@@ -87,16 +86,16 @@ pub fn scored_reference_with(
         .filter_map(|r| {
             let scores: Vec<f64> = idx
                 .iter()
-                .map(|&i| cell(r, Some(i)))
+                .map(|&i| cell(&r, Some(i)))
                 .collect::<Option<_>>()?;
             Some(ReferenceRow {
                 scores,
                 predicted: if predictions_are_labels {
-                    cell(r, p).map(label)
+                    cell(&r, p).map(label)
                 } else {
                     None
                 },
-                target: cell(r, t).map(label),
+                target: cell(&r, t).map(label),
             })
         })
         .collect();
@@ -108,11 +107,7 @@ pub fn scored_reference_with(
 
 /// Calibration of the positive-class probability on the joint sample (see
 /// [`scored_reference`]); `None` when the sample has no scores or calibration does not help.
-pub fn calibrator(
-    columns: &[String],
-    rows: &[Vec<Option<f64>>],
-    positive: &str,
-) -> Option<Calibrator> {
+pub fn calibrator(columns: &[String], rows: &JointCells, positive: &str) -> Option<Calibrator> {
     let reference = scored_reference(columns, rows)?;
     let c = Classifier::new(1, Some(&reference), &[], positive, None);
     c.calibrators.get(c.positive).cloned().flatten()
@@ -140,7 +135,7 @@ pub fn reference_accuracy(reference: &Reference, classifier: &Classifier) -> Opt
 /// regressors.
 pub fn reference(
     columns: &[String],
-    rows: &[Vec<Option<f64>>],
+    rows: &JointCells,
     positive: &str,
     threshold: Option<f64>,
     task: Task,
@@ -198,7 +193,8 @@ mod tests {
             .into_iter()
             .map(|(q, y)| vec![Some(0.0), Some(q), Some(if y { 1.0 } else { 0.0 })])
             .collect();
-        let c = calibrator(&cols(), &baseline, "1").expect("probabilities and labels");
+        let c =
+            calibrator(&cols(), &baseline.clone().into(), "1").expect("probabilities and labels");
         let live = sample(&mut rng, 20_000);
         let truth = live.iter().filter(|(q, y)| (*q >= 0.5) == *y).count() as f64 / 20_000.0;
         let row = |q: f64, p: f64| BinaryRow {
@@ -224,7 +220,14 @@ mod tests {
             .filter(|r| (r[1].unwrap() >= 0.5) == (r[2].unwrap() == 1.0))
             .count() as f64
             / 5000.0;
-        let got = reference(&cols(), &baseline, "1", None, Task::Classification).unwrap();
+        let got = reference(
+            &cols(),
+            &baseline.clone().into(),
+            "1",
+            None,
+            Task::Classification,
+        )
+        .unwrap();
         assert!((got - want).abs() < 1e-12);
     }
 
@@ -235,19 +238,32 @@ mod tests {
             vec![None, Some(0.0), Some(1.0)],
             vec![None, Some(1.0), None],
         ];
-        assert!(calibrator(&cols(), &rows, "1").is_none());
+        assert!(calibrator(&cols(), &rows.clone().into(), "1").is_none());
         assert_eq!(
-            reference(&cols(), &rows, "1", None, Task::Classification),
+            reference(
+                &cols(),
+                &rows.clone().into(),
+                "1",
+                None,
+                Task::Classification
+            ),
             Some(0.5)
         );
-        assert!(reference(&["a".to_string()], &rows, "1", None, Task::Classification).is_none());
+        assert!(reference(
+            &["a".to_string()],
+            &rows.clone().into(),
+            "1",
+            None,
+            Task::Classification
+        )
+        .is_none());
         let reg = vec![
             vec![None, Some(1.0), Some(1.5)],
             vec![None, Some(2.0), Some(2.5)],
             vec![None, Some(3.0), Some(2.0)],
         ];
         // sklearn.metrics.r2_score([1.5, 2.5, 2.0], [1, 2, 3]) = 1 - 1.5 / 0.5 = -2
-        let r2 = reference(&cols(), &reg, "1", None, Task::Regression).unwrap();
+        let r2 = reference(&cols(), &reg.clone().into(), "1", None, Task::Regression).unwrap();
         assert!((r2 + 2.0).abs() < 1e-12, "{r2}");
     }
 }

@@ -666,7 +666,7 @@ impl PerformanceEngine {
 }
 
 /// Column names and rows (one numeric cell per column) of a joint sample.
-type JointView<'a> = (&'a [String], &'a [Vec<Option<f64>>]);
+type JointView<'a> = (&'a [String], &'a crate::baseline::JointCells);
 
 /// The baseline's row-aligned joint sample (column names, rows), when the snapshot
 /// carries one.
@@ -674,7 +674,7 @@ fn joint_sample(snapshot: &Snapshot) -> Option<JointView<'_>> {
     snapshot
         .joint_sample
         .as_ref()
-        .map(|j| (j.columns.as_slice(), j.rows.as_slice()))
+        .map(|j| (j.columns.as_slice(), &j.rows))
 }
 
 /// Fits the calibration of the positive-class probability on a baseline that holds

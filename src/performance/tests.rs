@@ -103,8 +103,16 @@ fn reference_accuracy_uses_the_threshold() {
         .iter()
         .map(|(p, t)| vec![Some(*p), Some(*t)])
         .collect();
-    let at_half = joint::reference(&cols, &rows, "1", None, Task::Classification).unwrap();
+    let at_half =
+        joint::reference(&cols, &rows.clone().into(), "1", None, Task::Classification).unwrap();
     assert!((at_half - 0.4).abs() < 1e-12, "{at_half}");
-    let at_65 = joint::reference(&cols, &rows, "1", Some(0.65), Task::Classification).unwrap();
+    let at_65 = joint::reference(
+        &cols,
+        &rows.clone().into(),
+        "1",
+        Some(0.65),
+        Task::Classification,
+    )
+    .unwrap();
     assert!((at_65 - 1.0).abs() < 1e-12, "{at_65}");
 }

@@ -889,33 +889,135 @@ fn integral_abs_linear(d0: f64, d1: f64, len: f64) -> f64 {
 struct SketchWire {
     compression: u32,
     count: u64,
-    cells: Vec<WireCell>,
+    cells: WireCells,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(untagged)]
-enum WireCell {
-    Atom(f64, u64),
-    Range(f64, f64, u64),
+/// The cells as they are read: straight into [`Cell`]s, one allocation for the list (an
+/// untagged enum buffered every cell as a tree of `serde` values first: millions of
+/// short-lived allocations per baseline, which glibc kept as resident memory).
+#[derive(Debug, Clone, Default)]
+struct WireCells(Vec<Cell>);
+
+impl Serialize for WireCells {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for c in &self.0 {
+            if c.is_atom() {
+                seq.serialize_element(&(c.lo, c.count))?;
+            } else {
+                seq.serialize_element(&(c.lo, c.hi, c.count))?;
+            }
+        }
+        seq.end()
+    }
+}
+
+/// The second element of a cell: an atom's count or a range's `hi`.
+enum WireNumber {
+    Count(u64),
+    Float(f64),
+}
+
+impl<'de> Deserialize<'de> for WireNumber {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = WireNumber;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a number")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<WireNumber, E> {
+                Ok(WireNumber::Count(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<WireNumber, E> {
+                Ok(WireNumber::Float(v as f64))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<WireNumber, E> {
+                Ok(WireNumber::Float(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// One cell, `[value, count]` or `[lo, hi, count]`.
+struct WireCell(Cell);
+
+impl<'de> Deserialize<'de> for WireCell {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = WireCell;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a cell [value, count] or [lo, hi, count]")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<WireCell, A::Error> {
+                use serde::de::Error;
+                let lo: f64 = seq
+                    .next_element()?
+                    .ok_or_else(|| A::Error::invalid_length(0, &self))?;
+                let second: WireNumber = seq
+                    .next_element()?
+                    .ok_or_else(|| A::Error::invalid_length(1, &self))?;
+                let third: Option<u64> = seq.next_element()?;
+                let cell = match (second, third) {
+                    (WireNumber::Count(count), None) => Cell::atom(lo, count),
+                    (WireNumber::Float(_), None) => {
+                        return Err(A::Error::custom(
+                            "an atom's count must be a non-negative integer",
+                        ))
+                    }
+                    (WireNumber::Count(hi), Some(count)) => Cell {
+                        lo,
+                        hi: hi as f64,
+                        count,
+                    },
+                    (WireNumber::Float(hi), Some(count)) => Cell { lo, hi, count },
+                };
+                if seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    return Err(A::Error::invalid_length(4, &self));
+                }
+                Ok(WireCell(cell))
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for WireCells {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = WireCells;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of cells")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<WireCells, A::Error> {
+                let mut cells = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+                while let Some(WireCell(c)) = seq.next_element()? {
+                    cells.push(c);
+                }
+                cells.shrink_to_fit();
+                Ok(WireCells(cells))
+            }
+        }
+        d.deserialize_seq(V)
+    }
 }
 
 impl From<QuantileSketch> for SketchWire {
     fn from(s: QuantileSketch) -> Self {
-        let cells = s
-            .all_cells()
-            .into_iter()
-            .map(|c| {
-                if c.is_atom() {
-                    WireCell::Atom(c.lo, c.count)
-                } else {
-                    WireCell::Range(c.lo, c.hi, c.count)
-                }
-            })
-            .collect();
         SketchWire {
             compression: s.compression,
             count: s.count,
-            cells,
+            cells: WireCells(s.all_cells()),
         }
     }
 }
@@ -961,20 +1063,16 @@ impl TryFrom<SketchWire> for QuantileSketch {
         }
         // A flushed sketch has ≤ δ + 1 cells and a buffer of < δ atoms.
         let limit = 2 * w.compression as usize + 2;
-        if w.cells.len() > limit {
+        if w.cells.0.len() > limit {
             return Err(SketchError::TooManyCells {
-                cells: w.cells.len(),
+                cells: w.cells.0.len(),
                 limit,
                 compression: w.compression,
             });
         }
-        let mut cells = Vec::with_capacity(w.cells.len());
+        let mut cells = w.cells.0;
         let mut total = 0_u64;
-        for (index, c) in w.cells.into_iter().enumerate() {
-            let cell = match c {
-                WireCell::Atom(v, count) => Cell::atom(v, count),
-                WireCell::Range(lo, hi, count) => Cell { lo, hi, count },
-            };
+        for (index, cell) in cells.iter().enumerate() {
             let ok = cell.lo.is_finite()
                 && cell.hi.is_finite()
                 && cell.lo <= cell.hi
@@ -984,7 +1082,6 @@ impl TryFrom<SketchWire> for QuantileSketch {
                 return Err(SketchError::Cell { index });
             }
             total = total.saturating_add(cell.count);
-            cells.push(cell);
         }
         if total != w.count {
             return Err(SketchError::Count {

@@ -126,9 +126,9 @@ mod tests {
         let (pi, ti) = (3, 2);
         for (i, row) in joint.rows.iter().enumerate() {
             let p = ((i * 37) % 100) as f64 / 100.0;
-            assert_eq!(row[pi], Some(p), "row {i}");
-            assert_eq!(row[1], Some(f64::from(u8::from(p >= 0.65))), "row {i}");
-            assert!(matches!(row[ti], Some(v) if v == 0.0 || v == 1.0));
+            assert_eq!(row.get(pi), Some(p), "row {i}");
+            assert_eq!(row.get(1), Some(f64::from(u8::from(p >= 0.65))), "row {i}");
+            assert!(matches!(row.get(ti), Some(v) if v == 0.0 || v == 1.0));
         }
         // `mlmon baseline show` names it.
         let shown = crate::baseline::render_summary(&snap, "b.json");
@@ -263,7 +263,7 @@ mod tests {
         let joint = snap.joint_sample.as_ref().unwrap();
         assert_eq!(joint.columns, ["x", "prediction", "probability"]);
         for (i, row) in joint.rows.iter().enumerate() {
-            assert_eq!(row[2], Some(i as f64 / 100.0), "row {i}");
+            assert_eq!(row.get(2), Some(i as f64 / 100.0), "row {i}");
         }
         // Three classes: one column per class; no probabilities: no `probability`.
         let mut b = BaselineBuilder::new(BuildOptions::new("live"), 10);
@@ -357,9 +357,11 @@ mod tests {
         v1.probability = None;
         if let Some(j) = v1.joint_sample.as_mut() {
             j.columns.pop();
-            for r in &mut j.rows {
-                r.pop();
-            }
+            j.rows = j
+                .rows
+                .iter()
+                .map(|r| r.iter().take(r.len() - 1).collect())
+                .collect();
         }
         load(&v1).unwrap();
     }

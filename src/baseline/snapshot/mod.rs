@@ -14,6 +14,7 @@
 //! `key` turns values into category keys.
 
 mod io;
+mod joint;
 mod key;
 mod named_map;
 mod validate;
@@ -23,6 +24,7 @@ mod tests;
 
 use serde::{Deserialize, Serialize};
 
+pub use joint::{JointCells, JointRow};
 pub(crate) use key::bool_text;
 pub use key::category_key;
 pub(crate) use key::{format_number, parse_number, text_category_key, ParsedText};
@@ -180,8 +182,8 @@ pub struct JointSample {
     /// Column names: numeric input features (by their name), `prediction`, `target`,
     /// then the probability columns (by their name, see [`ProbabilityInfo`]).
     pub columns: Vec<String>,
-    /// The rows, each with one cell per column.
-    pub rows: Vec<Vec<Option<f64>>>,
+    /// The rows, each with one cell per column (row-major in one allocation).
+    pub rows: JointCells,
 }
 
 /// Largest number of cells (rows × columns) accepted in a joint sample.

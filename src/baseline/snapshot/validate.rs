@@ -46,17 +46,21 @@ impl JointSample {
                 ),
             ));
         }
+        let ragged = if !self.rows.is_empty() && self.rows.width() != self.columns.len() {
+            Some((0, self.rows.width()))
+        } else {
+            self.rows.ragged()
+        };
+        if let Some((i, len)) = ragged {
+            return Err((
+                at(&format!("rows[{i}]")),
+                format!(
+                    "has {len} cells, expected one per column ({})",
+                    self.columns.len()
+                ),
+            ));
+        }
         for (i, r) in self.rows.iter().enumerate() {
-            if r.len() != self.columns.len() {
-                return Err((
-                    at(&format!("rows[{i}]")),
-                    format!(
-                        "has {} cells, expected one per column ({})",
-                        r.len(),
-                        self.columns.len()
-                    ),
-                ));
-            }
             if let Some(j) = r.iter().position(|v| v.is_some_and(|v| !v.is_finite())) {
                 return Err((
                     at(&format!("rows[{i}][{j}]")),

@@ -76,7 +76,7 @@ fn six_sigma_outliers_at_one_percent_are_found_with_the_right_feature_first() {
         &snap,
         Some(JointRows {
             columns: &cols,
-            rows: &joint[..5000],
+            rows: &joint[..5000].to_vec().into(),
         }),
         settings(4.0),
     );
@@ -127,7 +127,7 @@ fn a_correlation_break_is_caught_by_the_multivariate_score_only() {
         &snap,
         Some(JointRows {
             columns: &cols,
-            rows: &joint[..5000],
+            rows: &joint[..5000].to_vec().into(),
         }),
         settings(4.0),
     );

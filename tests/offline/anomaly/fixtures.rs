@@ -166,7 +166,7 @@ fn row_scores_match_the_documented_method_computed_with_numpy_and_sklearn() {
         &snapshot,
         Some(JointRows {
             columns: &names,
-            rows: &joint,
+            rows: &joint.clone().into(),
         }),
         settings,
     );

@@ -64,8 +64,8 @@ fn the_file_builder_keeps_whole_rows_with_prediction_and_target() {
     // the target its sign; missing a is null.
     let mut nulls = 0;
     for r in &j.rows {
-        let (b, p, t) = (r[1].unwrap(), r[2].unwrap(), r[3].unwrap());
-        match r[0] {
+        let (b, p, t) = (r.get(1).unwrap(), r.get(2).unwrap(), r.get(3).unwrap());
+        match r.get(0) {
             Some(a) => {
                 assert!((p - 1.0 / (1.0 + (-a).exp())).abs() < 1e-9, "{r:?}");
                 assert_eq!(t, f64::from(u8::from(a > 0.0)));
@@ -114,7 +114,7 @@ fn the_live_builder_pairs_rows_with_their_predictions() {
     assert_eq!(j.columns, ["x", "prediction"]);
     assert_eq!(j.rows.len(), 300);
     for (i, r) in j.rows.iter().enumerate() {
-        assert_eq!(r, &vec![Some(i as f64), Some(2.0 * i as f64 + 1.0)]);
+        assert_eq!(r.to_vec(), vec![Some(i as f64), Some(2.0 * i as f64 + 1.0)]);
     }
 }
 
