@@ -19,6 +19,7 @@ pub mod classifier;
 pub mod joint;
 pub mod offline;
 pub mod scores;
+pub mod window;
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -278,12 +279,6 @@ impl Evidence {
     }
 }
 
-struct ProbabilityRow {
-    at: Instant,
-    probabilities: Vec<f64>,
-    predicted: Option<String>,
-}
-
 struct CalibrationState {
     /// Baseline id, score columns and labels seen the classifier was built from.
     key: (String, usize, usize),
@@ -296,7 +291,7 @@ const MAX_SEEN_LABELS: usize = 64;
 struct ModelPerformance {
     store: FeedbackStore,
     pairs: VecDeque<(Instant, MatchedPair)>,
-    probabilities: VecDeque<ProbabilityRow>,
+    probabilities: window::ProbabilityWindow,
     evidence: Evidence,
     /// Labels seen in predictions with scores and in their ground truth (the class order
     /// without a baseline).
@@ -370,7 +365,7 @@ impl PerformanceEngine {
         Mutex::new(ModelPerformance {
             store: FeedbackStore::new(self.cfg.feedback.ttl, self.cfg.feedback.max_pending),
             pairs: VecDeque::new(),
-            probabilities: VecDeque::new(),
+            probabilities: window::ProbabilityWindow::new(MAX_PROBABILITY_ROWS),
             evidence: Evidence::default(),
             labels_seen: BTreeSet::new(),
             calibration: None,
@@ -403,9 +398,7 @@ impl PerformanceEngine {
             while m.pairs.front().is_some_and(|(t, _)| *t < cutoff) {
                 m.pairs.pop_front();
             }
-            while m.probabilities.front().is_some_and(|r| r.at < cutoff) {
-                m.probabilities.pop_front();
-            }
+            m.probabilities.expire(cutoff);
         }
     }
 
@@ -516,13 +509,9 @@ impl PerformanceEngine {
         m: &mut ModelPerformance,
         positive: &str,
     ) -> Option<EstimatedPerformance> {
-        let k = m.probabilities.back()?.probabilities.len();
+        let k = m.probabilities.last_width()?;
         let c = self.classifier(model, m, k, positive);
-        let estimate = c.estimate(
-            m.probabilities
-                .iter()
-                .map(|r| (r.probabilities.as_slice(), r.predicted.as_deref())),
-        )?;
+        let estimate = c.estimate(m.probabilities.rows())?;
         let binary = c.is_binary();
         Some(EstimatedPerformance {
             estimate,
@@ -791,14 +780,7 @@ impl Analysis for PerformanceEngine {
                     m.labels_seen.insert(l.clone());
                 }
             }
-            if m.probabilities.len() >= MAX_PROBABILITY_ROWS {
-                m.probabilities.pop_front();
-            }
-            m.probabilities.push_back(ProbabilityRow {
-                at: now,
-                probabilities: probs.clone(),
-                predicted,
-            });
+            m.probabilities.push(now, probs, predicted.as_deref());
         }
         let values = predictions
             .iter()
