@@ -259,10 +259,13 @@ impl AppState {
 pub fn load_baselines(cfg: &Config) -> Result<Vec<Snapshot>, StartError> {
     let mut out: Vec<Snapshot> = Vec::new();
     for path in &cfg.baseline.files {
-        let snap = Snapshot::load(path).map_err(|e| StartError::Baseline {
+        let mut snap = Snapshot::load(path).map_err(|e| StartError::Baseline {
             path: path.clone(),
             message: e.to_string(),
         })?;
+        // Slimmed as it is read, not once all are: the peak is one whole snapshot, and the
+        // memory it frees is reused by the next file instead of staying in the heap.
+        crate::baseline::registry::slim(&mut snap);
         if let Some(other) = out.iter().find(|s| s.model.name == snap.model.name) {
             return Err(StartError::Baseline {
                 path: path.clone(),
