@@ -11,6 +11,10 @@ pub struct CountingAlloc;
 
 /// Live heap bytes (requested sizes, no allocator overhead).
 pub static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+/// The largest `LIVE_BYTES` seen since a benchmark last stored into it (reset it to the
+/// live figure before the step it measures).
+#[allow(dead_code)] // Not every benchmark reads it.
+pub static PEAK_BYTES: AtomicUsize = AtomicUsize::new(0);
 /// Allocations (and reallocations) so far.
 #[allow(dead_code)] // Not every benchmark reads it.
 pub static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
@@ -20,7 +24,8 @@ unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let p = System.alloc(layout);
         if !p.is_null() {
-            LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+            let live = LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK_BYTES.fetch_max(live, Ordering::Relaxed);
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }
         p
@@ -29,7 +34,8 @@ unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         let p = System.alloc_zeroed(layout);
         if !p.is_null() {
-            LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+            let live = LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK_BYTES.fetch_max(live, Ordering::Relaxed);
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }
         p
@@ -44,7 +50,8 @@ unsafe impl GlobalAlloc for CountingAlloc {
         let p = System.realloc(ptr, layout, new_size);
         if !p.is_null() {
             LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
-            LIVE_BYTES.fetch_add(new_size, Ordering::Relaxed);
+            let live = LIVE_BYTES.fetch_add(new_size, Ordering::Relaxed) + new_size;
+            PEAK_BYTES.fetch_max(live, Ordering::Relaxed);
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }
         p

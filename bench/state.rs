@@ -17,6 +17,11 @@
 //!   the last refresh encoded, `scrape_text_cpu_ms_drift_encoded_at_scrape` with them encoded
 //!   by the scrape (as before issue 13's cache).
 //!
+//! - `file_baseline`: a baseline as `bench/run.py --only d` loads 32 of (100 numeric
+//!   columns of 2 000 rows, a prediction, the joint sample) read from its JSON and installed
+//!   (slimmed): live heap read and installed, the largest live heap while reading, the joint
+//!   sample's and the reference's bytes.
+//!
 //! Then criterion times `report/numeric_100_full_window` (one model's drift report),
 //! `refresh/sidecar_32x100` (every analysis' refresh) and `scrape/{text,openmetrics}_32x100`.
 //!
@@ -46,7 +51,7 @@ use mlmon::record::{FeatureValue, ParsedExchange, Row};
 
 #[path = "counting_alloc.rs"]
 mod counting_alloc;
-use counting_alloc::{CountingAlloc, LIVE_BYTES};
+use counting_alloc::{CountingAlloc, LIVE_BYTES, PEAK_BYTES};
 
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;
@@ -183,6 +188,70 @@ fn snapshot(model: &str, scale: &Scale, categorical: bool) -> Snapshot {
             .collect(),
     );
     snap
+}
+
+/// The bench's phase d baseline (`bench/run.py --only d`): `features` numeric columns of
+/// `rows` rows (four decimals, nearly every value distinct) and a prediction, with its
+/// joint sample, as a file would hold it (JSON). Returns the live heap of the snapshot
+/// read and installed (slimmed) and the largest live heap while reading it, per model.
+fn file_baseline(features: usize, rows: usize) -> serde_json::Value {
+    let mut b = BaselineBuilder::new(BuildOptions::new("wide"), rows);
+    let mut rng = SmallRng::seed_from_u64(7);
+    for _ in 0..rows {
+        let row = Row {
+            values: (0..features)
+                .map(|i| {
+                    let z: f64 = StandardNormal.sample(&mut rng);
+                    let v = ((i % 10) as f64 + z * (1.0 + (i % 10) as f64 / 10.0)) * 1e4;
+                    (name(i), FeatureValue::Number(v.round() / 1e4))
+                })
+                .collect(),
+        };
+        b.push_row(&row);
+        b.push_prediction(&mlmon::record::Prediction {
+            value: FeatureValue::Number(f64::from(rng.random_range(0..2_u8))),
+            probabilities: None,
+        });
+    }
+    let built = match b.finish() {
+        Ok(s) => s,
+        Err(e) => panic!("baseline: {e}"),
+    };
+    let json = match built.to_json() {
+        Ok(j) => j,
+        Err(e) => panic!("baseline json: {e}"),
+    };
+    drop(built);
+    let before = live();
+    PEAK_BYTES.store(before, Ordering::Relaxed);
+    let mut snap = match Snapshot::from_json_bytes(json.as_bytes(), "bench") {
+        Ok(s) => s,
+        Err(e) => panic!("baseline read: {e}"),
+    };
+    let read = live().saturating_sub(before);
+    mlmon::baseline::registry::slim(&mut snap);
+    let installed = live().saturating_sub(before);
+    let peak = PEAK_BYTES.load(Ordering::Relaxed).saturating_sub(before);
+    let joint = snap
+        .joint_sample
+        .as_ref()
+        .map_or(0, |j| j.rows.heap_bytes());
+    let reference: usize = snap
+        .features
+        .iter()
+        .map(|(_, f)| f.sample.capacity() * 8 + f.sketch.as_ref().map_or(0, |s| s.memory_bytes()))
+        .sum();
+    drop(snap);
+    serde_json::json!({
+        "features": features,
+        "rows": rows,
+        "file_bytes": json.len(),
+        "read_bytes": read,
+        "installed_bytes": installed,
+        "peak_bytes_while_reading": peak,
+        "joint_sample_bytes": joint,
+        "reference_bytes_per_feature": reference / features.max(1),
+    })
 }
 
 fn paused_runtime() -> tokio::runtime::Runtime {
@@ -380,6 +449,14 @@ fn main() {
     let rt = paused_runtime();
     let _guard = rt.enter();
 
+    // Phase d's baselines at the bench scale; the smoke run's scale otherwise (e.g.
+    // MLMON_STATE_BENCH_FEATURES=100 MLMON_STATE_BENCH_BASELINE_ROWS=2000 for phase d's
+    // figures from a debug build).
+    let file_baseline = if bench {
+        file_baseline(100, 2_000)
+    } else {
+        file_baseline(scale.features, scale.baseline_rows)
+    };
     let (numeric, baseline_numeric) = drift_memory(&rt, &scale, false);
     let (categorical, baseline_categorical) = drift_memory(&rt, &scale, true);
     let s = sidecar(&rt, &scale);
@@ -437,6 +514,7 @@ fn main() {
         "drift_numeric_bytes_per_feature": numeric,
         "drift_categorical_bytes_per_feature": categorical,
         "baseline_bytes_per_feature": {"numeric": baseline_numeric, "categorical": baseline_categorical},
+        "file_baseline": file_baseline,
         "sidecar": {
             "models": scale.models,
             "features_per_model": scale.features,
