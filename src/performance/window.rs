@@ -173,13 +173,16 @@ impl ProbabilityWindow {
                 continue;
             }
             let i = usize::from(*l);
-            if remap[i] == NO_LABEL {
-                let new = self.table.names.len() as u16;
-                self.table.names.push(old[i].clone());
-                self.table.index.insert(old[i].clone(), new);
-                remap[i] = new;
+            let (Some(name), Some(slot)) = (old.get(i), remap.get_mut(i)) else {
+                *l = NO_LABEL;
+                continue;
+            };
+            if *slot == NO_LABEL {
+                *slot = self.table.names.len() as u16;
+                self.table.names.push(name.clone());
+                self.table.index.insert(name.clone(), *slot);
             }
-            *l = remap[i];
+            *l = *slot;
         }
         self.table.since_rebuild = 0;
     }

@@ -122,7 +122,7 @@ impl JointCells {
     pub fn iter(&self) -> impl ExactSizeIterator<Item = JointRow<'_>> + Clone {
         (0..self.len).map(move |i| {
             let at = i * self.width;
-            JointRow(&self.cells[at..at + self.width])
+            JointRow(self.cells.get(at..at + self.width).unwrap_or(&[]))
         })
     }
 
