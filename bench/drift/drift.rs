@@ -9,8 +9,10 @@
 //!   100 numeric features whose windows are full: 15 minutes of traffic at twice
 //!   `drift.sample_size` values per bucket, so every feature holds a 5000-value sample.
 //! - `parts/*`: the pieces of one feature's report, to show where the time goes.
-//! - `ingest_cpu/*`, `report_cpu/*`: the same measured in the thread's CPU time instead of
-//!   wall time ([`ThreadCpuTime`]), which a busy machine disturbs much less.
+//! - `ingest_cpu/*`: the same measured in the thread's CPU time instead of wall time
+//!   ([`ThreadCpuTime`]), which a busy machine disturbs much less; `report_cpu/*` in the CPU
+//!   time of every thread of the process ([`ProcessCpuTime`]), as a report spreads its
+//!   features over two threads (`one_thread_*`: the same report on one thread).
 //! - Memory per feature at a full window, measured once before the timings with a counting
 //!   global allocator (live heap bytes) and cross-checked with the resident set size, and
 //!   heap allocations per ingested batch: one `MLMON_DRIFT_BENCH {json}` line on stdout.
@@ -468,7 +470,7 @@ struct FullEngine {
     batch: ParsedExchange,
 }
 
-fn full_engine(scale: &Scale) -> FullEngine {
+fn full_engine(scale: &Scale, report_threads: usize) -> FullEngine {
     let rt = paused_runtime();
     let features = scale.report_features;
     let snapshot = snapshot(scale, features, 0);
@@ -476,7 +478,8 @@ fn full_engine(scale: &Scale) -> FullEngine {
         config(scale),
         Arc::new(DriftMetrics::default()),
         Arc::new(mlmon::baseline::Registry::new(0, 5000)),
-    );
+    )
+    .with_report_threads(report_threads);
     let batch = batches(1, features, 0, 6).remove(0);
     {
         let _guard = rt.enter();
@@ -493,16 +496,27 @@ fn full_engine(scale: &Scale) -> FullEngine {
     }
 }
 
-fn bench_report<M: Measurement>(c: &mut Criterion<M>, group_name: &str, full: &FullEngine) {
-    let _guard = full.rt.enter();
-    let engine = &full.engine;
+/// `report()` as configured (its features spread over two threads on a 2-CPU machine) as
+/// `numeric_100_full_window`, and on one thread as `one_thread_numeric_100_full_window`
+/// (`single` an engine like `full`'s with one report thread).
+fn bench_report<M: Measurement>(
+    c: &mut Criterion<M>,
+    group_name: &str,
+    full: &FullEngine,
+    single: &FullEngine,
+) {
     let mut group = c.benchmark_group(group_name);
     group.sampling_mode(SamplingMode::Flat);
     group.sample_size(30);
     group.measurement_time(Duration::from_secs(8));
-    group.bench_function("numeric_100_full_window", |b| {
-        b.iter(|| black_box(engine.report(MODEL)))
-    });
+    for (name, full) in [
+        ("numeric_100_full_window", full),
+        ("one_thread_numeric_100_full_window", single),
+    ] {
+        let _guard = full.rt.enter();
+        let engine = &full.engine;
+        group.bench_function(name, |b| b.iter(|| black_box(engine.report(MODEL))));
+    }
     group.finish();
 }
 
@@ -608,6 +622,41 @@ impl Measurement for ThreadCpuTime {
     }
 }
 
+/// CPU time of every thread of the process (`CLOCK_PROCESS_CPUTIME_ID`): what a report
+/// costs on all the threads it uses (its own and the helper that computes half the features).
+/// Nothing else runs in this process while a benchmark is measured (the tokio runtime is a
+/// paused current-thread one), so this is the report's CPU alone.
+struct ProcessCpuTime;
+
+fn process_cpu_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_nsec).unwrap_or(0)
+}
+
+impl Measurement for ProcessCpuTime {
+    type Intermediate = u64;
+    type Value = u64;
+
+    fn start(&self) -> u64 {
+        process_cpu_ns()
+    }
+    fn end(&self, start: u64) -> u64 {
+        process_cpu_ns().saturating_sub(start)
+    }
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+    fn zero(&self) -> u64 {
+        0
+    }
+    fn to_f64(&self, v: &u64) -> f64 {
+        *v as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &NanosFormatter
+    }
+}
+
 /// Formats nanoseconds (of CPU time) and element throughputs.
 struct NanosFormatter;
 
@@ -676,9 +725,14 @@ fn main() {
         .configure_from_args();
     bench_ingest(&mut wall, "ingest", &scale);
     bench_ingest(&mut cpu, "ingest_cpu", &scale);
-    let full = full_engine(&scale);
-    bench_report(&mut wall, "report", &full);
-    bench_report(&mut cpu, "report_cpu", &full);
+    let mut process_cpu = Criterion::default()
+        .with_measurement(ProcessCpuTime)
+        .configure_from_args();
+    let full = full_engine(&scale, 2);
+    let single = full_engine(&scale, 1);
+    bench_report(&mut wall, "report", &full, &single);
+    // CPU of all the report's threads, not only the calling one's.
+    bench_report(&mut process_cpu, "report_cpu", &full, &single);
     bench_parts(&mut wall, &full, &scale);
     wall.final_summary();
 }

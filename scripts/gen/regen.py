@@ -7,9 +7,9 @@
 Generated files and their generators (all deterministic: fixed seeds, pinned library versions
 in tests/py/requirements.txt, no timestamps):
 
-- tests/fixtures/{stats,anomaly,performance,baseline,sketch,versions}/: scripts/gen/{stats,anomaly,
-  performance,baseline,sketch,versions}.py, expected values from numpy/scipy/scikit-learn/pandas
-  (sketch: real data bundled with statsmodels). --check
+- tests/fixtures/{stats,anomaly,performance,baseline,sketch,versions,kolmogorov}/:
+  scripts/gen/{stats,anomaly,performance,baseline,sketch,versions,kolmogorov}.py, expected values
+  from numpy/scipy/scikit-learn/pandas (sketch: real data bundled with statsmodels). --check
   runs them with MLMON_GEN_ROOT set to a temporary directory and compares byte for byte.
 - grafana/dashboards/*.json: grafana/generate_dashboards.py;
   helm/mlmon/files/ and k8s/components/monitoring/generated/: scripts/gen-helm-assets.py;
@@ -40,6 +40,7 @@ FIXTURES = {
     "scripts/gen/baseline.py": "tests/fixtures/baseline",
     "scripts/gen/sketch.py": "tests/fixtures/sketch",
     "scripts/gen/versions.py": "tests/fixtures/versions",
+    "scripts/gen/kolmogorov.py": "tests/fixtures/kolmogorov",
 }
 
 #: Generators with their own check mode: (write command, check command), in dependency order

@@ -87,7 +87,13 @@ pub struct DriftEngine {
     compression: u32,
     /// Live SHAP importances weighting the drift score (explain's global SHAP).
     live: Option<Arc<crate::analysis::LiveImportance>>,
+    /// Threads a report spreads its features over (1 or 2, see [`Self::with_report_threads`]).
+    report_threads: usize,
 }
+
+/// A report spreads its features over two threads from this many features on (below, the
+/// thread's start costs more than it saves).
+const PARALLEL_REPORT_MIN_FEATURES: usize = 8;
 
 impl std::fmt::Debug for DriftEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -148,8 +154,19 @@ impl DriftEngine {
             models: DashMap::new(),
             compression: cfg.drift.sketch_compression,
             live: None,
+            report_threads: std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(2),
             cfg,
         }
+    }
+
+    /// The same engine computing a report's features on at most `threads` threads (1 or 2;
+    /// default 2 when the machine has two CPUs): e.g. 1 where the caller already runs
+    /// several engines side by side.
+    pub fn with_report_threads(mut self, threads: usize) -> Self {
+        self.report_threads = threads.clamp(1, 2);
+        self
     }
 
     /// The same engine weighting its drift score by the live SHAP importances of `live`
@@ -416,16 +433,40 @@ impl DriftEngine {
         let baseline = &m.baseline;
         let thresholds = self.cfg.thresholds_for(model);
         let adaptive = self.cfg.drift.adaptive;
-        let mut features = Vec::with_capacity(m.features.len());
         for f in m.features.iter_mut() {
             f.window.expire(now);
         }
-        for f in &m.features {
-            let (view, sketches) = f.window.parts();
-            features.push(feature_drift(
-                f, baseline, &view, &sketches, thresholds, adaptive,
-            ));
-        }
+        let drift_of = |states: &[FeatureState]| -> Vec<_> {
+            states
+                .iter()
+                .map(|f| {
+                    let (view, sketches) = f.window.parts();
+                    feature_drift(f, baseline, &view, &sketches, thresholds, adaptive)
+                })
+                .collect()
+        };
+        let features =
+            if self.report_threads > 1 && m.features.len() >= PARALLEL_REPORT_MIN_FEATURES {
+                // Each feature's drift depends on that feature alone: the two halves (of about
+                // equal work) give the report one thread gives, in the same order.
+                let (first, second) = m.features.split_at(work_midpoint(&m.features));
+                std::thread::scope(|scope| {
+                    let helper = std::thread::Builder::new()
+                        .name("mlmon-drift-report".into())
+                        .spawn_scoped(scope, || drift_of(second));
+                    let mut features = drift_of(first);
+                    // No thread (or a panic in it): the second half here.
+                    features.extend(
+                        helper
+                            .ok()
+                            .and_then(|h| h.join().ok())
+                            .unwrap_or_else(|| drift_of(second)),
+                    );
+                    features
+                })
+            } else {
+                drift_of(&m.features)
+            };
         let live = self.live.as_ref().and_then(|l| l.get(model));
         let (drift_score, worst) = summarise(&features, &m.features, live.as_deref(), baseline);
         Some(ModelDriftReport {
@@ -520,6 +561,25 @@ impl DriftEngine {
         };
         crate::metrics::set_or_remove(&m.drift_score, &labels, r.drift_score);
     }
+}
+
+/// Where to split `features` into two runs of about equal report work: the work of a
+/// numeric feature grows with the cells of its window's sketches (merged, swept and walked),
+/// a categorical feature's is small.
+fn work_midpoint(features: &[FeatureState]) -> usize {
+    let work: Vec<usize> = features
+        .iter()
+        .map(|f| 1024 + f.window.sketch_bytes())
+        .collect();
+    let half = work.iter().sum::<usize>() / 2;
+    let mut done = 0;
+    for (i, w) in work.iter().enumerate() {
+        if done + w / 2 >= half {
+            return i.max(1);
+        }
+        done += w;
+    }
+    features.len() / 2
 }
 
 /// The KS / Wasserstein reference of a numeric baseline entry: the reference sample kept

@@ -410,3 +410,61 @@ async fn per_bin_series_follow_drift_fleet_bins() {
     assert_eq!(seen[1].1, (bins, 0, 2), "counts: the counters, no ratios");
     assert_eq!(seen[2].1, (bins, bins, 2), "full: both");
 }
+
+/// A report spread over two threads is the report of one thread, feature for feature and
+/// in the same order (12 numeric features, some drifted, and a categorical one).
+#[tokio::test(start_paused = true)]
+async fn two_report_threads_give_the_one_thread_report() {
+    let numeric = |i: usize| format!("n{i:02}");
+    let mut b = BaselineBuilder::new(BuildOptions::new("m"), 2000);
+    for r in 0..2000 {
+        let mut values = vec![(
+            "colour".to_string(),
+            FeatureValue::Text(if r % 3 == 0 { "red" } else { "blue" }.into()),
+        )];
+        for i in 0..12 {
+            let v = ((r * 7919 + i * 104_729) % 2000) as f64 / 10.0;
+            values.push((numeric(i), FeatureValue::Number(v)));
+        }
+        b.push_row(&Row { values });
+    }
+    let snapshot = Arc::new(b.finish().expect("baseline builds"));
+    let reports: Vec<ModelDriftReport> = [1, 2]
+        .into_iter()
+        .map(|threads| {
+            let mut cfg = Config::default();
+            cfg.drift.window = WINDOW;
+            let registry = Arc::new(Registry::new(0, 100));
+            let engine = DriftEngine::new(
+                Arc::new(cfg),
+                Metrics::new("test").drift.clone(),
+                registry.clone(),
+            )
+            .with_report_threads(threads);
+            let current = registry.set("m", snapshot.clone()).expect("usable");
+            let rows = (0..3000)
+                .map(|r| {
+                    let mut values = vec![(
+                        "colour".to_string(),
+                        FeatureValue::Text(if r % 2 == 0 { "red" } else { "blue" }.into()),
+                    )];
+                    for i in 0..12 {
+                        // Every third feature shifted: drifted, with a small p-value.
+                        let shift = if i % 3 == 0 { 40.0 } else { 0.0 };
+                        let v = ((r * 6151 + i * 7) % 2000) as f64 / 10.0 + shift;
+                        values.push((numeric(i), FeatureValue::Number(v)));
+                    }
+                    Row { values }
+                })
+                .collect();
+            observe(&engine, &current, rows);
+            engine.report("m").expect("a report")
+        })
+        .collect();
+    assert_eq!(reports[0].features.len(), 13);
+    assert!(reports[0]
+        .features
+        .iter()
+        .any(|f| f.ks_pvalue.is_some_and(|p| p < 1e-6)));
+    assert_eq!(reports[0], reports[1]);
+}

@@ -551,9 +551,10 @@ struct Event {
 /// same sums in the same order whatever order they came in (a sketch and its serialized copy,
 /// or a union and its parts, answer alike).
 fn event_order(a: &Event, b: &Event) -> std::cmp::Ordering {
+    // `then_with`: the ties are rare, so `jump` and `ds` are compared only for them.
     a.x.total_cmp(&b.x)
-        .then(a.jump.total_cmp(&b.jump))
-        .then(a.ds.total_cmp(&b.ds))
+        .then_with(|| a.jump.total_cmp(&b.jump))
+        .then_with(|| a.ds.total_cmp(&b.ds))
 }
 
 /// Appends the CDF events of `cells` (sorted cells give sorted events when they are
@@ -674,6 +675,11 @@ impl Cdf {
             group_close = group_close.saturating_add(e.close);
             let (x, jump, ds) = (e.x, e.jump, e.ds);
             if x != last_x {
+                // The previous breakpoint's value: `f` after its last event (set once per
+                // breakpoint, not after every event).
+                if let Some(r) = right.last_mut() {
+                    *r = (f / nf).clamp(0.0, 1.0);
+                }
                 if !xs.is_empty() {
                     let rise = if slopes_open > 0 {
                         slope * (x - last_x)
@@ -696,9 +702,6 @@ impl Cdf {
                 if slopes_open == 0 {
                     slope = 0.0; // no drift from rounding once every cell has closed
                 }
-            }
-            if let Some(r) = right.last_mut() {
-                *r = (f / nf).clamp(0.0, 1.0);
             }
         }
         open = open.saturating_sub(group_close).saturating_add(group_open);
