@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::analysis::Exchange;
+use crate::baseline::reader::columnar::{read_columns, ColumnCells, Mode, Value};
 use crate::baseline::reader::{fast_f64, Cell};
 use crate::baseline::{
     open_source, Current, FeatureType, InputFormat, NamedMap, Registry, Snapshot,
@@ -138,7 +139,9 @@ impl Batch {
 /// thread per group (as many as there are CPUs, at most [`MAX_GROUPS`]), each pushing its
 /// part of every batch, in input order, while the next one is read. The groups' reports
 /// are put together in the snapshot's feature order, with the drift score and status
-/// over all of them: the same report one engine gives.
+/// over all of them: the same report one engine gives. A plain CSV file that fits in
+/// memory is parsed into columns on every CPU first, and each group's thread fills its
+/// batches from them (no reading thread).
 pub fn drift_of_file(
     snapshot: Snapshot,
     input: &Path,
@@ -149,7 +152,15 @@ pub fn drift_of_file(
     let groups = std::thread::available_parallelism()
         .map_or(1, std::num::NonZeroUsize::get)
         .min(MAX_GROUPS);
-    drift_of_file_in(snapshot, input, format, prediction_column, cfg, groups)
+    drift_of_file_in(
+        snapshot,
+        input,
+        format,
+        prediction_column,
+        cfg,
+        groups,
+        true,
+    )
 }
 
 /// Most feature groups (engine threads) of [`drift_of_file`].
@@ -188,7 +199,10 @@ fn split(features: &[(String, Conversion)], output: bool, groups: usize) -> Vec<
     ranges
 }
 
-/// [`drift_of_file`] over at most `groups` engines.
+/// [`drift_of_file`] over at most `groups` engines. When `columnar`, a plain CSV file
+/// that fits in memory ([`read_columns`], at most [`MAX_CELLS_IN_MEMORY`] cells read) is
+/// parsed on every CPU first, then each group's thread fills its batches from the
+/// columns: the same batches, in the same order, as the streaming reader's.
 fn drift_of_file_in(
     snapshot: Snapshot,
     input: &Path,
@@ -196,6 +210,7 @@ fn drift_of_file_in(
     prediction_column: Option<&str>,
     cfg: &Config,
     groups: usize,
+    columnar: bool,
 ) -> Result<ModelDriftReport, OfflineError> {
     let prediction_column = prediction_column.unwrap_or(PREDICTION);
     let mut cfg = cfg.clone();
@@ -260,8 +275,6 @@ fn drift_of_file_in(
             }
         }
     }
-    let mut source =
-        open_source(input, format, &[]).map_err(|e| OfflineError::Read(e.to_string()))?;
     let now = tokio::time::Instant::now();
     let target_of = |column: &str| -> Target {
         if let (Some(c), true) = (output, column == prediction_column) {
@@ -272,6 +285,50 @@ fn drift_of_file_in(
             None => Target::Skip,
         }
     };
+    let csv = format.or_else(|| InputFormat::from_path(input)) == Some(InputFormat::Csv);
+    if csv && columnar {
+        let wanted = std::cell::Cell::new(0u64);
+        let mode_of = |name: &str| {
+            let mode = match target_of(name) {
+                Target::Skip => Mode::Skip,
+                Target::Feature(_, Conversion::Numeric) | Target::Output(Conversion::Numeric) => {
+                    Mode::Numbers
+                }
+                Target::Feature(_, Conversion::AsIs) | Target::Output(Conversion::AsIs) => {
+                    Mode::Raw
+                }
+            };
+            wanted.set(wanted.get() + u64::from(mode != Mode::Skip));
+            mode
+        };
+        let fits = |rows: u64| rows.saturating_mul(wanted.get()) <= MAX_CELLS_IN_MEMORY;
+        if let Some(data) = read_columns(input, &mode_of, &fits) {
+            let column_of = |name: &str| data.names.iter().position(|n| n == name);
+            std::thread::scope(|scope| {
+                for (g, part) in parts.iter().enumerate() {
+                    let model = &model;
+                    let data = &data;
+                    let cells: Vec<(Option<ColumnCells<'_>>, Conversion)> = ranges[g]
+                        .clone()
+                        .map(|k| {
+                            let (name, conversion) = &features[k];
+                            (column_of(name).map(|i| data.cells(i)), *conversion)
+                        })
+                        .collect();
+                    let prediction = match (output, g == last) {
+                        (Some(c), true) => column_of(prediction_column).map(|i| (data.cells(i), c)),
+                        _ => None,
+                    };
+                    scope.spawn(move || {
+                        observe_columns(part, model, now, data.rows, cells, prediction)
+                    });
+                }
+            });
+            return finish(&parts, &model, &snapshot);
+        }
+    }
+    let mut source =
+        open_source(input, format, &[]).map_err(|e| OfflineError::Read(e.to_string()))?;
     let stopped = || OfflineError::Read("the analysis thread stopped".into());
     let mut full_txs = Vec::with_capacity(parts.len());
     let mut empty_rxs = Vec::with_capacity(parts.len());
@@ -407,15 +464,102 @@ fn drift_of_file_in(
         drop(full_txs);
         Ok::<(), OfflineError>(())
     })?;
+    finish(&parts, &model, &snapshot)
+}
+
+/// Most cells (rows × columns read) of a CSV file read into memory and parsed on every
+/// CPU (8 bytes each, as the build's pass-1 cache); larger files stream.
+const MAX_CELLS_IN_MEMORY: u64 = 8 << 20;
+
+/// One group's engine fed from the columns in memory: batches of [`CHUNK`] rows in input
+/// order, the cells converted as [`store`] converts them.
+fn observe_columns(
+    part: &Group,
+    model: &str,
+    now: tokio::time::Instant,
+    rows: u64,
+    mut cells: Vec<(Option<ColumnCells<'_>>, Conversion)>,
+    mut prediction: Option<(ColumnCells<'_>, Conversion)>,
+) {
+    let mut batch = Batch::new(&part.names);
+    let mut left = usize::try_from(rows).unwrap_or(usize::MAX);
+    while left > 0 {
+        let n = left.min(CHUNK);
+        for row in batch.parsed.rows.iter_mut().take(n) {
+            for ((column, conversion), (_, slot)) in cells.iter_mut().zip(row.values.iter_mut()) {
+                let v = column
+                    .as_mut()
+                    .and_then(Iterator::next)
+                    .unwrap_or(Value::Missing);
+                store_value(slot, v, *conversion);
+            }
+            if let Some((column, conversion)) = prediction.as_mut() {
+                let mut value = FeatureValue::Missing;
+                store_value(
+                    &mut value,
+                    column.next().unwrap_or(Value::Missing),
+                    *conversion,
+                );
+                batch.parsed.predictions.push(Prediction {
+                    value,
+                    probabilities: None,
+                });
+            }
+        }
+        batch.parsed.rows.truncate(n);
+        part.engine.observe(&Exchange {
+            model,
+            version: None,
+            request_id: "",
+            received_at: SystemTime::now(),
+            now,
+            parsed: &batch.parsed,
+            request: None,
+            baseline: Some(&part.current),
+        });
+        batch.clear();
+        left -= n;
+    }
+}
+
+/// Writes a cell read by the in-memory reader into `slot`, as [`store`] writes the cell
+/// the streaming reader gives: a numeric feature's number, NaN or infinity (missing),
+/// blank text (missing), other text; a categorical feature's text as it is.
+fn store_value(slot: &mut FeatureValue, v: Value<'_>, conversion: Conversion) {
+    match v {
+        Value::Number(x) => *slot = FeatureValue::Number(x),
+        Value::Missing | Value::NonFinite => *slot = FeatureValue::Missing,
+        Value::Text(s) => {
+            if conversion == Conversion::Numeric && s.trim().is_empty() {
+                *slot = FeatureValue::Missing;
+                return;
+            }
+            match slot {
+                FeatureValue::Text(buf) => {
+                    buf.clear();
+                    buf.push_str(s);
+                }
+                _ => *slot = FeatureValue::Text(s.to_string()),
+            }
+        }
+    }
+}
+
+/// The groups' reports put together.
+fn finish(
+    parts: &[Group],
+    model: &str,
+    snapshot: &Snapshot,
+) -> Result<ModelDriftReport, OfflineError> {
     let mut reports = Vec::with_capacity(parts.len());
-    for part in &parts {
+    for part in parts {
         reports.push(
             part.engine
-                .report(&model)
+                .report(model)
                 .ok_or_else(|| OfflineError::Baseline("the baseline was not installed".into()))?,
         );
     }
-    Ok(combine(reports, &snapshot))
+    Ok(combine(reports, snapshot))
 }
 
 /// The report of all the groups' features, in order: the drift score and status over
@@ -589,7 +733,7 @@ mod tests {
         let _guard = rt.enter();
         for snapshot in [built, weighted] {
             for input in ["data.csv", "data.jsonl"] {
-                let run = |groups: usize| {
+                let run = |groups: usize, columnar: bool| {
                     let r = drift_of_file_in(
                         snapshot.clone(),
                         &dir.join(input),
@@ -597,17 +741,120 @@ mod tests {
                         Some("pred"),
                         &cfg,
                         groups,
+                        columnar,
                     )
                     .unwrap();
                     serde_json::to_value(&r).unwrap()
                 };
-                let one = run(1);
+                let one = run(1, false);
                 assert!(one["features"].as_array().unwrap().len() >= 8);
                 assert!(one["drift_score"].as_f64().is_some());
-                for groups in [2, 3, 40] {
-                    assert_eq!(run(groups), one, "{input}, {groups} groups");
+                for groups in [1, 2, 3, 40] {
+                    assert_eq!(run(groups, false), one, "{input}, {groups} groups");
+                    assert_eq!(
+                        run(groups, true),
+                        one,
+                        "{input}, {groups} groups, in memory"
+                    );
                 }
             }
+        }
+    }
+
+    /// A CSV batch read into memory on every CPU gives the streaming reader's report,
+    /// with the cells that differ between the two readers' paths: blank and
+    /// whitespace-only cells, missing-value tokens, NaN and infinities, text in a numeric
+    /// feature, number-like categories (`7`, `7.0`), CRLF line ends, a feature absent from
+    /// the batch and a column the baseline does not know; split over several ranges.
+    #[test]
+    fn in_memory_csv_gives_the_streaming_report() {
+        let dir = tempfile::tempdir().unwrap();
+        // A small xorshift: any fixed sequence will do.
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut reference = String::from("x,y,gone,code,colour,prediction\n");
+        for _ in 0..20_000 {
+            let a = next();
+            reference.push_str(&format!(
+                "{:.3},{},{},{},c{},{}\n",
+                (a % 10_000) as f64 / 100.0,
+                (a >> 20) % 50,
+                (a >> 30) % 9,
+                (a >> 40) % 11,
+                (a >> 45) % 4,
+                (a >> 50) % 2
+            ));
+        }
+        let mut current = String::from("y,x,extra,code,colour,prediction\r\n");
+        for r in 0..60_000u64 {
+            let a = next();
+            let x = match a % 40 {
+                0 => String::new(),
+                1 => "  ".into(),
+                2 => "NaN".into(),
+                3 => "-inf".into(),
+                4 => "abc".into(),
+                5 => " 12.5".into(),
+                _ => format!("{:.3}", (a % 10_000) as f64 / 90.0),
+            };
+            let code = match (a >> 8) % 5 {
+                0 => "7".to_string(),
+                1 => "7.0".into(),
+                2 => "NA".into(),
+                _ => format!("{}", (a >> 40) % 12),
+            };
+            let eol = if r % 3 == 0 { "\r\n" } else { "\n" };
+            current.push_str(&format!(
+                "{},{x},{},{code},c{},{}{eol}",
+                (a >> 20) % 60,
+                a % 1000,
+                (a >> 45) % 5,
+                (a >> 50) % 2
+            ));
+        }
+        let ref_path = dir.path().join("reference.csv");
+        let cur_path = dir.path().join("current.csv");
+        std::fs::write(&ref_path, reference).unwrap();
+        std::fs::write(&cur_path, current).unwrap();
+        let options = BuildOptions {
+            prediction: Some("prediction".into()),
+            categorical: vec!["code".into()],
+            ..BuildOptions::new("m")
+        };
+        let snapshot = build_from_file(&ref_path, None, &options, &mut NoProgress).unwrap();
+        let cfg = Config::default();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        assert!(
+            read_columns(&cur_path, &|_| Mode::Numbers, &|_| true).is_some(),
+            "the batch suits the in-memory reader"
+        );
+        let run = |groups: usize, columnar: bool| {
+            let r = drift_of_file_in(
+                snapshot.clone(),
+                &cur_path,
+                None,
+                None,
+                &cfg,
+                groups,
+                columnar,
+            )
+            .unwrap();
+            serde_json::to_value(&r).unwrap()
+        };
+        let streamed = run(2, false);
+        let features = streamed["features"].as_array().unwrap();
+        assert_eq!(features.len(), 6, "{streamed}");
+        for groups in [1, 2, 3] {
+            assert_eq!(run(groups, true), streamed, "{groups} groups");
         }
     }
 

@@ -221,6 +221,11 @@ impl<'o> Engine<'o> {
         Ok(())
     }
 
+    /// The names of the columns read (pass 1).
+    pub(super) fn columns_present(&self) -> Vec<String> {
+        self.columns.iter().map(|c| c.name.clone()).collect()
+    }
+
     /// Checks that every column named in an option exists.
     pub(super) fn check_named_columns(
         &self,

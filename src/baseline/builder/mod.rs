@@ -41,6 +41,7 @@
 //! per-column accumulators and the row-aligned sample.
 
 mod categorical;
+mod columns;
 mod engine;
 mod joint;
 mod live;
@@ -282,6 +283,19 @@ pub(crate) fn build_from_file_with(
     progress: &mut dyn Progress,
     cache_budget: usize,
 ) -> Result<Snapshot, BuildError> {
+    build_file(path, format, options, progress, cache_budget, true)
+}
+
+/// [`build_from_file_with`], reading a plain CSV file into memory first when `columnar`
+/// and it fits (else always streaming).
+pub(crate) fn build_file(
+    path: &Path,
+    format: Option<InputFormat>,
+    options: &BuildOptions,
+    progress: &mut dyn Progress,
+    cache_budget: usize,
+    columnar: bool,
+) -> Result<Snapshot, BuildError> {
     options.check()?;
     let file = path.display().to_string();
     let format = format
@@ -290,9 +304,21 @@ pub(crate) fn build_from_file_with(
     let mut skip = options.exclude.clone();
     skip.sort();
     skip.dedup();
-    let mut source = open_source(path, Some(format), &skip)?;
+    let description = options
+        .source
+        .clone()
+        .unwrap_or_else(|| format!("{file} ({})", format.as_str()));
     let mut engine = Engine::new(options);
     engine.cache_budget = cache_budget;
+    if columnar && format == InputFormat::Csv {
+        // A plain CSV file that fits in memory: parsed on every CPU into columns.
+        let size = std::fs::metadata(path).map_or(0, |m| m.len());
+        if columns::pass_from_memory(&mut engine, path, size, progress)? {
+            engine.check_named_columns(&file, &engine.columns_present())?;
+            return engine.into_snapshot(&file, description, Vec::new(), None, &[], &[]);
+        }
+    }
+    let mut source = open_source(path, Some(format), &skip)?;
     engine.pass1(&mut *source, progress)?;
     let mut notes = Vec::new();
     let skipped = source.skipped_columns();
@@ -314,9 +340,5 @@ pub(crate) fn build_from_file_with(
         let mut again = open_source(path, Some(format), &skip)?;
         engine.pass2(&mut *again, progress)?;
     }
-    let description = options
-        .source
-        .clone()
-        .unwrap_or_else(|| format!("{file} ({})", format.as_str()));
     engine.into_snapshot(&file, description, notes, None, &[], &[])
 }

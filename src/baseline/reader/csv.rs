@@ -15,7 +15,7 @@ const NA_TOKENS: [&str; 19] = [
 ];
 
 #[inline]
-fn is_na_token(s: &str) -> bool {
+pub(super) fn is_na_token(s: &str) -> bool {
     match s.as_bytes() {
         [] => true,
         // Most cells are numbers: of the tokens only `1.#IND` and `1.#QNAN` start with a

@@ -26,6 +26,7 @@
 //! (`csv`, `jsonl`, `parquet`), `text` for the byte-counting (and gzip)
 //! input of the text formats, `memory` for rows replayed from memory.
 
+pub mod columnar;
 mod csv;
 mod jsonl;
 mod memory;
