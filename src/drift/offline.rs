@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::analysis::Exchange;
-use crate::baseline::reader::columnar::{read_columns, ColumnCells, Mode, Value};
+use crate::baseline::reader::columnar::{self, ColumnCells, Loaded, Mode, Value};
 use crate::baseline::reader::{fast_f64, Cell};
 use crate::baseline::{
     open_source, Current, FeatureType, InputFormat, NamedMap, Registry, Snapshot,
@@ -159,7 +159,7 @@ pub fn drift_of_file(
         prediction_column,
         cfg,
         groups,
-        true,
+        Columnar::Load,
     )
 }
 
@@ -199,10 +199,58 @@ fn split(features: &[(String, Conversion)], output: bool, groups: usize) -> Vec<
     ranges
 }
 
-/// [`drift_of_file`] over at most `groups` engines. When `columnar`, a plain CSV file
-/// that fits in memory ([`read_columns`], at most [`MAX_CELLS_IN_MEMORY`] cells read) is
-/// parsed on every CPU first, then each group's thread fills its batches from the
-/// columns: the same batches, in the same order, as the streaming reader's.
+/// A batch file read into memory ahead of [`drift_of_preloaded`] (while the baseline
+/// loads): a plain CSV file's lines, or nothing when the file does not suit the in-memory
+/// reader (it is then streamed).
+#[derive(Debug)]
+pub struct Preloaded(Option<Loaded>);
+
+/// Reads `input` into memory when it is a plain CSV file ([`columnar::load`], on every
+/// CPU, at most [`columnar::MAX_FILE_BYTES`]).
+pub fn preload(input: &Path, format: Option<InputFormat>) -> Preloaded {
+    let csv = format.or_else(|| InputFormat::from_path(input)) == Some(InputFormat::Csv);
+    Preloaded(if csv { columnar::load(input) } else { None })
+}
+
+/// [`drift_of_file`] of a file [`preload`]ed from `input`.
+pub fn drift_of_preloaded(
+    snapshot: Snapshot,
+    input: &Path,
+    format: Option<InputFormat>,
+    prediction_column: Option<&str>,
+    cfg: &Config,
+    preloaded: Preloaded,
+) -> Result<ModelDriftReport, OfflineError> {
+    let groups = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(MAX_GROUPS);
+    drift_of_file_in(
+        snapshot,
+        input,
+        format,
+        prediction_column,
+        cfg,
+        groups,
+        Columnar::Preloaded(preloaded),
+    )
+}
+
+/// Whether [`drift_of_file_in`] reads a plain CSV file into memory.
+#[derive(Debug)]
+enum Columnar {
+    /// Always stream.
+    #[cfg_attr(not(test), allow(dead_code))]
+    No,
+    /// Read it into memory when it suits.
+    Load,
+    /// Read already.
+    Preloaded(Preloaded),
+}
+
+/// [`drift_of_file`] over at most `groups` engines. A plain CSV file that fits in memory
+/// ([`columnar::load`], at most [`MAX_CELLS_IN_MEMORY`] cells read) is parsed on every
+/// CPU first, then each group's thread fills its batches from the columns: the same
+/// batches, in the same order, as the streaming reader's.
 fn drift_of_file_in(
     snapshot: Snapshot,
     input: &Path,
@@ -210,7 +258,7 @@ fn drift_of_file_in(
     prediction_column: Option<&str>,
     cfg: &Config,
     groups: usize,
-    columnar: bool,
+    columnar: Columnar,
 ) -> Result<ModelDriftReport, OfflineError> {
     let prediction_column = prediction_column.unwrap_or(PREDICTION);
     let mut cfg = cfg.clone();
@@ -285,24 +333,30 @@ fn drift_of_file_in(
             None => Target::Skip,
         }
     };
-    let csv = format.or_else(|| InputFormat::from_path(input)) == Some(InputFormat::Csv);
-    if csv && columnar {
-        let wanted = std::cell::Cell::new(0u64);
-        let mode_of = |name: &str| {
-            let mode = match target_of(name) {
-                Target::Skip => Mode::Skip,
-                Target::Feature(_, Conversion::Numeric) | Target::Output(Conversion::Numeric) => {
-                    Mode::Numbers
-                }
-                Target::Feature(_, Conversion::AsIs) | Target::Output(Conversion::AsIs) => {
-                    Mode::Raw
-                }
-            };
-            wanted.set(wanted.get() + u64::from(mode != Mode::Skip));
-            mode
+    let loaded = match columnar {
+        Columnar::No => None,
+        Columnar::Load => preload(input, format).0,
+        Columnar::Preloaded(p) => p.0,
+    };
+    if let Some(loaded) = loaded {
+        let mode_of = |name: &str| match target_of(name) {
+            Target::Skip => Mode::Skip,
+            Target::Feature(_, Conversion::Numeric) | Target::Output(Conversion::Numeric) => {
+                Mode::Numbers
+            }
+            Target::Feature(_, Conversion::AsIs) | Target::Output(Conversion::AsIs) => Mode::Raw,
         };
-        let fits = |rows: u64| rows.saturating_mul(wanted.get()) <= MAX_CELLS_IN_MEMORY;
-        if let Some(data) = read_columns(input, &mode_of, &fits) {
+        let wanted = loaded
+            .names()
+            .iter()
+            .filter(|n| mode_of(n) != Mode::Skip)
+            .count() as u64;
+        let parsed = if loaded.rows().saturating_mul(wanted) <= MAX_CELLS_IN_MEMORY {
+            loaded.parse(&mode_of)
+        } else {
+            None
+        };
+        if let Some(data) = parsed {
             let column_of = |name: &str| data.names.iter().position(|n| n == name);
             std::thread::scope(|scope| {
                 for (g, part) in parts.iter().enumerate() {
@@ -545,20 +599,27 @@ fn store_value(slot: &mut FeatureValue, v: Value<'_>, conversion: Conversion) {
     }
 }
 
-/// The groups' reports put together.
+/// The groups' reports, each computed on its own thread, put together.
 fn finish(
     parts: &[Group],
     model: &str,
     snapshot: &Snapshot,
 ) -> Result<ModelDriftReport, OfflineError> {
-    let mut reports = Vec::with_capacity(parts.len());
-    for part in parts {
-        reports.push(
-            part.engine
-                .report(model)
-                .ok_or_else(|| OfflineError::Baseline("the baseline was not installed".into()))?,
-        );
-    }
+    let reports: Vec<Option<ModelDriftReport>> = std::thread::scope(|scope| {
+        let others: Vec<_> = parts
+            .iter()
+            .skip(1)
+            .map(|part| scope.spawn(move || part.engine.report(model)))
+            .collect();
+        let first = parts.first().and_then(|part| part.engine.report(model));
+        std::iter::once(first)
+            .chain(others.into_iter().map(|h| h.join().ok().flatten()))
+            .collect()
+    });
+    let reports = reports
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| OfflineError::Baseline("the baseline was not installed".into()))?;
     Ok(combine(reports, snapshot))
 }
 
@@ -741,7 +802,11 @@ mod tests {
                         Some("pred"),
                         &cfg,
                         groups,
-                        columnar,
+                        if columnar {
+                            Columnar::Load
+                        } else {
+                            Columnar::No
+                        },
                     )
                     .unwrap();
                     serde_json::to_value(&r).unwrap()
@@ -834,10 +899,10 @@ mod tests {
             .unwrap();
         let _guard = rt.enter();
         assert!(
-            read_columns(&cur_path, &|_| Mode::Numbers, &|_| true).is_some(),
+            columnar::read_columns(&cur_path, &|_| Mode::Numbers, &|_| true).is_some(),
             "the batch suits the in-memory reader"
         );
-        let run = |groups: usize, columnar: bool| {
+        let run = |groups: usize, columnar: u8| {
             let r = drift_of_file_in(
                 snapshot.clone(),
                 &cur_path,
@@ -845,16 +910,21 @@ mod tests {
                 None,
                 &cfg,
                 groups,
-                columnar,
+                match columnar {
+                    0 => Columnar::No,
+                    1 => Columnar::Load,
+                    _ => Columnar::Preloaded(preload(&cur_path, None)),
+                },
             )
             .unwrap();
             serde_json::to_value(&r).unwrap()
         };
-        let streamed = run(2, false);
+        let streamed = run(2, 0);
         let features = streamed["features"].as_array().unwrap();
         assert_eq!(features.len(), 6, "{streamed}");
         for groups in [1, 2, 3] {
-            assert_eq!(run(groups, true), streamed, "{groups} groups");
+            assert_eq!(run(groups, 1), streamed, "{groups} groups");
+            assert_eq!(run(groups, 2), streamed, "{groups} groups, preloaded");
         }
     }
 

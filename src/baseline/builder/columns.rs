@@ -20,7 +20,7 @@ use super::engine::{
 use super::joint::JOINT_MAX_COLUMNS;
 use super::BuildError;
 use crate::baseline::progress::Progress;
-use crate::baseline::reader::columnar::{read_columns, Columns, Mode, Value};
+use crate::baseline::reader::columnar::{read_columns, CellColumn, Mode, Texts, Value};
 
 /// Capacity of a `Vec<f64>` after `n` pushes (Rust's amortized growth: 4, then doubling).
 fn grown_capacity(n: u64) -> u64 {
@@ -82,14 +82,35 @@ pub(super) fn pass_from_memory(
     }
     let limit = engine.options.category_tracking_limit();
     let bins = engine.options.bins;
-    let data = &data;
-    let queue: Vec<Mutex<&mut Column>> = engine.columns.iter_mut().map(Mutex::new).collect();
+    let mut data = data;
+    // The joint sample: the reservoir's choice depends on the row count only; the kept
+    // rows' cells are read from the columns.
+    let width = data.names.len().min(JOINT_MAX_COLUMNS);
+    let joint = &mut engine.joint;
+    for row in 0..data.rows {
+        joint.begin();
+        if joint.slot.is_some() {
+            for i in 0..width {
+                joint.record(i, data.number(i, row));
+            }
+        }
+        joint.end();
+    }
+    // Each column is handed over whole, and its cells freed once it is summarized.
+    let queue: Vec<Mutex<(&mut Column, CellColumn)>> = engine
+        .columns
+        .iter_mut()
+        .enumerate()
+        .map(|(i, col)| Mutex::new((col, data.take(i))))
+        .collect();
+    let texts = data.texts();
     let next = AtomicUsize::new(0);
     let work = || loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
         let Some(slot) = queue.get(i) else { break };
-        if let Ok(mut col) = slot.lock() {
-            column_from_memory(&mut col, data, i, limit, bins);
+        if let Ok(mut guard) = slot.lock() {
+            let (col, cells) = &mut *guard;
+            column_from_memory(col, std::mem::take(cells), texts, limit, bins);
         }
     };
     let threads = std::thread::available_parallelism()
@@ -101,77 +122,49 @@ pub(super) fn pass_from_memory(
         }
         work();
     });
-    drop(queue);
-    // The joint sample: the reservoir's choice depends on the row count only; the kept
-    // rows' cells are read from the columns.
-    let width = data.names.len().min(JOINT_MAX_COLUMNS);
-    let joint = &mut engine.joint;
-    for row in 0..data.rows {
-        joint.begin();
-        if joint.slot.is_some() {
-            for i in 0..width {
-                let v = match data.cell(i, row) {
-                    Value::Number(v) => Some(v),
-                    _ => None,
-                };
-                joint.record(i, v);
-            }
-        }
-        joint.end();
-    }
     Ok(true)
 }
 
-/// The parsed cell the pipeline's reading thread makes of a value.
+/// The parsed cell the pipeline's reading thread makes of a value, and the text its
+/// span points into (the cell's own text).
 #[inline]
-fn parsed(column: usize, v: Value<'_>, text_start: u32, text_end: u32) -> ParsedCell {
-    let kind = match v {
-        Value::Number(v) => ParsedKind::TextNumber(v),
-        Value::Missing => ParsedKind::Missing,
-        Value::NonFinite => ParsedKind::TextNonFinite,
-        Value::Text(_) => ParsedKind::Text(text_start, text_end),
+fn parsed(v: Value<'_>) -> (ParsedCell, &str) {
+    let (kind, text) = match v {
+        Value::Number(v) => (ParsedKind::TextNumber(v), ""),
+        Value::Missing => (ParsedKind::Missing, ""),
+        Value::NonFinite => (ParsedKind::TextNonFinite, ""),
+        Value::Text(s) => (
+            ParsedKind::Text(0, u32::try_from(s.len()).unwrap_or(u32::MAX)),
+            s,
+        ),
     };
-    ParsedCell {
-        column: u32::try_from(column).unwrap_or(u32::MAX),
-        kind,
-    }
+    // The column index is not read by the accumulators.
+    (ParsedCell { column: 0, kind }, text)
 }
 
 /// One column's pass 1 (in input order), its summary, and the categories of a column that
 /// turned categorical late (the pipeline's pass 2).
-fn column_from_memory(col: &mut Column, data: &Columns, i: usize, limit: usize, bins: usize) {
-    if data.mode(i) == Mode::Skip {
+fn column_from_memory(
+    col: &mut Column,
+    cells: CellColumn,
+    texts: &Texts,
+    limit: usize,
+    bins: usize,
+) {
+    if cells.mode() == Mode::Skip {
         return;
     }
-    if let State::Numeric(acc) = &mut col.state {
-        if let Some(cache) = &mut acc.cache {
-            cache.reserve_exact(usize::try_from(data.rows).unwrap_or(0));
-        }
-    }
-    for (row, v) in data.cells(i).enumerate() {
-        let cell = match v {
-            Value::Text(s) => {
-                // The text is handed over as the one cell of a one-cell buffer.
-                let len = u32::try_from(s.len()).unwrap_or(u32::MAX);
-                push_pass1_parsed(col, &parsed(i, v, 0, len), s, row as u64 + 1, limit);
-                continue;
-            }
-            _ => parsed(i, v, 0, 0),
-        };
-        push_pass1_parsed(col, &cell, "", row as u64 + 1, limit);
+    for (row, v) in cells.cells(texts).enumerate() {
+        let (cell, text) = parsed(v);
+        push_pass1_parsed(col, &cell, text, row as u64 + 1, limit);
     }
     if matches!(col.state, State::Deferred { .. }) {
-        for v in data.cells(i) {
-            let (cell, text) = match v {
-                Value::Text(s) => (
-                    parsed(i, v, 0, u32::try_from(s.len()).unwrap_or(u32::MAX)),
-                    s,
-                ),
-                _ => (parsed(i, v, 0, 0), ""),
-            };
+        for v in cells.cells(texts) {
+            let (cell, text) = parsed(v);
             push_pass2_parsed(col, &cell, text);
         }
     }
+    drop(cells);
     if let State::Numeric(acc) = &mut col.state {
         acc.summarize(bins);
     }

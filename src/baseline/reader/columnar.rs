@@ -18,6 +18,8 @@
 //! fewer fields than the header, text that is not UTF-8, an empty or duplicate-named
 //! header. Lines may end in `\n` or `\r\n`; the last one may lack its line break.
 
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -36,9 +38,10 @@ const MIN_RANGE_BYTES: usize = 1 << 18;
 const RANGES_PER_CPU: usize = 4;
 
 /// How the cells of a column are read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
     /// Not read (the consumer does not want the column).
+    #[default]
     Skip,
     /// Numbers where the cell is one, as the build reads every cell.
     Numbers,
@@ -59,7 +62,7 @@ pub enum Value<'a> {
     Text(&'a str),
 }
 
-/// A cell that is not a finite number, and where its text is in the file.
+/// A cell that is not a finite number, and where its text is in its range's text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Odd {
     Missing,
@@ -75,12 +78,36 @@ struct ColumnPart {
     odd: Vec<(u32, Odd)>,
 }
 
-/// The rows of one range.
+/// One column of a file: its cells, range after range.
 #[derive(Debug, Default)]
-struct Part {
-    rows: usize,
-    columns: Vec<ColumnPart>,
+pub struct CellColumn {
+    /// How it was read.
+    mode: Mode,
+    /// One part per range of the file (empty for a skipped column).
+    parts: Vec<ColumnPart>,
 }
+
+impl CellColumn {
+    /// How the column was read.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Its cells in row order, their text in `texts` ([`Columns::texts`]).
+    pub fn cells<'a>(&'a self, texts: &'a Texts) -> ColumnCells<'a> {
+        ColumnCells {
+            parts: &self.parts,
+            texts: &texts.0,
+            part: 0,
+            row: 0,
+            odd: 0,
+        }
+    }
+}
+
+/// The text of each range of a file (what text cells point into).
+#[derive(Debug, Default)]
+pub struct Texts(Vec<String>);
 
 /// A CSV file parsed into columns.
 #[derive(Debug)]
@@ -89,76 +116,69 @@ pub struct Columns {
     pub names: Vec<String>,
     /// Data rows.
     pub rows: u64,
-    /// The file's bytes (the text cells point into them).
-    text: String,
-    /// The ranges, in file order.
-    parts: Vec<Part>,
-    /// How each column was read.
-    modes: Vec<Mode>,
+    /// The text of each range.
+    texts: Texts,
+    /// Rows of each range.
+    range_rows: Vec<usize>,
+    /// The columns, in header order.
+    columns: Vec<CellColumn>,
 }
 
 impl Columns {
     /// How column `column` was read.
     pub fn mode(&self, column: usize) -> Mode {
-        self.modes.get(column).copied().unwrap_or(Mode::Skip)
+        self.columns.get(column).map_or(Mode::Skip, |c| c.mode)
+    }
+
+    /// The text the cells point into.
+    pub fn texts(&self) -> &Texts {
+        &self.texts
     }
 
     /// The cells of `column` in row order, one per data row (none for a skipped column).
     pub fn cells(&self, column: usize) -> ColumnCells<'_> {
-        ColumnCells {
-            columns: self,
-            column: if self.mode(column) == Mode::Skip {
-                usize::MAX
-            } else {
-                column
+        match self.columns.get(column) {
+            Some(c) => c.cells(&self.texts),
+            None => ColumnCells {
+                parts: &[],
+                texts: &[],
+                part: 0,
+                row: 0,
+                odd: 0,
             },
-            part: 0,
-            row: 0,
-            odd: 0,
         }
     }
 
-    /// The cell of `column` in data row `row` (0-based); `Missing` past the end or for a
-    /// skipped column.
-    pub fn cell(&self, column: usize, row: u64) -> Value<'_> {
+    /// Takes column `column` out (a skipped, empty column is left in its place), so that
+    /// its memory goes when the caller is done with it.
+    pub fn take(&mut self, column: usize) -> CellColumn {
+        self.columns
+            .get_mut(column)
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// The number in `column` at data row `row` (0-based): `None` when the cell holds no
+    /// finite number, past the end, or for a skipped (or taken) column.
+    pub fn number(&self, column: usize, row: u64) -> Option<f64> {
+        let c = self.columns.get(column)?;
         let mut first = 0u64;
-        for part in &self.parts {
-            let rows = part.rows as u64;
+        for (part, &rows) in c.parts.iter().zip(&self.range_rows) {
+            let rows = rows as u64;
             if row < first + rows {
-                let r = (row - first) as usize;
-                let Some(c) = part.columns.get(column) else {
-                    return Value::Missing;
-                };
-                return match c.values.get(r) {
-                    Some(v) if !v.is_nan() => Value::Number(*v),
-                    Some(_) => {
-                        let at = c.odd.partition_point(|(i, _)| (*i as usize) < r);
-                        match c.odd.get(at) {
-                            Some((_, odd)) => self.odd_value(*odd),
-                            None => Value::Missing,
-                        }
-                    }
-                    None => Value::Missing,
-                };
+                let v = *part.values.get(usize::try_from(row - first).ok()?)?;
+                return (!v.is_nan()).then_some(v);
             }
             first += rows;
         }
-        Value::Missing
-    }
-
-    fn odd_value(&self, odd: Odd) -> Value<'_> {
-        match odd {
-            Odd::Missing => Value::Missing,
-            Odd::NonFinite => Value::NonFinite,
-            Odd::Text(a, b) => Value::Text(self.text.get(a as usize..b as usize).unwrap_or("")),
-        }
+        None
     }
 }
 
 /// The cells of a column in row order ([`Columns::cells`]).
 pub struct ColumnCells<'a> {
-    columns: &'a Columns,
-    column: usize,
+    parts: &'a [ColumnPart],
+    texts: &'a [String],
     part: usize,
     row: usize,
     odd: usize,
@@ -170,8 +190,7 @@ impl<'a> Iterator for ColumnCells<'a> {
     #[inline]
     fn next(&mut self) -> Option<Value<'a>> {
         loop {
-            let part = self.columns.parts.get(self.part)?;
-            let c = part.columns.get(self.column)?;
+            let c = self.parts.get(self.part)?;
             if let Some(&v) = c.values.get(self.row) {
                 self.row += 1;
                 if !v.is_nan() {
@@ -179,7 +198,16 @@ impl<'a> Iterator for ColumnCells<'a> {
                 }
                 let odd = c.odd.get(self.odd).map_or(Odd::Missing, |(_, o)| *o);
                 self.odd += 1;
-                return Some(self.columns.odd_value(odd));
+                return Some(match odd {
+                    Odd::Missing => Value::Missing,
+                    Odd::NonFinite => Value::NonFinite,
+                    Odd::Text(a, b) => Value::Text(
+                        self.texts
+                            .get(self.part)
+                            .and_then(|t| t.get(a as usize..b as usize))
+                            .unwrap_or(""),
+                    ),
+                });
             }
             self.part += 1;
             self.row = 0;
@@ -191,7 +219,7 @@ impl<'a> Iterator for ColumnCells<'a> {
 /// Reads the CSV file at `path` into columns, each read as `mode_of(name)` says, on
 /// every CPU; `None` when the file does not suit this path (see the module
 /// documentation: the caller streams it instead) or when `fits(rows)` refuses its number
-/// of data rows (checked before any column is parsed).
+/// of data rows (checked before any cell is parsed).
 pub fn read_columns(
     path: &Path,
     mode_of: &dyn Fn(&str) -> Mode,
@@ -199,6 +227,92 @@ pub fn read_columns(
 ) -> Option<Columns> {
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     read_columns_with(path, mode_of, fits, threads, MIN_RANGE_BYTES)
+}
+
+/// Runs `job(i)` for `i` in `0..n` on up to `threads` threads (this one included), each
+/// taking the next index in turn; the results in index order.
+fn run_parallel<T: Send>(n: usize, threads: usize, job: &(dyn Fn(usize) -> T + Sync)) -> Vec<T> {
+    let slots: Vec<Mutex<Option<T>>> = (0..n).map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let work = || loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some(slot) = slots.get(i) else { break };
+        let out = job(i);
+        if let Ok(mut slot) = slot.lock() {
+            *slot = Some(out);
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..threads.clamp(1, n.max(1)) {
+            scope.spawn(work);
+        }
+        work();
+    });
+    slots
+        .into_iter()
+        .filter_map(|s| s.into_inner().ok().flatten())
+        .collect()
+}
+
+/// Reads `len` bytes of `file` from `at` (fewer at the end of the file).
+fn read_at(file: &mut File, at: u64, len: usize, into: &mut Vec<u8>) -> Option<()> {
+    file.seek(SeekFrom::Start(at)).ok()?;
+    let before = into.len();
+    file.take(len as u64).read_to_end(into).ok()?;
+    (into.len() >= before).then_some(())
+}
+
+/// The lines whose first byte lies in `from..to` of the file (`from` is a line start
+/// when `first`), read from the file, checked (UTF-8, no quote), with their count.
+fn read_block(path: &Path, from: u64, to: u64, first: bool, size: u64) -> Option<(String, u64)> {
+    let mut file = File::open(path).ok()?;
+    // One byte before the block tells whether a line starts at `from`.
+    let at = if first { from } else { from.checked_sub(1)? };
+    let mut buf = Vec::with_capacity(usize::try_from(to - at).ok()? + 4096);
+    read_at(&mut file, at, usize::try_from(to - at).ok()?, &mut buf)?;
+    let start = if first {
+        0
+    } else {
+        match buf.iter().position(|&c| c == b'\n') {
+            Some(p) => p + 1,
+            // No line starts in this block.
+            None => return Some((String::new(), 0)),
+        }
+    };
+    if start >= buf.len() {
+        return Some((String::new(), 0));
+    }
+    // The last line that starts in the block ends at the first line break at or after
+    // the block's last byte.
+    let last = buf.len().saturating_sub(1).max(start);
+    let mut end = buf
+        .get(last..)
+        .and_then(|t| t.iter().position(|&c| c == b'\n'));
+    let mut pos = at + buf.len() as u64;
+    while end.is_none() && pos < size {
+        let from_len = buf.len();
+        read_at(&mut file, pos, 1 << 16, &mut buf)?;
+        if buf.len() == from_len {
+            break;
+        }
+        pos = at + buf.len() as u64;
+        end = buf
+            .get(from_len..)
+            .and_then(|t| t.iter().position(|&c| c == b'\n'))
+            .map(|p| p + from_len - last);
+    }
+    let stop = end.map_or(buf.len(), |p| last + p + 1);
+    if start >= stop {
+        return Some((String::new(), 0));
+    }
+    buf.truncate(stop);
+    buf.drain(..start);
+    if buf.contains(&b'"') {
+        return None;
+    }
+    let newlines = buf.iter().filter(|&&c| c == b'\n').count() as u64;
+    let rows = newlines + u64::from(buf.last() != Some(&b'\n'));
+    Some((String::from_utf8(buf).ok()?, rows))
 }
 
 /// [`read_columns`] on `threads` threads, ranges of at least `min_range` bytes.
@@ -209,29 +323,127 @@ pub(crate) fn read_columns_with(
     threads: usize,
     min_range: usize,
 ) -> Option<Columns> {
+    let loaded = load_with(path, threads, min_range)?;
+    if !fits(loaded.rows) {
+        return None;
+    }
+    loaded.parse(mode_of)
+}
+
+/// A CSV file's lines in memory, checked and counted, not parsed yet ([`load`]).
+#[derive(Debug)]
+pub struct Loaded {
+    /// Header names (trimmed), in order.
+    names: Vec<String>,
+    /// Data rows.
+    rows: u64,
+    /// The field delimiter.
+    delimiter: u8,
+    /// The lines of each range.
+    texts: Vec<String>,
+    /// Rows of each range.
+    counts: Vec<u64>,
+    /// Threads to parse on.
+    threads: usize,
+}
+
+/// Reads a CSV file's lines into memory on every CPU, in ranges that end at line breaks,
+/// checking that it suits this path (see the module documentation) and counting its
+/// rows; `None` when it does not suit. The file's bytes are bounded by
+/// [`MAX_FILE_BYTES`]; [`Loaded::parse`] makes the columns.
+pub fn load(path: &Path) -> Option<Loaded> {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    load_with(path, threads, MIN_RANGE_BYTES)
+}
+
+impl Loaded {
+    /// Header names (trimmed), in order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Data rows.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Parses the ranges on every CPU, each column as `mode_of(name)` says; `None` when
+    /// a line does not suit this path.
+    pub fn parse(self, mode_of: &dyn Fn(&str) -> Mode) -> Option<Columns> {
+        let Loaded {
+            names,
+            rows,
+            delimiter,
+            texts,
+            counts,
+            threads,
+        } = self;
+        let modes: Vec<Mode> = names.iter().map(|n| mode_of(n)).collect();
+        let n = texts.len();
+        let parts = run_parallel(n, threads, &|k| {
+            let text = texts.get(k)?;
+            let expect = usize::try_from(*counts.get(k)?).ok()?;
+            parse_range(text, &modes, delimiter, expect)
+        });
+        if parts.len() != n {
+            return None;
+        }
+        let mut columns: Vec<CellColumn> = modes
+            .iter()
+            .map(|&mode| CellColumn {
+                mode,
+                parts: Vec::with_capacity(n),
+            })
+            .collect();
+        let mut range_rows = Vec::with_capacity(n);
+        for (part, rows) in parts.into_iter().zip(&counts) {
+            let part = part?;
+            range_rows.push(usize::try_from(*rows).ok()?);
+            for (c, p) in columns.iter_mut().zip(part) {
+                c.parts.push(p);
+            }
+        }
+        Some(Columns {
+            names,
+            rows,
+            texts: Texts(texts),
+            range_rows,
+            columns,
+        })
+    }
+}
+
+/// [`load`] on `threads` threads, ranges of at least `min_range` bytes.
+fn load_with(path: &Path, threads: usize, min_range: usize) -> Option<Loaded> {
     let name = path.to_string_lossy().to_ascii_lowercase();
     if name.ends_with(".gz") {
         return None;
     }
     let delimiter = if name.ends_with(".tsv") { b'\t' } else { b',' };
-    let size = std::fs::metadata(path).ok()?.len();
+    let mut file = File::open(path).ok()?;
+    let size = file.metadata().ok()?.len();
     if size == 0 || size > MAX_FILE_BYTES {
         return None;
     }
-    let bytes = std::fs::read(path).ok()?;
-    // Offsets into the text are u32 (MAX_FILE_BYTES is far below 4 GiB).
-    if bytes.len() as u64 > MAX_FILE_BYTES || bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
-        return None;
-    }
-    if bytes.contains(&b'"') {
-        return None;
-    }
-    let text = String::from_utf8(bytes).ok()?;
-    let b = text.as_bytes();
-    let header_end = b.iter().position(|&c| c == b'\n').unwrap_or(b.len());
-    let header_line = b.get(..header_end)?;
+    // The header line.
+    let mut head = Vec::new();
+    let header_end = loop {
+        let from = head.len();
+        read_at(&mut file, from as u64, 1 << 16, &mut head)?;
+        if let Some(p) = head.get(from..)?.iter().position(|&c| c == b'\n') {
+            break from + p;
+        }
+        if head.len() == from || head.len() as u64 >= size {
+            break head.len();
+        }
+    };
+    let header_line = head.get(..header_end)?;
     let header_line = header_line.strip_suffix(b"\r").unwrap_or(header_line);
-    if header_line.is_empty() || header_line.contains(&b'\r') {
+    if header_line.is_empty()
+        || header_line.contains(&b'\r')
+        || header_line.contains(&b'"')
+        || header_line.starts_with(&[0xEF, 0xBB, 0xBF])
+    {
         return None;
     }
     let names: Vec<String> = std::str::from_utf8(header_line)
@@ -246,109 +458,50 @@ pub(crate) fn read_columns_with(
     if !names.iter().all(|n| seen.insert(n.as_str())) {
         return None;
     }
-    let modes: Vec<Mode> = names.iter().map(|n| mode_of(n)).collect();
-    let body = (header_end + 1).min(b.len());
-    let newlines = b.get(body..)?.iter().filter(|&&c| c == b'\n').count();
-    let rows = newlines as u64 + u64::from(b.len() > body && b.last() != Some(&b'\n'));
-    if !fits(rows) {
-        return None;
-    }
-    let ranges = split_ranges(b, body, threads.max(1) * RANGES_PER_CPU, min_range);
-    let body_len = b.len().saturating_sub(body).max(1);
-    let results: Vec<Mutex<Option<Part>>> = ranges.iter().map(|_| Mutex::new(None)).collect();
-    let failed = std::sync::atomic::AtomicBool::new(false);
-    let next = AtomicUsize::new(0);
-    let work = || loop {
-        let i = next.fetch_add(1, Ordering::Relaxed);
-        let Some(&(from, to)) = ranges.get(i) else {
-            break;
-        };
-        if failed.load(Ordering::Relaxed) {
-            break;
-        }
-        let expect = (rows as usize).saturating_mul(to - from) / body_len + 16;
-        match parse_range(&text, from, to, &modes, delimiter, expect) {
-            Some(part) => {
-                if let Some(slot) = results.get(i) {
-                    if let Ok(mut slot) = slot.lock() {
-                        *slot = Some(part);
-                    }
-                }
-            }
-            None => failed.store(true, Ordering::Relaxed),
-        }
-    };
-    let threads = threads.clamp(1, ranges.len().max(1));
-    std::thread::scope(|scope| {
-        for _ in 1..threads {
-            scope.spawn(work);
-        }
-        work();
+    drop(head);
+    // The body in blocks read (and checked, and their lines counted) on every CPU.
+    let body = (header_end as u64 + 1).min(size);
+    let len = size - body;
+    let n = (threads.max(1) * RANGES_PER_CPU).clamp(
+        1,
+        usize::try_from(len / min_range.max(1) as u64)
+            .unwrap_or(usize::MAX)
+            .max(1),
+    );
+    let bound = |k: usize| body + len * k as u64 / n as u64;
+    let blocks = run_parallel(n, threads, &|k| {
+        read_block(path, bound(k), bound(k + 1), k == 0, size)
     });
-    if failed.load(Ordering::Relaxed) {
+    let mut texts = Vec::with_capacity(n);
+    let mut counts = Vec::with_capacity(n);
+    for b in blocks {
+        let (text, rows) = b?;
+        texts.push(text);
+        counts.push(rows);
+    }
+    if texts.len() != n {
         return None;
     }
-    let mut parts = Vec::with_capacity(results.len());
-    for r in results {
-        parts.push(r.into_inner().ok()??);
-    }
-    if parts.iter().map(|p| p.rows as u64).sum::<u64>() != rows {
-        return None;
-    }
-    Some(Columns {
+    let rows: u64 = counts.iter().sum();
+    Some(Loaded {
         names,
         rows,
-        text,
-        parts,
-        modes,
+        delimiter,
+        texts,
+        counts,
+        threads,
     })
 }
 
-/// Splits `b[body..]` into at most `n` ranges of at least `min_len` bytes, each ending
-/// just after a line break (or at the end).
-fn split_ranges(b: &[u8], body: usize, n: usize, min_len: usize) -> Vec<(usize, usize)> {
-    let len = b.len().saturating_sub(body);
-    let n = n.clamp(1, (len / min_len.max(1)).max(1));
-    let mut ranges = Vec::with_capacity(n);
-    let mut from = body;
-    for k in 1..=n {
-        if from >= b.len() {
-            break;
-        }
-        let mut to = if k == n {
-            b.len()
-        } else {
-            (body + len * k / n).max(from)
-        };
-        if to < b.len() {
-            // Just past the next line break at or after `to - 1`.
-            to = match b.get(to.saturating_sub(1).max(from)..) {
-                Some(rest) => rest
-                    .iter()
-                    .position(|&c| c == b'\n')
-                    .map_or(b.len(), |p| to.saturating_sub(1).max(from) + p + 1),
-                None => b.len(),
-            };
-        }
-        if to > from {
-            ranges.push((from, to));
-        }
-        from = to;
-    }
-    ranges
-}
-
-/// Parses the lines in `text[from..to]` (whole lines) into one part; `None` when a line
+/// Parses the lines of `text` (whole lines) into one part per column; `None` when a line
 /// does not have the header's fields, is blank, or holds a carriage return before its end.
 fn parse_range(
     text: &str,
-    from: usize,
-    to: usize,
     modes: &[Mode],
     delimiter: u8,
     expect_rows: usize,
-) -> Option<Part> {
-    let b = text.as_bytes().get(..to)?;
+) -> Option<Vec<ColumnPart>> {
+    let b = text.as_bytes();
     let mut columns: Vec<ColumnPart> = modes
         .iter()
         .map(|m| match m {
@@ -360,9 +513,9 @@ fn parse_range(
         })
         .collect();
     let last = modes.len().checked_sub(1)?;
-    let mut i = from;
+    let mut i = 0usize;
     let mut row = 0u32;
-    while i < to {
+    while i < b.len() {
         let line_start = i;
         for (j, (mode, col)) in modes.iter().zip(columns.iter_mut()).enumerate() {
             let start = i;
@@ -392,7 +545,7 @@ fn parse_range(
             let odd = if is_na_token(s) {
                 Odd::Missing
             } else if *mode == Mode::Raw {
-                Odd::Text(start as u32, end as u32)
+                Odd::Text(u32::try_from(start).ok()?, u32::try_from(end).ok()?)
             } else if let Some(v) = fast_f64(s) {
                 col.values.push(v);
                 continue;
@@ -403,7 +556,9 @@ fn parse_range(
                         continue;
                     }
                     ParsedText::NonFinite => Odd::NonFinite,
-                    ParsedText::Text => Odd::Text(start as u32, end as u32),
+                    ParsedText::Text => {
+                        Odd::Text(u32::try_from(start).ok()?, u32::try_from(end).ok()?)
+                    }
                 }
             };
             col.values.push(f64::NAN);
@@ -411,10 +566,7 @@ fn parse_range(
         }
         row = row.checked_add(1)?;
     }
-    Some(Part {
-        rows: row as usize,
-        columns,
-    })
+    (row as usize == expect_rows).then_some(columns)
 }
 
 #[cfg(test)]
@@ -472,9 +624,14 @@ mod tests {
         // Random access agrees with the iteration.
         for (i, col) in by_iter.iter().enumerate() {
             assert_eq!(col.len() as u64, c.rows);
-            for (r, v) in col.iter().enumerate() {
-                assert_eq!(&show(c.cell(i, r as u64)), v, "column {i} row {r}");
+            for (r, v) in c.cells(i).enumerate() {
+                let want = match v {
+                    Value::Number(x) => Some(x),
+                    _ => None,
+                };
+                assert_eq!(c.number(i, r as u64), want, "column {i} row {r}");
             }
+            assert_eq!(c.number(i, c.rows), None);
         }
         Some(by_iter)
     }
@@ -583,7 +740,8 @@ mod tests {
             [Value::Text("1"), Value::Text("3.0")]
         );
         assert_eq!(c.cells(1).count(), 0);
-        assert_eq!(c.cell(1, 0), Value::Missing);
+        assert_eq!(c.number(1, 0), None);
+        assert_eq!(c.number(2, 1), Some(4.0));
         assert_eq!(
             c.cells(2).collect::<Vec<_>>(),
             [Value::Text("x"), Value::Number(4.0)]
@@ -591,20 +749,24 @@ mod tests {
         assert_eq!(c.mode(1), Mode::Skip);
     }
 
+    /// Blocks of any size (down to a byte) own each line exactly once.
     #[test]
-    fn ranges_end_at_line_breaks_and_cover_the_body() {
-        let b = b"h\n1\n22\n333\n4444\n55555";
-        for n in 1..12 {
-            for min in [1, 3, 100] {
-                let r = split_ranges(b, 2, n, min);
-                assert_eq!(r.first().map(|x| x.0), Some(2));
-                assert_eq!(r.last().map(|x| x.1), Some(b.len()));
-                for w in r.windows(2) {
-                    assert_eq!(w[0].1, w[1].0);
-                    assert_eq!(b[w[0].1 - 1], b'\n');
-                }
+    fn blocks_own_each_line_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = "h\n1\n22\n333\n4444\n\n55555\n6";
+        let p = write(dir.path(), "b.csv", body);
+        let size = body.len() as u64;
+        for n in 1..=30u64 {
+            let bound = |k: u64| 2 + (size - 2) * k / n;
+            let mut all = String::new();
+            let mut rows = 0;
+            for k in 0..n {
+                let (text, r) = read_block(&p, bound(k), bound(k + 1), k == 0, size).unwrap();
+                all.push_str(&text);
+                rows += r;
             }
+            assert_eq!(all, &body[2..], "{n} blocks");
+            assert_eq!(rows, 7, "{n} blocks");
         }
-        assert!(split_ranges(b"h\n", 2, 4, 1).is_empty());
     }
 }
