@@ -1,10 +1,11 @@
 //! A CSV file read whole into memory and parsed on every CPU, straight into one buffer
 //! per column: the fast path of `mlmon baseline build` and `mlmon drift` on plain CSV.
 //!
-//! The file is split into byte ranges at line ends, each range is parsed on its own
-//! (a pool of one thread per CPU takes the ranges in turn), and every cell lands in its
-//! column's `f64` buffer, with the cells that are no finite number (missing, NaN or an
-//! infinity, text) listed beside it. Each cell is read exactly as the streaming
+//! The file is split into byte ranges at line ends, each range read (with `read` at its
+//! offset), checked and counted on its own, then parsed on its own (a pool of one thread
+//! per CPU takes the ranges in turn), and every cell lands in its column's `f64` buffer,
+//! with the cells that are no finite number (missing, NaN or an infinity, text) listed
+//! beside it; text cells are copied out, and a range's bytes are freed once parsed. Each cell is read exactly as the streaming
 //! [`CsvSource`](super::CsvSource) and the build's reading thread read it (pandas'
 //! missing-value tokens, the exact decimal fast path, then `str::parse`), so a consumer
 //! gets the values it would have got row by row.
@@ -62,7 +63,7 @@ pub enum Value<'a> {
     Text(&'a str),
 }
 
-/// A cell that is not a finite number, and where its text is in its range's text.
+/// A cell that is not a finite number, and where its text is in its range's text arena.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Odd {
     Missing,
@@ -105,7 +106,7 @@ impl CellColumn {
     }
 }
 
-/// The text of each range of a file (what text cells point into).
+/// The text cells of each range of a file, one after the other (what they point into).
 #[derive(Debug, Default)]
 pub struct Texts(Vec<String>);
 
@@ -116,7 +117,7 @@ pub struct Columns {
     pub names: Vec<String>,
     /// Data rows.
     pub rows: u64,
-    /// The text of each range.
+    /// The text cells of each range.
     texts: Texts,
     /// Rows of each range.
     range_rows: Vec<usize>,
@@ -380,10 +381,12 @@ impl Loaded {
         } = self;
         let modes: Vec<Mode> = names.iter().map(|n| mode_of(n)).collect();
         let n = texts.len();
+        // Each range's lines are freed once parsed (text cells are copied out).
+        let texts: Vec<Mutex<String>> = texts.into_iter().map(Mutex::new).collect();
         let parts = run_parallel(n, threads, &|k| {
-            let text = texts.get(k)?;
+            let text = std::mem::take(&mut *texts.get(k)?.lock().ok()?);
             let expect = usize::try_from(*counts.get(k)?).ok()?;
-            parse_range(text, &modes, delimiter, expect)
+            parse_range(&text, &modes, delimiter, expect)
         });
         if parts.len() != n {
             return None;
@@ -396,9 +399,11 @@ impl Loaded {
             })
             .collect();
         let mut range_rows = Vec::with_capacity(n);
+        let mut arenas = Vec::with_capacity(n);
         for (part, rows) in parts.into_iter().zip(&counts) {
-            let part = part?;
+            let (part, arena) = part?;
             range_rows.push(usize::try_from(*rows).ok()?);
+            arenas.push(arena);
             for (c, p) in columns.iter_mut().zip(part) {
                 c.parts.push(p);
             }
@@ -406,7 +411,7 @@ impl Loaded {
         Some(Columns {
             names,
             rows,
-            texts: Texts(texts),
+            texts: Texts(arenas),
             range_rows,
             columns,
         })
@@ -493,14 +498,21 @@ fn load_with(path: &Path, threads: usize, min_range: usize) -> Option<Loaded> {
     })
 }
 
-/// Parses the lines of `text` (whole lines) into one part per column; `None` when a line
-/// does not have the header's fields, is blank, or holds a carriage return before its end.
+/// Parses the lines of `text` (whole lines) into one part per column and the text of its
+/// text cells, which the parts point into; `None` when a line does not have the header's
+/// fields, is blank, or holds a carriage return before its end.
 fn parse_range(
     text: &str,
     modes: &[Mode],
     delimiter: u8,
     expect_rows: usize,
-) -> Option<Vec<ColumnPart>> {
+) -> Option<(Vec<ColumnPart>, String)> {
+    let mut arena = String::new();
+    let mut keep = |s: &str| -> Option<Odd> {
+        let a = u32::try_from(arena.len()).ok()?;
+        arena.push_str(s);
+        Some(Odd::Text(a, u32::try_from(arena.len()).ok()?))
+    };
     let b = text.as_bytes();
     let mut columns: Vec<ColumnPart> = modes
         .iter()
@@ -545,7 +557,7 @@ fn parse_range(
             let odd = if is_na_token(s) {
                 Odd::Missing
             } else if *mode == Mode::Raw {
-                Odd::Text(u32::try_from(start).ok()?, u32::try_from(end).ok()?)
+                keep(s)?
             } else if let Some(v) = fast_f64(s) {
                 col.values.push(v);
                 continue;
@@ -556,9 +568,7 @@ fn parse_range(
                         continue;
                     }
                     ParsedText::NonFinite => Odd::NonFinite,
-                    ParsedText::Text => {
-                        Odd::Text(u32::try_from(start).ok()?, u32::try_from(end).ok()?)
-                    }
+                    ParsedText::Text => keep(s)?,
                 }
             };
             col.values.push(f64::NAN);
@@ -566,7 +576,7 @@ fn parse_range(
         }
         row = row.checked_add(1)?;
     }
-    (row as usize == expect_rows).then_some(columns)
+    (row as usize == expect_rows).then_some((columns, arena))
 }
 
 #[cfg(test)]
