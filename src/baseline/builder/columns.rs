@@ -86,16 +86,9 @@ pub(super) fn pass_from_memory(
     // The joint sample: the reservoir's choice depends on the row count only; the kept
     // rows' cells are read from the columns.
     let width = data.names.len().min(JOINT_MAX_COLUMNS);
-    let joint = &mut engine.joint;
-    for row in 0..data.rows {
-        joint.begin();
-        if joint.slot.is_some() {
-            for i in 0..width {
-                joint.record(i, data.number(i, row));
-            }
-        }
-        joint.end();
-    }
+    engine.joint.choose(data.rows, &|row, cells| {
+        cells.extend((0..width).map(|i| data.number(i, row)));
+    });
     // Each column is handed over whole, and its cells freed once it is summarized.
     let queue: Vec<Mutex<(&mut Column, CellColumn)>> = engine
         .columns

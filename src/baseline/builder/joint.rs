@@ -59,6 +59,44 @@ impl JointAcc {
         self.buf[i] = v;
     }
 
+    /// The reservoir's choice over `rows` more rows without reading them (it depends on
+    /// the row count only): then `cells(row)` gives the cells of each row that stays,
+    /// `(column, value)`; the same state as [`JointAcc::begin`], [`JointAcc::record`] and
+    /// [`JointAcc::end`] for each of those rows.
+    pub(super) fn choose(&mut self, rows: u64, cells: &dyn Fn(u64, &mut Vec<Option<f64>>)) {
+        // Row index of each slot, for rows not yet read (an earlier row's slot is replaced).
+        let mut chosen: Vec<Option<u64>> = vec![None; self.rows.len()];
+        for _ in 0..rows {
+            // As `begin`, with the rows kept so far counted in `chosen`.
+            let slot = if chosen.len() < self.capacity {
+                Some(chosen.len())
+            } else if self.capacity > 0 {
+                let j = self.rng.below(self.seen + 1) as usize;
+                (j < self.capacity).then_some(j)
+            } else {
+                None
+            };
+            if let Some(slot) = slot {
+                if slot < chosen.len() {
+                    chosen[slot] = Some(self.seen);
+                } else {
+                    chosen.push(Some(self.seen));
+                }
+            }
+            self.seen += 1;
+        }
+        for (slot, row) in chosen.into_iter().enumerate() {
+            let Some(row) = row else { continue };
+            let mut buf = Vec::new();
+            cells(row, &mut buf);
+            if slot < self.rows.len() {
+                self.rows[slot] = (row, buf);
+            } else {
+                self.rows.push((row, buf));
+            }
+        }
+    }
+
     /// The row was read: keeps it when chosen.
     pub(super) fn end(&mut self) {
         self.seen += 1;

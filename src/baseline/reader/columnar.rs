@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use super::csv::is_na_token;
-use super::number::fast_f64;
+use super::number::{fast_f64, fast_field};
 use super::MAX_COLUMNS;
 use crate::baseline::snapshot::{parse_number, ParsedText};
 
@@ -531,11 +531,21 @@ fn parse_range(
         let line_start = i;
         for (j, (mode, col)) in modes.iter().zip(columns.iter_mut()).enumerate() {
             let start = i;
-            while let Some(&c) = b.get(i) {
-                if c == delimiter || c == b'\n' || c == b'\r' {
-                    break;
+            // Most cells are plain decimals: read while the field is scanned.
+            let number = match mode {
+                Mode::Numbers => fast_field(b, i, delimiter),
+                _ => None,
+            };
+            match number {
+                Some((end, _)) => i = end,
+                None => {
+                    while let Some(&c) = b.get(i) {
+                        if c == delimiter || c == b'\n' || c == b'\r' {
+                            break;
+                        }
+                        i += 1;
+                    }
                 }
-                i += 1;
             }
             let end = i;
             // What ends the field: the delimiter (not after the last field) or the line.
@@ -551,6 +561,10 @@ fn parse_range(
                 return None;
             }
             if *mode == Mode::Skip {
+                continue;
+            }
+            if let Some((_, v)) = number {
+                col.values.push(v);
                 continue;
             }
             let s = text.get(start..end)?;
