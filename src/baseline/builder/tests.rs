@@ -641,3 +641,30 @@ fn quoted_and_ragged_csv_files_are_streamed() {
         "{err}"
     );
 }
+
+/// The in-memory build is taken only when the streaming build would keep every value in
+/// its pass-1 cache (the budget bounds its memory too); past it the file streams.
+#[test]
+fn columnar_build_keeps_to_the_cache_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("n.csv");
+    let mut body = String::from("a,b,c,word\n");
+    for r in 0..100 {
+        body.push_str(&format!("{r},{},{},w{}\n", r * 2, r % 7, r % 3));
+    }
+    std::fs::write(&path, body).unwrap();
+    let opts = BuildOptions {
+        exclude: vec!["c".into()],
+        ..BuildOptions::new("m")
+    };
+    // a, b and word start numeric (word turns categorical on its first row, as in the
+    // pipeline): 3 columns of up to 128 values (Vec growth) = 384.
+    let taken = |budget: usize| {
+        let mut engine = super::engine::Engine::new(&opts);
+        engine.cache_budget = budget;
+        super::columns::pass_from_memory(&mut engine, &path, 0, &mut NoProgress).unwrap()
+    };
+    assert!(taken(384));
+    assert!(!taken(383));
+    assert!(!taken(0));
+}

@@ -325,10 +325,12 @@ pub(crate) fn read_columns_with(
     min_range: usize,
 ) -> Option<Columns> {
     let loaded = load_with(path, threads, min_range)?;
+    // Every column's mode first: `fits` may count them.
+    let modes: Vec<Mode> = loaded.names.iter().map(|n| mode_of(n)).collect();
     if !fits(loaded.rows) {
         return None;
     }
-    loaded.parse(mode_of)
+    loaded.parse_modes(modes)
 }
 
 /// A CSV file's lines in memory, checked and counted, not parsed yet ([`load`]).
@@ -371,6 +373,12 @@ impl Loaded {
     /// Parses the ranges on every CPU, each column as `mode_of(name)` says; `None` when
     /// a line does not suit this path.
     pub fn parse(self, mode_of: &dyn Fn(&str) -> Mode) -> Option<Columns> {
+        let modes: Vec<Mode> = self.names.iter().map(|n| mode_of(n)).collect();
+        self.parse_modes(modes)
+    }
+
+    /// [`Loaded::parse`] with each column's mode given, in header order.
+    fn parse_modes(self, modes: Vec<Mode>) -> Option<Columns> {
         let Loaded {
             names,
             rows,
@@ -379,7 +387,9 @@ impl Loaded {
             counts,
             threads,
         } = self;
-        let modes: Vec<Mode> = names.iter().map(|n| mode_of(n)).collect();
+        if modes.len() != names.len() {
+            return None;
+        }
         let n = texts.len();
         // Each range's lines are freed once parsed (text cells are copied out).
         let texts: Vec<Mutex<String>> = texts.into_iter().map(Mutex::new).collect();
@@ -741,11 +751,21 @@ mod tests {
         assert!(read_columns_with(&p, &|_| Mode::Numbers, &|_| true, 2, 1).is_none());
         let gz = write(d, "x.csv.gz", "a\n1\n");
         assert!(read_columns(&gz, &|_| Mode::Numbers, &|_| true).is_none());
-        // The caller's bound on rows is asked before parsing.
-        let p = write(d, "rows.csv", "a\n1\n2\n3");
+        // The caller's bound on rows is asked before parsing, after every column's mode.
+        let p = write(d, "rows.csv", "a,b\n1,2\n2,3\n3,4");
         assert!(read_columns_with(&p, &|_| Mode::Numbers, &|r| r <= 2, 2, 1).is_none());
         let c = read_columns_with(&p, &|_| Mode::Numbers, &|r| r == 3, 2, 1).unwrap();
         assert_eq!(c.rows, 3);
+        let asked = std::cell::Cell::new(0);
+        let mode = |_: &str| {
+            asked.set(asked.get() + 1);
+            Mode::Numbers
+        };
+        let fits = |_: u64| {
+            assert_eq!(asked.get(), 2, "every mode before the bound");
+            true
+        };
+        assert!(read_columns_with(&p, &mode, &fits, 2, 1).is_some());
     }
 
     /// Skipped columns are not parsed; raw columns keep the text of number-like cells.
