@@ -68,6 +68,7 @@ T_CPU_1ROW = 1.5
 T_CPU_8X10 = 2.5
 T_THROUGHPUT = 0.8  # 1-row
 T_RSS = 24e6
+T_RSS_32X100 = 256e6  # a 32-model x 100-feature sidecar
 T_BIG_MS = 50.0
 T_REPORT_MS = 10.0
 T_SERIES = 1500
@@ -794,6 +795,11 @@ def rows_of(res: dict) -> list[tuple[str, str, bool | None]]:
             rows.append(("Scrape of a 32-model sidecar under load <= 50 ms",
                          f"max {sc['max_ms']:.0f} ms, median {sc['p50_ms']:.0f} ms ({sc['count']} scrapes, "
                          f"{sc['load']['rps']:,.0f} rps)", sc["max_ms"] <= T_SCRAPE_MS))
+        r32 = d.get("rss_32x100")
+        if r32:
+            rows.append(("Sidecar of 32 models x 100 features < 256 MB (VmRSS after its traffic and scrapes)",
+                         f"{r32['VmRSS'] / 1e6:.0f} MB (peak {r32['VmHWM'] / 1e6:.0f} MB)",
+                         r32["VmRSS"] < T_RSS_32X100))
     else:
         rows.append(("Cardinality and scrape", f"not measured: {res.get('d_error', 'skipped')}", None))
     f = res.get("f")
