@@ -19,92 +19,10 @@ const MAX_DIGITS: u32 = 15;
 /// with an optional sign and one to three digits); `None` otherwise.
 #[inline]
 pub(crate) fn fast_f64(s: &str) -> Option<f64> {
-    let b = s.as_bytes();
-    let mut i = 0usize;
-    let negative = match b.first()? {
-        b'-' => {
-            i = 1;
-            true
-        }
-        b'+' => {
-            i = 1;
-            false
-        }
-        _ => false,
-    };
-    let mut mantissa: u64 = 0;
-    let mut digits = 0u32;
-    let mut fraction = 0i32;
-    let mut seen_dot = false;
-    while let Some(&c) = b.get(i) {
-        match c {
-            b'0'..=b'9' => {
-                if digits == 0 && c == b'0' {
-                    // Leading zeros carry no digit.
-                } else {
-                    digits += 1;
-                    if digits > MAX_DIGITS {
-                        return None;
-                    }
-                    mantissa = mantissa * 10 + u64::from(c - b'0');
-                }
-                if seen_dot {
-                    fraction += 1;
-                }
-            }
-            b'.' if !seen_dot => seen_dot = true,
-            _ => break,
-        }
-        i += 1;
+    match scan(s.as_bytes(), 0)? {
+        (end, v) if end == s.len() => Some(v),
+        _ => None,
     }
-    // At least one digit before the exponent ("." or "-" alone are no numbers).
-    let start = usize::from(negative || b.first() == Some(&b'+'));
-    let body = i - start - usize::from(seen_dot);
-    if body == 0 {
-        return None;
-    }
-    let mut exponent = 0i32;
-    if let Some(&c) = b.get(i) {
-        if c != b'e' && c != b'E' {
-            return None;
-        }
-        i += 1;
-        let exp_negative = match b.get(i) {
-            Some(b'-') => {
-                i += 1;
-                true
-            }
-            Some(b'+') => {
-                i += 1;
-                false
-            }
-            _ => false,
-        };
-        let from = i;
-        while let Some(&c) = b.get(i) {
-            if !c.is_ascii_digit() || i - from >= 3 {
-                return None;
-            }
-            exponent = exponent * 10 + i32::from(c - b'0');
-            i += 1;
-        }
-        if i == from {
-            return None;
-        }
-        if exp_negative {
-            exponent = -exponent;
-        }
-    }
-    let e = exponent - fraction;
-    let m = mantissa as f64;
-    let magnitude = if mantissa == 0 {
-        0.0
-    } else if e >= 0 {
-        m * *POW10.get(usize::try_from(e).ok()?)?
-    } else {
-        m / *POW10.get(usize::try_from(-e).ok()?)?
-    };
-    Some(if negative { -magnitude } else { magnitude })
 }
 
 /// [`fast_f64`] of the field that starts at `b[start]` and ends at the next `delimiter`,
@@ -113,6 +31,20 @@ pub(crate) fn fast_f64(s: &str) -> Option<f64> {
 /// (`end` is the index of the byte that ends it); `None` otherwise.
 #[inline]
 pub(crate) fn fast_field(b: &[u8], start: usize, delimiter: u8) -> Option<(usize, f64)> {
+    let (end, v) = scan(b, start)?;
+    match b.get(end) {
+        None => Some((end, v)),
+        Some(&c) if c == delimiter || c == b'\n' || c == b'\r' => Some((end, v)),
+        Some(_) => None,
+    }
+}
+
+/// The number that starts at `b[start]`, up to the first byte that cannot continue it:
+/// `Some((end, value))` when it is on the exact fast path (see [`fast_f64`]), `None` when
+/// it is not (no digit, more than [`MAX_DIGITS`] digits, an exponent without digits or of
+/// more than three, a power of ten beyond 22). The callers check what ends it.
+#[inline]
+fn scan(b: &[u8], start: usize) -> Option<(usize, f64)> {
     let mut i = start;
     let negative = match b.get(i) {
         Some(b'-') => {
@@ -134,6 +66,7 @@ pub(crate) fn fast_field(b: &[u8], start: usize, delimiter: u8) -> Option<(usize
         let d = c.wrapping_sub(b'0');
         if d <= 9 {
             any = true;
+            // Leading zeros carry no digit.
             if mantissa != 0 || d != 0 {
                 digits += 1;
                 if digits > MAX_DIGITS {
@@ -151,6 +84,7 @@ pub(crate) fn fast_field(b: &[u8], start: usize, delimiter: u8) -> Option<(usize
         }
         i += 1;
     }
+    // At least one digit before the exponent ("." or "-" alone are no numbers).
     if !any {
         return None;
     }
@@ -186,11 +120,6 @@ pub(crate) fn fast_field(b: &[u8], start: usize, delimiter: u8) -> Option<(usize
         if exp_negative {
             exponent = -exponent;
         }
-    }
-    match b.get(i) {
-        None => {}
-        Some(&c) if c == delimiter || c == b'\n' || c == b'\r' => {}
-        Some(_) => return None,
     }
     let e = exponent - fraction;
     let m = mantissa as f64;
