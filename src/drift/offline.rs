@@ -149,22 +149,26 @@ pub fn drift_of_file(
     prediction_column: Option<&str>,
     cfg: &Config,
 ) -> Result<ModelDriftReport, OfflineError> {
-    let groups = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZeroUsize::get)
-        .min(MAX_GROUPS);
     drift_of_file_in(
         snapshot,
         input,
         format,
         prediction_column,
         cfg,
-        groups,
+        default_groups(),
         Columnar::Load,
     )
 }
 
 /// Most feature groups (engine threads) of [`drift_of_file`].
 const MAX_GROUPS: usize = 2;
+
+/// The feature groups [`drift_of_file`] uses: one per CPU, at most [`MAX_GROUPS`].
+fn default_groups() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(MAX_GROUPS)
+}
 
 /// One group of features: its engine and the baseline it holds (the snapshot restricted
 /// to the group's features, the prediction in the last group).
@@ -221,16 +225,13 @@ pub fn drift_of_preloaded(
     cfg: &Config,
     preloaded: Preloaded,
 ) -> Result<ModelDriftReport, OfflineError> {
-    let groups = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZeroUsize::get)
-        .min(MAX_GROUPS);
     drift_of_file_in(
         snapshot,
         input,
         format,
         prediction_column,
         cfg,
-        groups,
+        default_groups(),
         Columnar::Preloaded(preloaded),
     )
 }
