@@ -10,8 +10,8 @@
 //!   `drift.sample_size` values per bucket, so every feature holds a 5000-value sample.
 //! - `parts/*`: the pieces of one feature's report, to show where the time goes.
 //! - `ingest_cpu/*`: the same measured in the thread's CPU time instead of wall time
-//!   ([`ThreadCpuTime`]), which a busy machine disturbs much less; `report_cpu/*` in the CPU
-//!   time of every thread of the process ([`ProcessCpuTime`]), as a report spreads its
+//!   ([`CpuTime::THREAD`]), which a busy machine disturbs much less; `report_cpu/*` in the CPU
+//!   time of every thread of the process ([`CpuTime::PROCESS`]), as a report spreads its
 //!   features over two threads (`one_thread_*`: the same report on one thread).
 //! - Memory per feature at a full window, measured once before the timings with a counting
 //!   global allocator (live heap bytes) and cross-checked with the resident set size, and
@@ -28,7 +28,7 @@ use std::time::{Duration, SystemTime};
 
 #[path = "../cpu_time.rs"]
 mod cpu_time;
-use cpu_time::thread_cpu_ns;
+use cpu_time::{process_cpu_ns, thread_cpu_ns};
 
 use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{Criterion, SamplingMode, Throughput};
@@ -594,54 +594,28 @@ fn bench_parts(c: &mut Criterion, full: &FullEngine, scale: &Scale) {
     group.finish();
 }
 
-/// CPU time of the calling thread (`CLOCK_THREAD_CPUTIME_ID`), so that time spent waiting
-/// for a CPU on a busy machine is not counted. Criterion measures wall time by default.
-struct ThreadCpuTime;
+/// CPU time by one of `cpu_time`'s clocks, so that time spent waiting for a CPU on a busy
+/// machine is not counted (criterion measures wall time by default):
+/// [`CpuTime::THREAD`], the calling thread's; [`CpuTime::PROCESS`], every thread's, what a
+/// report costs on all the threads it uses (its own and the helper that computes half the
+/// features). Nothing else runs in this process while a benchmark is measured (the tokio
+/// runtime is a paused current-thread one), so the process clock counts the report alone.
+struct CpuTime(fn() -> u64);
 
-impl Measurement for ThreadCpuTime {
+impl CpuTime {
+    const THREAD: CpuTime = CpuTime(thread_cpu_ns);
+    const PROCESS: CpuTime = CpuTime(process_cpu_ns);
+}
+
+impl Measurement for CpuTime {
     type Intermediate = u64;
     type Value = u64;
 
     fn start(&self) -> u64 {
-        thread_cpu_ns()
+        (self.0)()
     }
     fn end(&self, start: u64) -> u64 {
-        thread_cpu_ns().saturating_sub(start)
-    }
-    fn add(&self, a: &u64, b: &u64) -> u64 {
-        a + b
-    }
-    fn zero(&self) -> u64 {
-        0
-    }
-    fn to_f64(&self, v: &u64) -> f64 {
-        *v as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        &NanosFormatter
-    }
-}
-
-/// CPU time of every thread of the process (`CLOCK_PROCESS_CPUTIME_ID`): what a report
-/// costs on all the threads it uses (its own and the helper that computes half the features).
-/// Nothing else runs in this process while a benchmark is measured (the tokio runtime is a
-/// paused current-thread one), so this is the report's CPU alone.
-struct ProcessCpuTime;
-
-fn process_cpu_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
-    u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_nsec).unwrap_or(0)
-}
-
-impl Measurement for ProcessCpuTime {
-    type Intermediate = u64;
-    type Value = u64;
-
-    fn start(&self) -> u64 {
-        process_cpu_ns()
-    }
-    fn end(&self, start: u64) -> u64 {
-        process_cpu_ns().saturating_sub(start)
+        (self.0)().saturating_sub(start)
     }
     fn add(&self, a: &u64, b: &u64) -> u64 {
         a + b
@@ -721,12 +695,12 @@ fn main() {
 
     let mut wall = Criterion::default().configure_from_args();
     let mut cpu = Criterion::default()
-        .with_measurement(ThreadCpuTime)
+        .with_measurement(CpuTime::THREAD)
         .configure_from_args();
     bench_ingest(&mut wall, "ingest", &scale);
     bench_ingest(&mut cpu, "ingest_cpu", &scale);
     let mut process_cpu = Criterion::default()
-        .with_measurement(ProcessCpuTime)
+        .with_measurement(CpuTime::PROCESS)
         .configure_from_args();
     let full = full_engine(&scale, 2);
     let single = full_engine(&scale, 1);
