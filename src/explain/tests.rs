@@ -188,8 +188,12 @@ mod engine {
     }
 
     fn feed(e: &ExplainEngine, request: Option<&[u8]>, predictions: usize) {
+        feed_row(e, row(), request, predictions);
+    }
+
+    fn feed_row(e: &ExplainEngine, row: Row, request: Option<&[u8]>, predictions: usize) {
         let parsed = ParsedExchange {
-            rows: vec![row()],
+            rows: vec![row],
             predictions: (0..predictions)
                 .map(|_| Prediction {
                     value: FeatureValue::Number(1.0),
@@ -266,25 +270,10 @@ mod engine {
         let e = ExplainEngine::new(Arc::new(Config::default()), metrics.explain.clone(), None)
             .expect("engine");
         let observe = |e: &ExplainEngine, value: f64| {
-            let parsed = ParsedExchange {
-                rows: vec![Row {
-                    values: vec![("age".into(), FeatureValue::Number(value))],
-                }],
-                predictions: Vec::new(),
+            let row = Row {
+                values: vec![("age".into(), FeatureValue::Number(value))],
             };
-            Analysis::observe(
-                e,
-                &Exchange {
-                    model: "m",
-                    version: None,
-                    request_id: "r",
-                    received_at: SystemTime::now(),
-                    now: Instant::now(),
-                    parsed: &parsed,
-                    request: None,
-                    baseline: None,
-                },
-            );
+            feed_row(e, row, None, 0);
         };
         for i in 0..RING_ROWS_PER_PERIOD + 100 {
             observe(&e, i as f64);
