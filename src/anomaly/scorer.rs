@@ -33,7 +33,7 @@ use statrs::distribution::{ContinuousCDF, Normal};
 use super::mahalanobis::Mahalanobis;
 use crate::baseline::{category_key, FeatureBaseline, FeatureType, Snapshot, OTHER_CATEGORY};
 use crate::record::PREDICTION;
-use crate::record::{FeatureValue, PositionHints, Prediction, Row};
+use crate::record::{FeatureValue, Prediction, Row, MAX_HINTED_POSITIONS};
 
 /// Largest score reported (a value infinitely far from a constant baseline).
 pub const MAX_SCORE: f64 = 1000.0;
@@ -200,16 +200,7 @@ impl Uni {
                     }
                     _ => return None,
                 };
-                let d = v - median;
-                let s = if d >= 0.0 { *hi } else { *lo };
-                let z = if d == 0.0 {
-                    0.0
-                } else if s > 0.0 {
-                    (d / s).clamp(-MAX_SCORE, MAX_SCORE)
-                } else {
-                    MAX_SCORE.copysign(d)
-                };
-                Some((z, Some(v)))
+                Some((numeric_z(*median, *lo, *hi, v), Some(v)))
             }
             Uni::Categorical {
                 sigma,
@@ -228,10 +219,29 @@ impl Uni {
     }
 }
 
+/// The skew-aware robust z of a finite `v` against a numeric feature's median and side
+/// scales (`Uni::z` of a number; inlined into the per-value loop for finite numbers).
+#[inline(always)]
+fn numeric_z(median: f64, lo: f64, hi: f64, v: f64) -> f64 {
+    let d = v - median;
+    let s = if d >= 0.0 { hi } else { lo };
+    if d == 0.0 {
+        0.0
+    } else if s > 0.0 {
+        (d / s).clamp(-MAX_SCORE, MAX_SCORE)
+    } else {
+        MAX_SCORE.copysign(d)
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Joint {
     /// Feature index (into `Scorer::features`) of each column.
     features: Vec<usize>,
+    /// `(median, scale)` of each column's feature, the robust standardisation
+    /// [`Scorer::standardise`] applies (kept here so that scoring a row reads them
+    /// directly instead of matching the feature's [`Uni`] per column).
+    standard: Vec<(f64, f64)>,
     model: Mahalanobis,
 }
 
@@ -323,7 +333,10 @@ pub struct Settings {
 /// row allocates nothing unless it is explained (issue 13).
 #[derive(Debug, Default, Clone)]
 pub struct ScoreScratch {
-    hints: PositionHints,
+    /// The feature index each row position resolved to last time (`usize::MAX`: none), as
+    /// [`crate::record::PositionHints`] keeps them; resolved inline by
+    /// [`Scorer::feature_at`] (the shared resolver was an out-of-line call per value).
+    hints: Vec<usize>,
     z: Vec<Option<f64>>,
     values: Vec<Option<f64>>,
     raw: Vec<Option<usize>>,
@@ -421,10 +434,52 @@ impl Scorer {
         let model = Mahalanobis::fit(&rows).map_err(|e| {
             format!("the Mahalanobis distance cannot be fitted ({e}): univariate scores only")
         })?;
+        let standard = feats
+            .iter()
+            .map(|&fi| match &self.features[fi] {
+                Some(Uni::Numeric { median, scale, .. }) => (*median, *scale),
+                // Only numeric features are joint columns.
+                _ => (0.0, 1.0),
+            })
+            .collect();
         Ok(Joint {
             features: feats,
+            standard,
             model,
         })
+    }
+
+    /// The feature index of `name` at row position `position`: the hint when it names the
+    /// same feature, else the index lookup (which updates the hint). Same answers as
+    /// [`crate::record::PositionHints::resolve`], inlined in the per-value loop.
+    #[inline]
+    fn feature_at(&self, hints: &mut Vec<usize>, position: usize, name: &str) -> Option<usize> {
+        if let Some(&i) = hints.get(position) {
+            if self.names.get(i).is_some_and(|n| n == name) {
+                return Some(i);
+            }
+        }
+        self.feature_at_lookup(hints, position, name)
+    }
+
+    /// [`Scorer::feature_at`] when the hint missed: hashes the name, remembers the answer.
+    #[cold]
+    fn feature_at_lookup(
+        &self,
+        hints: &mut Vec<usize>,
+        position: usize,
+        name: &str,
+    ) -> Option<usize> {
+        let found = self.index.get(name).copied();
+        if position < MAX_HINTED_POSITIONS {
+            if hints.len() <= position {
+                hints.resize(position + 1, usize::MAX);
+            }
+            if let Some(slot) = hints.get_mut(position) {
+                *slot = found.unwrap_or(usize::MAX);
+            }
+        }
+        found
     }
 
     fn standardise(&self, fi: usize, v: Option<f64>) -> Option<f64> {
@@ -526,22 +581,25 @@ impl Scorer {
         raw.clear();
         raw.resize(n, None);
         for (position, (name, value)) in row.values.iter().enumerate() {
-            let found = hints.resolve(
-                position,
-                name,
-                |i| self.names.get(i).map(String::as_str),
-                |n| self.index.get(n).copied(),
-            );
+            let found = self.feature_at(hints, position, name);
             if let Some(i) = found {
                 if raw[i].is_some() {
                     continue;
                 }
                 raw[i] = Some(position);
-                if let Some(u) = &self.features[i] {
-                    if let Some((zi, v)) = u.z(value) {
-                        z[i] = Some(zi);
-                        values[i] = v;
+                let scored = match (&self.features[i], value) {
+                    // The common case without the call: a finite number, a numeric feature.
+                    (Some(Uni::Numeric { median, lo, hi, .. }), FeatureValue::Number(v))
+                        if v.is_finite() =>
+                    {
+                        Some((numeric_z(*median, *lo, *hi, *v), Some(*v)))
                     }
+                    (Some(u), _) => u.z(value),
+                    (None, _) => None,
+                };
+                if let Some((zi, v)) = scored {
+                    z[i] = Some(zi);
+                    values[i] = v;
                 }
             }
         }
@@ -549,12 +607,14 @@ impl Scorer {
         let (mut multivariate, mut d2) = (None, None);
         if let Some(j) = &self.joint {
             x.clear();
-            x.extend(
-                j.features
-                    .iter()
-                    .enumerate()
-                    .map(|(k, &fi)| self.standardise(fi, values[fi]).unwrap_or(j.model.mean[k])),
-            );
+            // `standardise` with the column's (median, scale) at hand; a missing value
+            // enters at the column mean.
+            x.extend(j.features.iter().zip(&j.standard).zip(&j.model.mean).map(
+                |((&fi, &(median, scale)), &mean)| match values.get(fi).copied().flatten() {
+                    Some(v) if v.is_finite() => (v - median) / scale,
+                    _ => mean,
+                },
+            ));
             if let Some(dd) = j.model.distance2_into(x, contrib, w) {
                 for (&fi, &c) in j.features.iter().zip(contrib.iter()) {
                     shares[fi] = Some(c);

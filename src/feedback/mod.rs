@@ -43,7 +43,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::record::FeatureValue;
+use crate::record::{FeatureValue, Prediction};
 
 /// How long ground truth may wait for its prediction to be analysed.
 pub const EARLY_GRACE: Duration = Duration::from_secs(60);
@@ -345,8 +345,44 @@ impl FeedbackStore {
         predicted: Vec<(FeatureValue, Option<Vec<f64>>)>,
         now: Instant,
     ) -> Vec<(usize, MatchedPair)> {
-        let mut predicted = predicted;
-        predicted.truncate(self.max_pending);
+        self.insert_rows(id, &predicted, |(p, s)| (p, s.as_deref()), now)
+    }
+
+    /// [`FeedbackStore::insert_scored`] straight from the parsed predictions of a request:
+    /// row `i` is `predictions[i]`, its class scores kept when there are 1 to `max_scores`
+    /// of them. Spares the analysis thread a vector of copied values and one copied score
+    /// vector per row (issue 13).
+    pub fn insert_predictions(
+        &mut self,
+        id: &str,
+        predictions: &[Prediction],
+        max_scores: usize,
+        now: Instant,
+    ) -> Vec<(usize, MatchedPair)> {
+        self.insert_rows(
+            id,
+            predictions,
+            |p| {
+                let scores = p
+                    .probabilities
+                    .as_deref()
+                    .filter(|s| !s.is_empty() && s.len() <= max_scores);
+                (&p.value, scores)
+            },
+            now,
+        )
+    }
+
+    /// Stores the rows `items` of request `id`, each read by `row` as its predicted value
+    /// and class scores.
+    fn insert_rows<T>(
+        &mut self,
+        id: &str,
+        items: &[T],
+        row: impl Fn(&T) -> (&FeatureValue, Option<&[f64]>),
+        now: Instant,
+    ) -> Vec<(usize, MatchedPair)> {
+        let predicted = items.get(..self.max_pending).unwrap_or(items);
         if predicted.is_empty() {
             return Vec::new();
         }
@@ -366,28 +402,27 @@ impl FeedbackStore {
         self.next_generation += 1;
         let total: usize = predicted
             .iter()
-            .filter_map(|(_, s)| s.as_ref().map(Vec::len))
+            .filter_map(|t| row(t).1.map(<[f64]>::len))
             .filter(|&n| n <= usize::from(u16::MAX))
             .sum();
         let mut scores = Vec::with_capacity(total);
         let mut rows: Box<[Slot]> = predicted
-            .into_iter()
-            .map(|(p, row_scores)| {
+            .iter()
+            .map(|t| {
+                let (p, row_scores) = row(t);
                 // Scores beyond the offsets' range (never at the performance engine's
                 // MAX_CLASSES) are not kept.
                 let at = u32::try_from(scores.len()).ok();
-                let len = row_scores
-                    .as_ref()
-                    .and_then(|s| u16::try_from(s.len()).ok());
+                let len = row_scores.and_then(|s| u16::try_from(s.len()).ok());
                 let (scores_at, scores_len) = match (at, len, row_scores) {
                     (Some(at), Some(len), Some(row)) => {
-                        scores.extend_from_slice(&row);
+                        scores.extend_from_slice(row);
                         (at, len)
                     }
                     _ => (0, 0),
                 };
                 Slot {
-                    predicted: p,
+                    predicted: p.clone(),
                     scores_at,
                     scores_len,
                     matched: false,
