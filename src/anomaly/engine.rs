@@ -142,15 +142,33 @@ impl AnomalyEngine {
 
     /// Scores every row of one exchange at time `now`.
     pub fn observe(&self, obs: &Exchange<'_>) {
-        let (model, now) = (obs.model, obs.now);
+        let model = obs.model;
+        let current = obs.baseline.map(|c| &**c);
+        // One lookup when the scorer in force is fitted on the exchange's baseline (what
+        // `sync` would find); otherwise `sync` refits it first, as before.
+        if let Some(entry) = self.models.get(model) {
+            if let Ok(mut guard) = entry.lock() {
+                let fresh = self.baselines.is_none()
+                    || current.is_none_or(|c| guard.generation == Some(c.generation));
+                if fresh {
+                    self.observe_locked(&mut guard, obs);
+                    return;
+                }
+            }
+        }
         if self.baselines.is_some() {
-            self.sync(model, obs.baseline.map(|c| &**c));
+            self.sync(model, current);
         }
         let Some(entry) = self.models.get(model) else {
             return;
         };
         let Ok(mut guard) = entry.lock() else { return };
-        let m = &mut *guard;
+        self.observe_locked(&mut guard, obs);
+    }
+
+    /// Scores the rows of `obs` into the state `m` of its model.
+    fn observe_locked(&self, m: &mut ModelAnomaly, obs: &Exchange<'_>) {
+        let (model, now) = (obs.model, obs.now);
         let scorer = m.scorer.clone();
         let parsed = obs.parsed;
         let histogram = m.histogram.get_or_insert_with(|| {

@@ -271,9 +271,22 @@ impl QualityEngine {
 
     /// Checks every row of one exchange at time `now`.
     pub fn observe(&self, obs: &Exchange<'_>) {
-        let (model, now) = (obs.model, obs.now);
+        let model = obs.model;
+        let current = obs.baseline.map(|c| &**c);
+        // One lookup when the state in force follows the exchange's baseline (what `sync`
+        // would find); otherwise `sync` (or the first exchange) sets it up first, as before.
+        if let Some(entry) = self.models.get(model) {
+            if let Ok(mut guard) = entry.lock() {
+                let fresh = self.baselines.is_none()
+                    || current.is_none_or(|c| guard.generation == Some(c.generation));
+                if fresh {
+                    self.observe_locked(&mut guard, obs);
+                    return;
+                }
+            }
+        }
         if self.baselines.is_some() {
-            self.sync(model, obs.baseline.map(|c| &**c));
+            self.sync(model, current);
         } else if !self.models.contains_key(model) {
             let state = self.fresh(model, None);
             self.models
@@ -284,7 +297,12 @@ impl QualityEngine {
             return;
         };
         let Ok(mut guard) = entry.lock() else { return };
-        let m = &mut *guard;
+        self.observe_locked(&mut guard, obs);
+    }
+
+    /// Checks the rows of `obs` into the state `m` of its model.
+    fn observe_locked(&self, m: &mut ModelQuality, obs: &Exchange<'_>) {
+        let now = obs.now;
         let rows = &obs.parsed.rows;
         if rows.is_empty() {
             return;
