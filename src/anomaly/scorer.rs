@@ -32,8 +32,9 @@ use statrs::distribution::{ContinuousCDF, Normal};
 
 use super::mahalanobis::Mahalanobis;
 use crate::baseline::{category_key, FeatureBaseline, FeatureType, Snapshot, OTHER_CATEGORY};
+use crate::quality::hints::RowHints;
 use crate::record::PREDICTION;
-use crate::record::{FeatureValue, Prediction, Row, MAX_HINTED_POSITIONS};
+use crate::record::{FeatureValue, Prediction, Row};
 
 /// Largest score reported (a value infinitely far from a constant baseline).
 pub const MAX_SCORE: f64 = 1000.0;
@@ -189,6 +190,18 @@ impl Uni {
         }
     }
 
+    /// [`Uni::z`], with its common case inlined into the caller's loop: a finite number
+    /// on a numeric feature.
+    #[inline(always)]
+    fn z_inline(&self, value: &FeatureValue) -> Option<(f64, Option<f64>)> {
+        match (self, value) {
+            (Uni::Numeric { median, lo, hi, .. }, FeatureValue::Number(v)) if v.is_finite() => {
+                Some((numeric_z(*median, *lo, *hi, *v), Some(*v)))
+            }
+            _ => self.z(value),
+        }
+    }
+
     /// Signed robust z for a numeric value (`None` for missing or text).
     fn z(&self, value: &FeatureValue) -> Option<(f64, Option<f64>)> {
         match self {
@@ -333,10 +346,8 @@ pub struct Settings {
 /// row allocates nothing unless it is explained (issue 13).
 #[derive(Debug, Default, Clone)]
 pub struct ScoreScratch {
-    /// The feature index each row position resolved to last time (`usize::MAX`: none), as
-    /// [`crate::record::PositionHints`] keeps them; resolved inline by
-    /// [`Scorer::feature_at`] (the shared resolver was an out-of-line call per value).
-    hints: Vec<usize>,
+    /// The feature index each row position resolved to last time.
+    hints: RowHints,
     z: Vec<Option<f64>>,
     values: Vec<Option<f64>>,
     raw: Vec<Option<usize>>,
@@ -449,39 +460,6 @@ impl Scorer {
         })
     }
 
-    /// The feature index of `name` at row position `position`: the hint when it names the
-    /// same feature, else the index lookup (which updates the hint). Same answers as
-    /// [`crate::record::PositionHints::resolve`], inlined in the per-value loop.
-    #[inline]
-    fn feature_at(&self, hints: &mut Vec<usize>, position: usize, name: &str) -> Option<usize> {
-        if let Some(&i) = hints.get(position) {
-            if self.names.get(i).is_some_and(|n| n == name) {
-                return Some(i);
-            }
-        }
-        self.feature_at_lookup(hints, position, name)
-    }
-
-    /// [`Scorer::feature_at`] when the hint missed: hashes the name, remembers the answer.
-    #[cold]
-    fn feature_at_lookup(
-        &self,
-        hints: &mut Vec<usize>,
-        position: usize,
-        name: &str,
-    ) -> Option<usize> {
-        let found = self.index.get(name).copied();
-        if position < MAX_HINTED_POSITIONS {
-            if hints.len() <= position {
-                hints.resize(position + 1, usize::MAX);
-            }
-            if let Some(slot) = hints.get_mut(position) {
-                *slot = found.unwrap_or(usize::MAX);
-            }
-        }
-        found
-    }
-
     fn standardise(&self, fi: usize, v: Option<f64>) -> Option<f64> {
         let v = v.filter(|v| v.is_finite())?;
         match &self.features[fi] {
@@ -581,22 +559,18 @@ impl Scorer {
         raw.clear();
         raw.resize(n, None);
         for (position, (name, value)) in row.values.iter().enumerate() {
-            let found = self.feature_at(hints, position, name);
+            let found = hints.resolve(
+                position,
+                name,
+                |i| self.names.get(i).map(String::as_str),
+                |n| self.index.get(n).copied(),
+            );
             if let Some(i) = found {
                 if raw[i].is_some() {
                     continue;
                 }
                 raw[i] = Some(position);
-                let scored = match (&self.features[i], value) {
-                    // The common case without the call: a finite number, a numeric feature.
-                    (Some(Uni::Numeric { median, lo, hi, .. }), FeatureValue::Number(v))
-                        if v.is_finite() =>
-                    {
-                        Some((numeric_z(*median, *lo, *hi, *v), Some(*v)))
-                    }
-                    (Some(u), _) => u.z(value),
-                    (None, _) => None,
-                };
+                let scored = self.features[i].as_ref().and_then(|u| u.z_inline(value));
                 if let Some((zi, v)) = scored {
                     z[i] = Some(zi);
                     values[i] = v;
@@ -624,7 +598,7 @@ impl Scorer {
             }
         }
         let pz = match (&self.prediction, prediction) {
-            (Some(u), Some(p)) => u.z(&p.value).map(|(zp, _)| zp),
+            (Some(u), Some(p)) => u.z_inline(&p.value).map(|(zp, _)| zp),
             _ => None,
         };
         let confidence = prediction

@@ -8,6 +8,7 @@ use dashmap::DashMap;
 use tokio::time::Instant;
 
 use super::check::{Check, Spec};
+use super::hints::RowHints;
 use super::report::{feature_report, score, Counts, QualityReport};
 use crate::analysis::{Analysis, Exchange};
 use crate::baseline::{Current, Registry, Snapshot};
@@ -16,7 +17,7 @@ use crate::metrics::labels::ModelLabels;
 use crate::metrics::quality::{
     FeatureReasonLabels, FeatureStatLabels, QualityFeatureLabels, QualityMetrics, REASONS,
 };
-use crate::record::{FeatureValue, MAX_HINTED_POSITIONS};
+use crate::record::FeatureValue;
 use crate::window::{Buckets, Moments};
 
 /// The state of one feature of a model.
@@ -92,45 +93,6 @@ fn judge(spec: &mut Spec, totals: &mut [u64; 4], c: &mut Counts, value: &Feature
     }
 }
 
-/// The feature of `name` at row position `position`: the hint when it names the same
-/// feature, else the index lookup (which updates the hint). Same answers as
-/// [`crate::record::PositionHints::resolve`], inlined in the per-value loop.
-#[inline]
-fn feature_at(
-    hints: &mut Vec<usize>,
-    features: &[FeatureQuality],
-    index: &HashMap<String, usize>,
-    position: usize,
-    name: &str,
-) -> Option<usize> {
-    if let Some(&i) = hints.get(position) {
-        if features.get(i).is_some_and(|f| f.name == name) {
-            return Some(i);
-        }
-    }
-    feature_at_lookup(hints, index, position, name)
-}
-
-/// [`feature_at`] when the hint missed: hashes the name, remembers the answer.
-#[cold]
-fn feature_at_lookup(
-    hints: &mut Vec<usize>,
-    index: &HashMap<String, usize>,
-    position: usize,
-    name: &str,
-) -> Option<usize> {
-    let found = index.get(name).copied();
-    if position < MAX_HINTED_POSITIONS {
-        if hints.len() <= position {
-            hints.resize(position + 1, usize::MAX);
-        }
-        if let Some(slot) = hints.get_mut(position) {
-            *slot = found.unwrap_or(usize::MAX);
-        }
-    }
-    found
-}
-
 /// Rows of an exchange resolved and checked together (bounds [`ModelQuality::grid`]).
 const CHUNK_ROWS: usize = 64;
 
@@ -144,10 +106,8 @@ struct ModelQuality {
     generation: Option<u64>,
     features: Vec<FeatureQuality>,
     index: HashMap<String, usize>,
-    /// Which feature each row position resolved to last time (skips hashing names;
-    /// `usize::MAX`: none), as [`crate::record::PositionHints`] keeps them, resolved inline
-    /// by [`feature_at`] (the shared resolver was an out-of-line call per value).
-    hints: Vec<usize>,
+    /// Which feature each row position resolved to last time (skips hashing names).
+    hints: RowHints,
     rows: Buckets<u64>,
     /// Scratch of [`QualityEngine::observe`]: the feature of each value of a chunk of
     /// rows, in row order ([`NONE`]: not kept).
@@ -217,7 +177,7 @@ impl QualityEngine {
             generation: None,
             features,
             index,
-            hints: Vec::new(),
+            hints: RowHints::default(),
             slots: Vec::new(),
             grid: Vec::new(),
             born: Vec::new(),
@@ -334,7 +294,12 @@ impl QualityEngine {
         born.clear();
         for (r, row) in rows.iter().enumerate() {
             for (position, (name, _)) in row.values.iter().enumerate() {
-                let known = feature_at(hints, features, index, position, name);
+                let known = hints.resolve(
+                    position,
+                    name,
+                    |i| features.get(i).map(|f| f.name.as_str()),
+                    |n| index.get(n).copied(),
+                );
                 let i = match known {
                     Some(i) => i,
                     None if features.len() < max => {
