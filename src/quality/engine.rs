@@ -358,9 +358,12 @@ impl QualityEngine {
                 judge(spec, totals, c, value);
             }
         }
-        // Scratch of a large exchange is not kept.
+        // Scratch of a large exchange (wide rows, many features) is not kept.
         if grid.capacity() > CHUNK_ROWS * 1024 {
             *grid = Vec::new();
+        }
+        if slots.capacity() > CHUNK_ROWS * 1024 {
+            *slots = Vec::new();
         }
     }
 
