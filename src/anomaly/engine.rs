@@ -5,6 +5,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
 use tokio::time::Instant;
 
 use super::report::{tally, trend_test, AnomalyRecord, AnomalyReport, Tally, Trend};
@@ -29,6 +31,12 @@ struct ModelAnomaly {
     /// Which feature each row position resolved to last time (skips hashing names), and
     /// the scorer's per-row vectors.
     scratch: ScoreScratch,
+    /// The model's `mlmon_anomaly_score` histogram (from its first exchange, when the
+    /// series appeared before too) and `mlmon_anomalies_total` counter: handles sharing
+    /// the families' series (never removed), looked up once instead of a label allocation
+    /// and two family lookups per exchange.
+    histogram: Option<Histogram>,
+    counter: Counter,
 }
 
 /// Anomaly state of every model.
@@ -90,6 +98,10 @@ impl AnomalyEngine {
         if let Some(why) = &scorer.fallback {
             tracing::info!(model, baseline = %snapshot.id, reason = %why, "anomaly scoring without the multivariate distance");
         }
+        let labels = ModelLabels {
+            model: model.to_string(),
+        };
+        let counter = self.metrics.anomalies.get_or_create(&labels).clone();
         self.models.insert(
             model.to_string(),
             Mutex::new(ModelAnomaly {
@@ -99,13 +111,12 @@ impl AnomalyEngine {
                 window: Buckets::new(self.cfg.drift.window),
                 ring: VecDeque::new(),
                 scratch: ScoreScratch::default(),
+                histogram: None,
+                counter,
                 total: 0,
                 scored: 0,
             }),
         );
-        let _ = self.metrics.anomalies.get_or_create(&ModelLabels {
-            model: model.to_string(),
-        });
     }
 
     /// Refits the scorer when the registry holds a newer baseline than the one in use.
@@ -131,24 +142,51 @@ impl AnomalyEngine {
 
     /// Scores every row of one exchange at time `now`.
     pub fn observe(&self, obs: &Exchange<'_>) {
-        let (model, now) = (obs.model, obs.now);
+        let model = obs.model;
+        let current = obs.baseline.map(|c| &**c);
+        // One lookup when the scorer in force is fitted on the exchange's baseline (what
+        // `sync` would find); otherwise `sync` refits it first, as before.
+        if let Some(entry) = self.models.get(model) {
+            if let Ok(mut guard) = entry.lock() {
+                let fresh = self.baselines.is_none()
+                    || current.is_none_or(|c| guard.generation == Some(c.generation));
+                if fresh {
+                    self.observe_locked(&mut guard, obs);
+                    return;
+                }
+            }
+        }
         if self.baselines.is_some() {
-            self.sync(model, obs.baseline.map(|c| &**c));
+            self.sync(model, current);
         }
         let Some(entry) = self.models.get(model) else {
             return;
         };
         let Ok(mut guard) = entry.lock() else { return };
-        let m = &mut *guard;
+        self.observe_locked(&mut guard, obs);
+    }
+
+    /// Scores the rows of `obs` into the state `m` of its model.
+    fn observe_locked(&self, m: &mut ModelAnomaly, obs: &Exchange<'_>) {
+        let (model, now) = (obs.model, obs.now);
         let scorer = m.scorer.clone();
         let parsed = obs.parsed;
+        let histogram = m.histogram.get_or_insert_with(|| {
+            self.metrics
+                .score
+                .get_or_create(&ModelLabels {
+                    model: model.to_string(),
+                })
+                .clone()
+        });
+        if parsed.rows.is_empty() {
+            return;
+        }
         let paired = parsed.rows.len() == parsed.predictions.len();
-        let labels = ModelLabels {
-            model: model.to_string(),
-        };
-        let histogram = self.metrics.score.get_or_create(&labels);
         let mut anomalies = 0u64;
         let with_values = self.cfg.privacy.log_values;
+        // Every row of the exchange falls in the same bucket (one `now`).
+        let t = m.window.current(now);
         for (i, row) in parsed.rows.iter().enumerate() {
             let prediction = if paired {
                 parsed.predictions.get(i)
@@ -157,7 +195,6 @@ impl AnomalyEngine {
             };
             let s = scorer.score_hinted(row, prediction, with_values, &mut m.scratch);
             histogram.observe(s.score);
-            let t = m.window.current(now);
             t.rows += 1;
             m.scored += 1;
             if s.is_anomaly() {
@@ -178,12 +215,8 @@ impl AnomalyEngine {
                 }
             }
         }
-        drop(histogram);
         if anomalies > 0 {
-            self.metrics
-                .anomalies
-                .get_or_create(&labels)
-                .inc_by(anomalies);
+            m.counter.inc_by(anomalies);
         }
     }
 

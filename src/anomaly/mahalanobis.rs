@@ -18,6 +18,9 @@ pub struct Mahalanobis {
     pub shrinkage: f64,
     /// Lower Cholesky factor of the covariance, row-major.
     chol: Vec<f64>,
+    /// The factor's transpose (upper triangular), row-major: the back substitution reads
+    /// a column of `chol`, which is a contiguous row here.
+    chol_t: Vec<f64>,
     p: usize,
 }
 
@@ -127,11 +130,18 @@ impl Mahalanobis {
             cov[a * p + a] += shrinkage * mu;
         }
         let chol = cholesky(&cov, p).ok_or(FitError::Singular)?;
+        let mut chol_t = vec![0.0; p * p];
+        for a in 0..p {
+            for b in 0..p {
+                chol_t[b * p + a] = chol[a * p + b];
+            }
+        }
         Ok(Mahalanobis {
             mean,
             covariance: cov,
             shrinkage,
             chol,
+            chol_t,
             p,
         })
     }
@@ -164,7 +174,7 @@ impl Mahalanobis {
         }
         contrib.clear();
         contrib.extend(x.iter().zip(&self.mean).map(|(v, m)| v - m));
-        solve_into(&self.chol, self.p, contrib, w);
+        solve_into(&self.chol, &self.chol_t, self.p, contrib, w);
         // The contributions d_i w_i replace d in place.
         for (a, b) in contrib.iter_mut().zip(w.iter()) {
             *a *= b;
@@ -195,26 +205,39 @@ fn cholesky(a: &[f64], p: usize) -> Option<Vec<f64>> {
     Some(l)
 }
 
-/// Solves `L Lᵀ w = d` into `w`.
-fn solve_into(l: &[f64], p: usize, d: &[f64], w: &mut Vec<f64>) {
+/// Solves `L Lᵀ w = d` into `w`, `lt` being `Lᵀ` row-major (`L`'s columns as rows).
+///
+/// Each step subtracts the products in the same order as the textbook loops
+/// (`k` ascending, then descending rows with `k` ascending), so the result is bit for bit
+/// theirs; iterating over row slices instead of indexing spares the bounds checks and the
+/// strided reads of `L`'s columns (the analysis thread solves once per scored row).
+fn solve_into(l: &[f64], lt: &[f64], p: usize, d: &[f64], w: &mut Vec<f64>) {
     w.clear();
     w.resize(p, 0.0);
-    let y = w;
-    for i in 0..p {
-        let mut s = d[i];
-        for k in 0..i {
-            s -= l[i * p + k] * y[k];
+    // Forward substitution: y_i = (d_i − Σ_{k<i} L_ik y_k) / L_ii.
+    for (i, (row, &di)) in l.chunks_exact(p).zip(d).enumerate() {
+        let (done, rest) = w.split_at_mut(i);
+        let mut s = di;
+        for (lk, yk) in row.iter().zip(done.iter()) {
+            s -= lk * yk;
         }
-        y[i] = s / l[i * p + i];
+        if let (Some(slot), Some(diag)) = (rest.first_mut(), row.get(i)) {
+            *slot = s / diag;
+        }
     }
-    // Back substitution in place: w_i needs y_i and w_k for k > i only.
-    let w = y;
-    for i in (0..p).rev() {
-        let mut s = w[i];
-        for k in i + 1..p {
-            s -= l[k * p + i] * w[k];
+    // Back substitution in place: w_i = (y_i − Σ_{k>i} L_ki w_k) / L_ii, and L_ki = Lᵀ_ik.
+    for (i, row) in lt.chunks_exact(p).enumerate().rev() {
+        let (head, after) = w.split_at_mut(i + 1);
+        let Some(slot) = head.last_mut() else {
+            continue;
+        };
+        let mut s = *slot;
+        for (lk, wk) in row[i + 1..].iter().zip(after.iter()) {
+            s -= lk * wk;
         }
-        w[i] = s / l[i * p + i];
+        if let Some(diag) = row.get(i) {
+            *slot = s / diag;
+        }
     }
 }
 
@@ -235,6 +258,54 @@ mod tests {
         let (d2, c) = m.distance2(&[3.0, 4.0]).unwrap();
         assert!((d2 - 25.0).abs() < 1e-12);
         assert!((c[0] - 9.0).abs() < 1e-12 && (c[1] - 16.0).abs() < 1e-12);
+    }
+
+    /// The textbook substitutions the slice-based [`solve_into`] replaced.
+    fn solve_indexed(l: &[f64], p: usize, d: &[f64]) -> Vec<f64> {
+        let mut y = vec![0.0; p];
+        for i in 0..p {
+            let mut s = d[i];
+            for k in 0..i {
+                s -= l[i * p + k] * y[k];
+            }
+            y[i] = s / l[i * p + i];
+        }
+        for i in (0..p).rev() {
+            let mut s = y[i];
+            for k in i + 1..p {
+                s -= l[k * p + i] * y[k];
+            }
+            y[i] = s / l[i * p + i];
+        }
+        y
+    }
+
+    #[test]
+    fn solve_matches_the_indexed_substitutions_bit_for_bit() {
+        let mut x = 12_345_u64;
+        let mut next = || {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (x >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        };
+        for p in [1, 2, 3, 7, 10] {
+            let rows: Vec<Vec<f64>> = (0..50)
+                .map(|_| {
+                    let common = next();
+                    (0..p).map(|j| common + next() * (j + 1) as f64).collect()
+                })
+                .collect();
+            let m = Mahalanobis::fit(&rows).unwrap();
+            for _ in 0..20 {
+                let d: Vec<f64> = (0..p).map(|_| 3.0 * next()).collect();
+                let mut w = Vec::new();
+                solve_into(&m.chol, &m.chol_t, p, &d, &mut w);
+                let want = solve_indexed(&m.chol, p, &d);
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&w), bits(&want), "p = {p}");
+            }
+        }
     }
 
     #[test]

@@ -32,8 +32,9 @@ use statrs::distribution::{ContinuousCDF, Normal};
 
 use super::mahalanobis::Mahalanobis;
 use crate::baseline::{category_key, FeatureBaseline, FeatureType, Snapshot, OTHER_CATEGORY};
+use crate::quality::hints::RowHints;
 use crate::record::PREDICTION;
-use crate::record::{FeatureValue, PositionHints, Prediction, Row};
+use crate::record::{FeatureValue, Prediction, Row};
 
 /// Largest score reported (a value infinitely far from a constant baseline).
 pub const MAX_SCORE: f64 = 1000.0;
@@ -189,6 +190,18 @@ impl Uni {
         }
     }
 
+    /// [`Uni::z`], with its common case inlined into the caller's loop: a finite number
+    /// on a numeric feature.
+    #[inline(always)]
+    fn z_inline(&self, value: &FeatureValue) -> Option<(f64, Option<f64>)> {
+        match (self, value) {
+            (Uni::Numeric { median, lo, hi, .. }, FeatureValue::Number(v)) if v.is_finite() => {
+                Some((numeric_z(*median, *lo, *hi, *v), Some(*v)))
+            }
+            _ => self.z(value),
+        }
+    }
+
     /// Signed robust z for a numeric value (`None` for missing or text).
     fn z(&self, value: &FeatureValue) -> Option<(f64, Option<f64>)> {
         match self {
@@ -200,16 +213,7 @@ impl Uni {
                     }
                     _ => return None,
                 };
-                let d = v - median;
-                let s = if d >= 0.0 { *hi } else { *lo };
-                let z = if d == 0.0 {
-                    0.0
-                } else if s > 0.0 {
-                    (d / s).clamp(-MAX_SCORE, MAX_SCORE)
-                } else {
-                    MAX_SCORE.copysign(d)
-                };
-                Some((z, Some(v)))
+                Some((numeric_z(*median, *lo, *hi, v), Some(v)))
             }
             Uni::Categorical {
                 sigma,
@@ -228,10 +232,29 @@ impl Uni {
     }
 }
 
+/// The skew-aware robust z of a finite `v` against a numeric feature's median and side
+/// scales (`Uni::z` of a number; inlined into the per-value loop for finite numbers).
+#[inline(always)]
+fn numeric_z(median: f64, lo: f64, hi: f64, v: f64) -> f64 {
+    let d = v - median;
+    let s = if d >= 0.0 { hi } else { lo };
+    if d == 0.0 {
+        0.0
+    } else if s > 0.0 {
+        (d / s).clamp(-MAX_SCORE, MAX_SCORE)
+    } else {
+        MAX_SCORE.copysign(d)
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Joint {
     /// Feature index (into `Scorer::features`) of each column.
     features: Vec<usize>,
+    /// `(median, scale)` of each column's feature, the robust standardisation
+    /// [`Scorer::standardise`] applies (kept here so that scoring a row reads them
+    /// directly instead of matching the feature's [`Uni`] per column).
+    standard: Vec<(f64, f64)>,
     model: Mahalanobis,
 }
 
@@ -323,7 +346,8 @@ pub struct Settings {
 /// row allocates nothing unless it is explained (issue 13).
 #[derive(Debug, Default, Clone)]
 pub struct ScoreScratch {
-    hints: PositionHints,
+    /// The feature index each row position resolved to last time.
+    hints: RowHints,
     z: Vec<Option<f64>>,
     values: Vec<Option<f64>>,
     raw: Vec<Option<usize>>,
@@ -421,8 +445,17 @@ impl Scorer {
         let model = Mahalanobis::fit(&rows).map_err(|e| {
             format!("the Mahalanobis distance cannot be fitted ({e}): univariate scores only")
         })?;
+        let standard = feats
+            .iter()
+            .map(|&fi| match &self.features[fi] {
+                Some(Uni::Numeric { median, scale, .. }) => (*median, *scale),
+                // Only numeric features are joint columns.
+                _ => (0.0, 1.0),
+            })
+            .collect();
         Ok(Joint {
             features: feats,
+            standard,
             model,
         })
     }
@@ -537,11 +570,10 @@ impl Scorer {
                     continue;
                 }
                 raw[i] = Some(position);
-                if let Some(u) = &self.features[i] {
-                    if let Some((zi, v)) = u.z(value) {
-                        z[i] = Some(zi);
-                        values[i] = v;
-                    }
+                let scored = self.features[i].as_ref().and_then(|u| u.z_inline(value));
+                if let Some((zi, v)) = scored {
+                    z[i] = Some(zi);
+                    values[i] = v;
                 }
             }
         }
@@ -549,12 +581,14 @@ impl Scorer {
         let (mut multivariate, mut d2) = (None, None);
         if let Some(j) = &self.joint {
             x.clear();
-            x.extend(
-                j.features
-                    .iter()
-                    .enumerate()
-                    .map(|(k, &fi)| self.standardise(fi, values[fi]).unwrap_or(j.model.mean[k])),
-            );
+            // `standardise` with the column's (median, scale) at hand; a missing value
+            // enters at the column mean.
+            x.extend(j.features.iter().zip(&j.standard).zip(&j.model.mean).map(
+                |((&fi, &(median, scale)), &mean)| match values.get(fi).copied().flatten() {
+                    Some(v) if v.is_finite() => (v - median) / scale,
+                    _ => mean,
+                },
+            ));
             if let Some(dd) = j.model.distance2_into(x, contrib, w) {
                 for (&fi, &c) in j.features.iter().zip(contrib.iter()) {
                     shares[fi] = Some(c);
@@ -564,7 +598,7 @@ impl Scorer {
             }
         }
         let pz = match (&self.prediction, prediction) {
-            (Some(u), Some(p)) => u.z(&p.value).map(|(zp, _)| zp),
+            (Some(u), Some(p)) => u.z_inline(&p.value).map(|(zp, _)| zp),
             _ => None,
         };
         let confidence = prediction

@@ -180,3 +180,72 @@ async fn no_baseline_no_scores() {
     assert!(e.report("m").is_none());
     assert_eq!(e.rate("m"), None);
 }
+
+/// Scoring rows with one scratch kept across them (the engine's way: position hints,
+/// reused vectors) gives exactly the scores of a fresh scratch per row, whatever the
+/// order of the names, repeated, unknown or missing features, text numbers and
+/// categories.
+#[test]
+fn a_kept_scratch_scores_like_a_fresh_one() {
+    use super::scorer::{ScoreScratch, Scorer, Settings};
+    let mut b = BaselineBuilder::new(BuildOptions::new("m"), 2000);
+    let colours = ["red", "green", "blue"];
+    for i in 0..2000_u32 {
+        let x = f64::from(i % 100);
+        b.push_row(&Row {
+            values: vec![
+                ("x".into(), FeatureValue::Number(x)),
+                ("y".into(), FeatureValue::Number(2.0 * x + f64::from(i % 7))),
+                ("z".into(), FeatureValue::Number(f64::from(i % 13))),
+                (
+                    "colour".into(),
+                    FeatureValue::Text(colours[i as usize % 3].into()),
+                ),
+            ],
+        });
+    }
+    let snapshot = b.finish().expect("baseline builds");
+    let scorer = Scorer::fit(
+        &snapshot,
+        super::joint_rows(&snapshot),
+        Settings {
+            threshold: 4.0,
+            min_confidence: 0.0,
+            max_joint_features: 10,
+            max_features: 100,
+        },
+    );
+    assert!(scorer.fallback.is_none(), "{:?}", scorer.fallback);
+    let names = ["x", "y", "z", "colour", "unknown"];
+    let mut seed = 5_u64;
+    let mut next = move |n: u64| {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) % n
+    };
+    let mut scratch = ScoreScratch::default();
+    for _ in 0..300 {
+        let k = next(6);
+        let values = (0..k)
+            .map(|_| {
+                let name = names[next(5) as usize];
+                let value = match next(8) {
+                    0 => FeatureValue::Missing,
+                    1 => FeatureValue::Text("purple".into()),
+                    2 => FeatureValue::Text(" 42.5 ".into()),
+                    3 => FeatureValue::Number(f64::NAN),
+                    _ => FeatureValue::Number(next(400) as f64 - 150.0),
+                };
+                (name.to_string(), value)
+            })
+            .collect();
+        let row = Row { values };
+        let kept = scorer.score_hinted(&row, None, true, &mut scratch);
+        let fresh = scorer.score(&row, None, true);
+        assert_eq!(kept, fresh, "{row:?}");
+        let bits =
+            |s: &super::scorer::RowScore| (s.score.to_bits(), s.mahalanobis_d2.map(f64::to_bits));
+        assert_eq!(bits(&kept), bits(&fresh));
+    }
+}

@@ -43,7 +43,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::record::FeatureValue;
+use crate::record::{FeatureValue, Prediction};
 
 /// How long ground truth may wait for its prediction to be analysed.
 pub const EARLY_GRACE: Duration = Duration::from_secs(60);
@@ -150,6 +150,37 @@ type Key = u128;
 /// A [`Key`] as two halves (8-byte alignment: a queue entry of 32 bytes, not 48).
 type Key64 = [u64; 2];
 
+/// The hasher of the tables keyed by a [`Key`] or its first half: the key already is a
+/// keyed SipHash digest (uniform, and not craftable without the store's random keys), so
+/// hashing it again is wasted work (three hashes per inserted request, issue 13). Folds
+/// the key to 64 bits.
+type DigestHash = std::hash::BuildHasherDefault<DigestHasher>;
+
+/// See [`DigestHash`].
+#[derive(Debug, Default, Clone, Copy)]
+struct DigestHasher(u64);
+
+impl std::hash::Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not reached for `u64` and `u128` keys; any other input still hashes.
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 ^= v;
+    }
+
+    fn write_u128(&mut self, v: u128) {
+        self.0 ^= (v >> 64) as u64 ^ v as u64;
+    }
+}
+
 fn split(k: Key) -> Key64 {
     [(k >> 64) as u64, k as u64]
 }
@@ -169,7 +200,7 @@ pub struct FeedbackStore {
     max_pending: usize,
     /// The two keyed hashes of a [`Key`].
     keys: (RandomState, RandomState),
-    pending: HashMap<Key, Entry>,
+    pending: HashMap<Key, Entry, DigestHash>,
     /// Time of the first prediction seen: times are kept as milliseconds after it.
     epoch: Option<Instant>,
     /// Insertion order of `pending` as (milliseconds, key, generation); entries replaced
@@ -179,7 +210,7 @@ pub struct FeedbackStore {
     rows: usize,
     /// Expired ids by the first 64 bits of their key (a chance collision among the
     /// 100 000 remembered ids is about 3·10⁻¹⁰: it would count unknown feedback as late).
-    expired: HashSet<u64>,
+    expired: HashSet<u64, DigestHash>,
     expired_order: VecDeque<u64>,
     early: HashMap<(Key, usize), (Instant, FeatureValue)>,
     early_order: VecDeque<(Instant, Key, usize)>,
@@ -201,12 +232,12 @@ impl FeedbackStore {
             ttl,
             max_pending: max_pending.max(1),
             keys: (RandomState::new(), RandomState::new()),
-            pending: HashMap::new(),
+            pending: HashMap::default(),
             epoch: None,
             order: VecDeque::new(),
             next_generation: 0,
             rows: 0,
-            expired: HashSet::new(),
+            expired: HashSet::default(),
             expired_order: VecDeque::new(),
             early: HashMap::new(),
             early_order: VecDeque::new(),
@@ -345,8 +376,44 @@ impl FeedbackStore {
         predicted: Vec<(FeatureValue, Option<Vec<f64>>)>,
         now: Instant,
     ) -> Vec<(usize, MatchedPair)> {
-        let mut predicted = predicted;
-        predicted.truncate(self.max_pending);
+        self.insert_rows(id, &predicted, |(p, s)| (p, s.as_deref()), now)
+    }
+
+    /// [`FeedbackStore::insert_scored`] straight from the parsed predictions of a request:
+    /// row `i` is `predictions[i]`, its class scores kept when there are 1 to `max_scores`
+    /// of them. Spares the analysis thread a vector of copied values and one copied score
+    /// vector per row (issue 13).
+    pub fn insert_predictions(
+        &mut self,
+        id: &str,
+        predictions: &[Prediction],
+        max_scores: usize,
+        now: Instant,
+    ) -> Vec<(usize, MatchedPair)> {
+        self.insert_rows(
+            id,
+            predictions,
+            |p| {
+                let scores = p
+                    .probabilities
+                    .as_deref()
+                    .filter(|s| !s.is_empty() && s.len() <= max_scores);
+                (&p.value, scores)
+            },
+            now,
+        )
+    }
+
+    /// Stores the rows `items` of request `id`, each read by `row` as its predicted value
+    /// and class scores.
+    fn insert_rows<T>(
+        &mut self,
+        id: &str,
+        items: &[T],
+        row: impl Fn(&T) -> (&FeatureValue, Option<&[f64]>),
+        now: Instant,
+    ) -> Vec<(usize, MatchedPair)> {
+        let predicted = items.get(..self.max_pending).unwrap_or(items);
         if predicted.is_empty() {
             return Vec::new();
         }
@@ -366,28 +433,27 @@ impl FeedbackStore {
         self.next_generation += 1;
         let total: usize = predicted
             .iter()
-            .filter_map(|(_, s)| s.as_ref().map(Vec::len))
+            .filter_map(|t| row(t).1.map(<[f64]>::len))
             .filter(|&n| n <= usize::from(u16::MAX))
             .sum();
         let mut scores = Vec::with_capacity(total);
         let mut rows: Box<[Slot]> = predicted
-            .into_iter()
-            .map(|(p, row_scores)| {
+            .iter()
+            .map(|t| {
+                let (p, row_scores) = row(t);
                 // Scores beyond the offsets' range (never at the performance engine's
                 // MAX_CLASSES) are not kept.
                 let at = u32::try_from(scores.len()).ok();
-                let len = row_scores
-                    .as_ref()
-                    .and_then(|s| u16::try_from(s.len()).ok());
+                let len = row_scores.and_then(|s| u16::try_from(s.len()).ok());
                 let (scores_at, scores_len) = match (at, len, row_scores) {
                     (Some(at), Some(len), Some(row)) => {
-                        scores.extend_from_slice(&row);
+                        scores.extend_from_slice(row);
                         (at, len)
                     }
                     _ => (0, 0),
                 };
                 Slot {
-                    predicted: p,
+                    predicted: p.clone(),
                     scores_at,
                     scores_len,
                     matched: false,

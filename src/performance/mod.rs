@@ -297,6 +297,38 @@ struct ModelPerformance {
     /// without a baseline).
     labels_seen: BTreeSet<String>,
     calibration: Option<CalibrationState>,
+    /// The class labels of the last few distinct predicted values ([`LabelCache`]).
+    label_cache: LabelCache,
+}
+
+/// Distinct predicted values whose [`label_of`] is remembered per model.
+const LABEL_CACHE: usize = 8;
+
+/// The labels of the first [`LABEL_CACHE`] distinct predicted values a model returned
+/// (a classifier returns few), so that a prediction's label is a comparison of values
+/// instead of formatting a number and allocating a string per row. `label_of` is a pure
+/// function of the value, so a remembered label is the one it would compute.
+#[derive(Debug, Default)]
+struct LabelCache(Vec<(FeatureValue, Option<String>)>);
+
+impl LabelCache {
+    /// The slot holding `v`'s label, remembering it when there is room; `None` when the
+    /// cache is full of other values (the caller computes the label itself).
+    fn slot(&mut self, v: &FeatureValue) -> Option<usize> {
+        if let Some(k) = self.0.iter().position(|(w, _)| w == v) {
+            return Some(k);
+        }
+        if self.0.len() >= LABEL_CACHE {
+            return None;
+        }
+        self.0.push((v.clone(), label_of(v)));
+        Some(self.0.len() - 1)
+    }
+
+    /// The label in slot `k`.
+    fn label(&self, k: usize) -> Option<&str> {
+        self.0.get(k).and_then(|(_, l)| l.as_deref())
+    }
 }
 
 /// Ground-truth performance and estimates of every model.
@@ -369,6 +401,7 @@ impl PerformanceEngine {
             evidence: Evidence::default(),
             labels_seen: BTreeSet::new(),
             calibration: None,
+            label_cache: LabelCache::default(),
         })
     }
 
@@ -749,25 +782,39 @@ impl Analysis for PerformanceEngine {
         if predictions.is_empty() {
             return;
         }
-        let entry = self
-            .models
-            .entry(model.to_string())
-            .or_insert_with(|| self.new_model(model));
-        let Ok(mut m) = entry.lock() else { return };
-        self.expire(model, &mut m, now);
-        // Batches repeat few labels: the label of the previous prediction is reused when
-        // the value is the same (formatting a number is most of `label_of`).
-        let mut last: Option<(&FeatureValue, Option<String>)> = None;
+        let entry = match self.models.get(model) {
+            Some(entry) => entry,
+            None => self
+                .models
+                .entry(model.to_string())
+                .or_insert_with(|| self.new_model(model))
+                .downgrade(),
+        };
+        let Ok(mut guard) = entry.lock() else { return };
+        let m = &mut *guard;
+        self.expire(model, m, now);
+        // Per label cache slot, what this exchange already did for it: bit 1, added its
+        // value to the task evidence; bit 2, noted its label among the labels seen. Both
+        // are idempotent (sets that only grow, flags that only turn on), so a repeated
+        // value of the batch skips them: the outcome is that of doing them per row.
+        let mut done = [0_u8; LABEL_CACHE];
         for p in predictions {
-            let predicted = match &last {
-                Some((v, l)) if *v == &p.value => l.clone(),
-                _ => {
-                    let l = label_of(&p.value);
-                    last = Some((&p.value, l.clone()));
-                    l
+            let slot = m.label_cache.slot(&p.value);
+            let computed;
+            let predicted = match slot {
+                Some(k) => m.label_cache.label(k),
+                None => {
+                    computed = label_of(&p.value);
+                    computed.as_deref()
                 }
             };
-            m.evidence.add_labelled(&p.value, predicted.as_deref());
+            let mut flags = slot.and_then(|k| done.get_mut(k));
+            if flags.as_deref().is_none_or(|f| f & 1 == 0) {
+                m.evidence.add_labelled(&p.value, predicted);
+                if let Some(f) = flags.as_deref_mut() {
+                    *f |= 1;
+                }
+            }
             let Some(probs) = p.probabilities.as_ref() else {
                 continue;
             };
@@ -775,29 +822,26 @@ impl Analysis for PerformanceEngine {
                 continue;
             }
             m.evidence.probabilities = true;
-            if let Some(l) = predicted.as_ref() {
-                if m.labels_seen.len() < MAX_SEEN_LABELS && !m.labels_seen.contains(l) {
-                    m.labels_seen.insert(l.clone());
+            if let Some(l) = predicted {
+                if flags.as_deref().is_none_or(|f| f & 2 == 0) {
+                    if m.labels_seen.len() < MAX_SEEN_LABELS && !m.labels_seen.contains(l) {
+                        m.labels_seen.insert(l.to_string());
+                    }
+                    if let Some(f) = flags {
+                        *f |= 2;
+                    }
                 }
             }
-            m.probabilities.push(now, probs, predicted.as_deref());
+            m.probabilities.push(now, probs, predicted);
         }
-        let values = predictions
-            .iter()
-            .map(|p| {
-                let scores = p
-                    .probabilities
-                    .as_ref()
-                    .filter(|s| !s.is_empty() && s.len() <= MAX_CLASSES);
-                (p.value.clone(), scores.cloned())
-            })
-            .collect();
-        let matched = m.store.insert_scored(obs.request_id, values, now);
+        let matched = m
+            .store
+            .insert_predictions(obs.request_id, predictions, MAX_CLASSES, now);
         let n = matched.len() as u64;
         for (_, pair) in matched {
-            Self::push_pair(&mut m, now, pair);
+            Self::push_pair(m, now, pair);
         }
-        drop(m);
+        drop(guard);
         self.count(model, "matched", n);
     }
 }

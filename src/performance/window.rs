@@ -21,6 +21,9 @@ pub const MAX_LABELS: usize = 1_024;
 
 const NO_LABEL: u16 = u16::MAX;
 
+/// Up to this many labels, [`ProbabilityWindow::intern`] finds a label by comparison.
+const SCAN_LABELS: usize = 8;
+
 /// Offsets past this rebase the epoch (long uptimes; the window itself is far shorter).
 const REBASE_MS: u64 = 1 << 31;
 
@@ -54,6 +57,9 @@ pub struct ProbabilityWindow {
     table: Labels,
     /// Rows kept at most.
     cap: usize,
+    /// The last [`ProbabilityWindow::offset`] that did not rebase: (time, epoch, offset).
+    /// The rows of one exchange share their time, so only its first row computes it.
+    last_offset: Option<(Instant, Instant, u32)>,
 }
 
 impl ProbabilityWindow {
@@ -81,6 +87,11 @@ impl ProbabilityWindow {
     }
 
     fn offset(&mut self, at: Instant) -> u32 {
+        if let (Some((t, e, ms)), Some(epoch)) = (self.last_offset, self.epoch) {
+            if t == at && e == epoch {
+                return ms;
+            }
+        }
         let epoch = *self.epoch.get_or_insert(at);
         let mut ms =
             u64::try_from(at.saturating_duration_since(epoch).as_millis()).unwrap_or(u64::MAX);
@@ -93,8 +104,12 @@ impl ProbabilityWindow {
                 *t = t.saturating_sub(shift32);
             }
             ms -= shift;
+            self.last_offset = None;
+            return u32::try_from(ms).unwrap_or(u32::MAX);
         }
-        u32::try_from(ms).unwrap_or(u32::MAX)
+        let ms = u32::try_from(ms).unwrap_or(u32::MAX);
+        self.last_offset = Some((at, epoch, ms));
+        ms
     }
 
     /// Adds a row (the oldest goes when the window is full).
@@ -146,7 +161,13 @@ impl ProbabilityWindow {
     }
 
     fn intern(&mut self, label: &str) -> u16 {
-        if let Some(i) = self.table.index.get(label) {
+        // A classifier has few labels: comparing them is cheaper than hashing one per row
+        // (`names[i]` and `index` agree: the same index either way).
+        if self.table.names.len() <= SCAN_LABELS {
+            if let Some(i) = self.table.names.iter().position(|n| **n == *label) {
+                return i as u16;
+            }
+        } else if let Some(i) = self.table.index.get(label) {
             return *i;
         }
         if self.table.names.len() >= MAX_LABELS

@@ -150,6 +150,7 @@ impl Spec {
     }
 
     /// Judges one value; returns the check and the numeric value when there is one.
+    #[inline]
     pub(super) fn check(&mut self, value: &FeatureValue) -> (Check, Option<f64>) {
         match self {
             Spec::Numeric {

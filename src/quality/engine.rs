@@ -8,6 +8,7 @@ use dashmap::DashMap;
 use tokio::time::Instant;
 
 use super::check::{Check, Spec};
+use super::hints::RowHints;
 use super::report::{feature_report, score, Counts, QualityReport};
 use crate::analysis::{Analysis, Exchange};
 use crate::baseline::{Current, Registry, Snapshot};
@@ -16,7 +17,7 @@ use crate::metrics::labels::ModelLabels;
 use crate::metrics::quality::{
     FeatureReasonLabels, FeatureStatLabels, QualityFeatureLabels, QualityMetrics, REASONS,
 };
-use crate::record::{FeatureValue, PositionHints};
+use crate::record::FeatureValue;
 use crate::window::{Buckets, Moments};
 
 /// The state of one feature of a model.
@@ -42,54 +43,61 @@ impl FeatureQuality {
             exported: [0; 4],
         }
     }
+}
 
-    fn push(&mut self, value: &FeatureValue, now: Instant) {
-        let (check, v) = self.spec.check(value);
-        let c = self.window.current(now);
-        c.values += 1;
-        let reason = match check {
-            Check::Ok {
-                out_of_range,
-                outlier,
-            } => {
-                if let Some(v) = v {
-                    c.numeric += 1;
-                    c.moments.merge(&Moments {
-                        n: 1,
-                        mean: v,
-                        m2: 0.0,
-                        min: v,
-                        max: v,
-                    });
-                }
-                if outlier {
-                    c.outlier += 1;
-                }
-                if out_of_range {
-                    c.out_of_range += 1;
-                    Some(3)
-                } else {
-                    None
-                }
+/// Checks one value of a feature and counts it into its bucket `c` and its `totals`.
+#[inline]
+fn judge(spec: &mut Spec, totals: &mut [u64; 4], c: &mut Counts, value: &FeatureValue) {
+    let (check, v) = spec.check(value);
+    c.values += 1;
+    let reason = match check {
+        Check::Ok {
+            out_of_range,
+            outlier,
+        } => {
+            if let Some(v) = v {
+                c.numeric += 1;
+                c.moments.merge(&Moments {
+                    n: 1,
+                    mean: v,
+                    m2: 0.0,
+                    min: v,
+                    max: v,
+                });
             }
-            Check::Missing => {
-                c.missing += 1;
-                Some(0)
+            if outlier {
+                c.outlier += 1;
             }
-            Check::TypeMismatch => {
-                c.type_mismatch += 1;
-                Some(1)
+            if out_of_range {
+                c.out_of_range += 1;
+                Some(3)
+            } else {
+                None
             }
-            Check::UnseenCategory => {
-                c.unseen += 1;
-                Some(2)
-            }
-        };
-        if let Some(r) = reason {
-            self.totals[r] += 1;
         }
+        Check::Missing => {
+            c.missing += 1;
+            Some(0)
+        }
+        Check::TypeMismatch => {
+            c.type_mismatch += 1;
+            Some(1)
+        }
+        Check::UnseenCategory => {
+            c.unseen += 1;
+            Some(2)
+        }
+    };
+    if let Some(r) = reason {
+        totals[r] += 1;
     }
 }
+
+/// Rows of an exchange resolved and checked together (bounds [`ModelQuality::grid`]).
+const CHUNK_ROWS: usize = 64;
+
+/// No value: a grid cell whose row lacks the feature, a value whose name is not kept.
+const NONE: u32 = u32::MAX;
 
 /// The quality state of one model.
 struct ModelQuality {
@@ -99,9 +107,17 @@ struct ModelQuality {
     features: Vec<FeatureQuality>,
     index: HashMap<String, usize>,
     /// Which feature each row position resolved to last time (skips hashing names).
-    hints: PositionHints,
+    hints: RowHints,
     rows: Buckets<u64>,
-    seen: Vec<bool>,
+    /// Scratch of [`QualityEngine::observe`]: the feature of each value of a chunk of
+    /// rows, in row order ([`NONE`]: not kept).
+    slots: Vec<u32>,
+    /// Scratch: the row position of each feature's value, `rows × features` row-major
+    /// ([`NONE`]: the row lacks it, so it counts as missing).
+    grid: Vec<u32>,
+    /// Scratch: the row of the chunk each feature first seen in the chunk appeared in, in
+    /// feature order (they are the last features).
+    born: Vec<usize>,
 }
 
 /// Data quality state of every model.
@@ -159,10 +175,12 @@ impl QualityEngine {
         ModelQuality {
             baseline_id: snapshot.map(|s| s.id.clone()),
             generation: None,
-            seen: vec![false; features.len()],
             features,
             index,
-            hints: PositionHints::default(),
+            hints: RowHints::default(),
+            slots: Vec::new(),
+            grid: Vec::new(),
+            born: Vec::new(),
             rows: Buckets::new(self.cfg.drift.window),
         }
     }
@@ -213,9 +231,22 @@ impl QualityEngine {
 
     /// Checks every row of one exchange at time `now`.
     pub fn observe(&self, obs: &Exchange<'_>) {
-        let (model, now) = (obs.model, obs.now);
+        let model = obs.model;
+        let current = obs.baseline.map(|c| &**c);
+        // One lookup when the state in force follows the exchange's baseline (what `sync`
+        // would find); otherwise `sync` (or the first exchange) sets it up first, as before.
+        if let Some(entry) = self.models.get(model) {
+            if let Ok(mut guard) = entry.lock() {
+                let fresh = self.baselines.is_none()
+                    || current.is_none_or(|c| guard.generation == Some(c.generation));
+                if fresh {
+                    self.observe_locked(&mut guard, obs);
+                    return;
+                }
+            }
+        }
         if self.baselines.is_some() {
-            self.sync(model, obs.baseline.map(|c| &**c));
+            self.sync(model, current);
         } else if !self.models.contains_key(model) {
             let state = self.fresh(model, None);
             self.models
@@ -226,14 +257,44 @@ impl QualityEngine {
             return;
         };
         let Ok(mut guard) = entry.lock() else { return };
-        let m = &mut *guard;
+        self.observe_locked(&mut guard, obs);
+    }
+
+    /// Checks the rows of `obs` into the state `m` of its model.
+    fn observe_locked(&self, m: &mut ModelQuality, obs: &Exchange<'_>) {
+        let now = obs.now;
+        let rows = &obs.parsed.rows;
+        if rows.is_empty() {
+            return;
+        }
+        *m.rows.current(now) += rows.len() as u64;
+        for chunk in rows.chunks(CHUNK_ROWS) {
+            self.observe_rows(m, chunk, now);
+        }
+    }
+
+    /// Checks `rows` (at most [`CHUNK_ROWS`]), feature by feature: each feature's values go
+    /// through its checks in row order exactly as row by row, its window bucket is looked up
+    /// once instead of once per value. Unknown names become features (up to
+    /// `limits.max_features`) from the row they first appear in; a feature a row lacks gets
+    /// a missing value; a name repeated in a row counts once (its first value).
+    fn observe_rows(&self, m: &mut ModelQuality, rows: &[crate::record::Row], now: Instant) {
         let max = self.cfg.limits.max_features;
-        for row in &obs.parsed.rows {
-            *m.rows.current(now) += 1;
-            m.seen.iter_mut().for_each(|s| *s = false);
-            for (position, (name, value)) in row.values.iter().enumerate() {
-                let (features, index) = (&m.features, &m.index);
-                let known = m.hints.resolve(
+        let ModelQuality {
+            features,
+            index,
+            hints,
+            slots,
+            grid,
+            born,
+            ..
+        } = m;
+        // 1. The feature of every value.
+        slots.clear();
+        born.clear();
+        for (r, row) in rows.iter().enumerate() {
+            for (position, (name, _)) in row.values.iter().enumerate() {
+                let known = hints.resolve(
                     position,
                     name,
                     |i| features.get(i).map(|f| f.name.as_str()),
@@ -241,30 +302,68 @@ impl QualityEngine {
                 );
                 let i = match known {
                     Some(i) => i,
-                    None if m.features.len() < max => {
-                        let i = m.features.len();
-                        m.features.push(FeatureQuality::new(
+                    None if features.len() < max => {
+                        let i = features.len();
+                        features.push(FeatureQuality::new(
                             name,
                             Spec::Unknown { numeric: None },
                             false,
                             &self.cfg,
                         ));
-                        m.index.insert(name.clone(), i);
-                        m.seen.push(false);
+                        index.insert(name.clone(), i);
+                        born.push(r);
                         i
                     }
-                    None => continue,
+                    None => usize::MAX,
                 };
-                if !m.seen[i] {
-                    m.seen[i] = true;
-                    m.features[i].push(value, now);
+                slots.push(u32::try_from(i).unwrap_or(NONE));
+            }
+        }
+        // 2. Row × feature grid of positions (first occurrence wins).
+        let nf = features.len();
+        grid.clear();
+        grid.resize(rows.len() * nf, NONE);
+        let mut slot = slots.iter();
+        for (r, row) in rows.iter().enumerate() {
+            let cells = grid.get_mut(r * nf..(r + 1) * nf).unwrap_or_default();
+            for position in 0..row.values.len() {
+                let Some(&i) = slot.next() else { break };
+                if let Some(cell) = cells.get_mut(i as usize) {
+                    if *cell == NONE {
+                        *cell = u32::try_from(position).unwrap_or(NONE);
+                    }
                 }
             }
-            for (i, f) in m.features.iter_mut().enumerate() {
-                if !m.seen[i] {
-                    f.push(&FeatureValue::Missing, now);
-                }
+        }
+        // 3. Each feature's values in row order into its current bucket.
+        let first_born = nf - born.len();
+        for (i, f) in features.iter_mut().enumerate() {
+            let from = i
+                .checked_sub(first_born)
+                .and_then(|k| born.get(k).copied())
+                .unwrap_or(0);
+            let FeatureQuality {
+                spec,
+                window,
+                totals,
+                ..
+            } = f;
+            let c = window.current(now);
+            for (r, row) in rows.iter().enumerate().skip(from) {
+                let cell = grid.get(r * nf + i).copied().unwrap_or(NONE);
+                let value = match row.values.get(cell as usize) {
+                    Some((_, v)) if cell != NONE => v,
+                    _ => &FeatureValue::Missing,
+                };
+                judge(spec, totals, c, value);
             }
+        }
+        // Scratch of a large exchange (wide rows, many features) is not kept.
+        if grid.capacity() > CHUNK_ROWS * 1024 {
+            *grid = Vec::new();
+        }
+        if slots.capacity() > CHUNK_ROWS * 1024 {
+            *slots = Vec::new();
         }
     }
 

@@ -251,3 +251,78 @@ async fn without_a_baseline_the_first_value_fixes_a_feature_type() {
     // n: 1/3 mismatched; c: 1/3 missing (no baseline share): score 1 − 1/3.
     assert!(close(r.score, 1.0 - 1.0 / 3.0), "{:?}", r.score);
 }
+
+/// An engine whose reports include the window extremes and that keeps at most
+/// `max_features` features.
+fn engine_with(max_features: usize) -> (Arc<Registry>, QualityEngine) {
+    let mut cfg = Config::default();
+    cfg.drift.window = WINDOW;
+    cfg.privacy.log_values = true;
+    cfg.limits.max_features = max_features;
+    let metrics = Metrics::new("test");
+    let registry = Arc::new(Registry::new(0, 100));
+    let e = QualityEngine::new(
+        Arc::new(cfg),
+        metrics.quality.clone(),
+        Some(registry.clone()),
+    );
+    (registry, e)
+}
+
+/// Exchanges of many rows (past the engine's chunk of rows, with names in any order,
+/// repeated, unknown, absent, text and missing values) give exactly the reports of the
+/// same rows sent one per exchange: the feature-by-feature pass over an exchange's rows
+/// is the row-by-row pass.
+#[tokio::test(start_paused = true)]
+async fn many_rows_per_exchange_equal_one_row_per_exchange() {
+    let names = ["x", "colour", "new_a", "new_b", "new_c", "new_d"];
+    let mut seed = 99_u64;
+    let mut next = move |n: u64| {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) % n
+    };
+    let mut exchanges: Vec<Vec<Row>> = Vec::new();
+    for size in [1_u64, 3, 70, 8, 150, 2, 64, 65] {
+        let rows = (0..size)
+            .map(|_| {
+                let k = next(6) + 1;
+                let values = (0..k)
+                    .map(|_| {
+                        let name = names[next(names.len() as u64) as usize];
+                        let value = match next(10) {
+                            0 => FeatureValue::Missing,
+                            1 => text("abc"),
+                            2 => text("red"),
+                            3 => num(f64::NAN),
+                            _ => num(next(3000) as f64 - 500.0 + 0.25),
+                        };
+                        (name.to_string(), value)
+                    })
+                    .collect();
+                Row { values }
+            })
+            .collect();
+        exchanges.push(rows);
+    }
+    for max_features in [3, 4, 100] {
+        let (ra, batched) = engine_with(max_features);
+        let (rb, single) = engine_with(max_features);
+        let a = ra.set("m", Arc::new(snapshot(true))).expect("usable");
+        let b = rb.set("m", Arc::new(snapshot(true))).expect("usable");
+        for rows in &exchanges {
+            observe(&batched, Some(&a), rows.clone());
+            for r in rows {
+                observe(&single, Some(&b), vec![r.clone()]);
+            }
+            tokio::time::advance(Duration::from_secs(7)).await;
+        }
+        let (ra, rb) = (
+            batched.report("m").expect("a report"),
+            single.report("m").expect("a report"),
+        );
+        assert_eq!(ra, rb, "max_features {max_features}");
+        assert!(ra.features.len() >= 3 && ra.rows > 300, "{ra:?}");
+    }
+}
