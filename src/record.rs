@@ -184,13 +184,16 @@ pub const MAX_HINTED_POSITIONS: usize = 4_096;
 /// features in the same order request after request, so after the first row a lookup is
 /// one string comparison instead of hashing the name (issue 13: hashing names was a tenth
 /// of the analysis thread's instructions). Any order still resolves correctly: a position
-/// whose name differs from last time falls back to `lookup` and updates its hint.
+/// whose name differs from last time falls back to `lookup` and updates its hint. The hit
+/// path is inlined into the engines' per-value loops (drift, quality, anomaly), and names
+/// of 8 to 16 bytes are compared as two words ([`same_name`]) instead of a `bcmp` call.
 #[derive(Debug, Default, Clone)]
 pub struct PositionHints(Vec<usize>);
 
 impl PositionHints {
     /// The index of `name`, found at row position `position`: the remembered index when
-    /// `name_of(index)` is `name`, else `lookup(name)`.
+    /// `name_of(index)` is `name`, else `lookup(name)` (remembered for next time).
+    #[inline]
     pub fn resolve<'n>(
         &mut self,
         position: usize,
@@ -199,16 +202,23 @@ impl PositionHints {
         lookup: impl FnOnce(&str) -> Option<usize>,
     ) -> Option<usize> {
         if let Some(&i) = self.0.get(position) {
-            if i != usize::MAX && name_of(i) == Some(name) {
+            if name_of(i).is_some_and(|n| same_name(n, name)) {
                 return Some(i);
             }
         }
-        let found = lookup(name);
+        self.remember(position, lookup(name))
+    }
+
+    /// Remembers `found` for `position` (within [`MAX_HINTED_POSITIONS`]).
+    #[cold]
+    fn remember(&mut self, position: usize, found: Option<usize>) -> Option<usize> {
         if position < MAX_HINTED_POSITIONS {
             if self.0.len() <= position {
                 self.0.resize(position + 1, usize::MAX);
             }
-            self.0[position] = found.unwrap_or(usize::MAX);
+            if let Some(slot) = self.0.get_mut(position) {
+                *slot = found.unwrap_or(usize::MAX);
+            }
         }
         found
     }
@@ -217,6 +227,26 @@ impl PositionHints {
     pub fn clear(&mut self) {
         self.0.clear();
     }
+}
+
+/// `a == b`, with names of 8 to 16 bytes (`feature_07`, `petal_length`) compared as their
+/// first and last 8 bytes (overlapping words: both equal exactly when the bytes are).
+#[inline]
+pub fn same_name(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    if (8..=16).contains(&a.len()) {
+        let word = |s: &[u8], at: usize| {
+            s.get(at..at + 8)
+                .and_then(|w| <[u8; 8]>::try_from(w).ok())
+                .map(u64::from_ne_bytes)
+        };
+        let tail = a.len() - 8;
+        return word(a, 0) == word(b, 0) && word(a, tail) == word(b, tail);
+    }
+    a == b
 }
 
 #[cfg(test)]
@@ -247,5 +277,51 @@ mod tests {
         }
         // 3 for the first row, none for the repeat, 3 for the reordered row, 1 for "b".
         assert_eq!(lookups, 7);
+    }
+
+    #[test]
+    fn same_name_is_equality() {
+        let names = [
+            "",
+            "a",
+            "feature",
+            "feature_",
+            "feature_0",
+            "feature_00",
+            "feature_01",
+            "geature_00",
+            "feature_00_x",
+            "feature_00_y",
+            "a_very_long_feature_name_00",
+            "a_very_long_feature_name_01",
+            "0123456789abcdef",
+            "0123456789abcdeF",
+            "X123456789abcdef",
+            "0123456789abcdefg",
+        ];
+        for a in names {
+            for b in names {
+                assert_eq!(same_name(a, b), a == b, "{a:?} {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn hints_resolve_like_the_lookup_in_any_order() {
+        let names = ["alpha_feature", "b", "feature_02"];
+        let lookup = |n: &str| names.iter().position(|m| *m == n);
+        let mut hints = PositionHints::default();
+        let rows: [&[&str]; 4] = [
+            &["alpha_feature", "b", "feature_02"],
+            &["feature_02", "alpha_feature", "unknown"],
+            &["b", "b", "feature_02"],
+            &["alpha_feature", "b", "feature_02"],
+        ];
+        for row in rows {
+            for (position, name) in row.iter().enumerate() {
+                let got = hints.resolve(position, name, |i| names.get(i).copied(), lookup);
+                assert_eq!(got, lookup(name), "{name} at {position}");
+            }
+        }
     }
 }

@@ -32,9 +32,8 @@ use statrs::distribution::{ContinuousCDF, Normal};
 
 use super::mahalanobis::Mahalanobis;
 use crate::baseline::{category_key, FeatureBaseline, FeatureType, Snapshot, OTHER_CATEGORY};
-use crate::quality::hints::RowHints;
 use crate::record::PREDICTION;
-use crate::record::{FeatureValue, Prediction, Row};
+use crate::record::{FeatureValue, PositionHints, Prediction, Row};
 
 /// Largest score reported (a value infinitely far from a constant baseline).
 pub const MAX_SCORE: f64 = 1000.0;
@@ -347,7 +346,7 @@ pub struct Settings {
 #[derive(Debug, Default, Clone)]
 pub struct ScoreScratch {
     /// The feature index each row position resolved to last time.
-    hints: RowHints,
+    hints: PositionHints,
     z: Vec<Option<f64>>,
     values: Vec<Option<f64>>,
     raw: Vec<Option<usize>>,

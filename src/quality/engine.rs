@@ -8,7 +8,6 @@ use dashmap::DashMap;
 use tokio::time::Instant;
 
 use super::check::{Check, Spec};
-use super::hints::RowHints;
 use super::report::{feature_report, score, Counts, QualityReport};
 use crate::analysis::{Analysis, Exchange};
 use crate::baseline::{Current, Registry, Snapshot};
@@ -17,7 +16,7 @@ use crate::metrics::labels::ModelLabels;
 use crate::metrics::quality::{
     FeatureReasonLabels, FeatureStatLabels, QualityFeatureLabels, QualityMetrics, REASONS,
 };
-use crate::record::FeatureValue;
+use crate::record::{FeatureValue, PositionHints};
 use crate::window::{Buckets, Moments};
 
 /// The state of one feature of a model.
@@ -107,7 +106,7 @@ struct ModelQuality {
     features: Vec<FeatureQuality>,
     index: HashMap<String, usize>,
     /// Which feature each row position resolved to last time (skips hashing names).
-    hints: RowHints,
+    hints: PositionHints,
     rows: Buckets<u64>,
     /// Scratch of [`QualityEngine::observe`]: the feature of each value of a chunk of
     /// rows, in row order ([`NONE`]: not kept).
@@ -177,7 +176,7 @@ impl QualityEngine {
             generation: None,
             features,
             index,
-            hints: RowHints::default(),
+            hints: PositionHints::default(),
             slots: Vec::new(),
             grid: Vec::new(),
             born: Vec::new(),

@@ -25,13 +25,11 @@
 //!
 //! Files: [`check`] (how one value is judged), [`engine`] (per-model state,
 //! observe/refresh and the [`Analysis`](crate::analysis::Analysis) impl), [`report`] (the
-//! report types, ratios and score), [`config`] (the keys it reads), `hints` (row position
-//! hints, also used by the anomaly engine).
+//! report types, ratios and score), [`config`] (the keys it reads).
 
 pub mod check;
 pub mod config;
 pub mod engine;
-pub(crate) mod hints;
 pub mod report;
 
 #[cfg(test)]
