@@ -310,9 +310,8 @@ impl QuantileSketch {
             // A deserialized sketch's longer list: back to the flushed bound.
             self.cells = Vec::with_capacity(len);
         } else if cap < len {
-            // Doubling up to the bound of a flushed sketch (`δ + 2`, as a fused list).
-            let target = len.max(cap.saturating_mul(2).min(limit + 1));
-            self.cells.reserve_exact(target - self.cells.len());
+            // The longest list so far (at most `δ + 1` cells): grown rarely, no slack.
+            self.cells.reserve_exact(len - self.cells.len());
         }
         self.cells.clear();
         self.cells.extend_from_slice(&s.merged);
