@@ -205,8 +205,7 @@ impl QuantileSketch {
         self.buffer.push(v);
         self.count += 1;
         if self.buffer.len() >= cap {
-            // The buffer keeps its allocation for the next values.
-            self.merge_buffer();
+            self.flush();
         }
         true
     }
@@ -269,7 +268,7 @@ impl QuantileSketch {
         self.buffer = Vec::new();
     }
 
-    /// Merges the buffer into the cells (the buffer keeps its capacity): the buffered values
+    /// Merges the buffer into the cells (the buffer is left empty): the buffered values
     /// are sorted into atoms, [`absorb`]ed by the cells holding them, the others merged into
     /// the cell list, which is fused when it is over `δ + 1` cells. The work lists are
     /// per-thread [`Scratch`] vectors reused from flush to flush.
@@ -304,16 +303,15 @@ impl QuantileSketch {
         if s.merged.len() > limit {
             fuse_over_limit(&mut s.merged, self.count, self.compression);
         }
+        // Exactly the new length, as the list each flush used to allocate: no slack held
+        // by the open bucket of every feature (shrinking reallocates in place).
         let len = s.merged.len();
-        let cap = self.cells.capacity();
-        if cap > limit + 1 && len <= limit + 1 {
-            // A deserialized sketch's longer list: back to the flushed bound.
-            self.cells = Vec::with_capacity(len);
-        } else if cap < len {
-            // The longest list so far (at most `δ + 1` cells): grown rarely, no slack.
-            self.cells.reserve_exact(len - self.cells.len());
-        }
         self.cells.clear();
+        if self.cells.capacity() < len {
+            self.cells.reserve_exact(len);
+        } else {
+            self.cells.shrink_to(len);
+        }
         self.cells.extend_from_slice(&s.merged);
     }
 
