@@ -74,20 +74,29 @@ impl<T: Default> Buckets<T> {
     }
 
     /// The aggregate of the bucket `now` falls in (opened when needed).
+    #[inline]
     pub fn current(&mut self, now: Instant) -> &mut T {
         if !self.is_steady(now) {
-            self.expire(now);
-            if self.opens_bucket(now) {
-                self.buckets.push_back((now, T::default()));
-            }
-            self.steady_until = self.steady_until_now();
+            self.advance(now);
         }
         // A bucket was just pushed when there was none.
         let last = self.buckets.len() - 1;
         &mut self.buckets[last].1
     }
 
+    /// [`Buckets::current`]'s slow path, out of line so that the steady path (every value
+    /// of every analysis) inlines into its callers: expires, opens a bucket if needed.
+    #[inline(never)]
+    fn advance(&mut self, now: Instant) {
+        self.expire(now);
+        if self.opens_bucket(now) {
+            self.buckets.push_back((now, T::default()));
+        }
+        self.steady_until = self.steady_until_now();
+    }
+
     /// Whether [`Buckets::current`] at `now` would neither expire nor open a bucket.
+    #[inline]
     pub fn is_steady(&self, now: Instant) -> bool {
         self.steady_until.is_some_and(|until| now < until)
     }

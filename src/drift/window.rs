@@ -125,11 +125,19 @@ impl FeatureWindow {
         &self.layout
     }
 
+    #[inline]
     fn current(&mut self, now: Instant) -> &mut Bucket {
-        if self.buckets.is_steady(now) {
-            // The newest bucket, already sized.
-            return self.buckets.current(now);
+        if !self.buckets.is_steady(now) {
+            self.open(now);
         }
+        // Steady now: the newest bucket, already sized.
+        self.buckets.current(now)
+    }
+
+    /// [`Self::current`]'s slow path (out of line): compacts the bucket that closes, expires
+    /// and opens buckets, sizes the current one's counts.
+    #[inline(never)]
+    fn open(&mut self, now: Instant) {
         if self.buckets.opens_bucket(now) {
             // The newest bucket closes: it receives no more values, so its sketch keeps
             // its cells only (no buffer, no spare capacity).
@@ -142,7 +150,6 @@ impl FeatureWindow {
         if b.counts.len() != cells {
             b.counts.resize(cells, 0);
         }
-        b
     }
 
     /// Adds one value observed at `now`.

@@ -262,15 +262,57 @@ impl QuantileSketch {
         }
     }
 
-    /// Merges the buffer into the cells.
+    /// Merges the buffer into the cells and releases the buffer's allocation.
     pub fn flush(&mut self) {
+        self.merge_buffer();
+        self.buffer = Vec::new();
+    }
+
+    /// Merges the buffer into the cells (the buffer is left empty): the buffered values
+    /// are sorted into atoms, [`absorb`]ed by the cells holding them, the others merged into
+    /// the cell list, which is fused when it is over `δ + 1` cells. The work lists are
+    /// per-thread [`Scratch`] vectors reused from flush to flush.
+    fn merge_buffer(&mut self) {
         if self.buffer.is_empty() {
             return;
         }
-        let new = atoms(std::mem::take(&mut self.buffer));
-        let free = absorb(&mut self.cells, new, self.count, self.compression);
-        let merged = merge_sorted(std::mem::take(&mut self.cells), free);
-        self.cells = fuse_if_over(merged, self.count, self.compression);
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut s) => {
+                self.merge_buffer_with(&mut s);
+                s.trim();
+            }
+            Err(_) => self.merge_buffer_with(&mut Scratch::new()),
+        });
+    }
+
+    fn merge_buffer_with(&mut self, s: &mut Scratch) {
+        sorted_atoms(&self.buffer, &mut s.keys, &mut s.atoms);
+        self.buffer.clear();
+        absorb(
+            &mut self.cells,
+            &s.atoms,
+            self.count,
+            self.compression,
+            &mut s.free,
+        );
+        let limit = self.compression as usize + 1;
+        if s.free.is_empty() && self.cells.len() <= limit {
+            return; // counts only: the cells kept their ranges and their order
+        }
+        merge_into(&self.cells, &s.free, &mut s.merged);
+        if s.merged.len() > limit {
+            fuse_over_limit(&mut s.merged, self.count, self.compression);
+        }
+        // Exactly the new length, as the list each flush used to allocate: no slack held
+        // by the open bucket of every feature (shrinking reallocates in place).
+        let len = s.merged.len();
+        self.cells.clear();
+        if self.cells.capacity() < len {
+            self.cells.reserve_exact(len);
+        } else {
+            self.cells.shrink_to(len);
+        }
+        self.cells.extend_from_slice(&s.merged);
     }
 
     /// Flushes the buffer and releases every spare byte: for a sketch that will receive no
@@ -387,30 +429,108 @@ fn atoms(mut values: Vec<f64>) -> Vec<Cell> {
         values.sort_unstable_by(f64::total_cmp);
     }
     let mut out: Vec<Cell> = Vec::new();
+    push_runs(values.into_iter(), &mut out);
+    out
+}
+
+/// Appends the runs of equal values of sorted `values` to `out` as atoms.
+fn push_runs(values: impl Iterator<Item = f64>, out: &mut Vec<Cell>) {
     for v in values {
         match out.last_mut() {
             Some(last) if last.lo == v => last.count += 1,
             _ => out.push(Cell::atom(v, 1)),
         }
     }
-    out
+}
+
+/// [`atoms`] of `values` into `out`, sorted as integers ([`order_key`]) in `keys`: the
+/// same atoms (the same total order), without a comparison closure per step.
+fn sorted_atoms(values: &[f64], keys: &mut Vec<u64>, out: &mut Vec<Cell>) {
+    keys.clear();
+    keys.extend(values.iter().map(|v| order_key(*v)));
+    keys.sort_unstable();
+    out.clear();
+    push_runs(keys.iter().map(|k| from_order_key(*k)), out);
+}
+
+/// An integer whose order is [`f64::total_cmp`]'s: the bits of a positive value with the
+/// sign bit set, those of a negative one inverted.
+fn order_key(v: f64) -> u64 {
+    let bits = v.to_bits();
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | 1 << 63
+    }
+}
+
+/// The value of an [`order_key`].
+fn from_order_key(key: u64) -> f64 {
+    f64::from_bits(if key >> 63 == 1 {
+        key & !(1 << 63)
+    } else {
+        !key
+    })
+}
+
+/// Per-thread work lists of [`QuantileSketch::merge_buffer`] (a flush used to allocate
+/// about fifteen vectors).
+struct Scratch {
+    keys: Vec<u64>,
+    atoms: Vec<Cell>,
+    free: Vec<Cell>,
+    merged: Vec<Cell>,
+}
+
+/// Work lists longer than this (elements) are released after a flush: the scratch keeps
+/// what flushes at the usual compressions need, not the peak of a rare large one.
+const SCRATCH_KEEP: usize = 1 << 14;
+
+impl Scratch {
+    const fn new() -> Self {
+        Scratch {
+            keys: Vec::new(),
+            atoms: Vec::new(),
+            free: Vec::new(),
+            merged: Vec::new(),
+        }
+    }
+
+    fn trim(&mut self) {
+        let big = self.keys.capacity().max(self.atoms.capacity());
+        if big.max(self.free.capacity()).max(self.merged.capacity()) > SCRATCH_KEEP {
+            *self = Scratch::new();
+        }
+    }
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = const { std::cell::RefCell::new(Scratch::new()) };
 }
 
 /// Merges two lists sorted by `cell_order`.
 fn merge_sorted(a: Vec<Cell>, b: Vec<Cell>) -> Vec<Cell> {
-    let mut out = Vec::with_capacity(a.len() + b.len());
-    let (mut ia, mut ib) = (a.into_iter().peekable(), b.into_iter().peekable());
-    loop {
-        let take_a = match (ia.peek(), ib.peek()) {
-            (Some(x), Some(y)) => cell_order(x, y).is_le(),
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-            (None, None) => break,
-        };
-        let next = if take_a { ia.next() } else { ib.next() };
-        out.extend(next);
-    }
+    let mut out = Vec::new();
+    merge_into(&a, &b, &mut out);
     out
+}
+
+/// Merges two lists sorted by `cell_order` into `out` (cleared first; on ties `a` first).
+fn merge_into(a: &[Cell], b: &[Cell], out: &mut Vec<Cell>) {
+    out.clear();
+    out.reserve(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while let (Some(x), Some(y)) = (a.get(i), b.get(j)) {
+        if cell_order(x, y).is_le() {
+            out.push(*x);
+            i += 1;
+        } else {
+            out.push(*y);
+            j += 1;
+        }
+    }
+    out.extend_from_slice(a.get(i..).unwrap_or_default());
+    out.extend_from_slice(b.get(j..).unwrap_or_default());
 }
 
 /// The scale function `k(q) = δ/(2π)·asin(2q − 1)`.
@@ -418,49 +538,122 @@ fn scale(q: f64, compression: u32) -> f64 {
     f64::from(compression) / (2.0 * std::f64::consts::PI) * (2.0 * q - 1.0).clamp(-1.0, 1.0).asin()
 }
 
-/// Adds each atom to the existing cell whose range holds it, if that cell then spans at
-/// most [`ABSORB_SPAN`] units of `k` (`n` counts the atoms); returns the atoms left over.
+/// The left end `l` of a span tested by [`span_within`], with what it caches.
+struct SpanStart {
+    q: f64,
+    /// `scale(l)`, computed when a test needs it.
+    k: Option<f64>,
+    /// [`density`]`(l)`.
+    density: f64,
+}
+
+impl SpanStart {
+    fn new(q: f64) -> Self {
+        SpanStart {
+            q,
+            k: None,
+            density: density(q),
+        }
+    }
+}
+
+/// `1/sqrt(q(1 − q))`, the derivative of `k` over `δ/(2π)`; convex on `(0, 1)`, infinite
+/// (or NaN) outside.
+fn density(q: f64) -> f64 {
+    1.0 / (q * (1.0 - q)).sqrt()
+}
+
+/// Relative margin of [`span_within`]'s bounds: far above their rounding (~10⁻¹⁵) and that
+/// of `scale` (a few units in the last place of `δ/4`, below 10⁻¹⁰ of a unit at
+/// [`MAX_COMPRESSION`]).
+const SPAN_MARGIN: f64 = 1e-9;
+
+/// `scale(r) − scale(l) ≤ span`, the same answer as computing it (`asin` twice) but mostly
+/// without `asin`: `k(r) − k(l) = δ/(2π)·∫ₗʳ density`, and `density` is convex, so the
+/// integral lies between `(r − l)·density((l + r)/2)` and `(r − l)·(density(l) +
+/// density(r))/2` (Hermite–Hadamard). Only when `span` is within [`SPAN_MARGIN`] of those
+/// bounds (or they are not finite: `l = 0`, `r = 1`) is `scale` computed, `scale(l)` once
+/// per `start`.
+fn span_within(start: &mut SpanStart, r: f64, span: f64, compression: u32) -> bool {
+    let l = start.q;
+    if 0.0 <= l && l <= r && r <= 1.0 {
+        let d = (r - l) * f64::from(compression) / (2.0 * std::f64::consts::PI);
+        let upper = d * 0.5 * (start.density + density(r));
+        if upper <= span * (1.0 - SPAN_MARGIN) {
+            return true;
+        }
+        let lower = d * density(0.5 * (l + r));
+        if lower > span * (1.0 + SPAN_MARGIN) {
+            return false;
+        }
+    }
+    let k_l = *start.k.get_or_insert_with(|| scale(l, compression));
+    scale(r, compression) - k_l <= span
+}
+
+/// Adds each atom (sorted) to the existing cell whose range holds it, if that cell then
+/// spans at most [`ABSORB_SPAN`] units of `k` (`n` counts the atoms); the atoms left over
+/// are put in `free`.
 ///
 /// Without this step, new values inside a full cell would start new cells overlapping it,
 /// and the overlap (hence the rank uncertainty) would deepen with every flush; with it,
 /// stationary data keep disjoint cells of stable relative size.
-fn absorb(cells: &mut [Cell], new: Vec<Cell>, n: u64, compression: u32) -> Vec<Cell> {
+///
+/// One walk over both sorted lists: an atom's cell (the first with `lo = v` if it is an
+/// atom, else the last with `lo ≤ v` if `v ≤ hi`) never precedes the previous atom's, and
+/// absorbing changes counts only (the value lies in the cell's range), not the order.
+fn absorb(cells: &mut [Cell], new: &[Cell], n: u64, compression: u32, free: &mut Vec<Cell>) {
+    free.clear();
     if cells.is_empty() {
-        return new;
+        free.extend_from_slice(new);
+        return;
     }
     let nf = n.max(1) as f64;
-    // Values left of each cell, before this flush (a cell's position in q moves little).
-    let mut before = Vec::with_capacity(cells.len());
-    let mut acc = 0_u64;
-    for c in cells.iter() {
-        before.push(acc);
-        acc = acc.saturating_add(c.count);
-    }
-    let mut free = Vec::new();
+    // Cells with lo < v and with lo ≤ v (`partition_point`s, advanced as v grows).
+    let (mut lt, mut le) = (0_usize, 0_usize);
+    // Values left of cell `pos` before this flush (a cell's position in q moves little),
+    // and the values cell `pos` absorbed in this flush (only the target cell changes).
+    let (mut pos, mut before, mut added) = (0_usize, 0_u64, 0_u64);
+    let mut start: Option<SpanStart> = None;
     for a in new {
-        let i = cells.partition_point(|c| c.lo <= a.lo);
+        let v = a.lo;
+        while cells.get(lt).is_some_and(|c| c.lo < v) {
+            lt += 1;
+        }
+        le = le.max(lt);
+        while cells.get(le).is_some_and(|c| c.lo <= v) {
+            le += 1;
+        }
         // Cells sort by (lo, hi): an atom of the same value, if any, is the first with lo = v.
-        let first = cells[..i].partition_point(|c| c.lo < a.lo);
-        let target = if first < i && cells[first].is_atom() {
-            Some(first)
+        let target = if lt < le && cells[lt].is_atom() {
+            Some(lt)
         } else {
-            i.checked_sub(1).filter(|&j| a.lo <= cells[j].hi)
+            le.checked_sub(1).filter(|&j| v <= cells[j].hi)
         };
         let Some(j) = target else {
-            free.push(a);
+            free.push(*a);
             continue;
         };
+        while pos < j {
+            before = before.saturating_add(cells[pos].count.saturating_sub(added));
+            added = 0;
+            pos += 1;
+            start = None;
+        }
         let c = &mut cells[j];
-        let same_atom = c.is_atom() && c.lo == a.lo;
-        let left = before[j] as f64 / nf;
-        let right = before[j].saturating_add(c.count).saturating_add(a.count) as f64 / nf;
-        if same_atom || scale(right, compression) - scale(left, compression) <= ABSORB_SPAN {
-            c.absorb(&a);
+        let same_atom = c.is_atom() && c.lo == v;
+        let fits = same_atom || {
+            let right = before.saturating_add(c.count).saturating_add(a.count) as f64 / nf;
+            let s = start.get_or_insert_with(|| SpanStart::new(before as f64 / nf));
+            span_within(s, right, ABSORB_SPAN, compression)
+        };
+        if fits {
+            c.absorb(a);
+            added = added.saturating_add(a.count);
         } else {
-            free.push(a);
+            free.push(*a);
         }
     }
-    free
 }
 
 /// Largest `k`-span a cell may reach by absorbing values inside its range.
@@ -484,55 +677,59 @@ fn span_cap(min: f64, max: f64, compression: u32) -> f64 {
 const SPAN_UNITS: f64 = 4.0;
 
 /// [`fuse`] when there are more than `δ + 1` cells; fewer are kept as they are (so up to
-/// `δ + 1` distinct values are represented exactly).
-fn fuse_if_over(cells: Vec<Cell>, n: u64, compression: u32) -> Vec<Cell> {
-    let limit = compression as usize + 1;
-    if cells.len() > limit {
-        let fused = fuse(cells, n, compression, true);
-        if fused.len() > limit {
-            // Spread data where the span cap kept too many cells: fuse by mass alone,
-            // which leaves at most δ + 1.
-            fuse(fused, n, compression, false)
-        } else {
-            fused
-        }
-    } else {
-        cells
+/// `δ + 1` distinct values are represented exactly). A fused list holds at most `δ + 2`
+/// cells' worth of capacity.
+fn fuse_if_over(mut cells: Vec<Cell>, n: u64, compression: u32) -> Vec<Cell> {
+    if cells.len() > compression as usize + 1 {
+        fuse_over_limit(&mut cells, n, compression);
+        cells.shrink_to(compression as usize + 2);
+    }
+    cells
+}
+
+/// [`fuse`] in place, then again by mass alone if the span cap kept more than `δ + 1`
+/// cells (spread data), which leaves at most `δ + 1`.
+fn fuse_over_limit(cells: &mut Vec<Cell>, n: u64, compression: u32) {
+    fuse(cells, n, compression, true);
+    if cells.len() > compression as usize + 1 {
+        fuse(cells, n, compression, false);
     }
 }
 
-/// Greedy fusion of sorted cells (total `n`) into cells spanning ≤ 1 unit of `k` (and, with
-/// `cap_span`, at most [`span_cap`] of the range); equal atoms are always fused.
-fn fuse(cells: Vec<Cell>, n: u64, compression: u32, cap_span: bool) -> Vec<Cell> {
-    let mut out: Vec<Cell> = Vec::with_capacity(cells.len().min(compression as usize + 2));
+/// Greedy fusion of sorted cells (total `n`), in place, into cells spanning ≤ 1 unit of `k`
+/// (and, with `cap_span`, at most [`span_cap`] of the range); equal atoms are always fused.
+fn fuse(cells: &mut Vec<Cell>, n: u64, compression: u32, cap_span: bool) {
+    let Some(mut cur) = cells.first().copied() else {
+        return;
+    };
     let nf = n.max(1) as f64;
     let mut before = 0_u64; // values left of `cur`
     let max_hi = cells.iter().map(|c| c.hi).fold(f64::NEG_INFINITY, f64::max);
-    let mut iter = cells.into_iter();
-    let Some(mut cur) = iter.next() else {
-        return out;
-    };
-    let mut k_left = scale(0.0, compression);
+    let mut start = SpanStart::new(0.0);
     let max_span = if cap_span {
         span_cap(cur.lo, max_hi, compression)
     } else {
         f64::INFINITY
     };
-    for c in iter {
+    // Fused cells are written at `w`, never past the cell being read.
+    let mut w = 0;
+    for i in 1..cells.len() {
+        let c = cells[i];
         let same_atom = cur.is_atom() && c.is_atom() && cur.lo == c.lo;
         let right = before.saturating_add(cur.count).saturating_add(c.count);
         let narrow = c.hi.max(cur.hi) - cur.lo <= max_span;
-        if same_atom || (narrow && scale(right as f64 / nf, compression) - k_left <= 1.0) {
+        if same_atom || (narrow && span_within(&mut start, right as f64 / nf, 1.0, compression)) {
             cur.absorb(&c);
         } else {
             before = before.saturating_add(cur.count);
-            k_left = scale(before as f64 / nf, compression);
-            out.push(cur);
+            start = SpanStart::new(before as f64 / nf);
+            cells[w] = cur;
+            w += 1;
             cur = c;
         }
     }
-    out.push(cur);
-    out
+    cells[w] = cur;
+    cells.truncate(w + 1);
 }
 
 /// One event of a sketch's CDF: at `x`, a jump of `jump` values and a change `ds` of the
