@@ -302,7 +302,9 @@ async fn feedback_after_the_ttl_is_late() {
     let mut cfg = config(up);
     cfg.model.name = "toy".into();
     cfg.drift.interval = Duration::from_millis(50);
-    cfg.feedback.ttl = Duration::from_millis(300);
+    // Long enough that, on a loaded machine, the feedback below still arrives within the
+    // newer prediction's TTL (300 ms was not: CI-like load made "fresh" late).
+    cfg.feedback.ttl = Duration::from_millis(1500);
     let running = mlmon::server::start(cfg).await.unwrap();
     let (proxy, admin) = (running.proxy_addr, running.admin_addr);
     predict(proxy, "old", &[1.0]).await;
