@@ -50,6 +50,34 @@ pub struct Exchange<'a> {
     pub baseline: Option<&'a Arc<Current>>,
 }
 
+/// The fast path of an engine's `observe` for per-model state kept in `models`: runs `f`
+/// on `model`'s state with one map lookup when that state follows the exchange's
+/// baseline (`generation` of the state equals the baseline's; with no registry
+/// (`registry` false) any state does). Returns `false`, without running `f`, when the
+/// engine must first set up or refit the state (its `sync`) and look it up again.
+pub(crate) fn observe_current<S>(
+    models: &dashmap::DashMap<String, std::sync::Mutex<S>>,
+    model: &str,
+    registry: bool,
+    current: Option<&Current>,
+    generation: impl Fn(&S) -> Option<u64>,
+    f: impl FnOnce(&mut S),
+) -> bool {
+    let Some(entry) = models.get(model) else {
+        return false;
+    };
+    let Ok(mut guard) = entry.lock() else {
+        return false;
+    };
+    let state = &mut *guard;
+    if !registry || current.is_none_or(|c| generation(state) == Some(c.generation)) {
+        f(state);
+        true
+    } else {
+        false
+    }
+}
+
 /// One analysis of the exchanges of every model.
 pub trait Analysis: Send + Sync + 'static {
     /// Short name (`drift`, `quality`, …), also the API path segment of its report.

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::report::{tally, trend_test, AnomalyRecord, AnomalyReport, Tally, Trend};
 use super::scorer::{JointRows, ScoreScratch, Scorer, Settings};
-use crate::analysis::{Analysis, Exchange};
+use crate::analysis::{observe_current, Analysis, Exchange};
 use crate::baseline::{Current, Registry, Snapshot};
 use crate::config::Config;
 use crate::metrics::anomaly::AnomalyMetrics;
@@ -146,15 +146,12 @@ impl AnomalyEngine {
         let current = obs.baseline.map(|c| &**c);
         // One lookup when the scorer in force is fitted on the exchange's baseline (what
         // `sync` would find); otherwise `sync` refits it first, as before.
-        if let Some(entry) = self.models.get(model) {
-            if let Ok(mut guard) = entry.lock() {
-                let fresh = self.baselines.is_none()
-                    || current.is_none_or(|c| guard.generation == Some(c.generation));
-                if fresh {
-                    self.observe_locked(&mut guard, obs);
-                    return;
-                }
-            }
+        let registry = self.baselines.is_some();
+        let generation = |m: &ModelAnomaly| m.generation;
+        if observe_current(&self.models, model, registry, current, generation, |m| {
+            self.observe_locked(m, obs)
+        }) {
+            return;
         }
         if self.baselines.is_some() {
             self.sync(model, current);

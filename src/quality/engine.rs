@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::check::{Check, Spec};
 use super::report::{feature_report, score, Counts, QualityReport};
-use crate::analysis::{Analysis, Exchange};
+use crate::analysis::{observe_current, Analysis, Exchange};
 use crate::baseline::{Current, Registry, Snapshot};
 use crate::config::Config;
 use crate::metrics::labels::ModelLabels;
@@ -234,15 +234,12 @@ impl QualityEngine {
         let current = obs.baseline.map(|c| &**c);
         // One lookup when the state in force follows the exchange's baseline (what `sync`
         // would find); otherwise `sync` (or the first exchange) sets it up first, as before.
-        if let Some(entry) = self.models.get(model) {
-            if let Ok(mut guard) = entry.lock() {
-                let fresh = self.baselines.is_none()
-                    || current.is_none_or(|c| guard.generation == Some(c.generation));
-                if fresh {
-                    self.observe_locked(&mut guard, obs);
-                    return;
-                }
-            }
+        let registry = self.baselines.is_some();
+        let generation = |m: &ModelQuality| m.generation;
+        if observe_current(&self.models, model, registry, current, generation, |m| {
+            self.observe_locked(m, obs)
+        }) {
+            return;
         }
         if self.baselines.is_some() {
             self.sync(model, current);
