@@ -1,6 +1,7 @@
 //! The anomaly engine driven directly with exchanges carrying the model's baseline, under
 //! paused tokio time: the window rate and the trend test users see in the report.
 
+use rand::SeedableRng;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -217,13 +218,8 @@ fn a_kept_scratch_scores_like_a_fresh_one() {
     );
     assert!(scorer.fallback.is_none(), "{:?}", scorer.fallback);
     let names = ["x", "y", "z", "colour", "unknown"];
-    let mut seed = 5_u64;
-    let mut next = move |n: u64| {
-        seed = seed
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (seed >> 33) % n
-    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let mut next = move |n: u64| rand::Rng::random_range(&mut rng, 0..n);
     let mut scratch = ScoreScratch::default();
     for _ in 0..300 {
         let k = next(6);

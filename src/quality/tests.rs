@@ -1,6 +1,7 @@
 //! The quality engine driven directly with exchanges carrying the model's baseline, under
 //! paused tokio time. Expected figures are worked out by hand in the comments.
 
+use rand::SeedableRng;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -18,6 +19,11 @@ const WINDOW: Duration = Duration::from_secs(100);
 fn engine() -> (Metrics, Arc<Registry>, QualityEngine) {
     let mut cfg = Config::default();
     cfg.drift.window = WINDOW;
+    engine_of(cfg)
+}
+
+/// An engine of `cfg` with a registry of its own.
+fn engine_of(cfg: Config) -> (Metrics, Arc<Registry>, QualityEngine) {
     let metrics = Metrics::new("test");
     let registry = Arc::new(Registry::new(0, 100));
     let e = QualityEngine::new(
@@ -259,13 +265,7 @@ fn engine_with(max_features: usize) -> (Arc<Registry>, QualityEngine) {
     cfg.drift.window = WINDOW;
     cfg.privacy.log_values = true;
     cfg.limits.max_features = max_features;
-    let metrics = Metrics::new("test");
-    let registry = Arc::new(Registry::new(0, 100));
-    let e = QualityEngine::new(
-        Arc::new(cfg),
-        metrics.quality.clone(),
-        Some(registry.clone()),
-    );
+    let (_, registry, e) = engine_of(cfg);
     (registry, e)
 }
 
@@ -276,13 +276,8 @@ fn engine_with(max_features: usize) -> (Arc<Registry>, QualityEngine) {
 #[tokio::test(start_paused = true)]
 async fn many_rows_per_exchange_equal_one_row_per_exchange() {
     let names = ["x", "colour", "new_a", "new_b", "new_c", "new_d"];
-    let mut seed = 99_u64;
-    let mut next = move |n: u64| {
-        seed = seed
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (seed >> 33) % n
-    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(99);
+    let mut next = move |n: u64| rand::Rng::random_range(&mut rng, 0..n);
     let mut exchanges: Vec<Vec<Row>> = Vec::new();
     for size in [1_u64, 3, 70, 8, 150, 2, 64, 65] {
         let rows = (0..size)
