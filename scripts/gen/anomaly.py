@@ -32,6 +32,8 @@ from pathlib import Path
 # Same OpenBLAS kernels on every x86-64 machine (AVX2): the default picks them per CPU, and
 # linear algebra then differs in the last bits between, say, AMD and Intel AVX-512 hosts.
 os.environ["OPENBLAS_CORETYPE"] = "Haswell"
+# numpy's own SIMD loops differ in the last bits between AVX2 and AVX-512 hosts: AVX2 everywhere.
+os.environ["NPY_DISABLE_CPU_FEATURES"] = "X86_V4 AVX512_ICL AVX512_SPR"
 
 import numpy as np
 import scipy
