@@ -116,6 +116,7 @@ impl Analyses {
     pub fn observe(&self, exchange: &Exchange<'_>) {
         for a in &self.0 {
             a.observe(exchange);
+            crate::background::pause();
         }
     }
 
@@ -123,6 +124,7 @@ impl Analyses {
     pub fn refresh(&self, baselines: &baseline::Registry) {
         for a in &self.0 {
             a.refresh(baselines);
+            crate::background::pause();
         }
     }
 

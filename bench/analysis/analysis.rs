@@ -16,6 +16,8 @@
 //! single bodies of N rows (median of 5). With `--exchanges N` it processes exactly N
 //! exchanges (for `valgrind --tool=callgrind`, which counts instructions repeatably).
 //! With `--pending N` it only measures the feedback store's bytes per pending prediction.
+//! Like the analysis thread, it yields the CPU every `background::SLICE` of work;
+//! `--no-pauses` measures without those pauses.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -47,6 +49,7 @@ struct Args {
     large: usize,
     exchanges: Option<u64>,
     pending: usize,
+    pauses: bool,
 }
 
 fn args() -> Args {
@@ -58,6 +61,7 @@ fn args() -> Args {
         large: 0,
         exchanges: None,
         pending: 0,
+        pauses: true,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -71,6 +75,11 @@ fn args() -> Args {
             "--large" => a.large = value.parse().expect("--large N"),
             "--exchanges" => a.exchanges = Some(value.parse().expect("--exchanges N")),
             "--pending" => a.pending = value.parse().expect("--pending N"),
+            "--no-pauses" => {
+                a.pauses = false;
+                i += 1;
+                continue;
+            }
             "--bench" => {
                 i += 1;
                 continue;
@@ -240,6 +249,9 @@ fn main() {
         .build()
         .expect("runtime");
     let _guard = rt.enter();
+    if a.pauses {
+        mlmon::background::enable();
+    }
     let mut cfg = Config::default();
     cfg.model.name = MODEL.into();
     let built = mlmon::app::build(Arc::new(cfg), Vec::new()).expect("build");

@@ -31,29 +31,95 @@ pub use error::ApiError;
 /// Reads a JSON body holding one `what` object or an array of them, at most `max`.
 /// Returns the records and whether the body was a single object (error messages then
 /// name no index). Errors are the API's: 400 not JSON, 422 wrong shape, 413 too many.
+///
+/// An array is read one element at a time, with a [`background::pause`](crate::background::pause)
+/// between two (on the parser thread, a 10 000-record body is many milliseconds of work
+/// that must not keep a proxy thread waiting), and elements past `max` are skipped
+/// unparsed into values, only counted.
 pub fn json_records(
     body: &[u8],
     what: &str,
     max: usize,
 ) -> Result<(Vec<serde_json::Value>, bool), ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(body)
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let shape = serde::Deserializer::deserialize_any(&mut de, Records { max })
+        .and_then(|shape| de.end().map(|()| shape))
         .map_err(|e| ApiError::BadRequest(format!("body is not JSON: {e}")))?;
-    let (records, single) = match value {
-        serde_json::Value::Array(a) => (a, false),
-        v @ serde_json::Value::Object(_) => (vec![v], true),
-        _ => {
-            return Err(ApiError::Unprocessable(format!(
-                "body must be a {what} object or an array of them"
-            )))
-        }
-    };
-    if records.len() > max {
-        return Err(ApiError::TooLarge(format!(
-            "{} {what} records in one call; at most {max}",
-            records.len()
-        )));
+    match shape {
+        Shape::Array(_, n) if n > max => Err(ApiError::TooLarge(format!(
+            "{n} {what} records in one call; at most {max}"
+        ))),
+        Shape::Array(records, _) => Ok((records, false)),
+        Shape::Object(v) => Ok((vec![v], true)),
+        Shape::Other => Err(ApiError::Unprocessable(format!(
+            "body must be a {what} object or an array of them"
+        ))),
     }
-    Ok((records, single))
+}
+
+/// What [`json_records`] found at the top of a body.
+enum Shape {
+    /// The first `max` elements, and how many there were.
+    Array(Vec<serde_json::Value>, usize),
+    Object(serde_json::Value),
+    /// A string, number, boolean or null.
+    Other,
+}
+
+/// Reads the top of a body into a [`Shape`].
+struct Records {
+    max: usize,
+}
+
+impl<'de> serde::de::Visitor<'de> for Records {
+    type Value = Shape;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
+        let mut records = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(self.max));
+        let mut n = 0usize;
+        loop {
+            let more = if n < self.max {
+                seq.next_element::<serde_json::Value>()?
+                    .map(|v| records.push(v))
+                    .is_some()
+            } else {
+                seq.next_element::<serde::de::IgnoredAny>()?.is_some()
+            };
+            if !more {
+                return Ok(Shape::Array(records, n));
+            }
+            n += 1;
+            crate::background::pause();
+        }
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Shape, A::Error> {
+        let v = serde::Deserialize::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        Ok(Shape::Object(v))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_unit<E>(self) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
 }
 
 /// Largest baseline snapshot accepted by `PUT /api/v1/models/{model}/baseline`.
@@ -224,4 +290,85 @@ async fn put_baseline(
 
 async fn not_found() -> ApiError {
     ApiError::NotFound("no such endpoint".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+
+    fn status(r: Result<(Vec<serde_json::Value>, bool), ApiError>) -> StatusCode {
+        match r {
+            Ok(_) => StatusCode::OK,
+            Err(e) => e.into_response().status(),
+        }
+    }
+
+    #[test]
+    fn records_are_read_one_object_or_an_array_within_the_limit() {
+        let (r, single) = json_records(br#"{"a": 1}"#, "x", 3).unwrap();
+        assert!(single);
+        assert_eq!(r, vec![serde_json::json!({"a": 1})]);
+        let (r, single) =
+            json_records(br#" [{"a": 1}, {"b": [2, {"c": null}]}] "#, "x", 3).unwrap();
+        assert!(!single);
+        assert_eq!(
+            r,
+            vec![
+                serde_json::json!({"a": 1}),
+                serde_json::json!({"b": [2, {"c": null}]})
+            ]
+        );
+        let (r, _) = json_records(b"[]", "x", 3).unwrap();
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn bad_bodies_get_the_same_answers_as_before_streaming() {
+        // Not JSON (trailing characters included): 400.
+        for body in [
+            &b""[..],
+            b"[1,",
+            b"[1] x",
+            b"12abc",
+            b"{\"a\":1}}",
+            b"\xff",
+            b"[1,]",
+        ] {
+            assert_eq!(
+                status(json_records(body, "x", 3)),
+                StatusCode::BAD_REQUEST,
+                "{body:?}"
+            );
+        }
+        // JSON of the wrong shape: 422, naming what was expected.
+        for body in [
+            &b"1"[..],
+            b"-1.5e3",
+            b"\"s\"",
+            b"true",
+            b"null",
+            b"18446744073709551616",
+        ] {
+            match json_records(body, "feedback", 3) {
+                Err(ApiError::Unprocessable(m)) => {
+                    assert_eq!(m, "body must be a feedback object or an array of them")
+                }
+                other => panic!("{body:?}: {other:?}"),
+            }
+        }
+        // Too many: 413 with the count, also when an element past the limit is not an
+        // object; a syntax error past the limit is still a 400.
+        match json_records(b"[{}, {}, 3, [4], {}]", "prediction", 3) {
+            Err(ApiError::TooLarge(m)) => {
+                assert_eq!(m, "5 prediction records in one call; at most 3")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            status(json_records(b"[{}, {}, {}, {}, {", "x", 3)),
+            StatusCode::BAD_REQUEST
+        );
+    }
 }

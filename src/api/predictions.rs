@@ -88,6 +88,7 @@ pub fn parse_predictions(
     let (records, single) = super::json_records(body, "prediction", MAX_PREDICTION_RECORDS)?;
     let mut out = Vec::with_capacity(records.len());
     for (i, r) in records.into_iter().enumerate() {
+        crate::background::pause();
         let at = record_name(single, i);
         let r: Record =
             serde_json::from_value(r).map_err(|e| ApiError::Unprocessable(format!("{at}: {e}")))?;

@@ -472,13 +472,9 @@ pub fn spawn_background(
     // The worker ends by itself when every sender (proxy, state) is gone.
     // Parsing and analysis get a thread of their own, off the runtime's workers.
     tasks.spawn_blocking(move || {
-        // Lowest priority (nice 19 for normal threads): under overload the analysis falls
-        // behind and the queue drops captures, instead of taking CPU from the proxy.
-        if let Err(e) =
-            thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min)
-        {
-            tracing::debug!(error = ?e, "could not lower the analysis thread's priority");
-        }
+        // Lowest priority (SCHED_IDLE): under overload the analysis falls behind and the
+        // queue drops captures, instead of taking CPU from the proxy.
+        crate::background::lower_current_thread_priority("analysis");
         worker.run_blocking(rx)
     });
     state.sinks.spawn(shutdown, tasks);
@@ -496,6 +492,21 @@ pub fn spawn_background(
     if let Some(runner) = state.shadow_runner.lock().ok().and_then(|mut r| r.take()) {
         tasks.spawn(runner.run(shutdown.clone()));
     }
+    // Refreshing (drift reports: 100 features take about 9 ms of two CPUs; gauges; health)
+    // is analysis work: it runs on a thread of its own at the lowest priority, never on a
+    // runtime worker the proxy shares. The timer only wakes it; a tick that comes while the
+    // previous refresh still runs is skipped.
+    let (kick, kicked) = std::sync::mpsc::sync_channel::<()>(1);
+    let refresh_target = Arc::downgrade(state);
+    tasks.spawn_blocking(move || {
+        crate::background::lower_current_thread_priority("refresh");
+        while kicked.recv().is_ok() {
+            let Some(state) = refresh_target.upgrade() else {
+                break;
+            };
+            state.refresh_analyses();
+        }
+    });
     let refresh_state = state.clone();
     let mut refresh_shutdown = shutdown.clone();
     let interval = cfg.drift.interval;
@@ -506,7 +517,7 @@ pub fn spawn_background(
             tokio::select! {
                 _ = tick.tick() => {
                     refresh_state.refresh();
-                    refresh_state.refresh_analyses();
+                    let _ = kick.try_send(());
                 }
                 _ = refresh_shutdown.wait() => break,
             }

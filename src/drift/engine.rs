@@ -441,7 +441,9 @@ impl DriftEngine {
                 .iter()
                 .map(|f| {
                     let (view, sketches) = f.window.parts();
-                    feature_drift(f, baseline, &view, &sketches, thresholds, adaptive)
+                    let d = feature_drift(f, baseline, &view, &sketches, thresholds, adaptive);
+                    crate::background::pause();
+                    d
                 })
                 .collect()
         };
@@ -450,10 +452,17 @@ impl DriftEngine {
                 // Each feature's drift depends on that feature alone: the two halves (of about
                 // equal work) give the report one thread gives, in the same order.
                 let (first, second) = m.features.split_at(work_midpoint(&m.features));
+                // The helper inherits the calling thread's scheduling policy; its pauses too.
+                let pauses = crate::background::enabled();
                 std::thread::scope(|scope| {
                     let helper = std::thread::Builder::new()
                         .name("mlmon-drift-report".into())
-                        .spawn_scoped(scope, || drift_of(second));
+                        .spawn_scoped(scope, || {
+                            if pauses {
+                                crate::background::enable();
+                            }
+                            drift_of(second)
+                        });
                     let mut features = drift_of(first);
                     // No thread (or a panic in it): the second half here.
                     features.extend(

@@ -30,11 +30,7 @@ impl Parser {
         std::thread::Builder::new()
             .name("mlmon-ingest-parser".into())
             .spawn(move || {
-                if let Err(e) = thread_priority::set_current_thread_priority(
-                    thread_priority::ThreadPriority::Min,
-                ) {
-                    tracing::debug!(error = ?e, "could not lower the parser thread's priority");
-                }
+                crate::background::lower_current_thread_priority("mlmon-ingest-parser");
                 while let Ok(job) = rx.recv() {
                     job();
                 }
