@@ -185,13 +185,9 @@ def proc_cpu(pid: int) -> float:
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
 
-SCHED_IDLE = 5  # field 41 of /proc/PID/task/TID/stat
-
-
 def analysis_cpu(pid: int) -> float:
     """CPU seconds of mlmon's analysis threads: those named `mlmon-*` (parser, workers) and
-    those running at the lowest priority (the analysis thread lowers itself to SCHED_IDLE,
-    or nice 19 where that is refused)."""
+    those running at the lowest priority (nice >= 10: the analysis thread lowers itself)."""
     total = 0.0
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
@@ -200,8 +196,8 @@ def analysis_cpu(pid: int) -> float:
             continue
         comm = stat[stat.index("(") + 1:stat.rindex(")")]
         f = stat[stat.rindex(")") + 2:].split()
-        nice, policy = int(f[16]), int(f[38])
-        if comm.startswith("mlmon-") or nice >= 10 or policy == SCHED_IDLE:
+        nice = int(f[16])
+        if comm.startswith("mlmon-") or nice >= 10:
             total += (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
     return total
 

@@ -1,5 +1,6 @@
-//! Background threads (the ingestion parser, the analysis worker, the refresh): the lowest
-//! CPU priority, and a pause at short intervals that hands the CPU over.
+//! Background threads (the ingestion parser and the analysis worker at the lowest priority;
+//! the refresh and the admin API's reports at the normal one): a pause at short intervals
+//! that hands the CPU over.
 //!
 //! A low priority alone does not keep them off the proxy's latency. On the 2-core VMs this
 //! project is tested on (Linux 6.18, `HZ=250`), a thread that wakes up (a proxy worker with
@@ -50,27 +51,16 @@ pub fn pause() {
     })
 }
 
-/// Gives the calling thread the lowest CPU priority there is and makes its [`pause`]s yield:
-/// the threads that parse ingestion bodies, run the analyses and refresh them call it first.
-///
-/// On Linux that is `SCHED_IDLE` (a thread of a normal priority that wakes up is entitled to
-/// preempt it at once, and it gets the smallest share of a busy CPU); where that is refused
-/// or absent, nice 19. Lowering a thread's priority needs no privilege; a failure is logged
-/// and the thread runs as it is.
+/// Gives the calling thread the lowest CPU priority of a normal thread (nice 19) and makes
+/// its [`pause`]s yield: the threads that parse ingestion bodies and run the analyses call
+/// it first. Under overload they fall behind (the queue then drops, counted) instead of
+/// taking CPU from the proxy. Not `SCHED_IDLE`: it made no difference to the proxy's
+/// latency on the test VMs (the pauses do), and its share of a CPU contended by other
+/// processes (weight 3 against nice 19's 15) starved the analysis in a loaded test run.
+/// Lowering a thread's priority needs no privilege; a failure is logged and the thread runs
+/// as it is.
 pub fn lower_current_thread_priority(thread: &str) {
     enable();
-    #[cfg(target_os = "linux")]
-    {
-        use thread_priority::{
-            set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
-            ThreadPriority, ThreadSchedulePolicy,
-        };
-        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
-        match set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle) {
-            Ok(()) => return,
-            Err(e) => tracing::debug!(thread, error = ?e, "SCHED_IDLE refused, trying nice 19"),
-        }
-    }
     if let Err(e) =
         thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min)
     {

@@ -25,7 +25,9 @@ pub async fn anomalies(
     Path(model): Path<String>,
     Query(q): Query<AnomaliesQuery>,
 ) -> Result<Json<AnomalyReport>, ApiError> {
-    let mut report = state.anomaly.report(&model).ok_or_else(|| {
+    let m = model.clone();
+    let report = super::on_reports_thread(&state, move |s| s.anomaly.report(&m)).await?;
+    let mut report = report.ok_or_else(|| {
         if state.baselines.capture_pending(&model).is_some() {
             ApiError::NotFound(format!(
                 "model {model:?} has no baseline yet: it is being captured from live traffic"

@@ -24,13 +24,15 @@ fn summary(state: &AppState, model: &str) -> Value {
 }
 
 /// `GET /api/v1/models`.
-pub async fn models(State(state): State<Arc<AppState>>) -> Json<Value> {
-    let models: Vec<Value> = state
-        .model_names()
-        .into_iter()
-        .map(|m| summary(&state, &m))
-        .collect();
-    Json(json!({ "models": models }))
+pub async fn models(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+    let models: Vec<Value> = super::on_reports_thread(&state, |s| {
+        s.model_names()
+            .into_iter()
+            .map(|m| summary(s, &m))
+            .collect()
+    })
+    .await?;
+    Ok(Json(json!({ "models": models })))
 }
 
 /// `GET /api/v1/models/{model}`.
@@ -43,7 +45,9 @@ pub async fn model(
             "model {model:?} has not been seen"
         )));
     }
-    Ok(Json(summary(&state, &model)))
+    Ok(Json(
+        super::on_reports_thread(&state, move |s| summary(s, &model)).await?,
+    ))
 }
 
 /// `GET /api/v1/models/{model}/performance`.
@@ -51,7 +55,9 @@ pub async fn performance(
     State(state): State<Arc<AppState>>,
     Path(model): Path<String>,
 ) -> Result<Json<crate::performance::PerformanceReport>, ApiError> {
-    state.performance.report(&model).map(Json).ok_or_else(|| {
+    let m = model.clone();
+    let report = super::on_reports_thread(&state, move |s| s.performance.report(&m)).await?;
+    report.map(Json).ok_or_else(|| {
         ApiError::NotFound(format!(
             "model {model:?} has no predictions or feedback yet"
         ))

@@ -14,7 +14,9 @@ pub async fn quality(
     State(state): State<Arc<AppState>>,
     Path(model): Path<String>,
 ) -> Result<Json<QualityReport>, ApiError> {
-    state.quality.report(&model).map(Json).ok_or_else(|| {
+    let m = model.clone();
+    let report = super::on_reports_thread(&state, move |s| s.quality.report(&m)).await?;
+    report.map(Json).ok_or_else(|| {
         ApiError::NotFound(format!(
             "model {model:?} has no data quality state: no rows seen and no baseline"
         ))

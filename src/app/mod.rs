@@ -53,6 +53,9 @@ pub struct AppState {
     pub worker: Arc<Worker>,
     /// The low-priority thread that parses API ingestion bodies.
     pub parser: ingest::parser::Parser,
+    /// The thread that computes the admin API's reports (drift, quality, anomalies,
+    /// performance, health, history) off the runtime workers the proxy shares.
+    pub reports: ingest::parser::Parser,
     /// Which baseline each model uses.
     pub baselines: Arc<Registry>,
     /// Every analysis, in feeding order.
@@ -425,6 +428,8 @@ pub fn build(cfg: Arc<Config>, extra: Vec<Arc<dyn Analysis>>) -> Result<Built, S
         worker: worker.clone(),
         parser: ingest::parser::Parser::start()
             .map_err(|e| StartError::Other(format!("cannot start the ingestion parser: {e}")))?,
+        reports: ingest::parser::Parser::start_thread("mlmon-reports", false, 64)
+            .map_err(|e| StartError::Other(format!("cannot start the reports thread: {e}")))?,
         baselines: registry,
         analyses,
         drift,
@@ -472,7 +477,7 @@ pub fn spawn_background(
     // The worker ends by itself when every sender (proxy, state) is gone.
     // Parsing and analysis get a thread of their own, off the runtime's workers.
     tasks.spawn_blocking(move || {
-        // Lowest priority (SCHED_IDLE): under overload the analysis falls behind and the
+        // Lowest priority (nice 19): under overload the analysis falls behind and the
         // queue drops captures, instead of taking CPU from the proxy.
         crate::background::lower_current_thread_priority("analysis");
         worker.run_blocking(rx)
@@ -493,13 +498,14 @@ pub fn spawn_background(
         tasks.spawn(runner.run(shutdown.clone()));
     }
     // Refreshing (drift reports: 100 features take about 9 ms of two CPUs; gauges; health)
-    // is analysis work: it runs on a thread of its own at the lowest priority, never on a
-    // runtime worker the proxy shares. The timer only wakes it; a tick that comes while the
+    // runs on a thread of its own, never on a runtime worker the proxy shares: at the
+    // normal priority, so the gauges stay current when the CPU is contended, with the
+    // background threads' pauses. The timer only wakes it; a tick that comes while the
     // previous refresh still runs is skipped.
     let (kick, kicked) = std::sync::mpsc::sync_channel::<()>(1);
     let refresh_target = Arc::downgrade(state);
     tasks.spawn_blocking(move || {
-        crate::background::lower_current_thread_priority("refresh");
+        crate::background::enable();
         while kicked.recv().is_ok() {
             let Some(state) = refresh_target.upgrade() else {
                 break;

@@ -24,13 +24,29 @@ pub struct Parser {
 pub struct Busy;
 
 impl Parser {
-    /// Starts the parser thread; it ends when the last handle is dropped.
+    /// Starts the parser thread at the lowest priority; it ends when the last handle is
+    /// dropped.
     pub fn start() -> std::io::Result<Parser> {
-        let (tx, rx) = std_mpsc::sync_channel::<Job>(MAX_PENDING_JOBS);
+        Parser::start_thread("mlmon-ingest-parser", true, MAX_PENDING_JOBS)
+    }
+
+    /// Starts a thread named `name` that runs jobs the same way (at most `pending` waiting;
+    /// past that [`Busy`]): at the lowest priority
+    /// when `lowest`, else at the process's own, but in both cases with the background
+    /// threads' short pauses (`background::pause`) between units of work. The admin API's
+    /// reports run on one at the normal priority (`mlmon-reports`), so a status page stays
+    /// current while the analysis is busy, without holding a runtime worker.
+    pub fn start_thread(name: &str, lowest: bool, pending: usize) -> std::io::Result<Parser> {
+        let (tx, rx) = std_mpsc::sync_channel::<Job>(pending);
+        let thread = name.to_string();
         std::thread::Builder::new()
-            .name("mlmon-ingest-parser".into())
+            .name(thread.clone())
             .spawn(move || {
-                crate::background::lower_current_thread_priority("mlmon-ingest-parser");
+                if lowest {
+                    crate::background::lower_current_thread_priority(&thread);
+                } else {
+                    crate::background::enable();
+                }
                 while let Ok(job) = rx.recv() {
                     job();
                 }
