@@ -33,8 +33,15 @@ pub async fn history(
     Path(model): Path<String>,
     Query(q): Query<HistoryQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    super::on_reports_thread(&state, move |s| history_of(s, &model, q.since))
+        .await?
+        .map(Json)
+}
+
+fn history_of(state: &AppState, model: &str, since: Option<f64>) -> Result<Value, ApiError> {
+    let model = model.to_string();
     let known = state.model_names().contains(&model);
-    let report = state.history.report(&model, q.since);
+    let report = state.history.report(&model, since);
     if !known && report.is_none() {
         return Err(ApiError::NotFound(format!(
             "model {model:?} has not been seen"
@@ -110,5 +117,5 @@ pub async fn history(
             }),
         );
     }
-    Ok(Json(body))
+    Ok(body)
 }
