@@ -124,7 +124,6 @@ impl Analyses {
     pub fn refresh(&self, baselines: &baseline::Registry) {
         for a in &self.0 {
             a.refresh(baselines);
-            crate::background::pause();
         }
     }
 

@@ -26,8 +26,8 @@
 //!   retraining actions.
 //! - [`window`]: the one time-bucketed sliding window and running moments.
 //! - [`payload`]: one adapter per wire protocol, turning bodies into rows and predictions.
-//! - [`background`]: the lowest CPU priority for the parser, analysis and refresh threads,
-//!   and the short pauses in which they hand the CPU over.
+//! - [`background`]: the lowest CPU priority for the parser and analysis threads, and the
+//!   short pauses in which they and the reports thread hand the CPU over.
 //! - [`baseline`]: the snapshot format, its builder, file readers, and the registry of each
 //!   model's snapshot.
 //! - [`config`]: configuration (flags > `MLMON_` environment > file > defaults), validation.

@@ -33,13 +33,12 @@ pub async fn history(
     Path(model): Path<String>,
     Query(q): Query<HistoryQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    super::on_reports_thread(&state, move |s| history_of(s, &model, q.since))
+    super::on_reports_thread(&state, move |s| history_of(s, model, q.since))
         .await?
         .map(Json)
 }
 
-fn history_of(state: &AppState, model: &str, since: Option<f64>) -> Result<Value, ApiError> {
-    let model = model.to_string();
+fn history_of(state: &AppState, model: String, since: Option<f64>) -> Result<Value, ApiError> {
     let known = state.model_names().contains(&model);
     let report = state.history.report(&model, since);
     if !known && report.is_none() {

@@ -54,7 +54,8 @@ pub struct AppState {
     /// The low-priority thread that parses API ingestion bodies.
     pub parser: ingest::parser::Parser,
     /// The thread that computes the admin API's reports (drift, quality, anomalies,
-    /// performance, health, history) off the runtime workers the proxy shares.
+    /// performance, health, history) and the periodic refresh, off the runtime workers the
+    /// proxy shares.
     pub reports: ingest::parser::Parser,
     /// Which baseline each model uses.
     pub baselines: Arc<Registry>,
@@ -192,6 +193,7 @@ impl AppState {
             }
             if let Some(a) = self.analyses.get(name) {
                 a.refresh(&self.baselines);
+                crate::background::pause();
             }
         }
         for model in self.model_names() {
@@ -497,22 +499,6 @@ pub fn spawn_background(
     if let Some(runner) = state.shadow_runner.lock().ok().and_then(|mut r| r.take()) {
         tasks.spawn(runner.run(shutdown.clone()));
     }
-    // Refreshing (drift reports: 100 features take about 9 ms of two CPUs; gauges; health)
-    // runs on a thread of its own, never on a runtime worker the proxy shares: at the
-    // normal priority, so the gauges stay current when the CPU is contended, with the
-    // background threads' pauses. The timer only wakes it; a tick that comes while the
-    // previous refresh still runs is skipped.
-    let (kick, kicked) = std::sync::mpsc::sync_channel::<()>(1);
-    let refresh_target = Arc::downgrade(state);
-    tasks.spawn_blocking(move || {
-        crate::background::enable();
-        while kicked.recv().is_ok() {
-            let Some(state) = refresh_target.upgrade() else {
-                break;
-            };
-            state.refresh_analyses();
-        }
-    });
     let refresh_state = state.clone();
     let mut refresh_shutdown = shutdown.clone();
     let interval = cfg.drift.interval;
@@ -523,7 +509,14 @@ pub fn spawn_background(
             tokio::select! {
                 _ = tick.tick() => {
                     refresh_state.refresh();
-                    let _ = kick.try_send(());
+                    // Refreshing (drift reports: 100 features take about 9 ms of two CPUs;
+                    // gauges; health) runs on the reports thread, never on a runtime worker
+                    // the proxy shares: at the normal priority, so the gauges stay current
+                    // when the CPU is contended, with the background threads' pauses. The
+                    // next tick waits for it; when 64 report requests already wait for that
+                    // thread, this tick's refresh is skipped.
+                    let s = refresh_state.clone();
+                    let _ = refresh_state.reports.run(move || s.refresh_analyses()).await;
                 }
                 _ = refresh_shutdown.wait() => break,
             }

@@ -34,8 +34,9 @@ impl Parser {
     /// past that [`Busy`]): at the lowest priority
     /// when `lowest`, else at the process's own, but in both cases with the background
     /// threads' short pauses (`background::pause`) between units of work. The admin API's
-    /// reports run on one at the normal priority (`mlmon-reports`), so a status page stays
-    /// current while the analysis is busy, without holding a runtime worker.
+    /// reports and the periodic refresh run on one at the normal priority (`mlmon-reports`),
+    /// so a status page and the gauges stay current while the analysis is busy, without
+    /// holding a runtime worker.
     pub fn start_thread(name: &str, lowest: bool, pending: usize) -> std::io::Result<Parser> {
         let (tx, rx) = std_mpsc::sync_channel::<Job>(pending);
         let thread = name.to_string();
