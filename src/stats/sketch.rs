@@ -455,7 +455,7 @@ fn sorted_atoms(values: &[f64], keys: &mut Vec<u64>, out: &mut Vec<Cell>) {
 
 /// An integer whose order is [`f64::total_cmp`]'s: the bits of a positive value with the
 /// sign bit set, those of a negative one inverted.
-fn order_key(v: f64) -> u64 {
+pub(crate) fn order_key(v: f64) -> u64 {
     let bits = v.to_bits();
     if bits >> 63 == 1 {
         !bits
@@ -465,7 +465,7 @@ fn order_key(v: f64) -> u64 {
 }
 
 /// The value of an [`order_key`].
-fn from_order_key(key: u64) -> f64 {
+pub(crate) fn from_order_key(key: u64) -> f64 {
     f64::from_bits(if key >> 63 == 1 {
         key & !(1 << 63)
     } else {

@@ -1,5 +1,6 @@
 //! Sorting a column of numbers in the order of [`f64::total_cmp`] (so the result is the
-//! one `sort_by(f64::total_cmp)` gives): as integer keys with that order, by the standard
+//! one `sort_by(f64::total_cmp)` gives): as integer keys with that order (the quantile
+//! sketch's [`order_key`], which its flushes sort the same way), by the standard
 //! library's unstable sort, which has no comparison closure to call on integers. It is
 //! what a file build sorts (the reservoir, and every value of a column for its sketch).
 //!
@@ -8,33 +9,14 @@
 //! the keys took 3.8–4.0 ms for 200 000 values against the radix sort's 4.5–4.9 ms, and
 //! 53 ms for 2 000 000 against 78 ms (8- and 16-bit digits were slower still).
 
-/// The key whose unsigned order is `f64::total_cmp`'s order.
-#[inline]
-fn key(v: f64) -> u64 {
-    let b = v.to_bits();
-    if b >> 63 == 1 {
-        !b
-    } else {
-        b | (1 << 63)
-    }
-}
-
-/// The value of a [`key`].
-#[inline]
-fn value(k: u64) -> f64 {
-    if k >> 63 == 1 {
-        f64::from_bits(k & !(1 << 63))
-    } else {
-        f64::from_bits(!k)
-    }
-}
+use crate::stats::sketch::{from_order_key, order_key};
 
 /// `values` sorted in the order of [`f64::total_cmp`]. The keys reuse the vector's
 /// memory (`collect` into the same allocation): no second vector.
 pub(super) fn sort_f64(values: Vec<f64>) -> Vec<f64> {
-    let mut keys: Vec<u64> = values.into_iter().map(key).collect();
+    let mut keys: Vec<u64> = values.into_iter().map(order_key).collect();
     keys.sort_unstable();
-    keys.into_iter().map(value).collect()
+    keys.into_iter().map(from_order_key).collect()
 }
 
 #[cfg(test)]
