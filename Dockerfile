@@ -34,6 +34,9 @@ COPY --from=build /mlmon /usr/local/bin/mlmon
 # Config and baselines are mounted read-only (/etc/mlmon, /var/lib/mlmon/baselines);
 # the root filesystem can be read-only.
 USER 65532:65532
+# Freed memory goes back to the OS at once (docs/reliability.md, "Memory after bursts");
+# set here, `mlmon serve` does not need to restart itself to set it.
+ENV MIMALLOC_PURGE_DELAY=0
 # 8000: proxy (listen), 9464: admin API and /metrics (admin_listen).
 EXPOSE 8000 9464
 ENTRYPOINT ["/usr/local/bin/mlmon"]

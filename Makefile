@@ -42,10 +42,10 @@ build:
 py-test: build
 	MLMON_BINARY=$(CURDIR)/target/debug/mlmon $(PYTEST) -q -p no:cacheprovider --import-mode=importlib tests/py
 
-## reliability: hostile-traffic probes (short form) against the release binary on 127.0.0.1
-reliability:
-	cargo build --release
-	$(PY) tests/reliability/probes.py --binary target/release/mlmon
+## reliability: hostile-traffic probes (short form) on 127.0.0.1, against the debug binary
+## (overflow checks on, and no release build in CI); `make soak` uses the release binary
+reliability: build
+	$(PY) tests/reliability/probes.py --binary target/debug/mlmon
 
 ## soak: the probes with larger floods, then a 10-minute steady soak; figures in docs/reliability.md
 soak:

@@ -47,6 +47,17 @@ pub enum Command {
     Trigger(crate::trigger::TriggerArgs),
 }
 
+impl Command {
+    /// Whether the command runs until it is stopped (`serve`, `demo`, `trigger`), as opposed
+    /// to an offline command that reads files and exits.
+    pub fn is_long_running(&self) -> bool {
+        matches!(
+            self,
+            Command::Serve(_) | Command::Demo(_) | Command::Trigger(_)
+        )
+    }
+}
+
 /// `mlmon serve` flags; they override `MLMON_*` environment variables, which override the
 /// config file.
 #[derive(Debug, clap::Args)]

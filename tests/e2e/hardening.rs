@@ -338,6 +338,59 @@ fn logs_written_to_a_file_carry_no_colour_codes() {
     );
 }
 
+/// Starts `mlmon serve` with `purge_delay` as `MIMALLOC_PURGE_DELAY` (or without the
+/// variable), waits until it has started and returns the variable as the running server
+/// process (same PID) has it in its environment.
+fn purge_delay_of_a_started_server(purge_delay: Option<&str>) -> Option<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("serve.log");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mlmon"));
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ])
+    .env_remove("MIMALLOC_PURGE_DELAY")
+    .stderr(std::fs::File::create(&path).unwrap())
+    .stdout(std::process::Stdio::null());
+    if let Some(v) = purge_delay {
+        cmd.env("MIMALLOC_PURGE_DELAY", v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let until = Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if text.contains("mlmon started") || Instant::now() > until {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let environ = std::fs::read(format!("/proc/{}/environ", child.id())).unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(text.contains("mlmon started"), "{text}");
+    assert!(!text.contains("could not restart"), "{text}");
+    environ
+        .split(|b| *b == 0)
+        .filter_map(|kv| std::str::from_utf8(kv).ok())
+        .find_map(|kv| kv.strip_prefix("MIMALLOC_PURGE_DELAY="))
+        .map(str::to_string)
+}
+
+/// Freed memory goes back to the OS at once in the sidecar (docs/reliability.md, "Memory
+/// after bursts"): `serve` runs with mimalloc's purge delay at 0 unless the user chose one.
+#[test]
+#[cfg(target_os = "linux")]
+fn the_sidecar_returns_freed_memory_at_once_unless_told_otherwise() {
+    assert_eq!(purge_delay_of_a_started_server(None).as_deref(), Some("0"));
+    assert_eq!(
+        purge_delay_of_a_started_server(Some("250")).as_deref(),
+        Some("250")
+    );
+}
+
 /// A baseline over 100 categories `{prefix}0..{prefix}99` of feature `f` for model `cat`.
 fn categorical_baseline(prefix: &str) -> Vec<u8> {
     use mlmon::baseline::{BaselineBuilder, BuildOptions};
