@@ -305,6 +305,18 @@ async fn authentication_is_decided_before_the_body() {
     running.wait().await;
 }
 
+/// The log file of a `mlmon serve` once it says it has started (or after `within`).
+fn log_once_started(path: &std::path::Path, within: Duration) -> String {
+    let until = Instant::now() + within;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains("mlmon started") || Instant::now() > until {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn logs_written_to_a_file_carry_no_colour_codes() {
     let dir = tempfile::tempdir().unwrap();
@@ -321,14 +333,7 @@ fn logs_written_to_a_file_carry_no_colour_codes() {
         .spawn()
         .unwrap();
     let path = dir.path().join("serve.log");
-    let until = Instant::now() + Duration::from_secs(10);
-    let text = loop {
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        if text.contains("mlmon started") || Instant::now() > until {
-            break text;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let text = log_once_started(&path, Duration::from_secs(10));
     let _ = child.kill();
     let _ = child.wait();
     assert!(text.contains("mlmon started"), "{text}");
@@ -359,14 +364,7 @@ fn purge_delay_of_a_started_server(purge_delay: Option<&str>) -> Option<String> 
         cmd.env("MIMALLOC_PURGE_DELAY", v);
     }
     let mut child = cmd.spawn().unwrap();
-    let until = Instant::now() + Duration::from_secs(20);
-    let text = loop {
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        if text.contains("mlmon started") || Instant::now() > until {
-            break text;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let text = log_once_started(&path, Duration::from_secs(20));
     let environ = std::fs::read(format!("/proc/{}/environ", child.id())).unwrap_or_default();
     let _ = child.kill();
     let _ = child.wait();
