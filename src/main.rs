@@ -19,7 +19,7 @@ fn main() -> ExitCode {
     mlmon::cli::run(cli)
 }
 
-/// How the long-running commands (`serve`, `demo`) get their freed memory returned to the
+/// How the long-running commands (`serve`, `demo`, `trigger`) get their freed memory returned to the
 /// OS at once (docs/reliability.md, "Memory after bursts").
 ///
 /// mimalloc returns freed pages to the OS only after its purge delay (1 s) and only when
