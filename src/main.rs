@@ -19,8 +19,8 @@ fn main() -> ExitCode {
     mlmon::cli::run(cli)
 }
 
-/// How the long-running commands (`serve`, `demo`, `trigger`) get their freed memory returned to the
-/// OS at once (docs/reliability.md, "Memory after bursts").
+/// How the long-running commands (`serve`, `demo`, `trigger`) get their freed memory
+/// returned to the OS at once (docs/reliability.md, "Memory after bursts").
 ///
 /// mimalloc returns freed pages to the OS only after its purge delay (1 s) and only when
 /// the thread that owns them allocates again, so a burst of large bodies (captures, events)
