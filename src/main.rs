@@ -37,7 +37,7 @@ mod purge {
     use std::os::unix::process::CommandExt;
 
     /// The mimalloc option, read from the environment at process start.
-    pub(super) const VARIABLE: &str = "MIMALLOC_PURGE_DELAY";
+    const VARIABLE: &str = "MIMALLOC_PURGE_DELAY";
 
     /// Re-executes this binary with [`VARIABLE`]` = 0` unless it is set; returns only when
     /// it is set already or the re-execution failed (then mimalloc's default stays, with a

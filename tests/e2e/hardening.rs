@@ -305,6 +305,21 @@ async fn authentication_is_decided_before_the_body() {
     running.wait().await;
 }
 
+/// `mlmon serve` on ephemeral 127.0.0.1 ports, its log (stderr) written to `path`.
+fn serve_logging_to(path: &std::path::Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mlmon"));
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ])
+    .stderr(std::fs::File::create(path).unwrap())
+    .stdout(std::process::Stdio::null());
+    cmd
+}
+
 /// The log file of a `mlmon serve` once it says it has started (or after `within`).
 fn log_once_started(path: &std::path::Path, within: Duration) -> String {
     let until = Instant::now() + within;
@@ -320,19 +335,8 @@ fn log_once_started(path: &std::path::Path, within: Duration) -> String {
 #[test]
 fn logs_written_to_a_file_carry_no_colour_codes() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mlmon"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
-        .stderr(std::fs::File::create(dir.path().join("serve.log")).unwrap())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
     let path = dir.path().join("serve.log");
+    let mut child = serve_logging_to(&path).spawn().unwrap();
     let text = log_once_started(&path, Duration::from_secs(10));
     let _ = child.kill();
     let _ = child.wait();
@@ -349,17 +353,8 @@ fn logs_written_to_a_file_carry_no_colour_codes() {
 fn purge_delay_of_a_started_server(purge_delay: Option<&str>) -> Option<String> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("serve.log");
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mlmon"));
-    cmd.args([
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--admin-listen",
-        "127.0.0.1:0",
-    ])
-    .env_remove("MIMALLOC_PURGE_DELAY")
-    .stderr(std::fs::File::create(&path).unwrap())
-    .stdout(std::process::Stdio::null());
+    let mut cmd = serve_logging_to(&path);
+    cmd.env_remove("MIMALLOC_PURGE_DELAY");
     if let Some(v) = purge_delay {
         cmd.env("MIMALLOC_PURGE_DELAY", v);
     }
