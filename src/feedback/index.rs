@@ -48,6 +48,7 @@ impl Index {
     }
 
     /// Entries held.
+    #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.len
     }
@@ -188,12 +189,6 @@ impl Index {
             None => false,
         }
     }
-
-    /// Removes every entry, keeping the buckets.
-    pub(super) fn clear(&mut self) {
-        self.buckets.fill(EMPTY);
-        self.len = 0;
-    }
 }
 
 #[cfg(test)]
@@ -229,7 +224,9 @@ mod tests {
             assert_eq!(ix.find(tag(k), |p| p == k + 10_000), Some(k + 10_000));
         }
         assert!(!ix.remove(tag(0), 99_999));
-        ix.clear();
+        for &k in &held {
+            assert!(ix.remove(tag(k), k + 10_000));
+        }
         assert_eq!(ix.len(), 0);
         assert_eq!(ix.find(tag(1), |_| true), None);
     }
