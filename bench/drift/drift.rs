@@ -483,7 +483,11 @@ fn full_engine(scale: &Scale, report_threads: usize) -> FullEngine {
     let batch = batches(1, features, 0, 6).remove(0);
     {
         let _guard = rt.enter();
-        if let Err(e) = engine.set_baseline(MODEL, snapshot.clone()) {
+        // A copy of its own, as the sidecar installs a baseline read from a file or the
+        // API: `Registry::set` slims only a snapshot nobody else holds (inexact references
+        // recompressed to `REFERENCE_COMPRESSION`, ≤ 501 cells); `snapshot` stays whole for
+        // `bench_parts` (its sample).
+        if let Err(e) = engine.set_baseline(MODEL, Arc::new((*snapshot).clone())) {
             panic!("set_baseline: {e}");
         }
         fill_full_window(&rt, &engine, &batch, scale);

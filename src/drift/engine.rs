@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use dashmap::DashMap;
 use tokio::time::Instant;
 
-use super::report::{feature_drift, summarise, FeatureSketches, ModelDriftReport, ModelSketches};
+use super::report::{
+    feature_drift, summarise, FeatureDrift, FeatureSketches, ModelDriftReport, ModelSketches,
+};
 use super::window::{FeatureWindow, Layout};
 use super::PREDICTION;
 use crate::analysis::{Analysis, Exchange};
@@ -436,45 +438,54 @@ impl DriftEngine {
         for f in m.features.iter_mut() {
             f.window.expire(now);
         }
-        let drift_of = |states: &[FeatureState]| -> Vec<_> {
-            states
-                .iter()
-                .map(|f| {
-                    let (view, sketches) = f.window.parts();
-                    let d = feature_drift(f, baseline, &view, &sketches, thresholds, adaptive);
-                    crate::background::pause();
-                    d
-                })
-                .collect()
+        let states = &m.features;
+        let drift = |f: &FeatureState| {
+            let (view, sketches) = f.window.parts();
+            let d = feature_drift(f, baseline, &view, &sketches, thresholds, adaptive);
+            crate::background::pause();
+            d
         };
-        let features =
-            if self.report_threads > 1 && m.features.len() >= PARALLEL_REPORT_MIN_FEATURES {
-                // Each feature's drift depends on that feature alone: the two halves (of about
-                // equal work) give the report one thread gives, in the same order.
-                let (first, second) = m.features.split_at(work_midpoint(&m.features));
+        let features: Vec<FeatureDrift> =
+            if self.report_threads > 1 && states.len() >= PARALLEL_REPORT_MIN_FEATURES {
+                // Each feature's drift depends on that feature alone. Both threads take the next
+                // feature not taken yet (features differ in work, a fixed split leaves one thread
+                // idle), and the report lists them in the model's order, as one thread does.
+                let next = std::sync::atomic::AtomicUsize::new(0);
+                let take = || {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(f) = states.get(i) else {
+                            return done;
+                        };
+                        done.push((i, drift(f)));
+                    }
+                };
                 // The helper inherits the calling thread's scheduling policy; its pauses too.
                 let pauses = crate::background::enabled();
-                std::thread::scope(|scope| {
+                let mut done = std::thread::scope(|scope| {
                     let helper = std::thread::Builder::new()
                         .name("mlmon-drift-report".into())
                         .spawn_scoped(scope, || {
                             if pauses {
                                 crate::background::enable();
                             }
-                            drift_of(second)
+                            take()
                         });
-                    let mut features = drift_of(first);
-                    // No thread (or a panic in it): the second half here.
-                    features.extend(
-                        helper
-                            .ok()
-                            .and_then(|h| h.join().ok())
-                            .unwrap_or_else(|| drift_of(second)),
-                    );
-                    features
-                })
+                    let mut done = take();
+                    match helper.map(|h| h.join()) {
+                        Ok(Ok(theirs)) => done.extend(theirs),
+                        // A panic in the helper: what it took is done here again.
+                        Ok(Err(_)) => done = states.iter().map(drift).enumerate().collect(),
+                        // No thread: this one took every feature.
+                        Err(_) => {}
+                    }
+                    done
+                });
+                done.sort_unstable_by_key(|(i, _)| *i);
+                done.into_iter().map(|(_, d)| d).collect()
             } else {
-                drift_of(&m.features)
+                states.iter().map(drift).collect()
             };
         let live = self.live.as_ref().and_then(|l| l.get(model));
         let (drift_score, worst) = summarise(&features, &m.features, live.as_deref(), baseline);
@@ -570,25 +581,6 @@ impl DriftEngine {
         };
         crate::metrics::set_or_remove(&m.drift_score, &labels, r.drift_score);
     }
-}
-
-/// Where to split `features` into two runs of about equal report work: the work of a
-/// numeric feature grows with the cells of its window's sketches (merged, swept and walked),
-/// a categorical feature's is small.
-fn work_midpoint(features: &[FeatureState]) -> usize {
-    let work: Vec<usize> = features
-        .iter()
-        .map(|f| 1024 + f.window.sketch_bytes())
-        .collect();
-    let half = work.iter().sum::<usize>() / 2;
-    let mut done = 0;
-    for (i, w) in work.iter().enumerate() {
-        if done + w / 2 >= half {
-            return i.max(1);
-        }
-        done += w;
-    }
-    features.len() / 2
 }
 
 /// The KS / Wasserstein reference of a numeric baseline entry: the reference sample kept

@@ -795,6 +795,102 @@ fn push_events(ev: &mut Vec<Event>, cells: &[Cell]) {
     }
 }
 
+/// The events of several sorted runs of one list in `event_order`, merged as they are read:
+/// a tournament of losers over the runs' heads, `⌈log₂ k⌉` comparisons an event for `k`
+/// runs and nothing moved (a stable sort of the whole list merges and copies it about
+/// `log₂ k` times). Events equal by `event_order` come out in some order, which gives the
+/// same CDF (they are identical in `(x, jump, ds)`).
+struct MergedRuns<'e> {
+    ev: &'e [Event],
+    /// Each run's next event and its end.
+    runs: Vec<std::ops::Range<usize>>,
+    /// The [`order_key`] of each run's next `x`; `u64::MAX` once the run is empty (the
+    /// events' `x` are finite, so below it).
+    keys: Vec<u64>,
+    /// `tree[0]` is the run whose head comes first; `tree[1..]` the losers of the matches
+    /// at the internal nodes of a complete binary tree whose leaves `k..2k` are the runs
+    /// (padded to a power of two with empty runs).
+    tree: Vec<usize>,
+}
+
+impl<'e> MergedRuns<'e> {
+    fn new(ev: &'e [Event], mut runs: Vec<std::ops::Range<usize>>) -> Self {
+        let k = runs.len().next_power_of_two().max(2);
+        runs.resize(k, 0..0);
+        let keys = runs.iter().map(|r| Self::key(ev, r)).collect();
+        let mut m = MergedRuns {
+            ev,
+            runs,
+            keys,
+            tree: vec![0; k],
+        };
+        // Winners bottom-up (leaf i + k is run i); each node keeps its match's loser.
+        let mut winner = vec![0_usize; 2 * k];
+        for (i, w) in winner[k..].iter_mut().enumerate() {
+            *w = i;
+        }
+        for node in (1..k).rev() {
+            let (a, b) = (winner[2 * node], winner[2 * node + 1]);
+            let (win, lose) = if m.before(b, a) { (b, a) } else { (a, b) };
+            winner[node] = win;
+            m.tree[node] = lose;
+        }
+        m.tree[0] = winner[1];
+        m
+    }
+
+    fn key(ev: &[Event], run: &std::ops::Range<usize>) -> u64 {
+        if run.start < run.end {
+            ev.get(run.start).map_or(u64::MAX, |e| order_key(e.x))
+        } else {
+            u64::MAX
+        }
+    }
+
+    /// Whether run `a`'s head comes strictly before run `b`'s (an empty run comes last).
+    #[inline(always)]
+    fn before(&self, a: usize, b: usize) -> bool {
+        let (ka, kb) = (self.keys[a], self.keys[b]);
+        if ka != kb {
+            return ka < kb;
+        }
+        if ka == u64::MAX {
+            return false;
+        }
+        // The same x: the rest of the event order.
+        let (ea, eb) = (&self.ev[self.runs[a].start], &self.ev[self.runs[b].start]);
+        ea.jump
+            .total_cmp(&eb.jump)
+            .then_with(|| ea.ds.total_cmp(&eb.ds))
+            .is_lt()
+    }
+}
+
+impl<'e> Iterator for MergedRuns<'e> {
+    type Item = &'e Event;
+
+    fn next(&mut self) -> Option<&'e Event> {
+        let mut w = self.tree[0];
+        if self.keys[w] == u64::MAX {
+            return None; // the winner is empty: every run is
+        }
+        let run = &mut self.runs[w];
+        let out = self.ev.get(run.start);
+        run.start += 1;
+        self.keys[w] = Self::key(self.ev, run);
+        // Replay the winner's path to the root against the losers kept there.
+        let mut node = (w + self.tree.len()) / 2;
+        while node > 0 {
+            if self.before(self.tree[node], w) {
+                std::mem::swap(&mut self.tree[node], &mut w);
+            }
+            node /= 2;
+        }
+        self.tree[0] = w;
+        out
+    }
+}
+
 /// The sketch's CDF as a piecewise-linear function with jumps: at breakpoint `xs[i]` the
 /// left limit is `left[i]` and the value `right[i]`; between `xs[i]` and `xs[i+1]` it is
 /// linear from `right[i]` to `left[i+1]`. Values are shares in `[0, 1]`.
@@ -831,13 +927,27 @@ impl Cdf {
             .map(|p| 2 * p.cells.len() + p.buffer.len())
             .sum();
         let mut ev = Vec::with_capacity(len);
+        // Each part's events are one run, sorted like a sketch's (below): the runs are
+        // merged as they are read, not sorted again as one list.
+        let mut runs = Vec::with_capacity(parts.len());
         for p in parts {
+            let start = ev.len();
             push_events(&mut ev, &p.cells);
             if !p.buffer.is_empty() {
                 push_events(&mut ev, &atoms(p.buffer.clone()));
             }
+            let run = &mut ev[start..];
+            if !run.is_sorted_by(|a, b| event_order(a, b).is_le()) {
+                run.sort_by(event_order);
+            }
+            if !run.is_empty() {
+                runs.push(start..ev.len());
+            }
         }
-        let (cdf, worst) = Cdf::from_events(ev, count);
+        let (cdf, worst) = match runs.as_slice() {
+            [] | [_] => Cdf::from_sorted(ev.iter(), ev.len(), count),
+            _ => Cdf::from_sorted(MergedRuns::new(&ev, runs), ev.len(), count),
+        };
         Some((cdf, count, (worst as f64 / count as f64).min(1.0)))
     }
 
@@ -845,16 +955,20 @@ impl Cdf {
     /// (`n · sup_x ε(x)`, as [`QuantileSketch::rank_error_bound`] sweeps it).
     fn from_events(mut ev: Vec<Event>, n: u64) -> (Cdf, u64) {
         if !ev.is_sorted_by(|a, b| event_order(a, b).is_le()) {
-            // Stable merge sort: linear on already sorted events (a sketch's disjoint cells)
-            // and O(e log k) on the k sorted runs of a union's buckets. Events equal by
+            // Linear on already sorted events (a sketch's disjoint cells). Events equal by
             // `event_order` are identical in (x, jump, ds), so any sort gives the same CDF.
             ev.sort_by(event_order);
         }
+        Cdf::from_sorted(ev.iter(), ev.len(), n)
+    }
+
+    /// [`Cdf::from_events`] of `len` events given in `event_order`.
+    fn from_sorted<'e>(ev: impl Iterator<Item = &'e Event>, len: usize, n: u64) -> (Cdf, u64) {
         let nf = n as f64;
         let (mut xs, mut left, mut right) = (
-            Vec::with_capacity(ev.len()),
-            Vec::with_capacity(ev.len()),
-            Vec::with_capacity(ev.len()),
+            Vec::with_capacity(len),
+            Vec::with_capacity(len),
+            Vec::with_capacity(len),
         );
         let (mut f, mut slope, mut last_x) = (0.0_f64, 0.0_f64, f64::NAN);
         let mut slopes_open = 0_usize;

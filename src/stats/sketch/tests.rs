@@ -655,3 +655,45 @@ fn span_test_answers_as_asin_does() {
     // often cannot decide; they still decide most (on real flushes, nearly all).
     assert!(decided_by_asin_alone < 40_000, "{decided_by_asin_alone}");
 }
+
+#[test]
+fn merged_runs_read_events_in_sorted_order() {
+    // The tournament over a union's runs gives the order a sort of the whole list gives:
+    // ties across runs (the same x, jump and slope), empty runs, one run, 2^k and 2^k + 1
+    // runs (the padding of the tree).
+    let mut rng = SmallRng::seed_from_u64(77);
+    for runs in [1_usize, 2, 3, 8, 11, 16, 17] {
+        let mut ev = Vec::new();
+        let mut ranges = Vec::new();
+        for r in 0..runs {
+            let start = ev.len();
+            let len = if r % 5 == 4 {
+                0
+            } else {
+                rng.random_range(0..300)
+            };
+            let mut run: Vec<Event> = (0..len)
+                .map(|_| Event {
+                    x: f64::from(rng.random_range(-20_i32..20)) / 4.0,
+                    jump: f64::from(rng.random_range(1_u32..3)),
+                    ds: f64::from(rng.random_range(-1_i32..2)) * 0.5,
+                    open: 0,
+                    close: 0,
+                })
+                .collect();
+            run.sort_by(event_order);
+            ev.extend(run);
+            ranges.push(start..ev.len());
+        }
+        let merged: Vec<(u64, u64, u64)> = MergedRuns::new(&ev, ranges)
+            .map(|e| (e.x.to_bits(), e.jump.to_bits(), e.ds.to_bits()))
+            .collect();
+        let mut sorted = ev.clone();
+        sorted.sort_by(event_order);
+        let sorted: Vec<(u64, u64, u64)> = sorted
+            .iter()
+            .map(|e| (e.x.to_bits(), e.jump.to_bits(), e.ds.to_bits()))
+            .collect();
+        assert_eq!(merged, sorted, "{runs} runs");
+    }
+}
