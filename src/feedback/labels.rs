@@ -51,14 +51,13 @@ pub(super) struct Labels {
 }
 
 impl Labels {
-    /// An empty table for a store of `bound` rows.
-    pub(super) fn new(bound: usize) -> Self {
+    /// An empty table.
+    pub(super) fn new() -> Self {
         Labels {
             values: Vec::new(),
             refs: Vec::new(),
             free: Vec::new(),
-            // Most models have a handful of classes: start small.
-            index: Index::new(bound.min(64)),
+            index: Index::new(),
             hasher: RandomState::new(),
         }
     }
@@ -202,7 +201,7 @@ mod tests {
 
     #[test]
     fn values_come_back_bit_for_bit_and_labels_are_shared_and_freed() {
-        let mut l = Labels::new(100);
+        let mut l = Labels::new();
         let boxed_nan = f64::from_bits(BOXED | 7);
         let values = [
             FeatureValue::Number(1.5),
