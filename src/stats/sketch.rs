@@ -733,15 +733,15 @@ fn fuse(cells: &mut Vec<Cell>, n: u64, compression: u32, cap_span: bool) {
 }
 
 /// One event of a sketch's CDF: at `x`, a jump of `jump` values and a change `ds` of the
-/// density (values per unit of `x`); `open` / `close` is the interior count of a range cell
-/// that starts / ends there (for the rank bound).
+/// density (values per unit of `x`); `interior` is the interior count of a range cell that
+/// starts there, negated where it ends (for the rank bound; one signed count keeps an event
+/// at 32 bytes, the merge and the CDF build copy and read fewer bytes).
 #[derive(Debug, Clone, Copy)]
 struct Event {
     x: f64,
     jump: f64,
     ds: f64,
-    open: u64,
-    close: u64,
+    interior: i64,
 }
 
 /// The order of events: by the whole event `(x, jump, ds)`, so that the same cells give the
@@ -763,12 +763,12 @@ fn push_events(ev: &mut Vec<Event>, cells: &[Cell]) {
                 x: c.lo,
                 jump: c.count as f64,
                 ds: 0.0,
-                open: 0,
-                close: 0,
+                interior: 0,
             });
             continue;
         }
         let k = c.interior();
+        let signed = i64::try_from(k).unwrap_or(i64::MAX);
         let interior = k as f64;
         let slope = interior / (c.hi - c.lo);
         let (lo, hi) = if slope.is_finite() {
@@ -782,15 +782,13 @@ fn push_events(ev: &mut Vec<Event>, cells: &[Cell]) {
             x: c.lo,
             jump: lo.0,
             ds: lo.1,
-            open: k,
-            close: 0,
+            interior: signed,
         });
         ev.push(Event {
             x: c.hi,
             jump: hi.0,
             ds: hi.1,
-            open: 0,
-            close: k,
+            interior: signed.saturating_neg(),
         });
     }
 }
@@ -974,16 +972,17 @@ impl Cdf {
         let mut slopes_open = 0_usize;
         // Rank bound: per exact x (bits), cells closing there before cells opening there
         // (the intervals are open).
-        let (mut open, mut worst) = (0_u64, 0_u64);
-        let (mut group_open, mut group_close, mut group_x) = (0_u64, 0_u64, None::<u64>);
+        // A group's closing and opening counts are summed before `worst` is read: the same
+        // as closing first.
+        let (mut open, mut worst) = (0_i64, 0_i64);
+        let (mut group, mut group_x) = (0_i64, None::<u64>);
         for e in ev {
             if group_x != Some(e.x.to_bits()) {
-                open = open.saturating_sub(group_close).saturating_add(group_open);
+                open = open.saturating_add(group);
                 worst = worst.max(open);
-                (group_open, group_close, group_x) = (0, 0, Some(e.x.to_bits()));
+                (group, group_x) = (0, Some(e.x.to_bits()));
             }
-            group_open = group_open.saturating_add(e.open);
-            group_close = group_close.saturating_add(e.close);
+            group = group.saturating_add(e.interior);
             let (x, jump, ds) = (e.x, e.jump, e.ds);
             if x != last_x {
                 // The previous breakpoint's value: `f` after its last event (set once per
@@ -1015,12 +1014,12 @@ impl Cdf {
                 }
             }
         }
-        open = open.saturating_sub(group_close).saturating_add(group_open);
+        open = open.saturating_add(group);
         worst = worst.max(open);
         if let Some(r) = right.last_mut() {
             *r = 1.0;
         }
-        (Cdf { xs, left, right }, worst)
+        (Cdf { xs, left, right }, u64::try_from(worst).unwrap_or(0))
     }
 
     /// `(F(x−), F(x))`.

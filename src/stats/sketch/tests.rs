@@ -677,8 +677,7 @@ fn merged_runs_read_events_in_sorted_order() {
                     x: f64::from(rng.random_range(-20_i32..20)) / 4.0,
                     jump: f64::from(rng.random_range(1_u32..3)),
                     ds: f64::from(rng.random_range(-1_i32..2)) * 0.5,
-                    open: 0,
-                    close: 0,
+                    interior: 0,
                 })
                 .collect();
             run.sort_by(event_order);
