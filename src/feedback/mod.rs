@@ -216,6 +216,20 @@ fn run(start: usize, next: Option<usize>, len: usize) -> Range<usize> {
     start.min(end)..end
 }
 
+/// The run of entry `i` of `ring` in the column it indexes (`len` long): from its start,
+/// as `start` reads it, to the next entry's start; empty past the ring's end.
+fn run_of<T>(
+    ring: &VecDeque<T>,
+    i: usize,
+    start: impl Fn(&T) -> usize,
+    len: usize,
+) -> Range<usize> {
+    match ring.get(i) {
+        Some(e) => run(start(e), ring.get(i + 1).map(&start), len),
+        None => 0..0,
+    }
+}
+
 /// Makes room for `need` more entries in `v`: doubling, but not past `soft` while that is
 /// enough (the store's bound: no spare half-ring at `max_pending`), then not past `hard`.
 fn reserve<T>(v: &mut VecDeque<T>, need: usize, soft: usize, hard: usize) {
@@ -374,28 +388,14 @@ impl FeedbackStore {
 
     /// The slot indices of the request at ring index `i`.
     fn rows_of(&self, i: usize) -> Range<usize> {
-        let slot = |r: &Request| index_of(r.first, self.first_slot);
-        match self.requests.get(i) {
-            Some(r) => run(
-                slot(r),
-                self.requests.get(i + 1).map(slot),
-                self.slots.len(),
-            ),
-            None => 0..0,
-        }
+        let at = |r: &Request| index_of(r.first, self.first_slot);
+        run_of(&self.requests, i, at, self.slots.len())
     }
 
     /// The score indices of the slot at index `i`.
     fn scores_of(&self, i: usize) -> Range<usize> {
-        let score = |s: &Slot| index_of(s.scores_at, self.first_score);
-        match self.slots.get(i) {
-            Some(s) => run(
-                score(s),
-                self.slots.get(i + 1).map(score),
-                self.scores.len(),
-            ),
-            None => 0..0,
-        }
+        let at = |s: &Slot| index_of(s.scores_at, self.first_score);
+        run_of(&self.slots, i, at, self.scores.len())
     }
 
     /// Rows the ring holds at most, tombstones included: past it, it is compacted.
@@ -1043,13 +1043,8 @@ mod tests {
             matched
         }
 
-        fn feedback(
-            &mut self,
-            id: &str,
-            row: usize,
-            actual: FeatureValue,
-            now: Instant,
-        ) -> Outcome {
+        fn feedback(&mut self, id: &str, row: usize, v: FeatureValue, now: Instant) -> Outcome {
+            let actual = v;
             if let Some(r) = self.pending.iter_mut().find(|r| r.id == id) {
                 if now.saturating_duration_since(r.at) >= self.ttl {
                     return Outcome::Late;
