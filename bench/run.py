@@ -845,6 +845,24 @@ def rows_of(res: dict) -> list[tuple[str, str, bool | None]]:
     return rows
 
 
+def cpu_times() -> list[int]:
+    """The machine's CPU time counters (the `cpu` line of /proc/stat, in clock ticks)."""
+    try:
+        with open("/proc/stat") as f:
+            return [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return []
+
+
+def steal_percent(before: list[int], after: list[int]) -> float | None:
+    """Share of the CPU time between two `cpu_times()` that the hypervisor gave to other
+    guests (`steal`, the 8th counter): throughputs and wall times are depressed by it."""
+    if len(before) < 8 or len(after) < 8:
+        return None
+    total = sum(after[:8]) - sum(before[:8])
+    return 100.0 * (after[7] - before[7]) / total if total > 0 else None
+
+
 def _load1(loadavg: str) -> float:
     try:
         return float(loadavg.split()[0])
@@ -869,6 +887,8 @@ def render(res: dict, rows) -> str:
         f"- **Date**: {res['date']} (the run took {res['elapsed_seconds'] / 60:.1f} min)",
         f"- **Machine**: {m['cpu']}, nproc {m['nproc']}, {m['memory']} RAM, {m['os']}, Linux {m['kernel']}",
         f"- **Load average** before: {res['loadavg_before']}; after: {res['loadavg_after']}",
+        *([f"- **CPU steal** during the run: {res['steal_percent']:.1f} % of the machine's CPU time "
+           "(given by the hypervisor to other guests)"] if res.get("steal_percent") is not None else []),
         f"- **mlmon**: `{res['git']}`, release profile; default configuration (log level warn), "
         "one 10-feature baseline (`f0`..`f9` + prediction), so every analysis runs",
         f"- **CPU placement**: load generator on CPU {res['cpus']['load']}, upstream, naive proxy and "
@@ -880,6 +900,10 @@ def render(res: dict, rows) -> str:
             "the CPU-time figures (analysis values/s, CPU per request, report(), offline CPU) are less "
             "affected. Rerun `make bench` on a quiet machine for a verdict.", ""]
           if _load1(res["loadavg_before"]) > (m["nproc"] or 1) else []),
+        *([f"> **Stolen run**: the hypervisor took {res['steal_percent']:.1f} % of the CPU time during "
+            "the run: throughputs and wall times, and the ratios built on them, are depressed by an "
+            "unknown and uneven amount. Rerun `make bench` when the machine is not stolen from.", ""]
+          if (res.get("steal_percent") or 0.0) > 3.0 else []),
         f"**{met} of {judged} targets met.**",
         "",
         "| target | measured | |",
@@ -974,6 +998,7 @@ def main() -> None:
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": drift_run.machine(),
         "loadavg_before": drift_run.loadavg(),
+        "cpu_times_before": cpu_times(),
         "git": drift_run.git_rev(),
         "cpus": cpus,
         "short": args.short,
@@ -1023,6 +1048,7 @@ def main() -> None:
     phase("f", lambda: phase_f(exes["mlmon"], work, args.venv, 200_000, 100_000))
     phase("g", lambda: phase_g(exes, work, cpu_s, lg, files, baseline, config, dur))
     res["loadavg_after"] = drift_run.loadavg()
+    res["steal_percent"] = steal_percent(res["cpu_times_before"], cpu_times())
     res["elapsed_seconds"] = time.perf_counter() - started
     (work / "results.json").write_text(json.dumps(res, indent=2, default=str))
     rows = rows_of(res)
