@@ -86,12 +86,14 @@ impl Labels {
             + self.index.heap_bytes()
     }
 
-    fn hash(&self, v: &FeatureValue) -> u64 {
-        match v {
-            FeatureValue::Text(t) => self.hasher.hash_one((0u8, t.as_str())),
-            FeatureValue::Number(x) => self.hasher.hash_one((1u8, x.to_bits())),
-            FeatureValue::Missing => 0,
-        }
+    /// The hash a label's entry is indexed by (also what [`Labels::release`] removes).
+    fn hash_text(&self, t: &str) -> u64 {
+        self.hasher.hash_one((0u8, t))
+    }
+
+    /// The hash a boxed number's entry is indexed by.
+    fn hash_bits(&self, bits: u64) -> u64 {
+        self.hasher.hash_one((1u8, bits))
     }
 
     /// The code a row keeps for `v`, taking a reference on a table entry when it needs one.
@@ -106,17 +108,17 @@ impl Labels {
     }
 
     fn intern(&mut self, v: &FeatureValue) -> Option<u32> {
-        let h = self.hash(v);
+        let h = match v {
+            FeatureValue::Text(t) => self.hash_text(t),
+            FeatureValue::Number(x) => self.hash_bits(x.to_bits()),
+            FeatureValue::Missing => return None,
+        };
         let tag = Index::tag(h);
         let values = &self.values;
-        let found = self.index.find(tag, |i| {
-            matches!(
-                (values.get(i as usize), v),
-                (Some(Label::Text(a)), FeatureValue::Text(b)) if **a == **b
-            ) || matches!(
-                (values.get(i as usize), v),
-                (Some(Label::Bits(a)), FeatureValue::Number(b)) if *a == b.to_bits()
-            )
+        let found = self.index.find(tag, |i| match (values.get(i as usize), v) {
+            (Some(Label::Text(a)), FeatureValue::Text(b)) => **a == **b,
+            (Some(Label::Bits(a)), FeatureValue::Number(b)) => *a == b.to_bits(),
+            _ => false,
         });
         if let Some(i) = found {
             if let Some(r) = self.refs.get_mut(i as usize) {
@@ -186,8 +188,8 @@ impl Labels {
             return;
         };
         let h = match std::mem::replace(slot, Label::Free) {
-            Label::Text(t) => self.hasher.hash_one((0u8, &*t)),
-            Label::Bits(b) => self.hasher.hash_one((1u8, b)),
+            Label::Text(t) => self.hash_text(&t),
+            Label::Bits(b) => self.hash_bits(b),
             Label::Free => return,
         };
         self.index.remove(Index::tag(h), i);

@@ -754,6 +754,15 @@ fn event_order(a: &Event, b: &Event) -> std::cmp::Ordering {
         .then_with(|| a.ds.total_cmp(&b.ds))
 }
 
+/// Puts `ev` in `event_order`: one linear check on already sorted events (a sketch's
+/// disjoint cells, the usual case). Events equal by `event_order` are identical in
+/// `(x, jump, ds)`, so any sort gives the same CDF.
+fn sort_events(ev: &mut [Event]) {
+    if !ev.is_sorted_by(|a, b| event_order(a, b).is_le()) {
+        ev.sort_by(event_order);
+    }
+}
+
 /// Appends the CDF events of `cells` (sorted cells give sorted events when they are
 /// disjoint, the usual case, so the sort of [`Cdf::from_events`] is then linear).
 fn push_events(ev: &mut Vec<Event>, cells: &[Cell]) {
@@ -838,11 +847,9 @@ impl<'e> MergedRuns<'e> {
     }
 
     fn key(ev: &[Event], run: &std::ops::Range<usize>) -> u64 {
-        if run.start < run.end {
-            ev.get(run.start).map_or(u64::MAX, |e| order_key(e.x))
-        } else {
-            u64::MAX
-        }
+        ev.get(run.clone())
+            .and_then(<[Event]>::first)
+            .map_or(u64::MAX, |e| order_key(e.x))
     }
 
     /// Whether run `a`'s head comes strictly before run `b`'s (an empty run comes last).
@@ -934,11 +941,8 @@ impl Cdf {
             if !p.buffer.is_empty() {
                 push_events(&mut ev, &atoms(p.buffer.clone()));
             }
-            let run = &mut ev[start..];
-            if !run.is_sorted_by(|a, b| event_order(a, b).is_le()) {
-                run.sort_by(event_order);
-            }
-            if !run.is_empty() {
+            sort_events(&mut ev[start..]);
+            if ev.len() > start {
                 runs.push(start..ev.len());
             }
         }
@@ -952,11 +956,7 @@ impl Cdf {
     /// The CDF of `n` values from their events, and the largest interior count open at once
     /// (`n · sup_x ε(x)`, as [`QuantileSketch::rank_error_bound`] sweeps it).
     fn from_events(mut ev: Vec<Event>, n: u64) -> (Cdf, u64) {
-        if !ev.is_sorted_by(|a, b| event_order(a, b).is_le()) {
-            // Linear on already sorted events (a sketch's disjoint cells). Events equal by
-            // `event_order` are identical in (x, jump, ds), so any sort gives the same CDF.
-            ev.sort_by(event_order);
-        }
+        sort_events(&mut ev);
         Cdf::from_sorted(ev.iter(), ev.len(), n)
     }
 
