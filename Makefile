@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: test check deps lint fmt rust-test py-test build demo bench bench-full screenshot regen check-generated rules-check observe static helm-assets clean reliability soak fuzz
+.PHONY: test check deps lint fmt rust-test py-test build demo bench bench-full screenshot regen check-generated rules-check observe static link-order helm-assets clean reliability soak fuzz
 
 ## test: everything CI runs (installs Debian packages and a Python venv on first use)
 test: deps lint rust-test py-test check-generated reliability
@@ -101,6 +101,13 @@ static:
 	@if readelf -l $(STATIC_BIN) | grep -q 'Requesting program interpreter'; then \
 	  echo "static: $(STATIC_BIN) is dynamically linked" >&2; exit 1; fi
 	@echo "static: $(STATIC_BIN)"
+
+## link-order: re-profile `mlmon serve` under callgrind and rewrite link/symbol-order.txt (the
+## release link's function order, build.rs), then relink; docs/performance.md "Binary layout"
+link-order:
+	cargo build --release --bin mlmon --example bench_upstream --example bench_loadgen
+	python3 scripts/link_order.py
+	cargo build --release --bin mlmon
 
 ## helm-assets: regenerate the chart's and k8s/ copies of prometheus/rules and grafana/dashboards
 helm-assets:
