@@ -104,10 +104,13 @@ static:
 
 ## link-order: re-profile `mlmon serve` under callgrind and rewrite link/symbol-order.txt (the
 ## release link's function order, build.rs), then relink; docs/performance.md "Binary layout"
+## (both release binaries: `cargo build --release` and the image's `make static`, whose symbols differ)
 link-order:
 	cargo build --release --bin mlmon --example bench_upstream --example bench_loadgen
-	python3 scripts/link_order.py
+	$(MAKE) static
+	python3 scripts/link_order.py --binary $(or $(CARGO_TARGET_DIR),target)/release/mlmon --binary $(STATIC_BIN)
 	cargo build --release --bin mlmon
+	$(MAKE) static
 
 ## helm-assets: regenerate the chart's and k8s/ copies of prometheus/rules and grafana/dashboards
 helm-assets:

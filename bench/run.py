@@ -891,6 +891,7 @@ def render(res: dict, rows) -> str:
            "(given by the hypervisor to other guests)"] if res.get("steal_percent") is not None else []),
         f"- **mlmon**: `{res['git']}`, release profile; default configuration (log level warn), "
         "one 10-feature baseline (`f0`..`f9` + prediction), so every analysis runs",
+        *([f"- **Link layout** (build.rs): {link_layout(res['link_layout'])}"] if res.get("link_layout") else []),
         f"- **CPU placement**: load generator on CPU {res['cpus']['load']}, upstream, naive proxy and "
         f"mlmon on CPU {res['cpus']['servers']}",
         f"- **Mode**: {'short' if res['short'] else 'full'} ({res['durations']})",
@@ -964,6 +965,36 @@ def write_section(path: Path, section: str) -> None:
 
 # ------------------------------------------------------------------------------ main
 
+def link_layout_of(binary: Path) -> dict:
+    """How much of link/symbol-order.txt the release binary still has (build.rs lays those
+    functions out first; a change of the crate's build metadata renames mlmon's own symbols,
+    and `make link-order` regenerates the list), and whether its relative relocations are
+    packed (DT_RELR)."""
+    out: dict = {}
+    order = REPO / "link" / "symbol-order.txt"
+    try:
+        listed = {line.strip() for line in order.read_text().splitlines()
+                  if line.strip().startswith("_ZN")}
+        nm = subprocess.run(["nm", "--defined-only", str(binary)], capture_output=True, text=True,
+                            timeout=120)
+        defined = {parts[2] for parts in (line.split() for line in nm.stdout.splitlines()) if len(parts) == 3}
+        out["rust_listed"], out["rust_found"] = len(listed), len(listed & defined)
+        dyn = subprocess.run(["readelf", "-d", str(binary)], capture_output=True, text=True, timeout=60)
+        out["relr"] = "(RELR)" in dyn.stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        out["error"] = str(e)[:200]
+    return out
+
+
+def link_layout(ll: dict) -> str:
+    if "error" in ll:
+        return f"not read ({ll['error']})"
+    found, listed = ll.get("rust_found", 0), ll.get("rust_listed", 0)
+    stale = "" if listed and found >= 0.9 * listed else " (stale: run `make link-order`)"
+    return (f"{found:,} of the {listed:,} Rust functions of `link/symbol-order.txt` found in the binary"
+            f"{stale}; relative relocations {'packed (DT_RELR)' if ll.get('relr') else 'not packed'}")
+
+
 def build(short: bool) -> dict[str, Path]:
     log("building release binaries (mlmon, bench_upstream, plain_proxy, bench_loadgen)")
     cmd = ["cargo", "build", "--release", "--bin", "mlmon", "--example", "bench_upstream",
@@ -1010,6 +1041,7 @@ def main() -> None:
     work = drift_run.target_dir() / "bench-v2"
     work.mkdir(parents=True, exist_ok=True)
     exes = build(args.short)
+    res["link_layout"] = link_layout_of(exes["mlmon"])
     rng = random.Random(13)
     files = write_workloads(work, rng)
     lg = Loadgen(exes["loadgen"], cpus["load"])

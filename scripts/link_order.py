@@ -20,9 +20,11 @@ change the names no longer match and the link falls back to the default layout f
 
     make link-order          # cargo build --release, then this script, then relink
 
-`--binary` can be given more than once (e.g. also the static binary of `make static`):
-the lists are merged, the first binary's order first. Needs valgrind (Debian package).
-Every server binds 127.0.0.1 and is stopped by its PID.
+`--also BINARY` (e.g. the static binary of `make static`, whose names carry other hashes,
+and which valgrind cannot run) adds the same functions under that binary's names: a name
+is matched without its hash (`17h…E`) and ThinLTO suffix (`.llvm.…`), every symbol of that
+binary with the same rest is added in the profile's order. Needs valgrind (Debian
+package). Every server binds 127.0.0.1 and is stopped by its PID.
 """
 
 from __future__ import annotations
@@ -75,7 +77,12 @@ def profile(binary: Path, work: Path, files: dict[str, Path], baseline: Path, ex
                "--model", "bench", "--baseline", str(baseline)]
         log = open(work / "link-order-mlmon.log", "w")
         mlmon = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        bench.wait_http_ok(f"http://{admin}/metrics", None, mlmon, timeout=180)
+        try:
+            bench.wait_http_ok(f"http://{admin}/metrics", None, mlmon, timeout=180)
+        except bench.BenchError as e:
+            log.close()
+            tail = (work / "link-order-mlmon.log").read_text()[-3000:]
+            sys.exit(f"link_order: {binary} under callgrind did not start: {e}\n{tail}")
         lg = bench.Loadgen(examples / "bench_loadgen", None)
         for path, body in ((bench.OIP_PATH, "oip_8x10_req.json"), (bench.RECORDS_PATH, "records_1_req.json")):
             lg.run([f"http://{addr}{path}"], files[body], 5, rate=200, connections=4)
@@ -122,10 +129,45 @@ def functions(callgrind_out: Path) -> list[str]:
     return sorted(names, key=lambda n: (-cost[n], first[n]))
 
 
+def unhashed(name: str) -> str:
+    """A legacy-mangled Rust symbol without its hash and ThinLTO suffix."""
+    return re.sub(r"\.llvm\.\d+$", "", re.sub(r"17h[0-9a-f]{16}E", "E", name))
+
+
+def symbols(binary: Path) -> dict[str, list[str]]:
+    """`binary`'s function symbols by [`unhashed`] name."""
+    nm = subprocess.run(["nm", "--defined-only", str(binary)], capture_output=True, text=True,
+                        check=True, timeout=300)
+    out: dict[str, list[str]] = collections.defaultdict(list)
+    for line in nm.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1] in "tTwW":
+            out[unhashed(parts[2])].append(parts[2])
+    return out
+
+
+def translate(order: list[str], source: Path, binary: Path) -> list[str]:
+    """The functions of `order` (names of `source`) under `binary`'s names: the same name,
+    or the one symbol with the same unhashed name. Generic functions instantiated many
+    times (closures, `call_once`, ...) differ only by the hash; those are left out."""
+    have, want = symbols(source), symbols(binary)
+    exact = {n for names in want.values() for n in names}
+    out: list[str] = []
+    for n in order:
+        key = unhashed(n)
+        if n in exact:
+            out.append(n)
+        elif len(have.get(key, [])) == 1 and len(want.get(key, [])) == 1:
+            out.append(want[key][0])
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--binary", action="append", type=Path,
                     help="release binary to profile (default target/release/mlmon); repeatable")
+    ap.add_argument("--also", action="append", type=Path, default=[],
+                    help="another build of the same code (not run): add its names of the profiled functions")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
     target = bench.drift_run.target_dir()
@@ -150,6 +192,13 @@ def main() -> None:
                 if n not in seen:
                     seen.add(n)
                     order.append(n)
+    profiled = list(order)
+    for b in args.also:
+        names = translate(profiled, binaries[0], b)
+        added = [n for n in names if n not in seen]
+        seen.update(added)
+        order.extend(added)
+        print(f"link_order: {b}: {len(added)} more names", file=sys.stderr)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(HEADER + "".join(n + "\n" for n in order))
     print(f"link_order: wrote {len(order)} symbols to {args.out}", file=sys.stderr)
