@@ -47,3 +47,7 @@ def test_build_context_keeps_what_cargo_needs():
     ignore = (REPO / ".dockerignore").read_text().split()
     for needed in ("!Cargo.toml", "!Cargo.lock", "!Makefile", "!src/"):
         assert needed in ignore
+    # The release link's function order (build.rs reads link/symbol-order.txt): without it
+    # the image's binary would build, but with its hot code scattered again.
+    assert "!build.rs" in ignore and "!link/" in ignore
+    assert (REPO / "link" / "symbol-order.txt").is_file()
