@@ -973,8 +973,10 @@ def link_layout_of(binary: Path) -> dict:
     out: dict = {}
     order = REPO / "link" / "symbol-order.txt"
     try:
-        listed = {line.strip() for line in order.read_text().splitlines()
-                  if line.strip().startswith("_ZN")}
+        # The names of the profiled release binary come first; after a "# translated" line,
+        # those of another build (the static binary, `make link-order`).
+        text = order.read_text().split("\n# translated", 1)[0]
+        listed = {line.strip() for line in text.splitlines() if line.strip().startswith("_ZN")}
         nm = subprocess.run(["nm", "--defined-only", str(binary)], capture_output=True, text=True,
                             timeout=120)
         defined = {parts[2] for parts in (line.split() for line in nm.stdout.splitlines()) if len(parts) == 3}

@@ -51,6 +51,8 @@ bench = importlib.util.module_from_spec(_spec)
 assert _spec.loader is not None
 _spec.loader.exec_module(bench)
 
+TRANSLATED = "# translated to the names of"
+
 HEADER = """\
 # Functions `mlmon serve` ran under callgrind, hottest first: build.rs passes this file to
 # the release link (--symbol-ordering-file), which puts them first and together in .text.
@@ -193,14 +195,17 @@ def main() -> None:
                     seen.add(n)
                     order.append(n)
     profiled = list(order)
+    text = HEADER + "".join(n + "\n" for n in profiled)
     for b in args.also:
         names = translate(profiled, binaries[0], b)
         added = [n for n in names if n not in seen]
         seen.update(added)
         order.extend(added)
+        # `make bench` counts the names above this line (the profiled binary's) as found or not.
+        text += f"{TRANSLATED} {b.name} of {b.parent.parent.name}/{b.parent.name}\n" + "".join(n + "\n" for n in added)
         print(f"link_order: {b}: {len(added)} more names", file=sys.stderr)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(HEADER + "".join(n + "\n" for n in order))
+    args.out.write_text(text)
     print(f"link_order: wrote {len(order)} symbols to {args.out}", file=sys.stderr)
 
 
