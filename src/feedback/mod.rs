@@ -408,6 +408,12 @@ impl FeedbackStore {
         self.rows
     }
 
+    /// Requests waiting for ground truth, replaced ones not yet compacted away included
+    /// (so never fewer than the requests a feedback can still match).
+    pub fn pending_requests(&self) -> usize {
+        self.requests.len()
+    }
+
     /// Ground-truth rows waiting for their prediction.
     pub fn early_rows(&self) -> usize {
         self.early.len()

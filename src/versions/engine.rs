@@ -169,9 +169,18 @@ impl VersionsEngine {
         }
     }
 
-    /// Drops request ids past `feedback.ttl` or past `feedback.max_pending` of them.
+    /// Drops request ids past `feedback.ttl`, and the oldest past the requests the store
+    /// still holds: it evicts the oldest first, and ground truth joins only what it holds.
+    /// (Capped at `feedback.max_pending` ids before, which counts rows: with 8-row
+    /// batches the map kept 8 times more ids, each two `String`s, than could still join.)
     fn expire_ids(&self, m: &mut ModelState, now: Instant) {
-        let cap = self.cfg.feedback.max_pending.max(1);
+        m.store.expire(now);
+        let cap = self
+            .cfg
+            .feedback
+            .max_pending
+            .max(1)
+            .min(m.store.pending_requests());
         while let Some((at, _)) = m.id_order.front() {
             let old = now.saturating_duration_since(*at) >= self.cfg.feedback.ttl;
             if !old && m.id_order.len() <= cap {
@@ -181,7 +190,15 @@ impl VersionsEngine {
                 m.ids.remove(&id);
             }
         }
-        m.store.expire(now);
+    }
+
+    /// Request ids kept for joining ground truth to its version (tests).
+    #[cfg(test)]
+    pub(super) fn pending_ids(&self, model: &str) -> usize {
+        self.models
+            .get(model)
+            .and_then(|m| m.lock().ok().map(|m| m.ids.len()))
+            .unwrap_or(0)
     }
 
     fn push_pair(&self, m: &mut ModelState, version: &Arc<str>, pair: &MatchedPair, now: Instant) {

@@ -394,3 +394,32 @@ async fn prediction_psi_against_the_baseline_and_the_reference() {
         "mlmon_version_prediction_psi{model=\"credit-risk\",version=\"v1\",against=\"baseline\"} 0.0"
     ), "{out}");
 }
+
+/// The request ids kept for joining ground truth follow the store's requests, not
+/// `feedback.max_pending` (which counts rows): with 8-row batches and room for 80 rows,
+/// about 10 ids stay, and ground truth still joins the newest request and not an evicted one.
+#[tokio::test(start_paused = true)]
+async fn request_ids_stay_bounded_by_the_waiting_requests() {
+    let mut cfg = Config::default();
+    cfg.drift.window = Duration::from_secs(3600);
+    cfg.model.task = Task::Classification;
+    cfg.feedback.max_pending = 80;
+    let engine = VersionsEngine::new(
+        Arc::new(cfg),
+        Arc::new(ModelNames::new(8).with_max_versions(4)),
+        Arc::new(LatencyWindows::new(Duration::from_secs(3600))),
+        Arc::new(Registry::new(0, 100)),
+        Metrics::new("test").versions.clone(),
+    );
+    let rows = vec![FeatureValue::Number(1.0); 8];
+    for i in 0..1000 {
+        observe(&engine, Some("v1"), &format!("request-{i}"), &rows);
+    }
+    let ids = engine.pending_ids("m");
+    assert!(
+        (10..=11).contains(&ids),
+        "{ids} ids kept for 10 waiting requests"
+    );
+    assert_eq!(engine.feedback("m", &[truth("request-0", 1.0)]), 0);
+    assert_eq!(engine.feedback("m", &[truth("request-999", 1.0)]), 1);
+}
