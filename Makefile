@@ -106,7 +106,8 @@ static:
 ## release link's function order, build.rs), then relink; docs/performance.md "Binary layout"
 ## (both release binaries: `cargo build --release` and the image's `make static`, whose symbols differ)
 link-order:
-	cargo build --release --bin mlmon --example bench_upstream --example bench_loadgen
+	cargo build --release --bin mlmon
+	cargo build --release --example bench_upstream --example bench_loadgen
 	$(MAKE) static
 	python3 scripts/link_order.py --binary $(or $(CARGO_TARGET_DIR),target)/release/mlmon --binary $(STATIC_BIN)
 	cargo build --release --bin mlmon

@@ -999,11 +999,16 @@ def link_layout(ll: dict) -> str:
 
 def build(short: bool) -> dict[str, Path]:
     log("building release binaries (mlmon, bench_upstream, plain_proxy, bench_loadgen)")
-    cmd = ["cargo", "build", "--release", "--bin", "mlmon", "--example", "bench_upstream",
-           "--example", "plain_proxy", "--example", "bench_loadgen"]
-    r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=3600)
-    if r.returncode != 0:
-        raise BenchError(f"cargo build failed:\n{r.stderr[-3000:]}")
+    # mlmon alone, as `cargo build --release` builds it: built together with the examples,
+    # the dev-dependencies' features (tokio's test-util) would give its dependencies, and so
+    # its own symbols, other hashes than the binary users build, and the link order
+    # (link/symbol-order.txt, build.rs) would not match it.
+    for cmd in (["cargo", "build", "--release", "--bin", "mlmon"],
+                ["cargo", "build", "--release", "--example", "bench_upstream", "--example", "plain_proxy",
+                 "--example", "bench_loadgen"]):
+        r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=3600)
+        if r.returncode != 0:
+            raise BenchError(f"cargo build failed:\n{r.stderr[-3000:]}")
     t = drift_run.target_dir() / "release"
     return {"mlmon": t / "mlmon", "upstream": t / "examples" / "bench_upstream",
             "plain": t / "examples" / "plain_proxy", "loadgen": t / "examples" / "bench_loadgen"}

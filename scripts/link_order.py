@@ -80,7 +80,7 @@ def profile(binary: Path, work: Path, files: dict[str, Path], baseline: Path, ex
         log = open(work / "link-order-mlmon.log", "w")
         mlmon = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         try:
-            bench.wait_http_ok(f"http://{admin}/metrics", None, mlmon, timeout=180)
+            bench.wait_http_ok(f"http://{admin}/api/v1/models", None, mlmon, timeout=180)
         except bench.BenchError as e:
             log.close()
             tail = (work / "link-order-mlmon.log").read_text()[-3000:]
@@ -88,10 +88,14 @@ def profile(binary: Path, work: Path, files: dict[str, Path], baseline: Path, ex
         lg = bench.Loadgen(examples / "bench_loadgen", None)
         for path, body in ((bench.OIP_PATH, "oip_8x10_req.json"), (bench.RECORDS_PATH, "records_1_req.json")):
             lg.run([f"http://{addr}{path}"], files[body], 5, rate=200, connections=4)
-        # A drift refresh (drift.interval 10 s) and the pages a user and Prometheus read.
+        # A drift refresh (drift.interval 10 s) and the pages a user reads. Not /metrics:
+        # its process collector reads the auxiliary vector through rustix's raw-Linux
+        # backend (a release binary built alone, without the dev-dependencies' `use-libc`),
+        # which valgrind's emulated vDSO makes crash (SIGSEGV in `check_elf_base`); natively
+        # it runs. So the exposition code is not in the list and stays in the default layout.
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
-            for p in ["/metrics"] + bench.STATUS_POLLS:
+            for p in bench.STATUS_POLLS:
                 try:
                     urllib.request.urlopen(f"http://{admin}{p}", timeout=30).read()
                 except OSError:
