@@ -109,7 +109,7 @@ link-order:
 	cargo build --release --bin mlmon
 	cargo build --release --example bench_upstream --example bench_loadgen
 	$(MAKE) static
-	python3 scripts/link_order.py --binary $(or $(CARGO_TARGET_DIR),target)/release/mlmon --binary $(STATIC_BIN)
+	python3 scripts/link_order.py --binary $(or $(CARGO_TARGET_DIR),target)/release/mlmon --also $(STATIC_BIN)
 	cargo build --release --bin mlmon
 	$(MAKE) static
 

@@ -9,8 +9,8 @@ time around each fault ("fault-around"); with the hot code scattered over the 17
 How: the release binary runs under valgrind's callgrind (every executed function is
 listed, with its instruction count) through what a sidecar does: start-up with a
 baseline, OIP v2 8x10 and 1-row records traffic through the proxy (the `make bench`
-workloads, bench/run.py), scrapes of /metrics, the status API, a drift refresh and a
-graceful shutdown. The function names are the binary's mangled symbols, ordered by the
+workloads, bench/run.py), the status API, a drift refresh and a graceful shutdown (not
+/metrics: see `profile`). The function names are the binary's mangled symbols, ordered by the
 instructions spent in them (hottest first), then by first appearance.
 
 Symbol names of mlmon's own functions, and of generic functions it instantiates, carry a
@@ -22,8 +22,8 @@ change the names no longer match and the link falls back to the default layout f
 
 `--also BINARY` (e.g. the static binary of `make static`, whose names carry other hashes,
 and which valgrind cannot run) adds the same functions under that binary's names: a name
-is matched without its hash (`17h…E`) and ThinLTO suffix (`.llvm.…`), every symbol of that
-binary with the same rest is added in the profile's order. Needs valgrind (Debian
+is matched without its hash (`17h…E`) and ThinLTO suffix (`.llvm.…`) when that rest names one
+symbol in each binary, and added in the profile's order. Needs valgrind (Debian
 package). Every server binds 127.0.0.1 and is stopped by its PID.
 """
 
@@ -77,12 +77,12 @@ def profile(binary: Path, work: Path, files: dict[str, Path], baseline: Path, ex
                str(binary), "serve", "--config", str(REPO / "bench" / "mlmon.yaml"),
                "--listen", addr, "--admin-listen", admin, "--upstream", f"http://{up_addr}",
                "--model", "bench", "--baseline", str(baseline)]
-        log = open(work / "link-order-mlmon.log", "w")
-        mlmon = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        with open(work / "link-order-mlmon.log", "w") as log:
+            mlmon = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                     start_new_session=True)
         try:
             bench.wait_http_ok(f"http://{admin}/api/v1/models", None, mlmon, timeout=180)
         except bench.BenchError as e:
-            log.close()
             tail = (work / "link-order-mlmon.log").read_text()[-3000:]
             sys.exit(f"link_order: {binary} under callgrind did not start: {e}\n{tail}")
         lg = bench.Loadgen(examples / "bench_loadgen", None)
@@ -189,7 +189,7 @@ def main() -> None:
         csv = work / "bench.csv"
         bench.write_csv(csv, bench.FEATURES, 20_000, rng, pred=True)
         baseline = bench.build_baseline(binaries[0], csv, "bench", work / "baseline.json", True)
-        order: list[str] = []
+        profiled: list[str] = []
         seen: set[str] = set()
         for b in binaries:
             names = functions(profile(b.resolve(), work, files, baseline, examples))
@@ -197,20 +197,17 @@ def main() -> None:
             for n in names:
                 if n not in seen:
                     seen.add(n)
-                    order.append(n)
-    profiled = list(order)
+                    profiled.append(n)
     text = HEADER + "".join(n + "\n" for n in profiled)
     for b in args.also:
-        names = translate(profiled, binaries[0], b)
-        added = [n for n in names if n not in seen]
+        added = [n for n in translate(profiled, binaries[0], b) if n not in seen]
         seen.update(added)
-        order.extend(added)
         # `make bench` counts the names above this line (the profiled binary's) as found or not.
         text += f"{TRANSLATED} {b.name} of {b.parent.parent.name}/{b.parent.name}\n" + "".join(n + "\n" for n in added)
         print(f"link_order: {b}: {len(added)} more names", file=sys.stderr)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
-    print(f"link_order: wrote {len(order)} symbols to {args.out}", file=sys.stderr)
+    print(f"link_order: wrote {len(seen)} symbols to {args.out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

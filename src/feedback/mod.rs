@@ -1049,8 +1049,13 @@ mod tests {
             matched
         }
 
-        fn feedback(&mut self, id: &str, row: usize, v: FeatureValue, now: Instant) -> Outcome {
-            let actual = v;
+        fn feedback(
+            &mut self,
+            id: &str,
+            row: usize,
+            actual: FeatureValue,
+            now: Instant,
+        ) -> Outcome {
             if let Some(r) = self.pending.iter_mut().find(|r| r.id == id) {
                 if now.saturating_duration_since(r.at) >= self.ttl {
                     return Outcome::Late;
