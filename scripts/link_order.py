@@ -9,9 +9,9 @@ time around each fault ("fault-around"); with the hot code scattered over the 17
 How: the release binary runs under valgrind's callgrind (every executed function is
 listed, with its instruction count) through what a sidecar does: start-up with a
 baseline, OIP v2 8x10 and 1-row records traffic through the proxy (the `make bench`
-workloads, bench/run.py), the status API, a drift refresh and a graceful shutdown (not
-/metrics: see `profile`). The function names are the binary's mangled symbols, ordered by the
-instructions spent in them (hottest first), then by first appearance.
+workloads, bench/run.py), the status API, a drift refresh, `/metrics` scrapes in both
+formats and a graceful shutdown. The function names are the binary's mangled symbols,
+ordered by the instructions spent in them (hottest first), then by first appearance.
 
 Symbol names of mlmon's own functions, and of generic functions it instantiates, carry a
 hash of the crate's build metadata (Cargo.lock, version, target, rustc): after such a
@@ -88,16 +88,18 @@ def profile(binary: Path, work: Path, files: dict[str, Path], baseline: Path, ex
         lg = bench.Loadgen(examples / "bench_loadgen", None)
         for path, body in ((bench.OIP_PATH, "oip_8x10_req.json"), (bench.RECORDS_PATH, "records_1_req.json")):
             lg.run([f"http://{addr}{path}"], files[body], 5, rate=200, connections=4)
-        # A drift refresh (drift.interval 10 s) and the pages a user reads. Not /metrics:
-        # its process collector reads the auxiliary vector through rustix's raw-Linux
-        # backend (a release binary built alone, without the dev-dependencies' `use-libc`),
-        # which valgrind's emulated vDSO makes crash (SIGSEGV in `check_elf_base`); natively
-        # it runs. So the exposition code is not in the list and stays in the default layout.
+        # A drift refresh (drift.interval 10 s), the pages a user reads and /metrics in
+        # both formats Prometheus asks for (the process collector reads /proc through
+        # rustix, which Cargo.toml builds on libc: valgrind cannot run its raw-Linux
+        # backend's auxiliary-vector read).
+        scrapes = [("/metrics", "text/plain;version=0.0.4"),
+                   ("/metrics", "application/openmetrics-text;version=1.0.0")]
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
-            for p in bench.STATUS_POLLS:
+            for p, accept in [(p, "application/json") for p in bench.STATUS_POLLS] + scrapes:
                 try:
-                    urllib.request.urlopen(f"http://{admin}{p}", timeout=30).read()
+                    req = urllib.request.Request(f"http://{admin}{p}", headers={"Accept": accept})
+                    urllib.request.urlopen(req, timeout=30).read()
                 except OSError:
                     pass
             time.sleep(1)
