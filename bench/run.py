@@ -1051,6 +1051,12 @@ def main() -> None:
     work = drift_run.target_dir() / "bench-v2"
     work.mkdir(parents=True, exist_ok=True)
     exes = build(args.short)
+    # A copy of the binary as `cargo build --release` made it: phase e's `cargo bench`
+    # builds mlmon again with the dev-dependencies' features (other symbol hashes, so the
+    # link order does not match) and puts that build at target/release/mlmon.
+    kept = work / "mlmon"
+    shutil.copy2(exes["mlmon"], kept)
+    exes["mlmon"] = kept
     res["link_layout"] = link_layout_of(exes["mlmon"])
     rng = random.Random(13)
     files = write_workloads(work, rng)
