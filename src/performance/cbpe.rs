@@ -413,9 +413,15 @@ fn delta_se(rows: &[BinaryRow], g: impl Fn(&BinaryRow) -> f64) -> f64 {
 /// Expected ROC AUC: rows ranked by `score` (ties as one step), expected true and false
 /// positives accumulated down the ranking, trapezoids under the curve.
 fn expected_auc(rows: &[BinaryRow]) -> Option<f64> {
-    let mut order: Vec<&BinaryRow> = rows.iter().filter(|r| r.score.is_finite()).collect();
-    order.sort_by(|a, b| b.score.total_cmp(&a.score));
-    let pos: f64 = order.iter().map(|r| r.p.clamp(0.0, 1.0)).sum();
+    // (score, clamped p) pairs, sorted by value rather than through references (the same
+    // stable order, so the same sums; the window holds up to 100 000 rows).
+    let mut order: Vec<(f64, f64)> = rows
+        .iter()
+        .filter(|r| r.score.is_finite())
+        .map(|r| (r.score, r.p.clamp(0.0, 1.0)))
+        .collect();
+    order.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let pos: f64 = order.iter().map(|r| r.1).sum();
     let neg = order.len() as f64 - pos;
     if pos <= 0.0 || neg <= 0.0 {
         return None;
@@ -424,9 +430,9 @@ fn expected_auc(rows: &[BinaryRow]) -> Option<f64> {
     let mut i = 0;
     while i < order.len() {
         let (tp0, fp0) = (tp, fp);
-        let s = order[i].score;
-        while i < order.len() && order[i].score == s {
-            let p = order[i].p.clamp(0.0, 1.0);
+        let s = order[i].0;
+        while i < order.len() && order[i].0 == s {
+            let p = order[i].1;
             tp += p;
             fp += 1.0 - p;
             i += 1;
