@@ -314,11 +314,7 @@ impl Classifier {
     /// Calibrated probabilities of one row (column order, summing to 1).
     fn calibrate(&self, scores: &[f64]) -> Vec<f64> {
         if self.is_binary() {
-            let s = scores[self.positive];
-            let p = self.calibrators[self.positive]
-                .as_ref()
-                .map_or(s, |c| c.apply(s))
-                .clamp(0.0, 1.0);
+            let p = self.positive_probability(scores[self.positive]);
             let mut v = vec![1.0 - p; 2];
             v[self.positive] = p;
             return v;
@@ -387,17 +383,20 @@ impl Classifier {
             Some(i) => i == self.positive,
             None => score >= self.threshold,
         };
-        let p = self
-            .calibrators
+        Some(BinaryRow {
+            score,
+            p: self.positive_probability(score),
+            predicted_positive,
+        })
+    }
+
+    /// The calibrated probability of a binary model's positive class, from its score.
+    fn positive_probability(&self, score: f64) -> f64 {
+        self.calibrators
             .get(self.positive)
             .and_then(Option::as_ref)
             .map_or(score, |c| c.apply(score))
-            .clamp(0.0, 1.0);
-        Some(BinaryRow {
-            score,
-            p,
-            predicted_positive,
-        })
+            .clamp(0.0, 1.0)
     }
 
     /// The predicted label of a row (its own label, or the decision rule's).
