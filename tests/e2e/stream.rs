@@ -516,8 +516,26 @@ async fn sidecar_with_predictions(
     running
 }
 
-/// The feedback and performance series of `toy`, once `n` pairs are matched.
+/// The feedback and performance series of `toy`, once `n` pairs are matched and the
+/// performance gauges have been refreshed since: the refresh runs on its own timer
+/// (`drift.interval`, 50 ms here), so the first scrape that counts `n` matches may still
+/// show gauges computed from fewer pairs. Two scrapes 300 ms apart (several refreshes)
+/// that agree are taken as settled.
 async fn feedback_series(admin: SocketAddr, n: u64) -> Vec<(String, f64)> {
+    let mut last = matched_series(admin, n).await;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = matched_series(admin, n).await;
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    panic!("the performance series of `toy` did not settle: last seen {last:?}");
+}
+
+/// The feedback and performance series of `toy` as soon as `n` pairs are matched.
+async fn matched_series(admin: SocketAddr, n: u64) -> Vec<(String, f64)> {
     eventually(&format!("{n} pairs matched"), || async {
         let m = scrape(admin).await;
         let matched = value(
