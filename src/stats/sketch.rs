@@ -763,55 +763,111 @@ fn sort_events(ev: &mut [Event]) {
     }
 }
 
+/// The CDF events of one cell: an atom's jump, or a range cell's start and end (see
+/// [`Event`]).
+#[inline(always)]
+fn cell_events(c: &Cell) -> (Event, Option<Event>) {
+    if c.is_atom() {
+        let atom = Event {
+            x: c.lo,
+            jump: c.count as f64,
+            ds: 0.0,
+            interior: 0,
+        };
+        return (atom, None);
+    }
+    let k = c.interior();
+    let signed = i64::try_from(k).unwrap_or(i64::MAX);
+    let interior = k as f64;
+    let slope = interior / (c.hi - c.lo);
+    let (lo, hi) = if slope.is_finite() {
+        ((1.0, slope), (1.0, -slope))
+    } else {
+        // (hi − lo) is subnormal: put the interior values on the ends.
+        let half = (interior / 2.0).floor();
+        ((1.0 + half, 0.0), (1.0 + interior - half, 0.0))
+    };
+    let start = Event {
+        x: c.lo,
+        jump: lo.0,
+        ds: lo.1,
+        interior: signed,
+    };
+    let end = Event {
+        x: c.hi,
+        jump: hi.0,
+        ds: hi.1,
+        interior: signed.saturating_neg(),
+    };
+    (start, Some(end))
+}
+
 /// Appends the CDF events of `cells` (sorted cells give sorted events when they are
 /// disjoint, the usual case, so the sort of [`Cdf::from_events`] is then linear).
 fn push_events(ev: &mut Vec<Event>, cells: &[Cell]) {
     for c in cells {
-        if c.is_atom() {
-            ev.push(Event {
-                x: c.lo,
-                jump: c.count as f64,
-                ds: 0.0,
-                interior: 0,
-            });
-            continue;
-        }
-        let k = c.interior();
-        let signed = i64::try_from(k).unwrap_or(i64::MAX);
-        let interior = k as f64;
-        let slope = interior / (c.hi - c.lo);
-        let (lo, hi) = if slope.is_finite() {
-            ((1.0, slope), (1.0, -slope))
-        } else {
-            // (hi − lo) is subnormal: put the interior values on the ends.
-            let half = (interior / 2.0).floor();
-            ((1.0 + half, 0.0), (1.0 + interior - half, 0.0))
-        };
-        ev.push(Event {
-            x: c.lo,
-            jump: lo.0,
-            ds: lo.1,
-            interior: signed,
-        });
-        ev.push(Event {
-            x: c.hi,
-            jump: hi.0,
-            ds: hi.1,
-            interior: signed.saturating_neg(),
-        });
+        let (first, second) = cell_events(c);
+        ev.push(first);
+        ev.extend(second);
     }
 }
 
-/// The events of several sorted runs of one list in `event_order`, merged as they are read:
-/// a tournament of losers over the runs' heads, `⌈log₂ k⌉` comparisons an event for `k`
+/// Whether the events [`push_events`] writes for `cells` come in `event_order`: true for
+/// a sketch's sorted disjoint cells, the usual case (one comparison a cell); false where
+/// cells overlap, or an atom is followed by a range cell starting at its value.
+fn events_in_order(cells: &[Cell]) -> bool {
+    cells.windows(2).all(|w| {
+        let (c, d) = (&w[0], &w[1]);
+        // A cell's last event is at `hi` (an atom's `lo`), the next cell's first at `lo`.
+        c.hi < d.lo || {
+            let (first, second) = cell_events(c);
+            let last = second.unwrap_or(first);
+            event_order(&last, &cell_events(d).0).is_le()
+        }
+    })
+}
+
+/// The events of cells whose events come in order ([`events_in_order`]), made as they are
+/// read: the events [`push_events`] would write, without writing them.
+struct CellEvents<'c> {
+    cells: std::slice::Iter<'c, Cell>,
+    /// The end of the range cell whose start was read last.
+    pending: Option<Event>,
+}
+
+impl<'c> CellEvents<'c> {
+    fn new(cells: &'c [Cell]) -> Self {
+        CellEvents {
+            cells: cells.iter(),
+            pending: None,
+        }
+    }
+}
+
+impl Iterator for CellEvents<'_> {
+    type Item = Event;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<Event> {
+        if let Some(end) = self.pending.take() {
+            return Some(end);
+        }
+        let (first, second) = cell_events(self.cells.next()?);
+        self.pending = second;
+        Some(first)
+    }
+}
+
+/// The events of several sorted runs in `event_order`, merged as they are read: a
+/// tournament of losers over the runs' heads, `⌈log₂ k⌉` comparisons an event for `k`
 /// runs and nothing moved (a stable sort of the whole list merges and copies it about
 /// `log₂ k` times). Events equal by `event_order` come out in some order, which gives the
 /// same CDF (they are identical in `(x, jump, ds)`).
-struct MergedRuns<'e> {
-    ev: &'e [Event],
-    /// Each run's next event and its end.
-    runs: Vec<std::ops::Range<usize>>,
-    /// The [`order_key`] of each run's next `x`; `u64::MAX` once the run is empty (the
+struct MergedRuns<R> {
+    runs: Vec<R>,
+    /// Each run's next event (taken from it already); a placeholder once it is empty.
+    heads: Vec<Event>,
+    /// The [`order_key`] of each head's `x`; `u64::MAX` once the run is empty (the
     /// events' `x` are finite, so below it).
     keys: Vec<u64>,
     /// `tree[0]` is the run whose head comes first; `tree[1..]` the losers of the matches
@@ -820,14 +876,29 @@ struct MergedRuns<'e> {
     tree: Vec<usize>,
 }
 
-impl<'e> MergedRuns<'e> {
-    fn new(ev: &'e [Event], mut runs: Vec<std::ops::Range<usize>>) -> Self {
+/// The head of an empty run (never read: its key is `u64::MAX`).
+const NO_EVENT: Event = Event {
+    x: f64::NAN,
+    jump: 0.0,
+    ds: 0.0,
+    interior: 0,
+};
+
+impl<R: Iterator<Item = Event>> MergedRuns<R> {
+    /// `runs` in any number; each must be sorted in `event_order`.
+    fn new(mut runs: Vec<R>) -> Self {
         let k = runs.len().next_power_of_two().max(2);
-        runs.resize(k, 0..0);
-        let keys = runs.iter().map(|r| Self::key(ev, r)).collect();
+        let (mut heads, mut keys) = (Vec::with_capacity(k), Vec::with_capacity(k));
+        for run in runs.iter_mut() {
+            let head = run.next();
+            keys.push(head.map_or(u64::MAX, |e| order_key(e.x)));
+            heads.push(head.unwrap_or(NO_EVENT));
+        }
+        heads.resize(k, NO_EVENT);
+        keys.resize(k, u64::MAX);
         let mut m = MergedRuns {
-            ev,
             runs,
+            heads,
             keys,
             tree: vec![0; k],
         };
@@ -846,12 +917,6 @@ impl<'e> MergedRuns<'e> {
         m
     }
 
-    fn key(ev: &[Event], run: &std::ops::Range<usize>) -> u64 {
-        ev.get(run.clone())
-            .and_then(<[Event]>::first)
-            .map_or(u64::MAX, |e| order_key(e.x))
-    }
-
     /// Whether run `a`'s head comes strictly before run `b`'s (an empty run comes last).
     #[inline(always)]
     fn before(&self, a: usize, b: usize) -> bool {
@@ -863,7 +928,7 @@ impl<'e> MergedRuns<'e> {
             return false;
         }
         // The same x: the rest of the event order.
-        let (ea, eb) = (&self.ev[self.runs[a].start], &self.ev[self.runs[b].start]);
+        let (ea, eb) = (&self.heads[a], &self.heads[b]);
         ea.jump
             .total_cmp(&eb.jump)
             .then_with(|| ea.ds.total_cmp(&eb.ds))
@@ -871,18 +936,17 @@ impl<'e> MergedRuns<'e> {
     }
 }
 
-impl<'e> Iterator for MergedRuns<'e> {
-    type Item = &'e Event;
+impl<R: Iterator<Item = Event>> Iterator for MergedRuns<R> {
+    type Item = Event;
 
-    fn next(&mut self) -> Option<&'e Event> {
+    fn next(&mut self) -> Option<Event> {
         let mut w = self.tree[0];
         if self.keys[w] == u64::MAX {
             return None; // the winner is empty: every run is
         }
-        let run = &mut self.runs[w];
-        let out = self.ev.get(run.start);
-        run.start += 1;
-        self.keys[w] = Self::key(self.ev, run);
+        let next = self.runs.get_mut(w).and_then(Iterator::next);
+        let out = std::mem::replace(&mut self.heads[w], next.unwrap_or(NO_EVENT));
+        self.keys[w] = next.map_or(u64::MAX, |e| order_key(e.x));
         // Replay the winner's path to the root against the losers kept there.
         let mut node = (w + self.tree.len()) / 2;
         while node > 0 {
@@ -892,7 +956,7 @@ impl<'e> Iterator for MergedRuns<'e> {
             node /= 2;
         }
         self.tree[0] = w;
-        out
+        Some(out)
     }
 }
 
@@ -911,6 +975,11 @@ impl Cdf {
         if s.count == 0 {
             return None;
         }
+        if s.buffer.is_empty() && events_in_order(&s.cells) {
+            // A compacted sketch (a baseline's reference): its events as they are read.
+            let len = 2 * s.cells.len();
+            return Some(Cdf::from_sorted(CellEvents::new(&s.cells), len, s.count).0);
+        }
         // The buffered values as atoms.
         let buffered = atoms(s.buffer.clone());
         let mut ev = Vec::with_capacity(2 * s.cells.len() + buffered.len());
@@ -920,48 +989,70 @@ impl Cdf {
     }
 
     /// The CDF of the union of `parts` ([`QuantileSketch::union`] without building it: the
-    /// same cells, so the same events and the same CDF), its count and its
-    /// [`rank_error_bound`](QuantileSketch::rank_error_bound); `None` when empty.
-    fn of_union(parts: &[&QuantileSketch]) -> Option<(Cdf, u64, f64)> {
+    /// same cells, so the same events and the same CDF), its count, its
+    /// [`rank_error_bound`](QuantileSketch::rank_error_bound) and the sum over its cells of
+    /// `interior · (hi − lo) / 2` (for the Wasserstein bound); `None` when empty.
+    fn of_union(parts: &[&QuantileSketch]) -> Option<(Cdf, u64, f64, f64)> {
         let count = parts.iter().fold(0_u64, |n, p| n.saturating_add(p.count));
         if count == 0 {
             return None;
         }
+        let spread: f64 = parts
+            .iter()
+            .flat_map(|p| &p.cells)
+            .map(|c| c.interior() as f64 * (c.hi - c.lo) / 2.0)
+            .sum();
         let len = parts
             .iter()
             .map(|p| 2 * p.cells.len() + p.buffer.len())
             .sum();
-        let mut ev = Vec::with_capacity(len);
-        // Each part's events are one run, sorted like a sketch's (below): the runs are
-        // merged as they are read, not sorted again as one list.
-        let mut runs = Vec::with_capacity(parts.len());
-        for p in parts {
-            let start = ev.len();
-            push_events(&mut ev, &p.cells);
-            if !p.buffer.is_empty() {
-                push_events(&mut ev, &atoms(p.buffer.clone()));
+        let (cdf, worst) = if parts.iter().all(|p| events_in_order(&p.cells)) {
+            // The usual case: each part's cells, and its buffered values as atoms, are runs
+            // whose events are made as the merge reads them.
+            let buffered: Vec<Vec<Cell>> = parts
+                .iter()
+                .filter(|p| !p.buffer.is_empty())
+                .map(|p| atoms(p.buffer.clone()))
+                .collect();
+            let runs: Vec<CellEvents<'_>> = parts
+                .iter()
+                .map(|p| p.cells.as_slice())
+                .chain(buffered.iter().map(Vec::as_slice))
+                .filter(|cells| !cells.is_empty())
+                .map(CellEvents::new)
+                .collect();
+            Cdf::from_sorted(MergedRuns::new(runs), len, count)
+        } else {
+            // Overlapping cells: each part's events written and sorted, then merged.
+            let mut ev = Vec::with_capacity(len);
+            let mut ranges = Vec::with_capacity(parts.len());
+            for p in parts {
+                let start = ev.len();
+                push_events(&mut ev, &p.cells);
+                if !p.buffer.is_empty() {
+                    push_events(&mut ev, &atoms(p.buffer.clone()));
+                }
+                sort_events(&mut ev[start..]);
+                if ev.len() > start {
+                    ranges.push(start..ev.len());
+                }
             }
-            sort_events(&mut ev[start..]);
-            if ev.len() > start {
-                runs.push(start..ev.len());
-            }
-        }
-        let (cdf, worst) = match runs.as_slice() {
-            [] | [_] => Cdf::from_sorted(ev.iter(), ev.len(), count),
-            _ => Cdf::from_sorted(MergedRuns::new(&ev, runs), ev.len(), count),
+            let runs = ranges.into_iter().map(|r| ev[r].iter().copied()).collect();
+            Cdf::from_sorted(MergedRuns::new(runs), len, count)
         };
-        Some((cdf, count, (worst as f64 / count as f64).min(1.0)))
+        Some((cdf, count, (worst as f64 / count as f64).min(1.0), spread))
     }
 
     /// The CDF of `n` values from their events, and the largest interior count open at once
     /// (`n · sup_x ε(x)`, as [`QuantileSketch::rank_error_bound`] sweeps it).
     fn from_events(mut ev: Vec<Event>, n: u64) -> (Cdf, u64) {
         sort_events(&mut ev);
-        Cdf::from_sorted(ev.iter(), ev.len(), n)
+        let len = ev.len();
+        Cdf::from_sorted(ev.into_iter(), len, n)
     }
 
     /// [`Cdf::from_events`] of `len` events given in `event_order`.
-    fn from_sorted<'e>(ev: impl Iterator<Item = &'e Event>, len: usize, n: u64) -> (Cdf, u64) {
+    fn from_sorted(ev: impl Iterator<Item = Event>, len: usize, n: u64) -> (Cdf, u64) {
         let nf = n as f64;
         let (mut xs, mut left, mut right) = (
             Vec::with_capacity(len),
@@ -1128,14 +1219,9 @@ pub fn compare_union_with_bounds(
     b: &QuantileSketch,
     b_bounds: (f64, f64),
 ) -> Option<SketchComparison> {
-    let (fa, n_a, rank_a) = Cdf::of_union(parts)?;
+    let (fa, n_a, rank_a, spread) = Cdf::of_union(parts)?;
     let fb = Cdf::of(b)?;
     let (ks, w1) = compare_cdfs(&fa, &fb);
-    let spread: f64 = parts
-        .iter()
-        .flat_map(|p| &p.cells)
-        .map(|c| c.interior() as f64 * (c.hi - c.lo) / 2.0)
-        .sum();
     Some(SketchComparison {
         ks_statistic: ks.clamp(0.0, 1.0),
         ks_error_bound: rank_a + b_bounds.0,

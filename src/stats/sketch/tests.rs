@@ -684,7 +684,8 @@ fn merged_runs_read_events_in_sorted_order() {
             ev.extend(run);
             ranges.push(start..ev.len());
         }
-        let merged: Vec<(u64, u64, u64)> = MergedRuns::new(&ev, ranges)
+        let slices = ranges.into_iter().map(|r| ev[r].iter().copied()).collect();
+        let merged: Vec<(u64, u64, u64)> = MergedRuns::new(slices)
             .map(|e| (e.x.to_bits(), e.jump.to_bits(), e.ds.to_bits()))
             .collect();
         let mut sorted = ev.clone();
@@ -695,4 +696,104 @@ fn merged_runs_read_events_in_sorted_order() {
             .collect();
         assert_eq!(merged, sorted, "{runs} runs");
     }
+}
+
+#[test]
+fn cell_runs_give_the_events_written_and_sorted() {
+    // The union's usual path makes each part's events from its cells as the merge reads
+    // them; the fallback writes every part's events, sorts each part and merges the
+    // lists. Both must read the same events in the same order (to the bit): saturated
+    // buckets (range cells), exact ones (atoms), ties across parts, atoms next to range
+    // cells that start or end at their value, subnormal widths, and overlapping cells
+    // (which the check must send to the fallback).
+    let mut rng = SmallRng::seed_from_u64(78);
+    let bits = |e: Event| (e.x.to_bits(), e.jump.to_bits(), e.ds.to_bits(), e.interior);
+    let mut fallbacks = 0;
+    for case in 0..400 {
+        let parts = 1 + case % 12;
+        let mut cell_lists: Vec<Vec<Cell>> = Vec::new();
+        for _ in 0..parts {
+            let mut cells = Vec::new();
+            let mut x = f64::from(rng.random_range(-8_i32..8)) / 2.0;
+            for _ in 0..rng.random_range(0..60) {
+                let kinds = if case % 5 == 0 { 5 } else { 4 };
+                let c = match rng.random_range(0..kinds) {
+                    0 | 1 => Cell::atom(x, rng.random_range(1..4)),
+                    2 => Cell {
+                        lo: x,
+                        hi: x + f64::from(rng.random_range(1_i32..4)) / 2.0,
+                        count: rng.random_range(2..9),
+                    },
+                    3 => Cell {
+                        lo: x,
+                        hi: x + f64::MIN_POSITIVE * 0.5,
+                        count: rng.random_range(3..9),
+                    },
+                    _ => Cell {
+                        // Overlaps what comes next when the gap below is small.
+                        lo: x,
+                        hi: x + 3.0,
+                        count: 5,
+                    },
+                };
+                cells.push(c);
+                // Now and then touching (the next cell starts where this one ends: an
+                // atom there is out of order before a range cell), mostly apart.
+                x = if rng.random_range(0..40) == 0 {
+                    c.hi
+                } else {
+                    c.hi + f64::from(rng.random_range(1_i32..4)) / 2.0
+                };
+            }
+            cell_lists.push(cells);
+        }
+        let mut written = Vec::new();
+        for cells in &cell_lists {
+            push_events(&mut written, cells);
+        }
+        written.sort_by(event_order);
+        let want: Vec<_> = written.into_iter().map(bits).collect();
+        if cell_lists.iter().all(|c| events_in_order(c)) {
+            let runs = cell_lists.iter().map(|c| CellEvents::new(c)).collect();
+            let got: Vec<Event> = MergedRuns::new(runs).collect();
+            assert!(
+                got.is_sorted_by(|a, b| event_order(a, b).is_le()),
+                "case {case}: out of order"
+            );
+            // Equal events may come in another order (only `interior` tells them apart).
+            let got: Vec<_> = got.into_iter().map(bits).collect();
+            let (mut g, mut w) = (got.clone(), want.clone());
+            g.sort_unstable();
+            w.sort_unstable();
+            assert_eq!(g, w, "case {case}");
+        } else {
+            fallbacks += 1;
+        }
+        let sketches: Vec<QuantileSketch> = cell_lists
+            .iter()
+            .map(|cells| QuantileSketch {
+                compression: DEFAULT_COMPRESSION,
+                count: cells.iter().map(|c| c.count).sum(),
+                cells: cells.clone(),
+                buffer: Vec::new(),
+            })
+            .collect();
+        let refs: Vec<&QuantileSketch> = sketches.iter().collect();
+        if let Some((cdf, ..)) = Cdf::of_union(&refs) {
+            let mut all = Vec::new();
+            for cells in &cell_lists {
+                push_events(&mut all, cells);
+            }
+            let n = refs.iter().map(|s| s.count).sum();
+            let (whole, _) = Cdf::from_events(all, n);
+            let b = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(b(&cdf.xs), b(&whole.xs), "case {case}");
+            assert_eq!(b(&cdf.left), b(&whole.left), "case {case}");
+            assert_eq!(b(&cdf.right), b(&whole.right), "case {case}");
+        }
+    }
+    assert!(
+        (20..380).contains(&fallbacks),
+        "{fallbacks} of 400 cases overlapped"
+    );
 }
