@@ -803,7 +803,7 @@ fn cell_events(c: &Cell) -> (Event, Option<Event>) {
 }
 
 /// Appends the CDF events of `cells` (sorted cells give sorted events when they are
-/// disjoint, the usual case, so the sort of [`Cdf::from_events`] is then linear).
+/// disjoint, the usual case, so [`sort_events`] then only checks them).
 fn push_events(ev: &mut Vec<Event>, cells: &[Cell]) {
     for c in cells {
         let (first, second) = cell_events(c);
@@ -972,36 +972,18 @@ struct Cdf {
 
 impl Cdf {
     fn of(s: &QuantileSketch) -> Option<Cdf> {
-        if s.count == 0 {
-            return None;
-        }
-        if s.buffer.is_empty() && events_in_order(&s.cells) {
-            // A compacted sketch (a baseline's reference): its events as they are read.
-            let len = 2 * s.cells.len();
-            return Some(Cdf::from_sorted(CellEvents::new(&s.cells), len, s.count).0);
-        }
-        // The buffered values as atoms.
-        let buffered = atoms(s.buffer.clone());
-        let mut ev = Vec::with_capacity(2 * s.cells.len() + buffered.len());
-        push_events(&mut ev, &s.cells);
-        push_events(&mut ev, &buffered);
-        Some(Cdf::from_events(ev, s.count).0)
+        // One part: its cells, and its buffered values as atoms.
+        Cdf::of_union(&[s]).map(|(cdf, ..)| cdf)
     }
 
     /// The CDF of the union of `parts` ([`QuantileSketch::union`] without building it: the
-    /// same cells, so the same events and the same CDF), its count, its
-    /// [`rank_error_bound`](QuantileSketch::rank_error_bound) and the sum over its cells of
-    /// `interior · (hi − lo) / 2` (for the Wasserstein bound); `None` when empty.
-    fn of_union(parts: &[&QuantileSketch]) -> Option<(Cdf, u64, f64, f64)> {
+    /// same cells, so the same events and the same CDF), its count and its
+    /// [`rank_error_bound`](QuantileSketch::rank_error_bound); `None` when empty.
+    fn of_union(parts: &[&QuantileSketch]) -> Option<(Cdf, u64, f64)> {
         let count = parts.iter().fold(0_u64, |n, p| n.saturating_add(p.count));
         if count == 0 {
             return None;
         }
-        let spread: f64 = parts
-            .iter()
-            .flat_map(|p| &p.cells)
-            .map(|c| c.interior() as f64 * (c.hi - c.lo) / 2.0)
-            .sum();
         let len = parts
             .iter()
             .map(|p| 2 * p.cells.len() + p.buffer.len())
@@ -1040,18 +1022,12 @@ impl Cdf {
             let runs = ranges.into_iter().map(|r| ev[r].iter().copied()).collect();
             Cdf::from_sorted(MergedRuns::new(runs), len, count)
         };
-        Some((cdf, count, (worst as f64 / count as f64).min(1.0), spread))
+        Some((cdf, count, (worst as f64 / count as f64).min(1.0)))
     }
 
-    /// The CDF of `n` values from their events, and the largest interior count open at once
-    /// (`n · sup_x ε(x)`, as [`QuantileSketch::rank_error_bound`] sweeps it).
-    fn from_events(mut ev: Vec<Event>, n: u64) -> (Cdf, u64) {
-        sort_events(&mut ev);
-        let len = ev.len();
-        Cdf::from_sorted(ev.into_iter(), len, n)
-    }
-
-    /// [`Cdf::from_events`] of `len` events given in `event_order`.
+    /// The CDF of `n` values from their `len` events given in `event_order`, and the
+    /// largest interior count open at once (`n · sup_x ε(x)`, as
+    /// [`QuantileSketch::rank_error_bound`] sweeps it).
     fn from_sorted(ev: impl Iterator<Item = Event>, len: usize, n: u64) -> (Cdf, u64) {
         let nf = n as f64;
         let (mut xs, mut left, mut right) = (
@@ -1219,9 +1195,14 @@ pub fn compare_union_with_bounds(
     b: &QuantileSketch,
     b_bounds: (f64, f64),
 ) -> Option<SketchComparison> {
-    let (fa, n_a, rank_a, spread) = Cdf::of_union(parts)?;
+    let (fa, n_a, rank_a) = Cdf::of_union(parts)?;
     let fb = Cdf::of(b)?;
     let (ks, w1) = compare_cdfs(&fa, &fb);
+    let spread: f64 = parts
+        .iter()
+        .flat_map(|p| &p.cells)
+        .map(|c| c.interior() as f64 * (c.hi - c.lo) / 2.0)
+        .sum();
     Some(SketchComparison {
         ks_statistic: ks.clamp(0.0, 1.0),
         ks_error_bound: rank_a + b_bounds.0,

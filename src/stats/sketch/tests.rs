@@ -785,7 +785,9 @@ fn cell_runs_give_the_events_written_and_sorted() {
                 push_events(&mut all, cells);
             }
             let n = refs.iter().map(|s| s.count).sum();
-            let (whole, _) = Cdf::from_events(all, n);
+            all.sort_by(event_order);
+            let len = all.len();
+            let (whole, _) = Cdf::from_sorted(all.into_iter(), len, n);
             let b = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(b(&cdf.xs), b(&whole.xs), "case {case}");
             assert_eq!(b(&cdf.left), b(&whole.left), "case {case}");
