@@ -181,6 +181,10 @@ def main() -> None:
     target = bench.drift_run.target_dir()
     binaries = args.binary or [target / "release" / "mlmon"]
     examples = target / "release" / "examples"
+    for b in args.also:
+        if not b.exists():
+            sys.exit(f"link_order: --also {b} is missing (the static binary: `make static`; "
+                     "`make link-order` builds it first)")
     for exe in ("bench_upstream", "bench_loadgen"):
         if not (examples / exe).exists():
             sys.exit(f"link_order: {examples / exe} is missing: cargo build --release --example {exe}")

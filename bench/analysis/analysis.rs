@@ -84,7 +84,14 @@ fn args() -> Args {
                 i += 1;
                 continue;
             }
-            other => panic!("unknown argument {other}"),
+            "--help" | "-h" => {
+                println!(
+                    "usage: analysis_throughput [--rows 8] [--features 10] [--shape columns|matrix] \
+                     [--seconds 3] [--large N] [--exchanges N] [--pending N] [--no-pauses]"
+                );
+                std::process::exit(0);
+            }
+            other => panic!("unknown argument {other} (--help lists them)"),
         }
         i += 2;
     }
