@@ -141,7 +141,7 @@ const CLOSED_FORM_MAX_DOF: f64 = 200.0;
 /// features' count as `k`; statrs' general series and continued fraction cost about ten
 /// times as much. `None` (the caller uses statrs) for other `k` and far tails.
 fn integer_dof_sf(x: f64, dof: f64) -> Option<f64> {
-    if !(dof >= 1.0 && dof <= CLOSED_FORM_MAX_DOF && dof.fract() == 0.0) {
+    if !((1.0..=CLOSED_FORM_MAX_DOF).contains(&dof) && dof.fract() == 0.0) {
         return None;
     }
     let y = x / 2.0;
@@ -150,7 +150,7 @@ fn integer_dof_sf(x: f64, dof: f64) -> Option<f64> {
     }
     let k = dof as u32;
     let m = k / 2;
-    let sf = if k % 2 == 0 {
+    let sf = if k.is_multiple_of(2) {
         let (mut term, mut sum) = (1.0_f64, 1.0_f64);
         for i in 1..m {
             term *= y / f64::from(i);
@@ -244,7 +244,10 @@ mod tests {
                 }
                 let rel = (got - want).abs() / want;
                 worst = worst.max(rel);
-                assert!(rel < 1e-11, "k {k} x {x}: {got} vs statrs {want} (rel {rel:e})");
+                assert!(
+                    rel < 1e-11,
+                    "k {k} x {x}: {got} vs statrs {want} (rel {rel:e})"
+                );
             }
         }
         assert!(worst > 0.0, "the grid compared nothing");
