@@ -110,15 +110,17 @@ pub fn chi2_sf(x: f64, dof: f64) -> Option<f64> {
     if x.is_nan() {
         return None;
     }
+    // Only valid degrees of freedom and 0 < x ≤ 1000 take the closed form, so the checks
+    // below would pass it through unchanged; statrs' distribution is built only without it.
+    if let Some(sf) = integer_dof_sf(x, dof) {
+        return Some(sf);
+    }
     let dist = ChiSquared::new(dof).ok()?;
     if x <= 0.0 {
         return Some(1.0);
     }
     if x == f64::INFINITY {
         return Some(0.0);
-    }
-    if let Some(sf) = integer_dof_sf(x, dof) {
-        return Some(sf);
     }
     Some(dist.sf(x).clamp(0.0, 1.0))
 }
