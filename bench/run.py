@@ -408,10 +408,14 @@ def cpu_per_request(s: Servers, lg: Loadgen, target: str, path: str, body: Path,
     return {"cpu_ms_per_request": (c1 - c0) * 1000 / max(r["completed"], 1), "load": r}
 
 
-def median_run(runs: list[dict]) -> dict:
-    """The run with the median rate, every run's rate beside it (`rps_runs`)."""
-    ordered = sorted(runs, key=lambda r: r["rps"])
-    return {**ordered[len(ordered) // 2], "rps_runs": [r["rps"] for r in runs]}
+def median_by(items: list, key):
+    """The item with the median `key(item)` (the upper one of an even count)."""
+    return sorted(items, key=key)[len(items) // 2]
+
+
+def median_run(runs: list[dict], field: str = "rps") -> dict:
+    """The run with the median `field`, every run's value beside it (`<field>_runs`)."""
+    return {**median_by(runs, lambda r: r[field]), f"{field}_runs": [r[field] for r in runs]}
 
 
 def max_pair(s: "Servers", lg: Loadgen, path: str, body: Path, seconds: float) -> tuple[dict, dict]:
@@ -429,17 +433,13 @@ def max_pair(s: "Servers", lg: Loadgen, path: str, body: Path, seconds: float) -
 
 def cpu_pair(s: "Servers", lg: Loadgen, path: str, body: Path, seconds: float) -> dict:
     """CPU per request at 1 000 rps of the naive proxy and of mlmon: MAX_RUNS runs of each,
-    interleaved; the median of each (`cpu_runs` lists every run). One run of the 1-row pair
+    interleaved; the median of each (`cpu_ms_per_request_runs` lists every run). One run of the 1-row pair
     gave ratios from 1.10x to 1.65x on one quiet host."""
     runs: dict[str, list[dict]] = {"plain": [], "mlmon": []}
     for _ in range(MAX_RUNS):
         for t in ("plain", "mlmon"):
             runs[t].append(cpu_per_request(s, lg, t, path, body, seconds))
-    out = {}
-    for t, rs in runs.items():
-        ordered = sorted(rs, key=lambda r: r["cpu_ms_per_request"])
-        out[t] = {**ordered[len(ordered) // 2], "cpu_runs": [r["cpu_ms_per_request"] for r in rs]}
-    return out
+    return {t: median_run(rs, "cpu_ms_per_request") for t, rs in runs.items()}
 
 
 # ------------------------------------------------------------------------------ phases
@@ -654,10 +654,8 @@ def phase_f(mlmon: Path, work: Path, venv: Path, ref_rows: int, cur_rows: int) -
                                        "--reference", str(ref), "--current", str(cur)], timeout=1200)
         rounds.append({"build": build, "drift": drift, "evid": evid,
                        "mlmon_s": build["wall_seconds"] + drift["wall_seconds"]})
-    mid = len(rounds) // 2
-    ml = sorted(rounds, key=lambda r: r["mlmon_s"])[mid]
-    ev_round = sorted(rounds, key=lambda r: r["evid"]["wall_seconds"])[mid]
-    evid = ev_round["evid"]
+    ml = median_by(rounds, lambda r: r["mlmon_s"])
+    evid = median_by(rounds, lambda r: r["evid"]["wall_seconds"])["evid"]
     ev = json.loads(evid["stdout"].strip().splitlines()[-1])
     mlmon_wall = ml["mlmon_s"]
     return {"build_s": ml["build"]["wall_seconds"], "drift_s": ml["drift"]["wall_seconds"], "mlmon_s": mlmon_wall,
@@ -776,27 +774,27 @@ def rss_parts(ab: dict) -> str:
             f"{start['VmRSS'] / 1e6:.1f} MB right after start-up")
 
 
-def runs_of(run: dict) -> str:
-    """` (median of 23 855, 30 112, 32 937)` for a median of several runs, else nothing."""
-    rates = run.get("rps_runs") or []
-    if len(rates) < 2:
+def median_of(values: list[float] | None, spec: str, before: str = " (", after: str = ")") -> str:
+    """`before + "median of 23,855, 30,112, 32,937" + after` (values sorted, each formatted
+    with `spec`) when a figure is the median of several runs, else nothing."""
+    if not values or len(values) < 2:
         return ""
-    return " (median of " + ", ".join(f"{r:,.0f}" for r in sorted(rates)) + ")"
+    return f"{before}median of " + ", ".join(format(v, spec) for v in sorted(values)) + after
+
+
+def runs_of(run: dict) -> str:
+    """The rates a closed-loop maximum is the median of."""
+    return median_of(run.get("rps_runs"), ",.0f")
 
 
 def ms_of(run: dict) -> str:
-    """` (median of 0.061, 0.064, 0.070)` for several CPU runs, else nothing."""
-    ms = run.get("cpu_runs") or []
-    if len(ms) < 2:
-        return ""
-    return " (median of " + ", ".join(f"{m:.3f}" for m in sorted(ms)) + ")"
+    """The CPU per request (ms) figures a CPU run is the median of."""
+    return median_of(run.get("cpu_ms_per_request_runs"), ".3f")
 
 
 def secs_of(runs: list[float] | None, digits: int) -> str:
-    """`; median of 14.2, 14.8, 29.3 s` for several rounds, else nothing."""
-    if not runs or len(runs) < 2:
-        return ""
-    return "; median of " + ", ".join(f"{r:.{digits}f}" for r in sorted(runs)) + " s"
+    """The wall times (s) an offline figure is the median of."""
+    return median_of(runs, f".{digits}f", "; ", " s")
 
 
 def rows_of(res: dict) -> list[tuple[str, str, bool | None]]:
@@ -831,7 +829,7 @@ def rows_of(res: dict) -> list[tuple[str, str, bool | None]]:
                      f"{r / 1e6:.1f} MB (peak {ab['rss']['VmHWM'] / 1e6:.1f} MB; naive proxy "
                      f"{ab['rss_plain']['VmRSS'] / 1e6:.1f} MB){rss_parts(ab)}"
                      + (f"; with `{custom}`, not the defaults" if custom else ""),
-                     "info" if custom else r <= T_RSS))
+                     INFO if custom else r <= T_RSS))
     else:
         rows.append(("Proxy phases (capacity, analysis rate, CPU, throughput, RSS)",
                      f"not measured: {res.get('ab_error', 'skipped')}", None))
