@@ -30,10 +30,11 @@ def main() -> None:
         if not path.exists():
             sys.exit(f"{path} is missing ({name}): run `python3 bench/run.py --short --only ab` first")
     files = {f.name: f for f in work.glob("*.json")}
-    s = run.Servers(exes, work, "1", {run.OIP_PATH: files["oip_8x10_resp.json"],
+    cpus = run.cpu_placement()
+    s = run.Servers(exes, work, cpus["servers"], {run.OIP_PATH: files["oip_8x10_resp.json"],
                                       run.RECORDS_PATH: files["records_1_resp.json"]},
                     [work / "bench-baseline.json"], "rounds", REPO / "bench" / "mlmon.yaml")
-    lg = run.Loadgen(examples / "bench_loadgen", "0")
+    lg = run.Loadgen(examples / "bench_loadgen", cpus["load"])
     try:
         for i in range(rounds):
             body, path = ((files["oip_8x10_req.json"], run.OIP_PATH) if i % 2 == 0

@@ -1095,6 +1095,15 @@ def build(short: bool) -> dict[str, Path]:
             "plain": t / "examples" / "plain_proxy", "loadgen": t / "examples" / "bench_loadgen"}
 
 
+def cpu_placement() -> dict[str, str | None]:
+    """taskset CPU lists: the load generator on CPU 0, the servers on the others (unpinned on
+    a single CPU)."""
+    ncpu = len(os.sched_getaffinity(0))
+    if ncpu < 2:
+        return {"load": None, "servers": None}
+    return {"load": "0", "servers": "1" if ncpu == 2 else f"1-{ncpu - 1}"}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--short", action="store_true", help="short runs (make bench): about 15 min on 2 cores")
@@ -1109,8 +1118,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     started = time.perf_counter()
-    ncpu = len(os.sched_getaffinity(0))
-    cpus = {"load": "0", "servers": "1" if ncpu == 2 else f"1-{ncpu - 1}"} if ncpu >= 2 else {"load": None, "servers": None}
+    cpus = cpu_placement()
     dur = ({"max": 5, "fixed": 5, "cpu": 8, "capacity_steps": 5, "big_bodies": 5, "criterion": 3,
             "criterion_timeout": 900} if args.short else
            {"max": 15, "fixed": 10, "cpu": 20, "capacity_steps": 7, "big_bodies": 10, "criterion": 8,
