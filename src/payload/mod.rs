@@ -40,6 +40,7 @@
 mod json;
 pub mod kserve_v1;
 pub mod mlflow;
+mod oip_fast;
 pub mod oip_v2;
 pub mod pointer;
 mod predict;
@@ -396,19 +397,48 @@ pub fn parse_lenient(
     response: Option<&[u8]>,
     baseline_features: &[String],
 ) -> Result<LenientParse, PayloadError> {
-    let mut request_scratch = None;
-    let req = json::parse_body(request, Side::Request, &mut request_scratch)?;
-    let format = resolve_format(cfg, path, &req);
+    parse_lenient_with(cfg, path, request, response, baseline_features, true)
+}
+
+/// [`parse_lenient`], with the typed OIP fast path ([`oip_fast`]) allowed or not (tests
+/// compare the two).
+fn parse_lenient_with(
+    cfg: &PayloadConfig,
+    path: &str,
+    request: &[u8],
+    response: Option<&[u8]>,
+    baseline_features: &[String],
+    allow_fast: bool,
+) -> Result<LenientParse, PayloadError> {
     let ctx = Context {
         cfg,
         baseline: baseline_features,
     };
-    let rows = request_rows(format, &ctx, &req)?;
-    drop(req);
+    let fast = if allow_fast && oip_fast_applies(cfg, path) {
+        oip_fast::request_rows(&ctx, request)
+    } else {
+        None
+    };
+    let (format, rows) = match fast {
+        Some(rows) => (PayloadFormat::OipV2, rows),
+        None => {
+            let mut request_scratch = None;
+            let req = json::parse_body(request, Side::Request, &mut request_scratch)?;
+            let format = resolve_format(cfg, path, &req);
+            (format, request_rows(format, &ctx, &req)?)
+        }
+    };
 
-    let (predictions, response_error) = match response {
-        None => (Vec::new(), None),
-        Some(body) => match response_predictions(format, &ctx, body, rows.len()) {
+    let fast_predictions = match (format, response) {
+        (PayloadFormat::OipV2, Some(body)) if allow_fast => {
+            oip_fast::response_predictions(body, rows.len())
+        }
+        _ => None,
+    };
+    let (predictions, response_error) = match (fast_predictions, response) {
+        (Some(p), _) => (p, None),
+        (None, None) => (Vec::new(), None),
+        (None, Some(body)) => match response_predictions(format, &ctx, body, rows.len()) {
             Ok(p) => (p, None),
             Err(e) => (Vec::new(), Some(e)),
         },
@@ -417,6 +447,22 @@ pub fn parse_lenient(
         exchange: ParsedExchange { rows, predictions },
         response_error,
     })
+}
+
+/// Whether the request is read as OIP v2 whenever its body is a list of tensor objects:
+/// `payload.format: oip_v2`, or `auto` without pointers on an OIP path or a path that names
+/// no format (the body then decides, and OIP comes first). Only then may the typed fast
+/// path ([`oip_fast`]) answer; a body it declines takes the general route.
+fn oip_fast_applies(cfg: &PayloadConfig, path: &str) -> bool {
+    match cfg.format {
+        PayloadFormat::OipV2 => true,
+        PayloadFormat::Auto => {
+            cfg.request_pointer.is_none()
+                && cfg.response_pointer.is_none()
+                && matches!(format_from_path(path), None | Some(PayloadFormat::OipV2))
+        }
+        _ => false,
+    }
 }
 
 /// The format [`parse`] reads `request` (sent to `path`) in, after `auto` detection; used

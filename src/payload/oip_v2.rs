@@ -37,7 +37,7 @@ use super::rows::{cell, check_columns, check_rows, ColumnNames, Table};
 use super::tensor::Tensor;
 use super::{Context, PayloadError, Side};
 
-const VALUE_OUTPUTS: [&str; 14] = [
+pub(crate) const VALUE_OUTPUTS: [&str; 14] = [
     "predict",
     "prediction",
     "predictions",
@@ -54,7 +54,7 @@ const VALUE_OUTPUTS: [&str; 14] = [
     "y_pred",
 ];
 
-const PROBABILITY_OUTPUTS: [&str; 7] = [
+pub(crate) const PROBABILITY_OUTPUTS: [&str; 7] = [
     "predict_proba",
     "probabilities",
     "probability",
