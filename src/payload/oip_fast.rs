@@ -39,11 +39,12 @@ struct Response<'a> {
     outputs: Vec<Tensor<'a>>,
 }
 
-/// A tensor with numeric, flat data.
+/// A numeric tensor whose data fill its shape exactly, checked as it is read (a tensor
+/// the general decoder would refuse or read otherwise makes the whole body an error here,
+/// which sends it to the general adapter).
 struct Tensor<'a> {
     name: Cow<'a, str>,
-    shape: Vec<u64>,
-    datatype: Option<Cow<'a, str>>,
+    dims: Vec<usize>,
     data: Vec<f64>,
 }
 
@@ -289,11 +290,30 @@ object_visitor!(TensorVisitor, Tensor, "an OIP tensor", |map| {
             }
         }
     }
+    let name = name.ok_or_else(|| de::Error::missing_field("name"))?;
+    let shape: Vec<u64> = shape.ok_or_else(|| de::Error::missing_field("shape"))?;
+    let data: Vec<f64> = data.ok_or_else(|| de::Error::missing_field("data"))?;
+    // A `BYTES` tensor may carry its byte length as a last dimension: not read here.
+    if datatype.flatten().as_deref() == Some("BYTES") || shape.len() > 32 {
+        return Err(de::Error::custom("left to the general adapter"));
+    }
+    let mut n: usize = 1;
+    for &d in &shape {
+        n = usize::try_from(d)
+            .ok()
+            .filter(|&d| d <= MAX_VALUES)
+            .and_then(|d| n.checked_mul(d))
+            .filter(|&n| n <= MAX_VALUES)
+            .ok_or_else(|| de::Error::custom("left to the general adapter"))?;
+    }
+    if n != data.len() {
+        return Err(de::Error::custom("left to the general adapter"));
+    }
     Ok(Tensor {
-        name: name.ok_or_else(|| de::Error::missing_field("name"))?,
-        shape: shape.ok_or_else(|| de::Error::missing_field("shape"))?,
-        datatype: datatype.flatten(),
-        data: data.ok_or_else(|| de::Error::missing_field("data"))?,
+        name,
+        // The same allocation, read as `usize` (every dimension fits: checked above).
+        dims: shape.into_iter().map(|d| d as usize).collect(),
+        data,
     })
 });
 
@@ -323,52 +343,23 @@ object_visitor!(ParametersVisitor, Parameters, "request parameters", |map| {
 });
 
 impl Tensor<'_> {
-    /// The dimensions, when the general decoder would accept them and the data fills
-    /// them exactly (no `BYTES` length dimension: those tensors are not read here).
-    fn dims(&self) -> Option<Vec<usize>> {
-        if self.shape.len() > 32 || self.datatype.as_deref() == Some("BYTES") {
-            return None;
-        }
-        let mut n: usize = 1;
-        let mut dims = Vec::with_capacity(self.shape.len());
-        for &d in &self.shape {
-            let d = usize::try_from(d).ok().filter(|&d| d <= MAX_VALUES)?;
-            n = n.checked_mul(d).filter(|&n| n <= MAX_VALUES)?;
-            dims.push(d);
-        }
-        (n == self.data.len()).then_some(dims)
-    }
-}
-
-/// A tensor checked against its shape.
-struct Checked<'t, 'a> {
-    tensor: &'t Tensor<'a>,
-    dims: Vec<usize>,
-}
-
-impl Checked<'_, '_> {
+    /// Leading dimension (rows); a scalar tensor is one row.
     fn rows(&self) -> usize {
         self.dims.first().copied().unwrap_or(1)
     }
 
+    /// Values per row.
     fn width(&self) -> usize {
         self.dims.iter().skip(1).product()
     }
 
+    /// The values of row `r` when rows hold `width` values (empty past the end).
     fn row(&self, r: usize, width: usize) -> &[f64] {
         let start = r.saturating_mul(width);
-        self.tensor
-            .data
+        self.data
             .get(start..start.saturating_add(width))
             .unwrap_or_default()
     }
-}
-
-fn checked<'t, 'a>(tensors: &'t [Tensor<'a>]) -> Option<Vec<Checked<'t, 'a>>> {
-    tensors
-        .iter()
-        .map(|tensor| tensor.dims().map(|dims| Checked { tensor, dims }))
-        .collect()
 }
 
 /// The text of a body serde can read as-is: without a byte-order mark, valid UTF-8.
@@ -383,23 +374,23 @@ pub(crate) fn request_rows(ctx: &Context<'_>, body: &[u8]) -> Option<Vec<Row>> {
     if req.inputs.is_empty() || check_columns(Side::Request, req.inputs.len()).is_err() {
         return None;
     }
-    let tensors = checked(&req.inputs)?;
+    let tensors = &req.inputs;
     let pandas = req.content_type.as_deref() == Some("pd");
     match tensors.as_slice() {
         [only] if !pandas && only.dims.len() >= 2 => matrix_rows(ctx, only),
-        _ => column_rows(&tensors),
+        _ => column_rows(tensors),
     }
 }
 
 /// One `[N, F]` tensor (`oip_v2::matrix_rows`).
-fn matrix_rows(ctx: &Context<'_>, t: &Checked<'_, '_>) -> Option<Vec<Row>> {
+fn matrix_rows(ctx: &Context<'_>, t: &Tensor<'_>) -> Option<Vec<Row>> {
     let (n, f) = match t.dims.as_slice() {
         [n, f, rest @ ..] if rest.iter().all(|&d| d == 1) => (*n, *f),
         _ => return None,
     };
     let mut names = ctx.fallback_names();
     if f == 1 && names.listed(0).is_none() {
-        names = ColumnNames::explicit(vec![t.tensor.name.as_ref()]);
+        names = ColumnNames::explicit(vec![t.name.as_ref()]);
     }
     let mut table = Table::with_expected_rows(Side::Request, n).ok()?;
     table.check_width(f).ok()?;
@@ -416,19 +407,19 @@ fn matrix_rows(ctx: &Context<'_>, t: &Checked<'_, '_>) -> Option<Vec<Row>> {
 }
 
 /// One input per feature (`oip_v2::column_rows`).
-fn column_rows(tensors: &[Checked<'_, '_>]) -> Option<Vec<Row>> {
-    let n = tensors.first().map_or(0, Checked::rows);
+fn column_rows(tensors: &[Tensor<'_>]) -> Option<Vec<Row>> {
+    let n = tensors.first().map_or(0, Tensor::rows);
     if tensors.iter().any(|t| t.rows() != n) {
         return None;
     }
-    let columns: Vec<&Checked<'_, '_>> = tensors.iter().filter(|t| t.width() == 1).collect();
+    let columns: Vec<&Tensor<'_>> = tensors.iter().filter(|t| t.width() == 1).collect();
     let mut table = Table::with_expected_rows(Side::Request, n).ok()?;
     table.check_width(columns.len()).ok()?;
     for r in 0..n {
         let mut values = Vec::with_capacity(columns.len());
         for t in &columns {
-            if let Some(&v) = t.tensor.data.get(r) {
-                values.push((t.tensor.name.to_string(), FeatureValue::Number(v)));
+            if let Some(&v) = t.data.get(r) {
+                values.push((t.name.to_string(), FeatureValue::Number(v)));
             }
         }
         table.push(Row { values }).ok()?;
@@ -451,19 +442,16 @@ pub(crate) fn response_predictions(body: &[u8], rows: usize) -> Option<Vec<Predi
     };
     let primary_index = named(&VALUE_OUTPUTS).unwrap_or(0);
     let proba_index = named(&PROBABILITY_OUTPUTS).filter(|&i| i != primary_index);
-    let primary = Checked {
-        tensor: &outputs[primary_index],
-        dims: outputs[primary_index].dims()?,
-    };
+    let primary = &outputs[primary_index];
     let (n, width) = match (primary.rows(), primary.dims.len()) {
         (n, _) if n == rows => (n, primary.width()),
         (c, 1) if rows == 1 => (1, c),
         _ => return None,
     };
-    let probabilities = match proba_index {
+    let mut probabilities = match proba_index {
         // A malformed optional output is ignored by the general adapter; here it sends the
         // whole response there, which is rare and gives the same predictions.
-        Some(i) if width == 1 => probability_rows(&outputs[i], rows)?,
+        Some(i) if width == 1 => probability_rows(&outputs[i], rows),
         _ => None,
     };
     let mut predictions = Vec::with_capacity(n);
@@ -475,9 +463,11 @@ pub(crate) fn response_predictions(body: &[u8], rows: usize) -> Option<Vec<Predi
             },
             &[one] => Prediction {
                 value: FeatureValue::Number(one),
+                // Each row's scores are taken once (moved, not copied).
                 probabilities: probabilities
-                    .as_ref()
-                    .and_then(|p| p.get(r).cloned())
+                    .as_mut()
+                    .and_then(|p| p.get_mut(r))
+                    .map(std::mem::take)
                     .filter(|p| is_distribution(p)),
             },
             many => scores_prediction(many.to_vec(), None),
@@ -488,17 +478,14 @@ pub(crate) fn response_predictions(body: &[u8], rows: usize) -> Option<Vec<Predi
 }
 
 /// Per-row scores of a probability output (`oip_v2::probability_rows`); `None` when the
-/// general adapter would have ignored the output.
-fn probability_rows(t: &Tensor<'_>, rows: usize) -> Option<Option<Vec<Vec<f64>>>> {
-    let dims = t.dims()?;
-    let t = Checked { tensor: t, dims };
+/// general adapter ignores the output. (A malformed one made the whole response an error
+/// here, which sends it to the general adapter, where it is ignored.)
+fn probability_rows(t: &Tensor<'_>, rows: usize) -> Option<Vec<Vec<f64>>> {
     let width = t.width();
     if t.rows() != rows || width < 2 {
-        return Some(None);
+        return None;
     }
-    Some(Some(
-        t.tensor.data.chunks(width).map(<[f64]>::to_vec).collect(),
-    ))
+    Some(t.data.chunks(width).map(<[f64]>::to_vec).collect())
 }
 
 #[cfg(test)]
