@@ -284,6 +284,17 @@ mod tests {
         assert!((c[0] - 9.0).abs() < 1e-12 && (c[1] - 16.0).abs() < 1e-12);
     }
 
+    /// Uniform numbers in [-0.5, 0.5) from a 64-bit LCG: the same points every run.
+    fn uniform(seed: u64) -> impl FnMut() -> f64 {
+        let mut x = seed;
+        move || {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (x >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        }
+    }
+
     /// The textbook substitutions the slice-based [`solve_into`] replaced.
     fn solve_indexed(l: &[f64], p: usize, d: &[f64]) -> Vec<f64> {
         let mut y = vec![0.0; p];
@@ -306,13 +317,7 @@ mod tests {
 
     #[test]
     fn solve_matches_the_indexed_substitutions_bit_for_bit() {
-        let mut x = 12_345_u64;
-        let mut next = || {
-            x = x
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (x >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-        };
+        let mut next = uniform(12_345);
         for p in [1, 2, 3, 7, 10] {
             let rows: Vec<Vec<f64>> = (0..50)
                 .map(|_| {
@@ -337,13 +342,7 @@ mod tests {
     /// independent, correlated and nearly collinear columns.
     #[test]
     fn precision_product_equals_the_substitutions() {
-        let mut x = 987_654_u64;
-        let mut next = || {
-            x = x
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (x >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-        };
+        let mut next = uniform(987_654);
         let mut worst = 0.0_f64;
         for (p, coupling) in [(1, 0.0), (3, 0.0), (10, 1.0), (10, 50.0), (25, 1e3)] {
             let rows: Vec<Vec<f64>> = (0..200)
