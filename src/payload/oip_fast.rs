@@ -27,16 +27,79 @@ use super::predict::{is_distribution, scores_prediction};
 use super::rows::{check_columns, check_rows, ColumnNames, Table};
 use super::{Context, Side, MAX_VALUES};
 
-/// The members of a request the adapter reads; others are ignored, as the general adapter
-/// ignores them.
-struct Request<'a> {
-    inputs: Vec<Tensor<'a>>,
-    /// `parameters.content_type`, when `parameters` is an object holding a string there.
+/// The members of a request or response body the adapter reads; others are ignored, as
+/// the general adapter ignores them.
+struct Body<'a> {
+    /// `inputs` of a request, `outputs` of a response.
+    tensors: Vec<Tensor<'a>>,
+    /// A request's `parameters.content_type`, when `parameters` is an object holding a
+    /// string there.
     content_type: Option<Cow<'a, str>>,
 }
 
-struct Response<'a> {
-    outputs: Vec<Tensor<'a>>,
+/// Reads a [`Body`]: a request's `inputs` (and `parameters`), or a response's `outputs`.
+#[derive(Clone, Copy)]
+struct BodySeed {
+    request: bool,
+}
+
+impl BodySeed {
+    const REQUEST: BodySeed = BodySeed { request: true };
+    const RESPONSE: BodySeed = BodySeed { request: false };
+
+    /// The member holding the tensors.
+    fn list(self) -> &'static str {
+        if self.request {
+            "inputs"
+        } else {
+            "outputs"
+        }
+    }
+
+    /// The body of `text` (the whole text: trailing characters are an error, as in
+    /// `serde_json::from_str`).
+    fn read(self, text: &str) -> Option<Body<'_>> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let body = de::DeserializeSeed::deserialize(self, &mut de).ok()?;
+        de.end().ok()?;
+        Some(body)
+    }
+}
+
+impl<'de> de::DeserializeSeed<'de> for BodySeed {
+    type Value = Body<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Body<'de>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for BodySeed {
+    type Value = Body<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "an OIP body with `{}`", self.list())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Body<'de>, A::Error> {
+        let (mut tensors, mut parameters) = (None, None);
+        while let Some(key) = map.next_key::<Text<'de>>()? {
+            match (key.0.as_ref(), self.request) {
+                ("inputs", true) | ("outputs", false) => {
+                    let value = map.next_value::<Vec<Tensor<'de>>>()?;
+                    once(&mut tensors, value, self.list())?;
+                }
+                ("parameters", true) => {
+                    let value = map.next_value::<Option<Parameters<'de>>>()?;
+                    once(&mut parameters, value, "parameters")?;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Body {
+            tensors: tensors.ok_or_else(|| de::Error::missing_field(self.list()))?,
+            content_type: parameters.flatten().and_then(|p| p.content_type),
+        })
+    }
 }
 
 /// A numeric tensor whose data fill its shape exactly, checked as it is read (a tensor
@@ -217,46 +280,6 @@ fn once<T, E: de::Error>(slot: &mut Option<T>, value: T, key: &'static str) -> R
     Ok(())
 }
 
-object_visitor!(RequestVisitor, Request, "an OIP request", |map| {
-    let (mut inputs, mut parameters) = (None, None);
-    while let Some(key) = map.next_key::<Text<'de>>()? {
-        match key.0.as_ref() {
-            "inputs" => once(&mut inputs, map.next_value::<Vec<Tensor<'de>>>()?, "inputs")?,
-            "parameters" => once(
-                &mut parameters,
-                map.next_value::<Option<Parameters<'de>>>()?,
-                "parameters",
-            )?,
-            _ => {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-    }
-    Ok(Request {
-        inputs: inputs.ok_or_else(|| de::Error::missing_field("inputs"))?,
-        content_type: parameters.flatten().and_then(|p| p.content_type),
-    })
-});
-
-object_visitor!(ResponseVisitor, Response, "an OIP response", |map| {
-    let mut outputs = None;
-    while let Some(key) = map.next_key::<Text<'de>>()? {
-        match key.0.as_ref() {
-            "outputs" => once(
-                &mut outputs,
-                map.next_value::<Vec<Tensor<'de>>>()?,
-                "outputs",
-            )?,
-            _ => {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-    }
-    Ok(Response {
-        outputs: outputs.ok_or_else(|| de::Error::missing_field("outputs"))?,
-    })
-});
-
 object_visitor!(TensorVisitor, Tensor, "an OIP tensor", |map| {
     let (mut name, mut shape, mut datatype, mut data) = (None, None, None, None);
     while let Some(key) = map.next_key::<Text<'de>>()? {
@@ -370,11 +393,11 @@ fn text(body: &[u8]) -> Option<&str> {
 
 /// The request's rows, when this path can read them exactly as the general adapter would.
 pub(crate) fn request_rows(ctx: &Context<'_>, body: &[u8]) -> Option<Vec<Row>> {
-    let req: Request<'_> = serde_json::from_str(text(body)?).ok()?;
-    if req.inputs.is_empty() || check_columns(Side::Request, req.inputs.len()).is_err() {
+    let req = BodySeed::REQUEST.read(text(body)?)?;
+    if req.tensors.is_empty() || check_columns(Side::Request, req.tensors.len()).is_err() {
         return None;
     }
-    let tensors = &req.inputs;
+    let tensors = &req.tensors;
     let pandas = req.content_type.as_deref() == Some("pd");
     match tensors.as_slice() {
         [only] if !pandas && only.dims.len() >= 2 => matrix_rows(ctx, only),
@@ -430,8 +453,8 @@ fn column_rows(tensors: &[Tensor<'_>]) -> Option<Vec<Row>> {
 /// The response's predictions for `rows` request rows, when this path can read them
 /// exactly as the general adapter would (`oip_v2::response_predictions`).
 pub(crate) fn response_predictions(body: &[u8], rows: usize) -> Option<Vec<Prediction>> {
-    let resp: Response<'_> = serde_json::from_str(text(body)?).ok()?;
-    let outputs = &resp.outputs;
+    let resp = BodySeed::RESPONSE.read(text(body)?)?;
+    let outputs = &resp.tensors;
     if outputs.is_empty() || check_rows(Side::Response, rows).is_err() {
         return None;
     }
@@ -693,6 +716,31 @@ mod tests {
                     "{response}"
                 );
             }
+        }
+    }
+
+    /// What serde_json's `from_str` refuses is refused here too: trailing characters, a
+    /// second document; whitespace around the body and a byte-order mark are fine.
+    #[test]
+    fn the_whole_body_is_one_document() {
+        let ok = r#"{"inputs":[{"name":"a","shape":[1],"data":[1]}]}"#;
+        let cfg = PayloadConfig::default();
+        let ctx = Context {
+            cfg: &cfg,
+            baseline: &[],
+        };
+        for (body, fast) in [
+            (format!(" {ok}\n"), true),
+            (format!("\u{feff}{ok}"), true),
+            (format!("{ok} x"), false),
+            (format!("{ok}{ok}"), false),
+        ] {
+            assert_eq!(
+                request_rows(&ctx, body.as_bytes()).is_some(),
+                fast,
+                "{body}"
+            );
+            same_both_ways(body.as_bytes(), None);
         }
     }
 
