@@ -429,19 +429,19 @@ fn parse_lenient_with(
         }
     };
 
-    let fast_predictions = match (format, response) {
-        (PayloadFormat::OipV2, Some(body)) if allow_fast => {
-            oip_fast::response_predictions(body, rows.len())
+    let (predictions, response_error) = match response {
+        None => (Vec::new(), None),
+        Some(body) => {
+            let fast = if allow_fast && format == PayloadFormat::OipV2 {
+                oip_fast::response_predictions(body, rows.len())
+            } else {
+                None
+            };
+            match fast.map_or_else(|| response_predictions(format, &ctx, body, rows.len()), Ok) {
+                Ok(p) => (p, None),
+                Err(e) => (Vec::new(), Some(e)),
+            }
         }
-        _ => None,
-    };
-    let (predictions, response_error) = match (fast_predictions, response) {
-        (Some(p), _) => (p, None),
-        (None, None) => (Vec::new(), None),
-        (None, Some(body)) => match response_predictions(format, &ctx, body, rows.len()) {
-            Ok(p) => (p, None),
-            Err(e) => (Vec::new(), Some(e)),
-        },
     };
     Ok(LenientParse {
         exchange: ParsedExchange { rows, predictions },

@@ -25,7 +25,7 @@ use crate::record::{FeatureValue, Prediction, Row};
 use super::oip_v2::{PROBABILITY_OUTPUTS, VALUE_OUTPUTS};
 use super::predict::{is_distribution, scores_prediction};
 use super::rows::{check_columns, check_rows, ColumnNames, Table};
-use super::{Context, Side, MAX_VALUES};
+use super::{tensor, Context, Side, MAX_VALUES};
 
 /// The members of a request or response body the adapter reads; others are ignored, as
 /// the general adapter ignores them.
@@ -317,27 +317,20 @@ object_visitor!(TensorVisitor, Tensor, "an OIP tensor", |map| {
     let shape: Vec<u64> = shape.ok_or_else(|| de::Error::missing_field("shape"))?;
     let data: Vec<f64> = data.ok_or_else(|| de::Error::missing_field("data"))?;
     // A `BYTES` tensor may carry its byte length as a last dimension: not read here.
-    if datatype.flatten().as_deref() == Some("BYTES") || shape.len() > 32 {
-        return Err(de::Error::custom("left to the general adapter"));
+    // Dimensions and their product are bounded as the general decoder bounds them.
+    let declined = || de::Error::custom("left to the general adapter");
+    if datatype.flatten().as_deref() == Some("BYTES")
+        || shape.len() > 32
+        || shape.iter().any(|&d| d > MAX_VALUES as u64)
+    {
+        return Err(declined());
     }
-    let mut n: usize = 1;
-    for &d in &shape {
-        n = usize::try_from(d)
-            .ok()
-            .filter(|&d| d <= MAX_VALUES)
-            .and_then(|d| n.checked_mul(d))
-            .filter(|&n| n <= MAX_VALUES)
-            .ok_or_else(|| de::Error::custom("left to the general adapter"))?;
+    // The same allocation, read as `usize` (every dimension fits: checked above).
+    let dims: Vec<usize> = shape.into_iter().map(|d| d as usize).collect();
+    if tensor::element_count(Side::Request, &dims).ok() != Some(data.len()) {
+        return Err(declined());
     }
-    if n != data.len() {
-        return Err(de::Error::custom("left to the general adapter"));
-    }
-    Ok(Tensor {
-        name,
-        // The same allocation, read as `usize` (every dimension fits: checked above).
-        dims: shape.into_iter().map(|d| d as usize).collect(),
-        data,
-    })
+    Ok(Tensor { name, dims, data })
 });
 
 /// `parameters`: what the general adapter reads of it is a string `content_type` of an
@@ -366,22 +359,16 @@ object_visitor!(ParametersVisitor, Parameters, "request parameters", |map| {
 });
 
 impl Tensor<'_> {
-    /// Leading dimension (rows); a scalar tensor is one row.
     fn rows(&self) -> usize {
-        self.dims.first().copied().unwrap_or(1)
+        tensor::rows(&self.dims)
     }
 
-    /// Values per row.
     fn width(&self) -> usize {
-        self.dims.iter().skip(1).product()
+        tensor::width(&self.dims)
     }
 
-    /// The values of row `r` when rows hold `width` values (empty past the end).
     fn row(&self, r: usize, width: usize) -> &[f64] {
-        let start = r.saturating_mul(width);
-        self.data
-            .get(start..start.saturating_add(width))
-            .unwrap_or_default()
+        tensor::row(&self.data, r, width)
     }
 }
 
@@ -407,10 +394,7 @@ pub(crate) fn request_rows(ctx: &Context<'_>, body: &[u8]) -> Option<Vec<Row>> {
 
 /// One `[N, F]` tensor (`oip_v2::matrix_rows`).
 fn matrix_rows(ctx: &Context<'_>, t: &Tensor<'_>) -> Option<Vec<Row>> {
-    let (n, f) = match t.dims.as_slice() {
-        [n, f, rest @ ..] if rest.iter().all(|&d| d == 1) => (*n, *f),
-        _ => return None,
-    };
+    let (n, f) = tensor::as_matrix(&t.dims)?;
     let mut names = ctx.fallback_names();
     if f == 1 && names.listed(0).is_none() {
         names = ColumnNames::explicit(vec![t.name.as_ref()]);
@@ -466,11 +450,7 @@ pub(crate) fn response_predictions(body: &[u8], rows: usize) -> Option<Vec<Predi
     let primary_index = named(&VALUE_OUTPUTS).unwrap_or(0);
     let proba_index = named(&PROBABILITY_OUTPUTS).filter(|&i| i != primary_index);
     let primary = &outputs[primary_index];
-    let (n, width) = match (primary.rows(), primary.dims.len()) {
-        (n, _) if n == rows => (n, primary.width()),
-        (c, 1) if rows == 1 => (1, c),
-        _ => return None,
-    };
+    let (n, width) = tensor::per_row(&primary.dims, rows).ok()?;
     let mut probabilities = match proba_index {
         // A malformed optional output is ignored by the general adapter; here it sends the
         // whole response there, which is rare and gives the same predictions.

@@ -52,12 +52,12 @@ impl<'j, 'a> Tensor<'j, 'a> {
 
     /// Leading dimension (rows); a scalar tensor is one row.
     pub(crate) fn rows(&self) -> usize {
-        self.dims.first().copied().unwrap_or(1)
+        rows(&self.dims)
     }
 
     /// Values per row.
     pub(crate) fn width(&self) -> usize {
-        self.dims.iter().skip(1).product()
+        width(&self.dims)
     }
 
     /// The `rows × columns` view of the shape ([`as_matrix`]).
@@ -67,24 +67,46 @@ impl<'j, 'a> Tensor<'j, 'a> {
 
     /// The elements of row `r` when rows hold `width` values (empty past the end).
     pub(crate) fn row(&self, r: usize, width: usize) -> &[&'j Json<'a>] {
-        let start = r.saturating_mul(width);
-        self.data
-            .get(start..start.saturating_add(width))
-            .unwrap_or_default()
+        row(&self.data, r, width)
     }
 
-    /// A response tensor against `rows` request rows: `(rows, values per row)`. Its first
-    /// dimension must equal `rows`, except that a lone row may come back as a rank-1 vector
-    /// (one row of that many values, e.g. class scores).
+    /// A response tensor against `rows` request rows ([`per_row`]).
     pub(crate) fn per_row(&self, rows: usize) -> Result<(usize, usize), PayloadError> {
-        match (self.rows(), self.dims.len()) {
-            (n, _) if n == rows => Ok((n, self.width())),
-            (c, 1) if rows == 1 => Ok((1, c)),
-            (n, _) => Err(PayloadError::PredictionCountMismatch {
-                rows,
-                predictions: n,
-            }),
-        }
+        per_row(&self.dims, rows)
+    }
+}
+
+// Shape rules shared with the typed OIP path (`payload::oip_fast`), whose tensors hold
+// their data as numbers.
+
+/// Leading dimension (rows) of `dims`; a scalar tensor is one row.
+pub(crate) fn rows(dims: &[usize]) -> usize {
+    dims.first().copied().unwrap_or(1)
+}
+
+/// Values per row of `dims`.
+pub(crate) fn width(dims: &[usize]) -> usize {
+    dims.iter().skip(1).product()
+}
+
+/// Row `r` of row-major `data` when rows hold `width` values (empty past the end).
+pub(crate) fn row<T>(data: &[T], r: usize, width: usize) -> &[T] {
+    let start = r.saturating_mul(width);
+    data.get(start..start.saturating_add(width))
+        .unwrap_or_default()
+}
+
+/// A response tensor of shape `dims` against `rows` request rows: `(rows, values per
+/// row)`. Its first dimension must equal `rows`, except that a lone row may come back as
+/// a rank-1 vector (one row of that many values, e.g. class scores).
+pub(crate) fn per_row(dims: &[usize], rows: usize) -> Result<(usize, usize), PayloadError> {
+    match (self::rows(dims), dims.len()) {
+        (n, _) if n == rows => Ok((n, width(dims))),
+        (c, 1) if rows == 1 => Ok((1, c)),
+        (n, _) => Err(PayloadError::PredictionCountMismatch {
+            rows,
+            predictions: n,
+        }),
     }
 }
 
@@ -131,7 +153,7 @@ fn dims(
 }
 
 /// The number of elements of a shape, bounded by [`MAX_VALUES`] (no overflow).
-fn element_count(side: Side, dims: &[usize]) -> Result<usize, PayloadError> {
+pub(crate) fn element_count(side: Side, dims: &[usize]) -> Result<usize, PayloadError> {
     let mut n: usize = 1;
     for &d in dims {
         n = n.checked_mul(d).ok_or(PayloadError::TooManyValues {
@@ -190,7 +212,7 @@ fn push_leaves<'j, 'a>(
 
 /// A shape seen as `rows × columns`: `[]` is 1×1, `[n]` is n×1, `[n, f]` is n×f, and
 /// `[n, f, 1, …]` is n×f. `None` for other shapes of rank > 2.
-fn as_matrix(dims: &[usize]) -> Option<(usize, usize)> {
+pub(crate) fn as_matrix(dims: &[usize]) -> Option<(usize, usize)> {
     match dims {
         [] => Some((1, 1)),
         [n] => Some((*n, 1)),
