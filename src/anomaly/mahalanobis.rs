@@ -16,13 +16,8 @@ pub struct Mahalanobis {
     pub covariance: Vec<f64>,
     /// Ledoit–Wolf shrinkage coefficient in [0, 1].
     pub shrinkage: f64,
-    /// Lower Cholesky factor of the covariance, row-major.
-    chol: Vec<f64>,
-    /// The factor's transpose (upper triangular), row-major: the back substitution reads
-    /// a column of `chol`, which is a contiguous row here.
-    chol_t: Vec<f64>,
     /// The precision matrix `Σ⁻¹`, row-major, column `j` solved from `L Lᵀ w = e_j` once at
-    /// fit time: a row's `Σ⁻¹ d` is then one matrix-vector product whose rows are
+    /// fit time (`L` the covariance's lower Cholesky factor, not kept): a row's `Σ⁻¹ d` is then one matrix-vector product whose rows are
     /// independent, instead of two substitutions whose every step waits for the previous
     /// one (about a tenth of the analysis thread's time, issue 13). sklearn scores with
     /// its precision matrix too.
@@ -136,12 +131,7 @@ impl Mahalanobis {
             cov[a * p + a] += shrinkage * mu;
         }
         let chol = cholesky(&cov, p).ok_or(FitError::Singular)?;
-        let mut chol_t = vec![0.0; p * p];
-        for a in 0..p {
-            for b in 0..p {
-                chol_t[b * p + a] = chol[a * p + b];
-            }
-        }
+        let chol_t = transposed(&chol, p);
         let mut precision = vec![0.0; p * p];
         let (mut e, mut w) = (vec![0.0; p], Vec::with_capacity(p));
         for j in 0..p {
@@ -156,8 +146,6 @@ impl Mahalanobis {
             mean,
             covariance: cov,
             shrinkage,
-            chol,
-            chol_t,
             precision,
             p,
         })
@@ -205,6 +193,18 @@ impl Mahalanobis {
         }
         Some(contrib.iter().sum::<f64>().max(0.0))
     }
+}
+
+/// The transpose of a row-major `p × p` matrix: the back substitution of [`solve_into`]
+/// reads a column of `L`, which is a contiguous row of `Lᵀ`.
+fn transposed(m: &[f64], p: usize) -> Vec<f64> {
+    let mut t = vec![0.0; p * p];
+    for a in 0..p {
+        for b in 0..p {
+            t[b * p + a] = m[a * p + b];
+        }
+    }
+    t
 }
 
 /// Lower Cholesky factor of a symmetric positive definite `p × p` matrix.
@@ -326,11 +326,13 @@ mod tests {
                 })
                 .collect();
             let m = Mahalanobis::fit(&rows).unwrap();
+            // The factor the fit solved its precision matrix with.
+            let chol = cholesky(&m.covariance, p).unwrap();
             for _ in 0..20 {
                 let d: Vec<f64> = (0..p).map(|_| 3.0 * next()).collect();
                 let mut w = Vec::new();
-                solve_into(&m.chol, &m.chol_t, p, &d, &mut w);
-                let want = solve_indexed(&m.chol, p, &d);
+                solve_into(&chol, &transposed(&chol, p), p, &d, &mut w);
+                let want = solve_indexed(&chol, p, &d);
                 let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&w), bits(&want), "p = {p}");
             }
@@ -354,11 +356,13 @@ mod tests {
                 })
                 .collect();
             let m = Mahalanobis::fit(&rows).unwrap();
+            // The factor the fit solved its precision matrix with.
+            let chol = cholesky(&m.covariance, p).unwrap();
             for _ in 0..50 {
                 let point: Vec<f64> = (0..p).map(|_| 4.0 * next()).collect();
                 let (d2, contrib) = m.distance2(&point).unwrap();
                 let d: Vec<f64> = point.iter().zip(&m.mean).map(|(a, b)| a - b).collect();
-                let w = solve_indexed(&m.chol, p, &d);
+                let w = solve_indexed(&chol, p, &d);
                 let want: Vec<f64> = d.iter().zip(&w).map(|(a, b)| a * b).collect();
                 let want_d2 = want.iter().sum::<f64>().max(0.0);
                 let scale = want.iter().map(|c| c.abs()).sum::<f64>().max(1e-300);
